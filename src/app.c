@@ -1,0 +1,93 @@
+/* The product's wiring: which routes exist and which services a worker runs. */
+#include "ot/app.h"
+
+#include <stdlib.h>
+
+#include "ot/auth.h"
+#include "ot/events.h"
+#include "ot/http.h"
+#include "ot/log.h"
+#include "ot/metrics.h"
+#include "ot/orders.h"
+#include "ot/pg.h"
+#include "ot/ratelimit.h"
+#include "ot/system.h"
+
+/* Rate-limit tables: keys beyond this evict the fullest/oldest buckets. */
+#define OT_RL_KEYS 65536
+
+void ot_app_routes(ot_router *rt)
+{
+    ot_router_add(rt, "GET", "/healthz", "healthz", ot_h_healthz);
+    ot_router_add(rt, "GET", "/readyz", "readyz", ot_h_readyz);
+    ot_router_add(rt, "GET", "/metrics", "metrics", ot_h_metrics);
+    ot_router_add(rt, "GET", "/openapi.yaml", "openapi", ot_h_openapi);
+    ot_router_add(rt, "POST", "/auth/register", "auth_register", ot_h_register);
+    ot_router_add(rt, "POST", "/auth/login", "auth_login", ot_h_login);
+    ot_router_add(rt, "POST", "/orders", "orders_create", ot_h_order_create);
+    ot_router_add(rt, "GET", "/orders/user/:id", "orders_by_user", ot_h_orders_by_user);
+    ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get);
+    ot_router_add(rt, "PATCH", "/orders/:id/status", "orders_status", ot_h_order_status);
+    ot_router_add(rt, "GET", "/", "static", ot_h_static);
+    ot_router_add(rt, "GET", "/web/:file", "static", ot_h_static);
+}
+
+static void on_event(void *data, const ot_event *ev)
+{
+    OT_UNUSED(data);
+    OT_UNUSED(ev);
+}
+
+int ot_app_start(ot_worker *w)
+{
+    ot_app_routes(&w->router);
+    ot_app *app = calloc(1, sizeof(*app));
+    if (!app)
+        return OT_ERR;
+    w->app = app;
+    if (w->cfg->rate_ip > 0)
+        w->rl_ip = ot_ratelimit_new(w->cfg->rate_ip, w->cfg->rate_ip_burst, OT_RL_KEYS);
+    if (w->cfg->rate_user > 0)
+        w->rl_user = ot_ratelimit_new(w->cfg->rate_user, w->cfg->rate_user_burst, OT_RL_KEYS);
+    if (w->cfg->database_url) {
+        /* One statement table for the pool, gathered from the modules. */
+        static ot_pg_stmt stmts[64];
+        size_t n = 0;
+        const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts };
+        size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts };
+        for (size_t g = 0; g < OT_ARRAY_LEN(groups); g++)
+            for (size_t i = 0; i < counts[g] && n < OT_ARRAY_LEN(stmts); i++)
+                stmts[n++] = groups[g][i];
+        ot_pg_config pc;
+        ot_pg_config_default(&pc);
+        pc.conninfo = w->cfg->database_url;
+        pc.pool_size = w->cfg->pg_pool;
+        w->pg = ot_pg_new(w->loop, &pc, stmts, n);
+        if (!w->pg) {
+            ot_logf(OT_LOG_ERROR, "database pool setup failed");
+            return OT_ERR;
+        }
+        app->events = ot_events_start(w, on_event, app);
+    }
+    return 0;
+}
+
+void ot_app_drain(ot_worker *w) { OT_UNUSED(w); }
+
+bool ot_app_drained(ot_worker *w)
+{
+    OT_UNUSED(w);
+    return true;
+}
+
+void ot_app_stop(ot_worker *w)
+{
+    ot_app *app = w->app;
+    if (!app)
+        return;
+    ot_events_free(app->events);
+    if (w->pg)
+        ot_pg_free(w->pg);
+    free(app);
+    w->app = NULL;
+}
