@@ -71,10 +71,13 @@ integration: build/ordertrack
 integration-asan: build/asan/ordertrack
 	OT_BIN=$(CURDIR)/build/asan/ordertrack OT_ASAN=1 scripts/test-integration.sh
 
+# Seeds live in tests/fuzz/seeds/<target>/; the growing corpus stays in build/.
 fuzz-smoke: $(FUZZBIN)
-	@set -e; for f in $(FUZZBIN); do echo "== $$f (smoke)"; $$f -max_total_time=10 -seed=1 tests/fuzz/corpus/$$(basename $$f) 2>&1 | tail -2; done
+	@set -e; for f in $(FUZZBIN); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
+	  echo "== $$n (10 s smoke)"; $$f -max_total_time=10 -seed=1 build/corpus/$$n tests/fuzz/seeds/$$n 2>&1 | tail -1; done
 fuzz: $(FUZZBIN)
-	@set -e; for f in $(FUZZBIN); do $$f -max_total_time=$${FUZZ_SECONDS:-300} tests/fuzz/corpus/$$(basename $$f); done
+	@set -e; for f in $(FUZZBIN); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-300} build/corpus/$$n tests/fuzz/seeds/$$n; done
 
 test: all unit integration unit-asan integration-asan fuzz-smoke
 	@echo "make test: all suites passed"
@@ -87,9 +90,10 @@ install: build/ordertrack
 	install -d $(DESTDIR)$(PREFIX)/share/ordertrack/sql $(DESTDIR)$(PREFIX)/share/ordertrack/web
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/ordertrack/sql/
 	cp -r web/. $(DESTDIR)$(PREFIX)/share/ordertrack/web/
-	install -D -m 0644 conf/ordertrack.env $(DESTDIR)$(PREFIX)/etc/ordertrack/ordertrack.env
-	install -D -m 0644 conf/systemd/ordertrack.service $(DESTDIR)$(PREFIX)/lib/systemd/system/ordertrack.service
-	install -D -m 0644 conf/systemd/ordertrack@.service $(DESTDIR)$(PREFIX)/lib/systemd/system/ordertrack@.service
+	install -d $(DESTDIR)$(PREFIX)/etc/ordertrack $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|/usr/local|$(PREFIX)|g' conf/ordertrack.env > $(DESTDIR)$(PREFIX)/etc/ordertrack/ordertrack.env
+	for u in ordertrack.service ordertrack@.service; do \
+	  sed 's|/usr/local|$(PREFIX)|g' conf/systemd/$$u > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u; done
 
 deps:
 	scripts/setup-deps.sh

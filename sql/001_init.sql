@@ -77,7 +77,7 @@ $$;
 -- Statement-level, so it also covers TRUNCATE and refuses even a zero-row
 -- UPDATE/DELETE: the table's contract is visible, not data-dependent.
 CREATE TRIGGER order_events_append_only
-    BEFORE UPDATE OR DELETE ON order_events
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON order_events
     FOR EACH STATEMENT EXECUTE FUNCTION ot_refuse_event_change();
 
 -- ISO-8601 UTC with milliseconds, the one timestamp format of the API.
@@ -120,7 +120,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE f
         WHEN 'CREATED'  THEN t IN ('ACCEPTED', 'CANCELED')
         WHEN 'ACCEPTED' THEN t IN ('PREPARED', 'CANCELED')
-        WHEN 'PREPARED' THEN t IN ('SHIPPED', 'CANCELED', 'DELIVERED')
+        WHEN 'PREPARED' THEN t IN ('SHIPPED', 'CANCELED')
         WHEN 'SHIPPED'  THEN t = 'DELIVERED'
         ELSE false
     END
@@ -141,7 +141,7 @@ BEGIN
             jsonb_build_object('items', o.items), p_actor)
     RETURNING * INTO e;
     ej := ot_event_json(e);
-    IF octet_length(ej) < 79000 THEN
+    IF octet_length(ej) < 7900 THEN
         PERFORM pg_notify('ot_events', ej);
     ELSE
         PERFORM pg_notify('ot_events', '{"seq":' || e.seq || '}');

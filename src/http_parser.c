@@ -317,17 +317,17 @@ int ot_http_parse_request(const char *buf, size_t len, ot_http_request *req, con
     req->method = ot_str_make(m, (size_t)(p - m));
     p++;
 
-    /* The target has its own limit, checked against the whole buffer so 414 wins
-     * over 431 for a long URI: at most max_uri + 1 bytes are looked at. */
+    /* The target has its own limit, checked first. A target that runs past the
+     * max_head window is also 414: the request line cannot fit because of it,
+     * and deciding within the same window keeps every prefix's answer stable. */
     const char *t = p;
-    size_t avail = (size_t)(buf + len - t);
-    size_t scan = avail < lim->max_uri ? avail : lim->max_uri;
-    const char *se = t + scan;
+    size_t avail = (size_t)(end - t);
+    const char *se = t + (avail < lim->max_uri ? avail : lim->max_uri);
     while (p < se && is_c((unsigned char)*p, C_URI))
         p++;
     if (p == se) {
-        if (avail <= lim->max_uri)
-            return OT_HTTP_INCOMPLETE;
+        if (p == end)
+            return len >= lim->max_head ? OT_HTTP_E_URI_TOO_LONG : OT_HTTP_INCOMPLETE;
         if (is_c((unsigned char)*p, C_URI))
             return OT_HTTP_E_URI_TOO_LONG;
     }

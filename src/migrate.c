@@ -220,8 +220,19 @@ static int apply_one(PGconn *c, const char *dir, const char *file)
     return 1;
 }
 
+/* Server WARNINGs (after client_min_messages) become log lines too, so stderr
+ * stays one JSON object per line. */
+static void on_notice(void *arg, const PGresult *r)
+{
+    const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    ot_logf(OT_LOG_WARN, "migrate: %s %s: %s", (const char *)arg, sev ? sev : "NOTICE",
+            msg ? msg : "");
+}
+
 static int run(PGconn *c, const char *dir)
 {
+    PQsetNoticeReceiver(c, on_notice, "server");
     /* NOTICEs such as "relation already exists, skipping" are noise here. */
     if (exec_ok(c, "setup", "SET client_min_messages = warning") != OT_OK)
         return OT_ERR;

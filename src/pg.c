@@ -8,7 +8,8 @@
  * and a missed edge would be a silent stall. */
 #include "ot/pg.h"
 
-#include <stdio.h>
+#include "ot/log.h"
+
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -121,7 +122,15 @@ static int link_watch(pg_link *k, unsigned mask)
 
 /* Server notices (and the FATAL a terminated backend sends) go to our log
  * with a prefix instead of libpq's bare stderr line. */
-static void on_notice(void *arg, const char *msg) { fprintf(stderr, "pg notice: %s", msg); }
+static void pg_log(ot_log_level lv, const char *what, const char *detail, const char *msg)
+{
+    size_t n = strlen(msg); /* libpq messages end in a newline */
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        n--;
+    ot_logf(lv, "pg: %s (%s): %.*s", what, detail, (int)n, msg);
+}
+
+static void on_notice(void *arg, const char *msg) { pg_log(OT_LOG_WARN, "notice", "server", msg); }
 
 static int link_start(pg_link *k, const char *conninfo)
 {
@@ -281,11 +290,11 @@ static void conn_fail(pg_conn *c, const char *why)
     ot_pg *pg = c->pg;
     ot_loop *loop = pg->loop;
     if (c->state == C_UP) {
-        fprintf(stderr, "pg: connection lost (%s): %s", why, link_err(&c->k));
+        pg_log(OT_LOG_WARN, "connection lost", why, link_err(&c->k));
         if (--pg->conns_up == 0)
             pg->down_since_ms = ot_loop_now_ms(loop);
     } else if (++c->fails == 1) {
-        fprintf(stderr, "pg: connect failed (%s): %s", why, link_err(&c->k));
+        pg_log(OT_LOG_WARN, "connect failed", why, link_err(&c->k));
     }
     link_close(&c->k);
     c->state = C_DOWN;
@@ -372,7 +381,7 @@ static void process_results(pg_conn *c)
             if (st == PGRES_PIPELINE_SYNC)
                 c->prep_left--;
             else if (st == PGRES_FATAL_ERROR)
-                fprintf(stderr, "pg: prepare failed: %s", PQresultErrorMessage(r));
+                pg_log(OT_LOG_ERROR, "prepare failed", "statement", PQresultErrorMessage(r));
             PQclear(r);
             continue;
         }
@@ -730,7 +739,7 @@ static void lis_fail(ot_pg_listener *l, const char *why)
 {
     bool was_up = l->state == L_UP;
     if (was_up || ++l->fails == 1)
-        fprintf(stderr, "pg listen: %s: %s", why, link_err(&l->k));
+        pg_log(OT_LOG_WARN, "listen connection", why, link_err(&l->k));
     link_close(&l->k);
     l->state = L_DOWN;
     ot_timer_start(l->loop, &l->timer, backoff_next(&l->backoff_ms, l->backoff_min_ms, l->backoff_max_ms, &l->rng));
@@ -813,7 +822,7 @@ static void lis_io(ot_loop *loop, int fd, unsigned ev, void *data)
         if (PQresultStatus(r) == PGRES_COMMAND_OK)
             l->listen_ok = true;
         else
-            fprintf(stderr, "pg listen: %s", PQresultErrorMessage(r));
+            pg_log(OT_LOG_ERROR, "LISTEN failed", l->channel, PQresultErrorMessage(r));
         PQclear(r);
     }
     if (l->state == L_UP && PQstatus(l->k.conn) == CONNECTION_BAD) {

@@ -771,13 +771,15 @@ ot_redis *ot_redis_new(ot_loop *loop, const ot_redis_config *cfg, const char *co
     r->cfg.url = NULL;         /* not kept: the caller's string may not outlive us */
     r->cfg.client_name = NULL;
     if (!ok || build_channels(r, channels, nchannels) < 0) {
+        ot_logf(OT_LOG_ERROR, "redis: invalid URL, client name or channel list");
         release(r);
         return NULL;
     }
     snprintf(r->hb, sizeof(r->hb), "__ot_hb:%d:%016llx", (int)getpid(), (unsigned long long)r->rng);
     r->last_error[0] = '\0';
     link_connect(&r->pub);
-    link_connect(&r->sub);
+    if (nchannels > 0) /* a publish-only instance needs no second connection */
+        link_connect(&r->sub);
     return r;
 }
 

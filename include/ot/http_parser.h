@@ -67,9 +67,13 @@ void ot_http_limits_default(ot_http_limits *l);
  * when complete, OT_HTTP_INCOMPLETE, or an OT_HTTP_E_* error. lim may be NULL
  * (defaults). Restarts from the beginning on every call.
  *
- * Over-limit input is refused as soon as it is visible, complete or not: the
- * caller never needs to buffer more than max_head bytes, or method + max_uri +
- * 2 bytes while the request-target is still arriving, whichever is larger.
+ * Over-limit input is refused as soon as it is visible, complete or not, and
+ * the answer never depends on more than the first max_head bytes: the caller
+ * never needs to buffer more than max_head bytes of head. A target longer than
+ * max_uri, or one still unfinished when max_head bytes are in, is 414; any
+ * other head that does not fit in max_head bytes (or has more fields than
+ * min(max_headers, capacity)) is 431. Every prefix of an input parses to
+ * OT_HTTP_INCOMPLETE or to the same result as the whole.
  *
  * Decisions (RFC 9112 / RFC 9110):
  *  - Lines end in CRLF only. A bare LF or bare CR anywhere in the head is an

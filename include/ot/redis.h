@@ -61,8 +61,10 @@ int ot_redis_parse_url(const char *url, ot_redis_addr *out);
 /* Opens two links: one to publish, one subscribed to `channels` (entries ending
  * in '*' use PSUBSCRIBE). Reconnects each by itself. msg_cb gets every message
  * on the subscribed channels/patterns. Channel names are copied. NULL on a bad
- * URL or config or allocation failure. May be called with nchannels == 0 (a
- * publish-only instance; its subscriber link then only carries the heartbeat). */
+ * URL or config or allocation failure. With nchannels == 0 only the publish
+ * link is opened (state_cb never runs).
+ * Blocking caveat: hiredis resolves a hostname with getaddrinfo(3) inside each
+ * connect attempt; use an IP literal or a unix socket to keep the loop free. */
 ot_redis *ot_redis_new(ot_loop *loop, const ot_redis_config *cfg, const char *const *channels, size_t nchannels,
                        ot_redis_msg_cb *msg_cb, ot_redis_state_cb *state_cb, void *data);
 /* Closes both links. In-flight publishes are counted as errors. No callback

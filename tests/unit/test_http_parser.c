@@ -365,6 +365,23 @@ Test(http_limits, long_uri_with_default_limits_is_414_not_431)
     free(big);
 }
 
+Test(http_limits, target_unfinished_at_max_head_is_414_within_max_head_bytes)
+{
+    ot_http_limits lim = { .max_uri = 1000, .max_head = 64, .max_headers = 10 };
+    ot_http_request r;
+    size_t len;
+    char *big = make_get(70, &len);
+    cr_assert_eq(parse_copy(big, 63, &r, &lim), OT_HTTP_INCOMPLETE);
+    cr_assert_eq(parse_copy(big, 64, &r, &lim), OT_HTTP_E_URI_TOO_LONG);
+    check_incremental(big, len, &lim, OT_HTTP_E_URI_TOO_LONG);
+    free(big);
+    /* A target that fits but leaves no room for the rest of the head is 431. */
+    big = make_get(50, &len);
+    cr_assert_eq(parse_copy(big, len, &r, &lim), OT_HTTP_E_HEAD_TOO_LARGE);
+    check_incremental(big, len, &lim, OT_HTTP_E_HEAD_TOO_LARGE);
+    free(big);
+}
+
 Test(http_limits, head_at_limit_passes_and_one_over_is_431)
 {
     const char req[] = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";

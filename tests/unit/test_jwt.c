@@ -33,7 +33,7 @@ static int verify_c(const char *t) { return verify(ot_str_c(t)); }
  * OpenSSL directly (independent of ot_jwt_sign). */
 static void forge(ot_buf *out, const char *hdr, const char *payload, ot_str key)
 {
-    char b[2048];
+    char b[OT_B64URL_ENC_LEN(OT_JWT_MAX_LEN + 256)];
     ot_buf_reset(out);
     ot_buf_append(out, b, ot_b64_encode((const uint8_t *)hdr, strlen(hdr), b, true));
     ot_buf_append(out, ".", 1);
@@ -142,7 +142,7 @@ Test(jwt, only_hs256_is_accepted, .init = setup, .fini = teardown)
     forge(&tok, "{\"alg\":\"HS256\",\"alg\":\"none\"}", GOODP, SECRET);
     cr_assert_eq(verify(ot_buf_str(&tok)), OT_JWT_EMALFORMED);
     /* Classic alg:none with an empty signature. */
-    char t[256], h[128], p[128];
+    char t[300], h[128], p[128];
     const char *hn = "{\"alg\":\"none\"}";
     h[ot_b64_encode((const uint8_t *)hn, strlen(hn), h, true)] = 0;
     p[ot_b64_encode((const uint8_t *)GOODP, strlen(GOODP), p, true)] = 0;
@@ -192,7 +192,7 @@ Test(jwt, malformed_tokens, .init = setup, .fini = teardown)
     snprintf(four, sizeof four, "%s.", t);
     cr_assert_eq(verify_c(four), OT_JWT_EMALFORMED, "trailing dot");
 
-    char bad[1024];
+    char bad[1100];
     memcpy(bad, t, sizeof t);
     bad[2] = '+'; /* standard alphabet char in header */
     cr_assert_eq(verify_c(bad), OT_JWT_EMALFORMED);

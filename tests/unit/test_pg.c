@@ -219,6 +219,9 @@ Test(pg, pipeline_depth_limit_holds_queries_back_until_room)
     make_cfg(&cfg, dsn, sizeof(dsn));
     cfg.pool_size = 1;
     cfg.max_pipeline = 2;
+    char kv[200]; /* key=value form this time */
+    snprintf(kv, sizeof(kv), "%s application_name=%s", DSN_KV, app);
+    cfg.conninfo = kv;
     ot_loop *loop = ot_loop_new(1024);
     const ot_pg_stmt stmts[] = { { "slp", "SELECT pg_sleep($1::float8)::text", 1 } };
     ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 1);
@@ -415,6 +418,36 @@ Test(pg, pending_queue_limit_gives_efull)
         cr_assert_eq(o[i].status, OT_PG_OK, "query %d", i);
     cr_assert_eq(o[3].status, OT_PG_EFULL);
     cr_assert_eq(o[4].status, OT_PG_EFULL);
+    ot_pg_free(pg);
+    ot_loop_free(loop);
+}
+
+Test(pg, query_waiting_behind_full_pipelines_times_out_unsent)
+{
+    char dsn[256];
+    ot_pg_config cfg;
+    make_cfg(&cfg, dsn, sizeof(dsn));
+    cfg.pool_size = 1;
+    cfg.max_pipeline = 1;
+    cfg.connect_timeout_ms = 300;
+    ot_loop *loop = ot_loop_new(1024);
+    const ot_pg_stmt stmts[] = { { "slp", "SELECT pg_sleep($1::float8)::text", 1 } };
+    ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 1);
+    cr_assert(run_until(loop, is_ready, pg, 5000));
+    counter ctr = { 1, 0 };
+    outcome busy = { 0 }, waiting = { .ctr = &ctr };
+    exec1(pg, "slp", "1", &busy);
+    exec1(pg, "slp", "0", &waiting);
+    uint64_t t0 = ot_now_us();
+    cr_assert(run_until(loop, counter_done, &ctr, 3000));
+    uint64_t waited_ms = (ot_now_us() - t0) / 1000;
+    cr_assert_eq(waiting.status, OT_PG_ETIMEOUT);
+    cr_assert(waited_ms >= 250 && waited_ms < 900, "waited %llu ms", (unsigned long long)waited_ms);
+    cr_assert(!busy.called);
+    busy.ctr = &ctr;
+    ctr.target = 2;
+    cr_assert(run_until(loop, counter_done, &ctr, 3000));
+    cr_assert_eq(busy.status, OT_PG_OK, "the query in flight is unaffected");
     ot_pg_free(pg);
     ot_loop_free(loop);
 }

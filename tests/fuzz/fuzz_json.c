@@ -1,0 +1,71 @@
+/* libFuzzer: ot_json_parse on arbitrary bytes, then every accessor on every
+ * token. Invariants checked (abort on violation): an accepted document's
+ * subtree skips are consistent, every string unescapes to valid UTF-8 no
+ * longer than its raw form, and writer output always parses back. */
+#include <stdlib.h>
+
+#include "ot/json.h"
+
+static bool utf8_ok(const char *s, size_t n)
+{
+    for (size_t i = 0, k; i < n; i += k)
+        if (!(k = ot_utf8_seq_len((const unsigned char *)s + i, n - i)))
+            return false;
+    return true;
+}
+
+static void walk(const ot_json *d, ot_buf *b)
+{
+    for (int t = 0; t < d->ntoks; t++) {
+        int s = ot_json_skip(d, t);
+        if (s <= t || s > d->ntoks)
+            abort();
+        if (ot_json_is_str(d, t)) {
+            ot_buf_reset(b);
+            if (ot_json_get_str(d, t, b) < 0 || b->len > ot_json_raw(d, t).len || !utf8_ok(b->data, b->len))
+                abort();
+            char small[8];
+            size_t n;
+            if (ot_json_get_str_buf(d, t, small, sizeof small, &n) == 0 &&
+                (n != b->len || memcmp(small, b->data, n) != 0))
+                abort();
+            ot_json_str_eq(d, t, "id");
+        }
+        int64_t v;
+        bool bv;
+        ot_json_get_int64(d, t, &v);
+        ot_json_get_bool(d, t, &bv);
+        ot_json_raw_value(d, t);
+        if (ot_json_is_arr(d, t)) {
+            int n = ot_json_arr_len(d, t), last = ot_json_arr_at(d, t, n - 1);
+            if (n > 0 && (last < 0 || ot_json_skip(d, last) != s))
+                abort();
+        }
+        if (ot_json_is_obj(d, t))
+            ot_json_obj_get(d, t, "id");
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static jsmntok_t toks[256];
+    ot_json d;
+    ot_buf b = OT_BUF_INIT, w = OT_BUF_INIT;
+    if (ot_json_parse(&d, (const char *)data, size, toks, 256) == 0) {
+        if (ot_json_skip(&d, 0) != d.ntoks)
+            abort();
+        walk(&d, &b);
+    }
+    /* The input as a string value and key: the writer must yield valid JSON. */
+    ot_jw jw;
+    ot_jw_init(&jw, &w);
+    ot_jw_obj_open(&jw);
+    ot_jw_key_str(&jw, ot_str_make((const char *)data, size));
+    ot_jw_str(&jw, ot_str_make((const char *)data, size));
+    ot_jw_obj_close(&jw);
+    if (ot_jw_error(&jw) != 0 || ot_json_parse(&d, w.data, w.len, toks, 256) != 0)
+        abort();
+    ot_buf_free(&b);
+    ot_buf_free(&w);
+    return 0;
+}
