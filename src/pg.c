@@ -637,6 +637,8 @@ ot_pg_query *ot_pg_exec(ot_pg *pg, const char *stmt, int nparams, const char *co
     size_t stmt_len = strlen(stmt);
     size_t bytes = stmt_len + 1;
     for (int i = 0; i < nparams; i++) {
+        if (lengths && lengths[i] < 0)
+            return NULL;
         if (values[i])
             bytes += (lengths ? (size_t)lengths[i] : strlen(values[i])) + 1;
     }

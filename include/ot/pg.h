@@ -78,8 +78,8 @@ void ot_pg_free(ot_pg *pg);
 /* Runs prepared statement `stmt` with text-format params (values[i] == NULL is
  * SQL NULL). The pool copies stmt and params into one allocation, so the
  * caller's buffers may die right after the call; lengths may be NULL (then
- * strlen). Returns NULL only on allocation failure (the callback will then
- * never run). Every other outcome, including EFULL / EUNAVAIL decided right
+ * strlen). Returns NULL (and the callback never runs) on allocation failure
+ * or invalid arguments (nparams outside 0..65535, a negative length). Every other outcome, including EFULL / EUNAVAIL decided right
  * here, is reported through cb from the loop. */
 ot_pg_query *ot_pg_exec(ot_pg *pg, const char *stmt, int nparams, const char *const *values, const int *lengths,
                         ot_pg_cb *cb, void *data);

@@ -1,0 +1,200 @@
+/* The reactor: timers in deadline order, deferred callbacks after I/O,
+ * stale events for a reused fd number dropped, signals via signalfd, and the
+ * thread pool completing on the loop thread. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ot/loop.h"
+
+static int order[16];
+static int norder;
+
+static void rec_timer(ot_loop *l, ot_timer *t) { order[norder++] = (int)(intptr_t)t->data; }
+
+Test(loop, timers_fire_in_deadline_order_not_arming_order)
+{
+    ot_loop *l = ot_loop_new(64);
+    ot_timer t[4];
+    int delays[4] = { 30, 10, 20, 5 };
+    norder = 0;
+    for (int i = 0; i < 4; i++) {
+        ot_timer_init(&t[i], rec_timer, (void *)(intptr_t)i);
+        ot_timer_start(l, &t[i], (uint64_t)delays[i]);
+    }
+    for (int guard = 0; norder < 4 && guard < 100; guard++)
+        ot_loop_run_once(l, 50);
+    cr_assert_eq(norder, 4);
+    cr_assert_eq(order[0], 3);
+    cr_assert_eq(order[1], 1);
+    cr_assert_eq(order[2], 2);
+    cr_assert_eq(order[3], 0);
+    ot_loop_free(l);
+}
+
+Test(loop, stopped_timer_never_fires_and_rearm_moves_deadline)
+{
+    ot_loop *l = ot_loop_new(64);
+    ot_timer a, b;
+    norder = 0;
+    ot_timer_init(&a, rec_timer, (void *)(intptr_t)1);
+    ot_timer_init(&b, rec_timer, (void *)(intptr_t)2);
+    ot_timer_start(l, &a, 5);
+    ot_timer_start(l, &b, 10);
+    ot_timer_stop(l, &a);
+    cr_assert_not(ot_timer_active(&a));
+    ot_timer_start(l, &b, 1); /* re-arming replaces the old deadline */
+    for (int guard = 0; guard < 5; guard++)
+        ot_loop_run_once(l, 20);
+    cr_assert_eq(norder, 1);
+    cr_assert_eq(order[0], 2);
+    ot_loop_free(l);
+}
+
+static int fired[600];
+static int nf;
+static void rec_many(ot_loop *l, ot_timer *t) { fired[nf++] = (int)(intptr_t)t->data; }
+
+Test(loop, many_timers_heap_stays_ordered)
+{
+    ot_loop *l = ot_loop_new(64);
+    enum { N = 500 };
+    static ot_timer ts[N];
+    nf = 0;
+    /* Pseudo-random delays, every third stopped: the rest fire in deadline order. */
+    for (int i = 0; i < N; i++) {
+        ot_timer_init(&ts[i], rec_many, (void *)(intptr_t)i);
+        ot_timer_start(l, &ts[i], (uint64_t)((i * 7919) % 40));
+    }
+    for (int i = 0; i < N; i += 3)
+        ot_timer_stop(l, &ts[i]);
+    int expect = N - (N + 2) / 3;
+    for (int guard = 0; guard < 200 && nf < expect; guard++)
+        ot_loop_run_once(l, 5);
+    cr_assert_eq(nf, expect);
+    for (int i = 1; i < nf; i++)
+        cr_assert_leq(ts[fired[i - 1]].when_ms, ts[fired[i]].when_ms);
+    for (int i = 0; i < nf; i++)
+        cr_assert_neq(fired[i] % 3, 0, "a stopped timer fired");
+    ot_loop_free(l);
+}
+
+static int defer_runs;
+static void on_defer(ot_loop *l, ot_defer *d)
+{
+    defer_runs++;
+    if (d->data) /* re-queue once: must wait for the next round */
+    {
+        d->data = NULL;
+        ot_defer_queue(l, d);
+    }
+}
+
+Test(loop, deferred_callback_requeued_runs_next_round)
+{
+    ot_loop *l = ot_loop_new(64);
+    ot_defer d;
+    defer_runs = 0;
+    ot_defer_init(&d, on_defer, (void *)1);
+    ot_defer_queue(l, &d);
+    ot_defer_queue(l, &d); /* double queue is a no-op */
+    ot_loop_run_once(l, 0);
+    cr_assert_eq(defer_runs, 1);
+    ot_loop_run_once(l, 0);
+    cr_assert_eq(defer_runs, 2);
+    ot_loop_run_once(l, 0);
+    cr_assert_eq(defer_runs, 2);
+    ot_loop_free(l);
+}
+
+static ot_defer *victim;
+static void cancel_other(ot_loop *l, ot_defer *d) { ot_defer_cancel(l, victim); defer_runs += 10; }
+
+Test(loop, cancelled_defer_in_same_round_does_not_run)
+{
+    ot_loop *l = ot_loop_new(64);
+    ot_defer a, b;
+    defer_runs = 0;
+    ot_defer_init(&a, cancel_other, NULL);
+    ot_defer_init(&b, on_defer, NULL);
+    victim = &b;
+    ot_defer_queue(l, &a);
+    ot_defer_queue(l, &b);
+    ot_loop_run_once(l, 0);
+    ot_loop_run_once(l, 0);
+    cr_assert_eq(defer_runs, 10);
+    ot_loop_free(l);
+}
+
+/* Stale events: callback 1 closes fd X and opens a new socket that gets the
+ * same number; the event still queued for old X must not reach the new owner. */
+static int sp_a[2], sp_b[2];
+static int new_owner_calls, first_calls;
+static ot_loop *g_loop;
+
+static void new_owner(ot_loop *l, int fd, unsigned ev, void *data) { new_owner_calls++; }
+
+static void closer(ot_loop *l, int fd, unsigned ev, void *data)
+{
+    first_calls++;
+    int other = (fd == sp_a[0]) ? sp_b[0] : sp_a[0];
+    ot_loop_del_fd(l, other);
+    close(other);
+    int n[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, n), 0);
+    /* The lowest free number is `other`: same fd, new registration. */
+    cr_assert_eq(n[0], other);
+    ot_loop_add_fd(l, n[0], OT_READABLE | OT_EDGE, new_owner, NULL);
+}
+
+Test(loop, reused_fd_number_gets_no_stale_event)
+{
+    ot_loop *l = ot_loop_new(1024);
+    g_loop = l;
+    first_calls = new_owner_calls = 0;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp_a), 0);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp_b), 0);
+    ot_loop_add_fd(l, sp_a[0], OT_READABLE | OT_EDGE, closer, NULL);
+    ot_loop_add_fd(l, sp_b[0], OT_READABLE | OT_EDGE, closer, NULL);
+    cr_assert_eq(write(sp_a[1], "x", 1), 1);
+    cr_assert_eq(write(sp_b[1], "y", 1), 1);
+    ot_loop_run_once(l, 100);
+    cr_assert_eq(first_calls, 1, "only the first callback runs; the second event was for a closed fd");
+    cr_assert_eq(new_owner_calls, 0);
+    ot_loop_free(l);
+}
+
+static int got_signal;
+static void on_sig(ot_loop *l, int signo, void *data) { got_signal = signo; }
+
+Test(loop, signal_arrives_through_the_loop)
+{
+    ot_loop *l = ot_loop_new(64);
+    got_signal = 0;
+    cr_assert_eq(ot_loop_on_signal(l, SIGUSR1, on_sig, NULL), 0);
+    kill(getpid(), SIGUSR1);
+    for (int i = 0; i < 10 && !got_signal; i++)
+        ot_loop_run_once(l, 50);
+    cr_assert_eq(got_signal, SIGUSR1);
+    ot_loop_free(l);
+}
+
+static pthread_t loop_thread;
+static int work_done_on_loop, work_ran_elsewhere;
+static void work(void *data) { work_ran_elsewhere = !pthread_equal(pthread_self(), loop_thread); }
+static void done(ot_loop *l, void *data) { work_done_on_loop = pthread_equal(pthread_self(), loop_thread) ? 1 : -1; }
+
+Test(loop, work_runs_on_pool_and_completes_on_loop_thread)
+{
+    ot_loop *l = ot_loop_new(64);
+    loop_thread = pthread_self();
+    work_done_on_loop = work_ran_elsewhere = 0;
+    cr_assert_eq(ot_loop_queue_work(l, work, done, NULL), 0);
+    for (int i = 0; i < 50 && !work_done_on_loop; i++)
+        ot_loop_run_once(l, 20);
+    cr_assert_eq(work_done_on_loop, 1);
+    cr_assert(work_ran_elsewhere);
+    ot_loop_free(l);
+}
