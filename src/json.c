@@ -470,6 +470,8 @@ int ot_json_get_str(const ot_json *d, int t, ot_buf *out)
     if (!ot_json_is_str(d, t))
         return OT_ERR;
     size_t raw = (size_t)(d->toks[t].end - d->toks[t].start), n;
+    if (raw == 0) /* out->data may still be NULL: no pointer arithmetic on it */
+        return 0;
     if (ot_buf_reserve(out, raw) < 0 || unescape(d, t, out->data + out->len, raw, &n) < 0)
         return OT_ERR;
     out->len += n;

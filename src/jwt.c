@@ -70,6 +70,8 @@ static bool sub_ok(const char *s, size_t n)
 /* Appends the base64url of in[0..n) to out. */
 static int put_b64url(ot_buf *out, const void *in, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (ot_buf_reserve(out, OT_B64URL_ENC_LEN(n)) < 0)
         return OT_ERR;
     out->len += ot_b64_encode(in, n, out->data + out->len, true);

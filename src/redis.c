@@ -48,6 +48,8 @@ typedef struct {
     size_t pending_confirms; /* sub link: confirmations still missing after connect */
     uint32_t backoff_ms;
     bool attempted;
+    bool warned;  /* this outage was logged; reset once healthy (one line per outage) */
+    bool healthy; /* answered since this connect: logs "up" once per connection */
 } ot_redis_link;
 
 struct ot_redis {
@@ -301,12 +303,16 @@ static void link_lost(ot_redis_link *l)
     l->ac = NULL;
     l->subscribed = false;
     l->awaiting = false;
+    l->healthy = false;
     ot_timer_stop(r->loop, &l->timer);
     ot_defer_cancel(r->loop, &l->drop);
     if (r->closing)
         return;
-    if (was_up)
-        ot_logf(OT_LOG_WARN, "redis %s link lost (%s)", l->role, r->last_error);
+    if (!l->warned) {
+        ot_logf(OT_LOG_WARN, "redis %s link %s (%s); reconnecting with backoff", l->role,
+                was_up ? "lost" : "cannot connect", r->last_error);
+        l->warned = true;
+    }
     schedule_retry(l);
     if (was_subscribed)
         notify_state(r, false);
@@ -425,7 +431,11 @@ static void on_pong(redisAsyncContext *ac, void *reply, void *priv)
         return;
     }
     l->awaiting = false;
+    if (!l->healthy)
+        ot_logf(OT_LOG_INFO, "redis pub link up");
+    l->healthy = true;
     l->backoff_ms = l->r->cfg.backoff_min_ms; /* healthy: next outage starts small again */
+    l->warned = false;
 }
 
 static void on_publish(redisAsyncContext *ac, void *reply, void *priv)
@@ -473,6 +483,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
                 l->subscribed = true;
                 l->awaiting = false;
                 l->backoff_ms = r->cfg.backoff_min_ms;
+                l->warned = false;
                 ot_logf(OT_LOG_INFO, "redis sub link subscribed");
                 notify_state(r, true);
             }
@@ -548,8 +559,6 @@ static void on_connect(const redisAsyncContext *cac, int status)
     }
     send_probe(l); /* for sub, the heartbeat SUBSCRIBE is the last confirmation awaited */
     ot_timer_start(r->loop, &l->timer, r->cfg.ping_interval_ms);
-    if (!l->is_sub)
-        ot_logf(OT_LOG_INFO, "redis pub link up");
 }
 
 static void on_disconnect(const redisAsyncContext *cac, int status)

@@ -247,6 +247,18 @@ Test(json_string, raw_controls_and_invalid_utf8_rejected)
     cr_assert(ok("\"\x7F \xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF\""));
 }
 
+Test(json_string, empty_string_into_unallocated_buffer)
+{
+    /* Found by fuzz_json: an ot_buf that never allocated has data == NULL. */
+    ot_json d;
+    ot_buf b = OT_BUF_INIT;
+    cr_assert_eq(parse(&d, "\"\""), 0);
+    cr_assert_eq(ot_json_get_str(&d, 0, &b), 0);
+    cr_assert_eq(b.len, 0);
+    cr_assert(ot_json_str_eq(&d, 0, ""));
+    ot_buf_free(&b);
+}
+
 Test(json_string, get_str_buf_respects_capacity)
 {
     ot_json d;
