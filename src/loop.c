@@ -172,7 +172,15 @@ int ot_loop_add_fd(ot_loop *l, int fd, unsigned mask, ot_fd_cb *cb, void *data)
     if (l->next_gen == 0)
         l->next_gen = 1;
     struct epoll_event ev = { .events = to_epoll(mask), .data.u64 = ((uint64_t)gen << 32) | (uint32_t)fd };
-    if (epoll_ctl(l->epfd, existed ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0)
+    int rc = epoll_ctl(l->epfd, existed ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+    /* A library may close an fd and reopen the same number without telling
+     * us (libpq during connection set-up): the kernel dropped the old
+     * registration, so MOD says ENOENT; conversely ADD may find one. */
+    if (rc < 0 && existed && errno == ENOENT)
+        rc = epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
+    else if (rc < 0 && !existed && errno == EEXIST)
+        rc = epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev);
+    if (rc < 0)
         return OT_ERR;
     s->cb = cb;
     s->data = data;
