@@ -340,6 +340,7 @@ ot_events *ot_events_start(ot_worker *w, ot_event_sink *sink, void *sink_data)
         ot_redis_config rc;
         ot_redis_config_default(&rc);
         rc.url = w->cfg->redis_url;
+        rc.client_name = "ordertrack";
         static const char *const chans[] = { "ot:admin" };
         e->redis = ot_redis_new(w->loop, &rc, chans, 1, on_redis_msg, on_redis_state, e);
         w->app->redis = e->redis;
