@@ -12,6 +12,7 @@
 #include "ot/pg.h"
 #include "ot/ratelimit.h"
 #include "ot/system.h"
+#include "ot/ws.h"
 
 /* Rate-limit tables: keys beyond this evict the fullest/oldest buckets. */
 #define OT_RL_KEYS 65536
@@ -28,15 +29,11 @@ void ot_app_routes(ot_router *rt)
     ot_router_add(rt, "GET", "/orders/user/:id", "orders_by_user", ot_h_orders_by_user);
     ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get);
     ot_router_add(rt, "PATCH", "/orders/:id/status", "orders_status", ot_h_order_status);
+    ot_router_add(rt, "GET", "/ws/orders", "ws_orders", ot_h_ws);
     ot_router_add(rt, "GET", "/", "static", ot_h_static);
     ot_router_add(rt, "GET", "/web/:file", "static", ot_h_static);
 }
 
-static void on_event(void *data, const ot_event *ev)
-{
-    OT_UNUSED(data);
-    OT_UNUSED(ev);
-}
 
 int ot_app_start(ot_worker *w)
 {
@@ -45,6 +42,9 @@ int ot_app_start(ot_worker *w)
     if (!app)
         return OT_ERR;
     w->app = app;
+    app->hub = ot_hub_new(w);
+    if (!app->hub)
+        return OT_ERR;
     if (w->cfg->rate_ip > 0)
         w->rl_ip = ot_ratelimit_new(w->cfg->rate_ip, w->cfg->rate_ip_burst, OT_RL_KEYS);
     if (w->cfg->rate_user > 0)
@@ -53,8 +53,8 @@ int ot_app_start(ot_worker *w)
         /* One statement table for the pool, gathered from the modules. */
         static ot_pg_stmt stmts[64];
         size_t n = 0;
-        const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts };
-        size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts };
+        const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_stmts };
+        size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_nstmts };
         for (size_t g = 0; g < OT_ARRAY_LEN(groups); g++)
             for (size_t i = 0; i < counts[g] && n < OT_ARRAY_LEN(stmts); i++)
                 stmts[n++] = groups[g][i];
@@ -67,18 +67,14 @@ int ot_app_start(ot_worker *w)
             ot_logf(OT_LOG_ERROR, "database pool setup failed");
             return OT_ERR;
         }
-        app->events = ot_events_start(w, on_event, app);
+        app->events = ot_events_start(w, ot_hub_event, app->hub);
     }
     return 0;
 }
 
-void ot_app_drain(ot_worker *w) { OT_UNUSED(w); }
+void ot_app_drain(ot_worker *w) { ot_hub_drain(w->app->hub); }
 
-bool ot_app_drained(ot_worker *w)
-{
-    OT_UNUSED(w);
-    return true;
-}
+bool ot_app_drained(ot_worker *w) { return !w->app || ot_hub_count(w->app->hub) == 0; }
 
 void ot_app_stop(ot_worker *w)
 {
@@ -86,6 +82,7 @@ void ot_app_stop(ot_worker *w)
     if (!app)
         return;
     ot_events_free(app->events);
+    ot_hub_free(app->hub);
     if (w->pg)
         ot_pg_free(w->pg);
     free(app);

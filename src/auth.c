@@ -130,11 +130,24 @@ static void finish(auth_ctx *c)
     ctx_release(c);
 }
 
-static bool db_ok(ot_req *r, int status)
+/* Refusals that rolled the statement back and may pass on a retry (lost
+ * connection 08, serialization/deadlock 40, resources 53, statement_timeout or
+ * shutdown 57, lock timeout 55P03): 503 with Retry-After, not 500. */
+static bool sqlstate_transient(const PGresult *res)
+{
+    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!st)
+        return false;
+    return !strncmp(st, "08", 2) || !strncmp(st, "40", 2) || !strncmp(st, "53", 2) || !strncmp(st, "57", 2) ||
+           !strcmp(st, "55P03");
+}
+
+static bool db_ok(ot_req *r, int status, const PGresult *res)
 {
     if (status == OT_PG_OK)
         return true;
-    if (status == OT_PG_EUNAVAIL || status == OT_PG_EFULL || status == OT_PG_ETIMEOUT) {
+    if (status == OT_PG_EUNAVAIL || status == OT_PG_EFULL || status == OT_PG_ETIMEOUT ||
+        (status == OT_PG_EQUERY && sqlstate_transient(res))) {
         ot_resp_header(r, "Retry-After", "1");
         ot_respond_error(r, 503, "database_unavailable", "the database is not reachable, retry shortly");
     } else {
@@ -164,6 +177,14 @@ static int get_str_field(ot_req *r, const ot_json *d, const char *key, char *out
 
 static bool parse_body(ot_req *r, ot_json *d, jsmntok_t *toks, int ntoks)
 {
+    /* The API speaks JSON only (415 otherwise, like the order routes). RFC
+     * 9110 §8.3.1: the media type ends at optional whitespace or ';'. */
+    ot_str ct = r->head.content_type;
+    if (ct.len < 16 || !ot_str_ieq(ot_str_make(ct.base, 16), "application/json") ||
+        (ct.len > 16 && ct.base[16] != ';' && ct.base[16] != ' ' && ct.base[16] != '\t')) {
+        ot_respond_error(r, 415, "unsupported_media_type", "Content-Type must be application/json");
+        return false;
+    }
     if (ot_json_parse(d, r->body.base, r->body.len, toks, ntoks) < 0 || !ot_json_is_obj(d, 0)) {
         ot_respond_error(r, 400, "invalid_json", "body must be a JSON object");
         return false;
@@ -204,7 +225,7 @@ static void reg_inserted(void *data, int status, PGresult *res)
     }
     if (status != OT_PG_OK) {
         finish(c);
-        db_ok(r, status);
+        db_ok(r, status, res);
         return;
     }
     ot_buf b = OT_BUF_INIT;
@@ -236,6 +257,10 @@ static void reg_hash_done(ot_loop *loop, void *data)
     }
     const char *vals[3] = { c->name, c->email, c->hash };
     c->q = ot_pg_exec(r->w->pg, "user_insert", 3, vals, NULL, reg_inserted, c);
+    if (!c->q) { /* the callback will never run: answer now or the request hangs */
+        finish(c);
+        ot_respond_error(r, 500, "internal", "out of memory");
+    }
 }
 
 static bool email_valid(const char *e)
@@ -247,6 +272,7 @@ static bool email_valid(const char *e)
 void ot_h_register(ot_req *r)
 {
     if (!r->w->pg) {
+        ot_resp_header(r, "Retry-After", "5");
         ot_respond_error(r, 503, "database_unavailable", "no database configured");
         return;
     }
@@ -340,7 +366,7 @@ static void login_found(void *data, int status, PGresult *res)
     c->q = NULL;
     if (status != OT_PG_OK) {
         finish(c);
-        db_ok(r, status);
+        db_ok(r, status, res);
         return;
     }
     if (PQntuples(res) == 1) {
@@ -363,6 +389,7 @@ static void login_found(void *data, int status, PGresult *res)
 void ot_h_login(ot_req *r)
 {
     if (!r->w->pg) {
+        ot_resp_header(r, "Retry-After", "5");
         ot_respond_error(r, 503, "database_unavailable", "no database configured");
         return;
     }
@@ -380,4 +407,8 @@ void ot_h_login(ot_req *r)
     }
     const char *vals[1] = { c->email };
     c->q = ot_pg_exec(r->w->pg, "user_by_email", 1, vals, NULL, login_found, c);
+    if (!c->q) { /* the callback will never run: answer now or the request hangs */
+        finish(c);
+        ot_respond_error(r, 500, "internal", "out of memory");
+    }
 }

@@ -43,6 +43,7 @@ struct ot_http_conn {
     bool dispatching;    /* inside the handler call: a response now is synchronous */
     bool chunked;
     size_t head_len;
+    const char *head_at; /* where the parsed head sat in rbuf (see head_revalidate) */
     uint64_t body_need;  /* Content-Length */
     size_t body_raw;     /* raw body bytes consumed from rbuf after the head */
     size_t body_len;     /* decoded bytes (== body_raw for Content-Length) */
@@ -347,6 +348,7 @@ static void reset_request(ot_http_conn *c)
     r->ctx = NULL;
     r->extra_len = 0;
     c->head_len = 0;
+    c->head_at = NULL;
     c->body_raw = c->body_len = 0;
     c->body_need = 0;
     c->chunked = false;
@@ -425,13 +427,27 @@ static void dispatch(ot_http_conn *c)
         return;
     }
     r->route = idx;
-    r->head_only = ot_str_eq_lit(r->head.method, "HEAD");
     c->state = ST_HANDLING;
     /* The handler owns the clock now (its backends have their own timeouts). */
     ot_timer_stop(w->loop, &c->timer);
     c->dispatching = true;
     w->router.routes[idx].handler(r);
     c->dispatching = false;
+}
+
+/* The parsed head points into rbuf; reading a body may grow (realloc) or
+ * compact it. Parsing the same bytes again yields the same head with fresh
+ * pointers (http_parser.h), and is needed only when the buffer moved. */
+static void head_revalidate(ot_http_conn *c)
+{
+    const ot_config *cfg = c->w->cfg;
+    if (c->head_len == 0 || ot_buf_rptr(&c->rbuf) == c->head_at)
+        return;
+    ot_http_limits lim = { cfg->max_uri_bytes, cfg->max_header_bytes, cfg->max_headers };
+    c->req.head.headers = c->hdrs;
+    c->req.head.num_headers = c->nhdrs_cap;
+    ot_http_parse_request(ot_buf_rptr(&c->rbuf), c->head_len, &c->req.head, &lim);
+    c->head_at = ot_buf_rptr(&c->rbuf);
 }
 
 /* Returns true when the body is complete. */
@@ -453,6 +469,15 @@ static bool body_ready(ot_http_conn *c)
     }
     c->body_raw += (size_t)used;
     c->body_len += out;
+    if (c->body_raw > c->body_len) {
+        /* Drop the chunk framing now: only decoded bytes stay buffered, so
+         * framing overhead (1-byte chunks are 6x) neither counts against the
+         * body limit nor fills the read limit and stalls the request. */
+        size_t gap = c->body_raw - c->body_len, tail = avail - c->body_raw;
+        memmove(body + c->body_len, body + c->body_raw, tail);
+        c->rbuf.len -= gap;
+        c->body_raw = c->body_len;
+    }
     if (c->body_len > c->w->cfg->max_body_bytes) {
         fail(c, 413, "body_too_large", "request body exceeds the limit");
         return false;
@@ -512,6 +537,10 @@ static void conn_process(ot_http_conn *c)
                 continue;
             }
             c->head_len = (size_t)rc;
+            c->head_at = ot_buf_rptr(&c->rbuf);
+            /* RFC 9110 §9.3.2: no content in any response to HEAD, errors
+             * (404, 405, 413...) included, or the client misframes the stream. */
+            c->req.head_only = ot_str_eq_lit(c->req.head.method, "HEAD");
             if (!c->req.head.keep_alive)
                 c->close_after = true;
             if (c->req.head.content_length > 0 && (uint64_t)c->req.head.content_length > cfg->max_body_bytes) {
@@ -545,6 +574,7 @@ static void conn_process(ot_http_conn *c)
             eof = true;
         if (c->closed)
             return;
+        head_revalidate(c);
         if (ot_buf_rlen(&c->rbuf) == before) {
             if (eof)
                 conn_close(c);

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #include "ot/app.h"
 #include "ot/auth.h"
@@ -15,10 +16,14 @@ const ot_pg_stmt ot_orders_stmts[] = {
     { "order_status",
       "SELECT result, order_json, event_json FROM ot_update_status($1::uuid, $2::order_status, $3::int, $4::uuid)", 4 },
     { "order_get", "SELECT ot_order_json(o), o.user_id FROM orders o WHERE o.id = $1::uuid", 1 },
-    /* Keyset pagination on (created_at, id): stable under concurrent inserts. */
+    /* Keyset pagination on (created_at, id): stable under concurrent inserts.
+     * The cursor carries created_at as integer microseconds since the epoch
+     * (exact both ways, and checkable in C: a tampered cursor is a 400 before
+     * any query, never a database error). */
     { "orders_by_user",
-      "SELECT ot_order_json(o), o.created_at::text, o.id FROM orders o WHERE o.user_id = $1::uuid "
-      "AND ($2::timestamptz IS NULL OR (o.created_at, o.id) < ($2::timestamptz, $3::uuid)) "
+      "SELECT ot_order_json(o), (extract(epoch FROM o.created_at) * 1000000)::bigint, o.id FROM orders o "
+      "WHERE o.user_id = $1::uuid AND ($2::bigint IS NULL OR (o.created_at, o.id) < "
+      "('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::uuid)) "
       "ORDER BY o.created_at DESC, o.id DESC LIMIT $4::int",
       4 },
 };
@@ -153,6 +158,18 @@ static void exec(ot_req *r, order_ctx *c, const char *stmt, int n, const char *c
     }
 }
 
+/* Server-side refusals that rolled the statement back and may pass on a retry:
+ * lost connection (08), serialization failure or deadlock (40), out of
+ * resources (53), statement_timeout / shutdown (57), lock timeout (55P03).
+ * They are a 503 with Retry-After, not a 500. */
+static bool sqlstate_transient(const char *st)
+{
+    if (!st)
+        return false;
+    return !strncmp(st, "08", 2) || !strncmp(st, "40", 2) || !strncmp(st, "53", 2) || !strncmp(st, "57", 2) ||
+           !strcmp(st, "55P03");
+}
+
 static bool db_error(ot_req *r, int status, PGresult *res)
 {
     if (status == OT_PG_OK)
@@ -167,8 +184,10 @@ static bool db_error(ot_req *r, int status, PGresult *res)
             ot_respond_error(r, 400, "invalid_input", "malformed value");
             return true;
         }
-        ot_respond_error(r, 500, "internal", "database error");
-        return true;
+        if (!sqlstate_transient(st)) {
+            ot_respond_error(r, 500, "internal", "database error");
+            return true;
+        }
     }
     ot_resp_header(r, "Retry-After", "1");
     ot_respond_error(r, 503, "database_unavailable", "the database is not reachable, retry shortly");
@@ -186,8 +205,11 @@ static bool need_db(ot_req *r)
 
 static bool json_body(ot_req *r)
 {
+    /* RFC 9110 §8.3.1: the media type ends at optional whitespace or ';'
+     * (parameters); a longer token such as application/jsonp is another type. */
     ot_str ct = r->head.content_type;
-    if (ct.len < 16 || !ot_str_ieq(ot_str_make(ct.base, 16), "application/json")) {
+    if (ct.len < 16 || !ot_str_ieq(ot_str_make(ct.base, 16), "application/json") ||
+        (ct.len > 16 && ct.base[16] != ';' && ct.base[16] != ' ' && ct.base[16] != '\t')) {
         ot_respond_error(r, 415, "unsupported_media_type", "Content-Type must be application/json");
         return false;
     }
@@ -235,7 +257,8 @@ void ot_h_order_create(ot_req *r)
         ot_respond_error(r, 400, "invalid_field", "%s", err);
         return;
     }
-    if (uid.len && r->auth.role != OT_ROLE_ADMIN && !ot_str_eq(uid, ot_str_c(r->auth.sub))) {
+    /* UUIDs compare case-insensitively (RFC 4122 §3). */
+    if (uid.len && r->auth.role != OT_ROLE_ADMIN && !ot_str_ieq(uid, r->auth.sub)) {
         ot_buf_free(&items);
         ot_respond_error(r, 403, "forbidden", "only an admin may create orders for another user");
         return;
@@ -277,7 +300,7 @@ static void get_cb(void *data, int status, PGresult *res)
         return;
     /* Someone else's order answers exactly like a missing one: no existence oracle. */
     if (PQntuples(res) != 1 ||
-        (r->auth.role != OT_ROLE_ADMIN && strcmp(PQgetvalue(res, 0, 1), r->auth.sub) != 0)) {
+        (r->auth.role != OT_ROLE_ADMIN && strcasecmp(PQgetvalue(res, 0, 1), r->auth.sub) != 0)) {
         ot_respond_error(r, 404, "not_found", "no such order");
         return;
     }
@@ -322,7 +345,7 @@ static void list_cb(void *data, int status, PGresult *res)
     ot_jw_arr_close(&w);
     ot_jw_key(&w, "nextCursor");
     if (n > 0 && n == limit) {
-        /* Opaque cursor: base64url("<created_at>|<id>") of the last row. */
+        /* Opaque cursor: base64url("<created_at in microseconds>|<id>") of the last row. */
         char raw[128], enc[200];
         int rl = snprintf(raw, sizeof(raw), "%s|%s", PQgetvalue(res, n - 1, 1), PQgetvalue(res, n - 1, 2));
         size_t el = ot_b64_encode((const uint8_t *)raw, (size_t)rl, enc, true);
@@ -344,7 +367,7 @@ void ot_h_orders_by_user(ot_req *r)
         ot_respond_error(r, 400, "invalid_id", "user id must be a UUID");
         return;
     }
-    if (r->auth.role != OT_ROLE_ADMIN && !ot_str_eq(uid, ot_str_c(r->auth.sub))) {
+    if (r->auth.role != OT_ROLE_ADMIN && !ot_str_ieq(uid, r->auth.sub)) { /* RFC 4122 §3: any case */
         ot_respond_error(r, 403, "forbidden", "customers may list only their own orders");
         return;
     }
@@ -366,24 +389,29 @@ void ot_h_orders_by_user(ot_req *r)
         }
         limit = (int)l;
     }
-    char ts[96] = "", id[40] = "";
+    char ts[24] = "", id[40] = "";
     bool have_cursor = false;
     if (ot_http_query_get(r->head.query, "cursor", &v)) {
+        /* base64url("<microseconds>|<uuid>"), checked by length: the decoded
+         * bytes may hold anything, NULs included. At most 18 digits, so the
+         * value always fits a bigint (a 19-digit one may not). */
         uint8_t raw[160];
-        size_t rl = 0;
-        if (ot_url_decode(v, tmp, sizeof(tmp), &tl) < 0 || ot_b64_decode(tmp, tl, raw, sizeof(raw) - 1, &rl, true) < 0) {
+        size_t rl = 0, nd = 0;
+        if (ot_url_decode(v, tmp, sizeof(tmp), &tl) < 0 || ot_b64_decode(tmp, tl, raw, sizeof(raw), &rl, true) < 0) {
             ot_respond_error(r, 400, "invalid_query", "cursor: malformed");
             return;
         }
-        raw[rl] = 0;
-        char *bar = memchr(raw, '|', rl);
-        if (!bar || (size_t)(bar - (char *)raw) >= sizeof(ts) || !ot_uuid_valid(ot_str_make(bar + 1, strlen(bar + 1)))) {
+        while (nd < rl && nd < 18 && raw[nd] >= '0' && raw[nd] <= '9')
+            nd++;
+        if (nd == 0 || rl != nd + 1 + 36 || raw[nd] != '|' ||
+            !ot_uuid_valid(ot_str_make((const char *)raw + nd + 1, 36))) {
             ot_respond_error(r, 400, "invalid_query", "cursor: malformed");
             return;
         }
-        memcpy(ts, raw, (size_t)(bar - (char *)raw));
-        ts[bar - (char *)raw] = 0;
-        snprintf(id, sizeof(id), "%s", bar + 1);
+        memcpy(ts, raw, nd);
+        ts[nd] = 0;
+        memcpy(id, raw + nd + 1, 36);
+        id[36] = 0;
         have_cursor = true;
     }
     order_ctx *c = ctx_new(r);
@@ -454,6 +482,14 @@ void ot_h_order_status(ot_req *r)
     if (ot_json_parse(&d, r->body.base, r->body.len, toks, 16) < 0 || !ot_json_is_obj(&d, 0)) {
         ot_respond_error(r, 400, "invalid_json", "body must be a JSON object like {\"status\":\"ACCEPTED\"}");
         return;
+    }
+    /* Refused rather than ignored, as on POST: a typo must not pass silently. */
+    for (int k = 1; k < d.ntoks; k = ot_json_skip(&d, k + 1)) {
+        if (!ot_json_str_eq(&d, k, "status")) {
+            ot_respond_error(r, 400, "invalid_field", "unknown field: %.*s", (int)ot_json_raw(&d, k).len,
+                             ot_json_raw(&d, k).base);
+            return;
+        }
     }
     int t = ot_json_obj_get(&d, 0, "status");
     if (t < 0 || !ot_json_is_str(&d, t)) {

@@ -123,6 +123,11 @@ int ot_ws_send_text(ot_ws_conn *c, ot_str json);
 void ot_ws_close(ot_ws_conn *c, uint16_t code, const char *reason);
 /* Closes the socket now, without a handshake. */
 void ot_ws_abort(ot_ws_conn *c);
+/* Drops the socket as a slow consumer: unsent frames are freed, then a Close
+ * 1008 "slow consumer" is attempted; counted in OT_C_WS_SLOW_DROPPED. */
+void ot_ws_drop_slow(ot_ws_conn *c);
+/* (Re)arms the expiry timer at c->exp: 4401 "token expired" then. */
+void ot_ws_arm_expiry(ot_ws_conn *c);
 /* Writes what is queued until done or EAGAIN. */
 void ot_ws_flush(ot_ws_conn *c);
 /* Frees a dead socket's struct (the hub calls it after the batch). */

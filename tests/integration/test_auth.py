@@ -1,0 +1,285 @@
+"""Register, login and the bearer-token check, over real sockets against the
+real PostgreSQL. Tokens are forged here with an independent HS256
+implementation (conftest.make_token) and hand-made variants of it."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+
+import pytest
+
+from conftest import JWT_SECRET, make_token, mk_user, request
+
+ITEMS = [{"productId": "sku-1", "qty": 1}]
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forge(header, payload, key=JWT_SECRET.encode(), digest=hashlib.sha256, sig=None):
+    si = b64url(json.dumps(header, separators=(",", ":")).encode()) + "." + b64url(
+        json.dumps(payload, separators=(",", ":")).encode())
+    if sig is None:
+        sig = b64url(hmac.new(key, si.encode(), digest).digest())
+    return si + "." + sig
+
+
+def claims(sub, role="CUSTOMER", **kw):
+    now = int(time.time())
+    c = {"sub": sub, "role": role, "iat": now, "exp": now + 600}
+    c.update(kw)
+    return c
+
+
+def assert_error(resp, status, code=None):
+    st, h, body = resp
+    assert st == status, body
+    assert isinstance(body, dict) and set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    if code:
+        assert body["error"]["code"] == code, body
+    return body["error"]
+
+
+@pytest.fixture
+def srv(server):
+    return server(workers=1)
+
+
+def register(port, name="Ann", email=None, password="correct horse", headers=None):
+    email = email or "ann-%s@example.test" % uuid.uuid4().hex[:10]
+    return request(port, "POST", "/auth/register", {"name": name, "email": email, "password": password},
+                   headers=headers), email
+
+
+def login(port, email, password="correct horse"):
+    return request(port, "POST", "/auth/login", {"email": email, "password": password})
+
+
+def user_count(db):
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM users")
+        return cur.fetchone()[0]
+
+
+# ---------------------------------------------------------------- register / login
+
+def test_register_then_login_gives_a_token_that_works_on_orders(srv, db):
+    (st, _, user), email = register(srv.port, name="Ann Lee")
+    assert st == 201, user
+    assert set(user) == {"id", "name", "email", "role"}
+    assert user["name"] == "Ann Lee" and user["email"] == email and user["role"] == "CUSTOMER"
+    uuid.UUID(user["id"])
+    with db.cursor() as cur:
+        cur.execute("SELECT password_hash FROM users WHERE id = %s", (user["id"],))
+        stored = cur.fetchone()[0]
+    assert "correct horse" not in stored
+
+    st, _, body = login(srv.port, email)
+    assert st == 200, body
+    assert set(body) == {"token", "expiresAt", "user"}
+    assert body["user"] == user
+    now = time.time()
+    assert now + 3000 < body["expiresAt"] <= now + 3700
+    # The token is a plain HS256 JWT our independent code can verify.
+    h, p, s = body["token"].split(".")
+    expect = b64url(hmac.new(JWT_SECRET.encode(), (h + "." + p).encode(), hashlib.sha256).digest())
+    assert s == expect
+    payload = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+    assert payload["sub"] == user["id"] and payload["role"] == "CUSTOMER"
+
+    st, _, o = request(srv.port, "POST", "/orders", {"items": ITEMS}, token=body["token"])
+    assert st == 201 and o["userId"] == user["id"]
+    st, _, got = request(srv.port, "GET", "/orders/" + o["id"], token=body["token"])
+    assert st == 200 and got["id"] == o["id"]
+
+
+def test_login_email_is_case_insensitive(srv):
+    (st, _, user), email = register(srv.port)
+    assert st == 201
+    st, _, body = login(srv.port, email.upper())
+    assert st == 200 and body["user"]["id"] == user["id"]
+
+
+def test_duplicate_email_is_409_case_insensitively(srv, db):
+    (st, _, _), email = register(srv.port)
+    assert st == 201
+    n = user_count(db)
+    for e in (email, email.upper(), email.capitalize()):
+        (resp, _) = register(srv.port, email=e, password="another password")
+        assert_error(resp, 409, "email_taken")
+    assert user_count(db) == n
+    # The original password still works: the duplicate changed nothing.
+    assert login(srv.port, email)[0] == 200
+
+
+def test_wrong_password_and_unknown_email_get_the_same_401(srv):
+    (st, _, _), email = register(srv.port)
+    assert st == 201
+    wrong = assert_error(login(srv.port, email, "wrong password"), 401)
+    unknown = assert_error(login(srv.port, "nobody-%s@example.test" % uuid.uuid4().hex, "correct horse"), 401)
+    assert wrong == unknown
+
+
+def test_login_of_a_user_added_with_an_unusable_hash_is_401(srv, db):
+    email = "dummy-%s@example.test" % uuid.uuid4().hex[:8]
+    mk_user(db, email=email)  # password_hash is not a hash at all
+    assert_error(login(srv.port, email, "dummy-not-a-hash"), 401)
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"name": "A", "email": "a@b.test", "password": "short"}, "password"),
+    ({"name": "A", "email": "a@b.test", "password": "1234567"}, "password"),
+    ({"name": "A", "email": "a@b.test", "password": "p" * 1025}, "password"),
+    ({"name": "A", "email": "a@b.test"}, "password"),
+    ({"name": "A", "email": "a@b.test", "password": 12345678}, "password"),
+    ({"name": "", "email": "a@b.test", "password": "long enough"}, "name"),
+    ({"email": "a@b.test", "password": "long enough"}, "name"),
+    ({"name": "A", "password": "long enough"}, "email"),
+    ({"name": "A", "email": "not-an-email", "password": "long enough"}, "email"),
+    ({"name": "A", "email": "a@b@c.test", "password": "long enough"}, "email"),
+    ({"name": "A", "email": "@b.test", "password": "long enough"}, "email"),
+    ({"name": "A", "email": "a b@c.test", "password": "long enough"}, "email"),
+], ids=["short", "7-chars", "too-long", "missing-password", "number-password", "empty-name", "missing-name",
+        "missing-email", "no-at", "two-at", "no-local", "space"])
+def test_register_refuses_invalid_fields(srv, db, body, field):
+    n = user_count(db)
+    err = assert_error(request(srv.port, "POST", "/auth/register", body), 400)
+    assert field in err["message"], err
+    assert user_count(db) == n
+
+
+def test_register_accepts_an_8_character_password(srv):
+    (st, _, body), _ = register(srv.port, password="12345678")
+    assert st == 201, body
+
+
+@pytest.mark.parametrize("path", ["/auth/register", "/auth/login"])
+def test_auth_endpoints_refuse_malformed_json_and_wrong_content_type(srv, db, path):
+    n = user_count(db)
+    body = json.dumps({"name": "A", "email": "ct-%s@b.test" % uuid.uuid4().hex[:6], "password": "long enough"})
+    for raw in (b"", b"{", b"[]", b'"x"', b'{"email": "a@b.test",}'):
+        assert_error(request(srv.port, "POST", path, raw, headers={"Content-Type": "application/json"}), 400)
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {"Content-Type": ctype} if ctype else {}
+        assert_error(request(srv.port, "POST", path, body, headers=headers), 415)
+    assert user_count(db) == n
+
+
+def test_login_refuses_missing_fields(srv):
+    assert_error(request(srv.port, "POST", "/auth/login", {"email": "a@b.test"}), 400)
+    assert_error(request(srv.port, "POST", "/auth/login", {"password": "long enough"}), 400)
+
+
+# ---------------------------------------------------------------- the bearer token
+
+def _sig_of(tok):
+    return tok.rsplit(".", 1)[1]
+
+
+def bad_tokens(uid):
+    good = make_token(uid)
+    h, p, s = good.split(".")
+    flipped = s[:-2] + ("A" if s[-2] != "A" else "B") + s[-1]
+    return {
+        "empty": "",
+        "garbage": "not-a-jwt",
+        "two-parts": h + "." + p,
+        "four-parts": good + ".x",
+        "bad-base64": h + ".!!!." + s,
+        "payload-not-json": h + "." + b64url(b"hello") + "." + s,
+        "alg-none": forge({"alg": "none", "typ": "JWT"}, claims(uid), sig=""),
+        "alg-none-signed": forge({"alg": "none"}, claims(uid)),
+        "alg-missing": forge({"typ": "JWT"}, claims(uid)),
+        "alg-HS512": forge({"alg": "HS512", "typ": "JWT"}, claims(uid), digest=hashlib.sha512),
+        "alg-RS256": forge({"alg": "RS256", "typ": "JWT"}, claims(uid)),
+        "alg-hs256-lowercase": forge({"alg": "hs256"}, claims(uid)),
+        "bad-signature": h + "." + p + "." + flipped,
+        "signature-of-other-payload": h + "." + b64url(json.dumps(claims(uid, "ADMIN")).encode()) + "." + s,
+        "no-signature": h + "." + p + ".",
+        "wrong-secret": make_token(uid, secret="not-the-secret"),
+        "expired": make_token(uid, exp_delta=-1),
+        "expired-long-ago": make_token(uid, exp_delta=-86400, iat=int(time.time()) - 90000),
+        "issued-in-the-future": make_token(uid, iat=int(time.time()) + 3600, exp_delta=7200),
+        "not-yet-valid": make_token(uid, nbf=int(time.time()) + 3600),
+        "missing-sub": forge({"alg": "HS256"}, {k: v for k, v in claims(uid).items() if k != "sub"}),
+        "missing-exp": forge({"alg": "HS256"}, {k: v for k, v in claims(uid).items() if k != "exp"}),
+        "unknown-role": make_token(uid, role="ROOT"),
+        "exp-as-string": forge({"alg": "HS256"}, claims(uid, exp=str(int(time.time()) + 600))),
+    }
+
+
+BAD_TOKEN_NAMES = list(bad_tokens(str(uuid.uuid4())))
+
+
+@pytest.mark.parametrize("name", BAD_TOKEN_NAMES)
+def test_bad_tokens_are_401_and_write_nothing(srv, db, name):
+    uid = mk_user(db)
+    tok = bad_tokens(uid)[name]
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM orders WHERE user_id = %s", (uid,))
+        assert cur.fetchone()[0] == 0
+    st, h, body = request(srv.port, "POST", "/orders", {"items": ITEMS}, headers={"Authorization": "Bearer " + tok})
+    assert st == 401, (name, body)
+    assert "bearer" in h.get("www-authenticate", "").lower()
+    assert_error((st, h, body), 401)
+    st, _, _ = request(srv.port, "GET", "/orders/user/" + uid, headers={"Authorization": "Bearer " + tok})
+    assert st == 401, name
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM orders WHERE user_id = %s", (uid,))
+        assert cur.fetchone()[0] == 0
+
+
+def test_expired_token_says_so(srv, db):
+    uid = mk_user(db)
+    err = assert_error(request(srv.port, "GET", "/orders/user/" + uid, token=make_token(uid, exp_delta=-5)), 401)
+    assert err["code"] == "token_expired"
+
+
+@pytest.mark.parametrize("auth", [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "bearer"])
+def test_missing_or_non_bearer_authorization_is_401(srv, db, auth):
+    uid = mk_user(db)
+    headers = {"Authorization": auth} if auth is not None else {}
+    st, h, body = request(srv.port, "GET", "/orders/user/" + uid, headers=headers)
+    assert st == 401, body
+    assert h.get("www-authenticate", "").lower().startswith("bearer")
+
+
+def test_scheme_name_is_case_insensitive(srv, db):
+    # RFC 9110 §11.1: the auth-scheme is case-insensitive.
+    uid = mk_user(db)
+    st, _, body = request(srv.port, "GET", "/orders/user/" + uid, headers={"Authorization": "bearer " + make_token(uid)})
+    assert st == 200, body
+
+
+def test_customer_token_on_admin_route_is_403(srv, db):
+    uid = mk_user(db)
+    st, _, o = request(srv.port, "POST", "/orders", {"items": ITEMS}, token=make_token(uid))
+    assert st == 201
+    err = assert_error(request(srv.port, "PATCH", "/orders/%s/status" % o["id"], {"status": "ACCEPTED"},
+                               token=make_token(uid)), 403)
+    assert err["code"] == "forbidden"
+
+
+def test_role_comes_from_the_token_only(srv, db):
+    # A customer in the database holding a token that says ADMIN was signed by
+    # us: the token is the authority (that is what signing means).
+    uid = mk_user(db)
+    admin = make_token(uid, role="ADMIN")
+    st, _, o = request(srv.port, "POST", "/orders", {"items": ITEMS}, token=make_token(uid))
+    st, _, body = request(srv.port, "PATCH", "/orders/%s/status" % o["id"], {"status": "ACCEPTED"}, token=admin)
+    assert st == 200, body
+
+
+def test_per_user_rate_limit_answers_429_with_retry_after(server, db):
+    srv = server(workers=1, args=["--rate-user", "0.5", "--rate-user-burst", "3"])
+    uid, other = mk_user(db), mk_user(db)
+    got = [request(srv.port, "GET", "/orders/user/" + uid, token=make_token(uid)) for _ in range(5)]
+    assert [g[0] for g in got] == [200, 200, 200, 429, 429], [g[0] for g in got]
+    err = assert_error(got[3], 429, "rate_limited")
+    assert int(got[3][1]["retry-after"]) >= 1, err
+    # The bucket is per user: someone else is not throttled.
+    assert request(srv.port, "GET", "/orders/user/" + other, token=make_token(other))[0] == 200

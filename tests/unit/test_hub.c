@@ -1,0 +1,528 @@
+/* The WebSocket gateway: pure helpers (handshake checks, tokens, client
+ * messages, UUIDs, shared frames and queues), then the real connection code
+ * driven over a socketpair on a real loop, without a database. */
+#include <criterion/criterion.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ot/app.h"
+#include "ot/http.h"
+#include "ot/hub.h"
+#include "ot/jwt.h"
+#include "ot/ws.h"
+
+/* ------------------------------------------------------------------ handshake (pure) */
+
+static char head_buf[4096];
+static ot_http_header head_hdrs[32];
+
+static ot_http_request parse_head(const char *raw)
+{
+    ot_http_request h;
+    snprintf(head_buf, sizeof(head_buf), "%s", raw);
+    memset(&h, 0, sizeof(h));
+    h.headers = head_hdrs;
+    h.num_headers = OT_ARRAY_LEN(head_hdrs);
+    int rc = ot_http_parse_request(head_buf, strlen(head_buf), &h, NULL);
+    cr_assert_gt(rc, 0, "test request must parse: %d", rc);
+    return h;
+}
+
+#define GOOD_HEAD(extra)                                                                                             \
+    "GET /ws/orders HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"                \
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" extra "\r\n"
+
+Test(ws_handshake, accepts_rfc_example_and_computes_accept_key)
+{
+    ot_http_request h = parse_head(GOOD_HEAD("Sec-WebSocket-Version: 13\r\n"));
+    char acc[29];
+    const char *why;
+    cr_assert_eq(ot_ws_check_handshake(&h, acc, &why), 0);
+    cr_assert_str_eq(acc, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="); /* RFC 6455 §1.3 */
+}
+
+Test(ws_handshake, missing_or_other_version_is_426)
+{
+    char acc[29];
+    const char *why;
+    ot_http_request h = parse_head(GOOD_HEAD(""));
+    cr_assert_eq(ot_ws_check_handshake(&h, acc, &why), 426);
+    h = parse_head(GOOD_HEAD("Sec-WebSocket-Version: 8\r\n"));
+    cr_assert_eq(ot_ws_check_handshake(&h, acc, &why), 426);
+    h = parse_head(GOOD_HEAD("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 13\r\n"));
+    cr_assert_eq(ot_ws_check_handshake(&h, acc, &why), 426);
+}
+
+Test(ws_handshake, bad_key_method_version_or_upgrade_is_400)
+{
+    char acc[29];
+    const char *why;
+    ot_http_request h = parse_head("GET /ws/orders HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                   "Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    cr_assert_eq(ot_ws_check_handshake(&h, acc, &why), 400);
+    h = parse_head(GOOD_HEAD("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"));
+    cr_assert_eq(ot_ws_check_handshake(&h, acc, &why), 400, "two keys");
+    h = parse_head("POST /ws/orders HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    cr_assert_eq(ot_ws_check_handshake(&h, acc, &why), 400);
+    h = parse_head("GET /ws/orders HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    cr_assert_eq(ot_ws_check_handshake(&h, acc, &why), 400, "no Upgrade header");
+    h = parse_head("GET /ws/orders HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    cr_assert_eq(ot_ws_check_handshake(&h, acc, &why), 400, "HTTP/1.0");
+}
+
+Test(ws_token, bearer_header_wins_and_scheme_is_case_insensitive)
+{
+    char tok[64];
+    size_t n;
+    ot_http_request h = parse_head("GET /ws/orders?access_token=q HTTP/1.1\r\nHost: x\r\nAuthorization: bEaReR abc.def\r\n\r\n");
+    cr_assert_eq(ot_ws_token(&h, tok, sizeof(tok), &n), 0);
+    cr_assert_eq(n, 7);
+    cr_assert_eq(memcmp(tok, "abc.def", 7), 0);
+    h = parse_head("GET /ws/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Basic abc\r\n\r\n");
+    cr_assert_eq(ot_ws_token(&h, tok, sizeof(tok), &n), OT_ERR);
+}
+
+Test(ws_token, query_token_is_percent_decoded_and_required)
+{
+    char tok[64];
+    size_t n;
+    ot_http_request h = parse_head("GET /ws/orders?since=4&access_token=a%2Eb HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(ot_ws_token(&h, tok, sizeof(tok), &n), 0);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(memcmp(tok, "a.b", 3), 0);
+    h = parse_head("GET /ws/orders?access_token= HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(ot_ws_token(&h, tok, sizeof(tok), &n), OT_ERR);
+    h = parse_head("GET /ws/orders HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(ot_ws_token(&h, tok, sizeof(tok), &n), OT_ERR);
+}
+
+/* ------------------------------------------------------------------ client messages, UUIDs */
+
+#define OID "0b6f3a2e-8c1d-4e5f-9a7b-1c2d3e4f5a6b"
+
+Test(hub_msg, subscribe_and_unsubscribe_carry_the_order_id)
+{
+    ot_hub_msg m;
+    char tok[16];
+    uint8_t want[16];
+    cr_assert_eq(ot_uuid_parse(OT_STR(OID), want), 0);
+    cr_assert_eq(ot_hub_parse_msg(OT_STR("{\"action\":\"subscribe\",\"orderId\":\"" OID "\"}"), &m, tok, sizeof(tok)),
+                 OT_HUB_MSG_SUBSCRIBE);
+    cr_assert_eq(memcmp(m.order_id, want, 16), 0);
+    cr_assert_eq(ot_hub_parse_msg(OT_STR("{\"orderId\":\"" OID "\",\"action\":\"unsubscribe\"}"), &m, tok, sizeof(tok)),
+                 OT_HUB_MSG_UNSUBSCRIBE);
+    cr_assert_eq(memcmp(m.order_id, want, 16), 0);
+}
+
+Test(hub_msg, auth_resume_ping)
+{
+    ot_hub_msg m;
+    char tok[16];
+    cr_assert_eq(ot_hub_parse_msg(OT_STR("{\"action\":\"auth\",\"token\":\"a.b\\u002ec\"}"), &m, tok, sizeof(tok)),
+                 OT_HUB_MSG_AUTH);
+    cr_assert_eq(m.token_len, 5);
+    cr_assert_eq(memcmp(tok, "a.b.c", 5), 0);
+    cr_assert_eq(ot_hub_parse_msg(OT_STR("{\"action\":\"resume\",\"since\":42}"), &m, tok, sizeof(tok)),
+                 OT_HUB_MSG_RESUME);
+    cr_assert_eq(m.since, 42);
+    cr_assert_eq(ot_hub_parse_msg(OT_STR("{\"action\":\"ping\"}"), &m, tok, sizeof(tok)), OT_HUB_MSG_PING);
+}
+
+Test(hub_msg, malformed_messages_are_invalid_with_a_reason)
+{
+    ot_hub_msg m;
+    char tok[8];
+    static const char *bad[] = {
+        "not json",
+        "[1,2]",
+        "{\"action\":1}",
+        "{\"orderId\":\"" OID "\"}",
+        "{\"action\":\"subscribe\",\"orderId\":\"nope\"}",
+        "{\"action\":\"subscribe\",\"orderId\":\"" OID "x\"}",
+        "{\"action\":\"resume\",\"since\":-1}",
+        "{\"action\":\"resume\",\"since\":1.5}",
+        "{\"action\":\"auth\",\"token\":\"\"}",
+        "{\"action\":\"auth\",\"token\":\"longer-than-cap\"}",
+        "{\"action\":\"subscribe\",\"action\":\"unsubscribe\",\"orderId\":\"" OID "\"}",
+    };
+    for (size_t i = 0; i < OT_ARRAY_LEN(bad); i++) {
+        cr_assert_eq(ot_hub_parse_msg(ot_str_c(bad[i]), &m, tok, sizeof(tok)), OT_HUB_MSG_INVALID, "%s", bad[i]);
+        cr_assert_str_eq(m.error, "bad_request", "%s", bad[i]);
+    }
+    cr_assert_eq(ot_hub_parse_msg(OT_STR("{\"action\":\"dance\"}"), &m, tok, sizeof(tok)), OT_HUB_MSG_INVALID);
+    cr_assert_str_eq(m.error, "unknown_action");
+}
+
+Test(uuid, parses_either_case_and_formats_lower)
+{
+    uint8_t id[16];
+    char out[37];
+    cr_assert_eq(ot_uuid_parse(OT_STR("0B6F3A2E-8C1D-4E5F-9A7B-1C2D3E4F5A6B"), id), 0);
+    ot_uuid_format(id, out);
+    cr_assert_str_eq(out, OID);
+    cr_assert_eq(ot_uuid_parse(OT_STR("0b6f3a2e8c1d-4e5f-9a7b-1c2d3e4f5a6b0"), id), OT_ERR);
+    cr_assert_eq(ot_uuid_parse(OT_STR("0b6f3a2e-8c1d-4e5f-9a7b-1c2d3e4f5a6g"), id), OT_ERR);
+    cr_assert_eq(ot_uuid_parse(OT_STR("0b6f3a2e-8c1d-4e5f-9a7b-1c2d3e4f5a6"), id), OT_ERR);
+}
+
+/* ------------------------------------------------------------------ shared frames and queues */
+
+Test(wsbuf, frame_is_header_plus_concatenated_payload)
+{
+    ot_wsbuf *b = ot_wsbuf_frame(OT_WS_OP_TEXT, OT_STR("{\"a\":"), OT_STR("1"), OT_STR("}"));
+    cr_assert_not_null(b);
+    cr_assert_eq(b->len, 2 + 7);
+    cr_assert_eq(b->data[0], 0x81);
+    cr_assert_eq(b->data[1], 7);
+    cr_assert_eq(memcmp(b->data + 2, "{\"a\":1}", 7), 0);
+    char big[300];
+    memset(big, 'x', sizeof(big));
+    ot_wsbuf *l = ot_wsbuf_frame(OT_WS_OP_TEXT, ot_str_make(big, sizeof(big)), OT_STR_NULL, OT_STR_NULL);
+    cr_assert_eq(l->len, 4 + 300);
+    cr_assert_eq(l->data[1], 126);
+    ot_wsbuf_unref(b);
+    ot_wsbuf_unref(l);
+}
+
+Test(wsq, fifo_order_survives_wraparound_and_growth)
+{
+    ot_wsq q = { 0 };
+    ot_wsbuf *bufs[40];
+    for (int i = 0; i < 40; i++) {
+        char s[8];
+        int n = snprintf(s, sizeof(s), "%d", i);
+        bufs[i] = ot_wsbuf_raw(ot_str_make(s, (size_t)n));
+    }
+    int next_in = 0, next_out = 0;
+    size_t bytes = 0;
+    /* Interleave pushes and pops so head wraps before the ring grows. */
+    for (int round = 0; round < 10; round++) {
+        for (int k = 0; k < 4 && next_in < 40; k++) {
+            cr_assert_eq(ot_wsq_push(&q, ot_wsbuf_ref(bufs[next_in])), 0);
+            bytes += bufs[next_in++]->len;
+        }
+        for (int k = 0; k < 1 + round % 3 && q.len; k++) {
+            ot_wsbuf *b = ot_wsq_pop(&q);
+            cr_assert_eq(b, bufs[next_out], "element %d out of order", next_out);
+            bytes -= bufs[next_out++]->len;
+            ot_wsbuf_unref(b);
+        }
+        cr_assert_eq(q.bytes, bytes);
+    }
+    ot_wsq_clear(&q);
+    cr_assert_eq(q.len, 0);
+    cr_assert_eq(q.bytes, 0);
+    for (int i = 0; i < 40; i++) {
+        cr_assert_eq(bufs[i]->refs, 1, "queue must drop exactly its references");
+        ot_wsbuf_unref(bufs[i]);
+    }
+}
+
+/* ------------------------------------------------------------------ live sockets over a socketpair */
+
+#define SECRET "unit-secret"
+#define USER_A "11111111-1111-4111-8111-111111111111"
+#define USER_B "22222222-2222-4222-8222-222222222222"
+
+static ot_config cfg;
+static ot_worker wk;
+static ot_app app;
+
+static void setup_worker(void)
+{
+    ot_config_defaults(&cfg);
+    cfg.jwt_secret = SECRET;
+    cfg.ws_max_message = 1024;
+    cfg.ws_max_queue = 64 * 1024;
+    memset(&wk, 0, sizeof(wk));
+    memset(&app, 0, sizeof(app));
+    wk.cfg = &cfg;
+    wk.loop = ot_loop_new(1024);
+    wk.listen_fd = -1;
+    wk.max_conns = 100;
+    wk.app = &app;
+    ot_router_init(&wk.router);
+    ot_router_add(&wk.router, "GET", "/ws/orders", "ws", ot_h_ws);
+    app.hub = ot_hub_new(&wk);
+    cr_assert_not_null(app.hub);
+}
+
+static void teardown_worker(void)
+{
+    ot_hub_free(app.hub);
+    ot_loop_free(wk.loop);
+}
+
+static void spin(int rounds)
+{
+    for (int i = 0; i < rounds; i++)
+        ot_loop_run_once(wk.loop, 5);
+}
+
+static char *token(const char *sub, ot_role role, int64_t ttl)
+{
+    ot_jwt_claims c = { 0 };
+    snprintf(c.sub, sizeof(c.sub), "%s", sub);
+    c.role = role;
+    c.iat = time(NULL);
+    c.exp = c.iat + ttl;
+    ot_buf b = OT_BUF_INIT;
+    cr_assert_eq(ot_jwt_sign(OT_STR(SECRET), &c, &b), 0);
+    ot_buf_append(&b, "", 1);
+    return b.data;
+}
+
+/* Reads what the server sent within a few loop turns. */
+static size_t drain_client(int fd, uint8_t *out, size_t cap)
+{
+    size_t got = 0;
+    for (int i = 0; i < 20; i++) {
+        spin(1);
+        ssize_t n;
+        while (got < cap && (n = read(fd, out + got, cap - got)) > 0)
+            got += (size_t)n;
+    }
+    return got;
+}
+
+/* Opens a socket through the real HTTP layer; returns the client fd. */
+static int ws_open(const char *sub, ot_role role, int64_t ttl)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    struct sockaddr sa = { .sa_family = AF_UNIX };
+    ot_http_conn_new(&wk, sv[0], &sa, sizeof(sa));
+    char *t = token(sub, role, ttl);
+    char req[1024];
+    int n = snprintf(req, sizeof(req),
+                     "GET /ws/orders?access_token=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     t);
+    free(t);
+    cr_assert_eq(write(sv[1], req, (size_t)n), n);
+    uint8_t resp[512];
+    size_t got = drain_client(sv[1], resp, sizeof(resp));
+    cr_assert_gt(got, 12);
+    cr_assert_eq(memcmp(resp, "HTTP/1.1 101 ", 13), 0, "%.*s", (int)got, resp);
+    return sv[1];
+}
+
+/* Sends a masked client frame. */
+static void send_frame(int fd, uint8_t b0, const void *payload, size_t n, bool masked)
+{
+    uint8_t f[2048];
+    size_t h = 0;
+    f[h++] = b0;
+    if (n < 126) {
+        f[h++] = (uint8_t)((masked ? 0x80 : 0) | n);
+    } else {
+        f[h++] = (uint8_t)((masked ? 0x80 : 0) | 126);
+        f[h++] = (uint8_t)(n >> 8);
+        f[h++] = (uint8_t)n;
+    }
+    uint8_t mask[4] = { 1, 2, 3, 4 };
+    if (masked) {
+        memcpy(f + h, mask, 4);
+        h += 4;
+    }
+    for (size_t i = 0; i < n; i++)
+        f[h + i] = ((const uint8_t *)payload)[i] ^ (masked ? mask[i & 3] : 0);
+    cr_assert_eq(write(fd, f, h + n), (ssize_t)(h + n));
+}
+
+/* First server frame in buf: opcode, payload. */
+static int first_frame(const uint8_t *buf, size_t n, const uint8_t **payload, size_t *plen)
+{
+    cr_assert_geq(n, 2);
+    size_t h = 2, len = buf[1] & 0x7f;
+    if (len == 126) {
+        len = (size_t)buf[2] << 8 | buf[3];
+        h = 4;
+    }
+    cr_assert_geq(n, h + len);
+    *payload = buf + h;
+    *plen = len;
+    return buf[0] & 0x0f;
+}
+
+static uint16_t close_code_of(int fd)
+{
+    uint8_t buf[4096];
+    const uint8_t *p;
+    size_t n = drain_client(fd, buf, sizeof(buf)), pl;
+    /* Skip non-close frames. */
+    size_t off = 0;
+    while (off < n) {
+        int op = first_frame(buf + off, n - off, &p, &pl);
+        if (op == OT_WS_OP_CLOSE)
+            return pl >= 2 ? (uint16_t)(p[0] << 8 | p[1]) : 1005;
+        off = (size_t)(p - buf) + pl;
+    }
+    return 0;
+}
+
+static void fake_event(int64_t seq, const char *user, const char *order)
+{
+    char json[512];
+    int n = snprintf(json, sizeof(json),
+                     "{\"seq\":%lld,\"version\":1,\"orderId\":\"%s\",\"userId\":\"%s\",\"type\":\"order.created\","
+                     "\"status\":\"CREATED\"}",
+                     (long long)seq, order, user);
+    ot_event ev;
+    cr_assert_eq(ot_event_parse(ot_str_make(json, (size_t)n), &ev), 0);
+    ev.seen_us = ot_now_us();
+    ot_hub_event(app.hub, &ev);
+}
+
+static bool received_seq(int fd, int64_t seq)
+{
+    uint8_t buf[8192];
+    size_t n = drain_client(fd, buf, sizeof(buf) - 1);
+    buf[n] = 0;
+    char want[64];
+    snprintf(want, sizeof(want), "\"seq\":%lld,", (long long)seq);
+    return n > 0 && memmem(buf, n, want, strlen(want)) != NULL;
+}
+
+TestSuite(ws_live, .init = setup_worker, .fini = teardown_worker);
+
+Test(ws_live, customer_sees_only_own_events_admin_sees_all)
+{
+    int a = ws_open(USER_A, OT_ROLE_CUSTOMER, 3600);
+    int b = ws_open(USER_B, OT_ROLE_CUSTOMER, 3600);
+    int adm = ws_open("33333333-3333-4333-8333-333333333333", OT_ROLE_ADMIN, 3600);
+    cr_assert_eq(ot_hub_count(app.hub), 3);
+    fake_event(7, USER_A, OID);
+    cr_assert(received_seq(a, 7));
+    cr_assert_not(received_seq(b, 7), "customer B must not see A's order");
+    cr_assert(received_seq(adm, 7));
+    close(a);
+    close(b);
+    close(adm);
+    spin(5);
+    cr_assert_eq(ot_hub_count(app.hub), 0);
+}
+
+Test(ws_live, ping_is_answered_with_pong_echoing_payload)
+{
+    int fd = ws_open(USER_A, OT_ROLE_CUSTOMER, 3600);
+    send_frame(fd, 0x89, "hi", 2, true);
+    uint8_t buf[256];
+    const uint8_t *p;
+    size_t pl, n = drain_client(fd, buf, sizeof(buf));
+    cr_assert_eq(first_frame(buf, n, &p, &pl), OT_WS_OP_PONG);
+    cr_assert_eq(pl, 2);
+    cr_assert_eq(memcmp(p, "hi", 2), 0);
+    close(fd);
+}
+
+Test(ws_live, close_is_echoed_then_tcp_closed)
+{
+    int fd = ws_open(USER_A, OT_ROLE_CUSTOMER, 3600);
+    uint8_t code[2] = { 0x0f, 0xa0 }; /* 4000 */
+    send_frame(fd, 0x88, code, 2, true);
+    cr_assert_eq(close_code_of(fd), 4000);
+    /* The server half-closed after its Close frame: we read EOF. */
+    uint8_t tmp[16];
+    cr_assert_eq(read(fd, tmp, sizeof(tmp)), 0);
+    close(fd);
+    spin(3);
+    cr_assert_eq(ot_hub_count(app.hub), 0);
+}
+
+Test(ws_live, unmasked_frame_is_1002)
+{
+    int fd = ws_open(USER_A, OT_ROLE_CUSTOMER, 3600);
+    send_frame(fd, 0x81, "{}", 2, false);
+    cr_assert_eq(close_code_of(fd), 1002);
+    close(fd);
+}
+
+Test(ws_live, invalid_utf8_split_across_fragments_is_1007)
+{
+    int fd = ws_open(USER_A, OT_ROLE_CUSTOMER, 3600);
+    send_frame(fd, 0x01, "{\"a\":\"\xe2\x82", 8, true); /* text, FIN=0, ends mid-sequence: fine so far */
+    send_frame(fd, 0x80, "(\"}", 3, true);               /* continuation: 0x28 cannot continue it */
+    cr_assert_eq(close_code_of(fd), 1007);
+    close(fd);
+}
+
+Test(ws_live, fragmented_message_over_the_limit_is_1009)
+{
+    int fd = ws_open(USER_A, OT_ROLE_CUSTOMER, 3600);
+    char part[700];
+    memset(part, ' ', sizeof(part));
+    send_frame(fd, 0x01, part, sizeof(part), true);
+    send_frame(fd, 0x80, part, sizeof(part), true); /* 1400 > ws_max_message 1024 */
+    cr_assert_eq(close_code_of(fd), 1009);
+    close(fd);
+}
+
+Test(ws_live, fragmented_json_message_is_reassembled_and_answered)
+{
+    int fd = ws_open(USER_A, OT_ROLE_CUSTOMER, 3600);
+    send_frame(fd, 0x01, "{\"action\":", 10, true);
+    send_frame(fd, 0x89, "x", 1, true); /* a control frame between fragments is allowed (§5.4) */
+    send_frame(fd, 0x80, "\"ping\"}", 7, true);
+    uint8_t buf[512];
+    size_t n = drain_client(fd, buf, sizeof(buf));
+    cr_assert_not_null(memmem(buf, n, "{\"event\":\"pong\"", 15), "%.*s", (int)n, buf);
+    close(fd);
+}
+
+Test(ws_live, bad_json_gets_an_error_event_and_keeps_the_socket)
+{
+    int fd = ws_open(USER_A, OT_ROLE_CUSTOMER, 3600);
+    send_frame(fd, 0x81, "nonsense", 8, true);
+    uint8_t buf[512];
+    size_t n = drain_client(fd, buf, sizeof(buf));
+    cr_assert_not_null(memmem(buf, n, "\"code\":\"bad_request\"", 20));
+    fake_event(9, USER_A, OID);
+    cr_assert(received_seq(fd, 9), "socket still open and receiving");
+    close(fd);
+}
+
+Test(ws_live, client_that_never_reads_is_dropped_and_memory_released)
+{
+    int fd = ws_open(USER_A, OT_ROLE_CUSTOMER, 3600);
+    /* Fill the socketpair and then the 64 KiB queue cap; the client reads nothing. */
+    for (int i = 0; i < 5000 && ot_hub_count(app.hub) == 1; i++) {
+        fake_event(100 + i, USER_A, OID);
+        spin(1);
+    }
+    /* Dropped: after the linger the socket is gone. */
+    for (int i = 0; i < 600 && ot_hub_count(app.hub) > 0; i++)
+        spin(1);
+    cr_assert_eq(ot_hub_count(app.hub), 0);
+    close(fd);
+}
+
+Test(ws_live, expired_token_closes_with_4401)
+{
+    /* exp is whole seconds: a 1 s token signed late in a second could expire
+     * while the handshake is still being read; 2 s leaves 1..2 s. */
+    int fd = ws_open(USER_A, OT_ROLE_CUSTOMER, 2);
+    uint16_t code = 0;
+    for (int i = 0; i < 60 && !code; i++) /* at least 6 s */
+        code = close_code_of(fd);
+    cr_assert_eq(code, 4401);
+    close(fd);
+}
+
+Test(ws_live, drain_closes_with_1001)
+{
+    int fd = ws_open(USER_A, OT_ROLE_CUSTOMER, 3600);
+    ot_hub_drain(app.hub);
+    cr_assert_eq(close_code_of(fd), 1001);
+    close(fd);
+}
