@@ -17,11 +17,18 @@
 /* Rate-limit tables: keys beyond this evict the fullest/oldest buckets. */
 #define OT_RL_KEYS 65536
 
+static void add_unlimited(ot_router *rt, const char *method, const char *pattern, const char *name, ot_handler *h)
+{
+    int i = ot_router_add(rt, method, pattern, name, h);
+    if (i >= 0)
+        rt->routes[i].flags = OT_ROUTE_UNLIMITED;
+}
+
 void ot_app_routes(ot_router *rt)
 {
-    ot_router_add(rt, "GET", "/healthz", "healthz", ot_h_healthz);
-    ot_router_add(rt, "GET", "/readyz", "readyz", ot_h_readyz);
-    ot_router_add(rt, "GET", "/metrics", "metrics", ot_h_metrics);
+    add_unlimited(rt, "GET", "/healthz", "healthz", ot_h_healthz);
+    add_unlimited(rt, "GET", "/readyz", "readyz", ot_h_readyz);
+    add_unlimited(rt, "GET", "/metrics", "metrics", ot_h_metrics);
     ot_router_add(rt, "GET", "/openapi.yaml", "openapi", ot_h_openapi);
     ot_router_add(rt, "POST", "/auth/register", "auth_register", ot_h_register);
     ot_router_add(rt, "POST", "/auth/login", "auth_login", ot_h_login);

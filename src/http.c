@@ -13,6 +13,7 @@
 
 #include "ot/log.h"
 #include "ot/metrics.h"
+#include "ot/ratelimit.h"
 
 enum conn_state {
     ST_IDLE,     /* between requests: idle timer armed */
@@ -417,6 +418,18 @@ static void dispatch(ot_http_conn *c)
     r->body = ot_str_make(c->rbuf.data + c->rbuf.off + c->head_len, c->body_len);
     char allow[128];
     int idx = ot_router_match(&w->router, r->head.method, r->head.path, r->params, &r->nparams, allow, sizeof(allow));
+    /* Unknown paths count too: a scanner is throttled like any client. */
+    uint32_t retry;
+    bool unlimited = idx >= 0 && (w->router.routes[idx].flags & OT_ROUTE_UNLIMITED);
+    if (w->rl_ip && r->remote_key_len && !unlimited &&
+        ot_ratelimit_take(w->rl_ip, r->remote_key, r->remote_key_len, ot_loop_now_ms(w->loop), &retry) < 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%u", retry);
+        ot_resp_header(r, "Retry-After", ra);
+        ot_metrics_inc(OT_C_RATE_LIMITED, 1);
+        ot_respond_error(r, 429, "rate_limited", "too many requests from this address");
+        return;
+    }
     if (idx == OT_ROUTE_NOT_FOUND) {
         ot_respond_error(r, 404, "not_found", "no route for this path");
         return;

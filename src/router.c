@@ -8,7 +8,7 @@ int ot_router_add(ot_router *rt, const char *method, const char *pattern, const 
 {
     if (rt->n >= OT_MAX_ROUTES)
         return OT_ERR;
-    rt->routes[rt->n] = (ot_route){ method, pattern, name, h };
+    rt->routes[rt->n] = (ot_route){ method, pattern, name, h, 0 };
     return rt->n++;
 }
 

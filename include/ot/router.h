@@ -16,7 +16,12 @@ typedef struct {
     const char *pattern;
     const char *name;    /* metrics label */
     ot_handler *handler;
+    unsigned flags;      /* OT_ROUTE_* */
 } ot_route;
+
+/* Operational endpoints (health, metrics) bypass the per-IP rate limit so a
+ * throttled client cannot blind monitoring. */
+#define OT_ROUTE_UNLIMITED 1u
 
 typedef struct {
     ot_route routes[OT_MAX_ROUTES];
