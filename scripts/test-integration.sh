@@ -20,6 +20,10 @@ trap '"${pg[@]}" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || tru
 
 export OT_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/$db
 export OT_REDIS_URL=${OT_REDIS_URL:-redis://127.0.0.1:6379}
+# The WebSocket interop test drives Node's `ws` package (pinned in package.json).
+if [ ! -d tests/integration/node/node_modules/ws ]; then
+  npm install --prefix tests/integration/node --no-audit --no-fund --no-package-lock --silent >/dev/null
+fi
 out=$("$OT_BIN" migrate --database-url "$OT_DATABASE_URL" 2>&1) || { echo "$out" >&2; exit 1; }
 
 set +e
