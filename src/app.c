@@ -42,6 +42,26 @@ void ot_app_routes(ot_router *rt)
 }
 
 
+/* Pool gauges are sampled, not pushed: pg.c stays free of metrics. */
+#define OT_STATS_MS 1000
+static ot_timer stats_timer;
+static uint64_t pg_err_seen;
+
+static void on_stats(ot_loop *loop, ot_timer *t)
+{
+    ot_worker *w = t->data;
+    if (w->pg) {
+        ot_pg_stats st;
+        ot_pg_get_stats(w->pg, &st);
+        ot_metrics_set(OT_G_PG_CONNS_UP, st.conns_up);
+        ot_metrics_set(OT_G_PG_QUEUE, (int64_t)st.queued);
+        if (st.queries_err > pg_err_seen)
+            ot_metrics_inc(OT_C_PG_ERRORS, st.queries_err - pg_err_seen);
+        pg_err_seen = st.queries_err;
+    }
+    ot_timer_start(loop, t, OT_STATS_MS);
+}
+
 int ot_app_start(ot_worker *w)
 {
     ot_app_routes(&w->router);
@@ -75,6 +95,8 @@ int ot_app_start(ot_worker *w)
             return OT_ERR;
         }
         app->events = ot_events_start(w, ot_hub_event, app->hub);
+        ot_timer_init(&stats_timer, on_stats, w);
+        ot_timer_start(w->loop, &stats_timer, 10);
     }
     return 0;
 }
@@ -88,6 +110,7 @@ void ot_app_stop(ot_worker *w)
     ot_app *app = w->app;
     if (!app)
         return;
+    ot_timer_stop(w->loop, &stats_timer);
     ot_events_free(app->events);
     ot_hub_free(app->hub);
     if (w->pg)
