@@ -43,12 +43,15 @@ struct ot_events {
     int64_t next;           /* 0 until the start query answered */
     ot_pending *pending;    /* sorted by seq, all > next */
     size_t npending;
-    /* The gap at `next`, once a tail query has seen it: the transaction that
-     * owns the missing seq started before that snapshot's xmax, so when a
-     * later snapshot's xmin passes it, that transaction is over either way. */
+    /* The gap at `next`, once a tail query has bounded it: the transaction
+     * that owns the missing seq got its xid before that query's own xid, so
+     * when a later snapshot's xmin reaches gap_xid, it is over either way. */
     int64_t gap_seq;
-    uint64_t gap_xmax;
+    uint64_t gap_xid;
     bool gap_known;
+    /* Highest seq fed so far, and its value when the tail query in flight was
+     * sent: every commit up to it happened before that query ran. */
+    int64_t seen_max, tail_seen_max;
     uint32_t gap_delay_ms;
     bool tail_inflight, tail_again, init_inflight;
     ot_pg_query *q;
@@ -58,13 +61,16 @@ struct ot_events {
 };
 
 const ot_pg_stmt ot_events_stmts[] = {
-    { "ev_start", "SELECT coalesce(max(seq), 0) + 1 FROM order_events", 0 },
+    { "ev_start", "SELECT coalesce(max(seq), 0) + 1 FROM order_events", 0, true },
     { "ev_tail",
-      "SELECT s.xmin::text, s.xmax::text, e.seq, e.j FROM "
-      "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, pg_snapshot_xmax(pg_current_snapshot()) AS xmax) s "
+      /* The query's own xid, not pg_snapshot_xmax: that is only the latest
+       * completed xid + 1, and a writer still running may hold a higher one.
+       * An xid that writes no WAL commits without a flush: cheap. */
+      "SELECT s.xmin::text, s.xid::text, e.seq, e.j FROM "
+      "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, pg_current_xact_id() AS xid) s "
       "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j FROM order_events oe WHERE oe.seq >= $1 "
       "ORDER BY oe.seq LIMIT " OT_EV_PAGE_STR ") e ON true ORDER BY e.seq",
-      1 },
+      1, true },
 };
 const size_t ot_events_nstmts = OT_ARRAY_LEN(ot_events_stmts);
 
@@ -154,6 +160,8 @@ static void hold(ot_events *e, int64_t seq, ot_str json, uint64_t seen_us)
 /* One event from any source. */
 static void feed(ot_events *e, int64_t seq, ot_str json, uint64_t seen_us)
 {
+    if (seq > e->seen_max)
+        e->seen_max = seq;
     if (e->next == 0 || seq < e->next)
         return; /* not started yet (the start query will cover it) or already delivered */
     if (seq == e->next) {
@@ -203,22 +211,34 @@ static void on_tail(void *data, int status, PGresult *res)
     }
     uint64_t now = ot_now_us();
     int rows = PQntuples(res), got = 0;
-    uint64_t xmin = 0, xmax = 0;
+    uint64_t xmin = 0, xid = 0;
+    int64_t known = e->tail_seen_max; /* committed before this query ran */
     for (int i = 0; i < rows; i++) {
         xmin = parse_u64(PQgetvalue(res, i, 0));
-        xmax = parse_u64(PQgetvalue(res, i, 1));
+        xid = parse_u64(PQgetvalue(res, i, 1));
         if (PQgetisnull(res, i, 2))
             continue;
         got++;
         int64_t seq = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+        if (seq > known)
+            known = seq;
         feed(e, seq, ot_str_make(PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3)), now);
     }
     if (e->npending > 0) {
         if (!e->gap_known || e->gap_seq != e->next) {
-            e->gap_known = true;
-            e->gap_seq = e->next;
-            e->gap_xmax = xmax;
-        } else if (xmin >= e->gap_xmax) {
+            /* The owner of a missing seq got its xid before taking that seq
+             * (ot_create_order/ot_update_status write the order row first), so
+             * before any higher seq committed; this query's xid bounds it only
+             * if an event above the gap had committed before the query ran. An
+             * event learnt while it was in flight may sit above a gap whose
+             * owner began later: skipping on that bound loses a commit still in
+             * progress. The next query, sent after it, can bound that gap. */
+            if (e->pending[0].seq <= known) {
+                e->gap_known = true;
+                e->gap_seq = e->next;
+                e->gap_xid = xid;
+            }
+        } else if (xmin >= e->gap_xid) {
             /* Every transaction that could own the missing numbers has ended
              * and none of them committed a row: they rolled back. */
             int64_t upto = e->pending[0].seq;
@@ -276,6 +296,7 @@ static void run_tail(ot_events *e)
     snprintf(from, sizeof(from), "%lld", (long long)e->next);
     const char *vals[1] = { from };
     e->tail_inflight = true;
+    e->tail_seen_max = e->seen_max;
     e->q = ot_pg_exec(pg, "ev_tail", 1, vals, NULL, on_tail, e);
     if (!e->q)
         e->tail_inflight = false;
