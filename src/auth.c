@@ -15,8 +15,8 @@ const ot_pg_stmt ot_auth_stmts[] = {
     { "user_insert",
       "INSERT INTO users (name, email, role, password_hash) VALUES ($1, $2, 'CUSTOMER', $3) "
       "RETURNING id, name, email, role, ot_iso(created_at)",
-      3 },
-    { "user_by_email", "SELECT id, name, email, role, password_hash FROM users WHERE lower(email) = lower($1)", 1 },
+      3, false },
+    { "user_by_email", "SELECT id, name, email, role, password_hash FROM users WHERE lower(email) = lower($1)", 1, true },
 };
 const size_t ot_auth_nstmts = OT_ARRAY_LEN(ot_auth_stmts);
 

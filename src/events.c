@@ -61,7 +61,7 @@ struct ot_events {
 };
 
 const ot_pg_stmt ot_events_stmts[] = {
-    { "ev_start", "SELECT coalesce(max(seq), 0) + 1 FROM order_events", 0 },
+    { "ev_start", "SELECT coalesce(max(seq), 0) + 1 FROM order_events", 0, true },
     { "ev_tail",
       /* The query's own xid, not pg_snapshot_xmax: that is only the latest
        * completed xid + 1, and a writer still running may hold a higher one.
@@ -70,7 +70,7 @@ const ot_pg_stmt ot_events_stmts[] = {
       "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, pg_current_xact_id() AS xid) s "
       "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j FROM order_events oe WHERE oe.seq >= $1 "
       "ORDER BY oe.seq LIMIT " OT_EV_PAGE_STR ") e ON true ORDER BY e.seq",
-      1 },
+      1, true },
 };
 const size_t ot_events_nstmts = OT_ARRAY_LEN(ot_events_stmts);
 

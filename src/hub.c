@@ -54,16 +54,16 @@ struct ot_hub_replay {
 };
 
 const ot_pg_stmt ot_hub_stmts[] = {
-    { "hub_order_owner", "SELECT user_id::text FROM orders WHERE id = $1::uuid", 1 },
+    { "hub_order_owner", "SELECT user_id::text FROM orders WHERE id = $1::uuid", 1, true },
     { "hub_replay_all",
       "SELECT e.seq, ot_event_json(e) FROM order_events e WHERE e.seq > $1::bigint AND e.seq < $2::bigint "
       "ORDER BY e.seq LIMIT " OT_XSTR(OT_HUB_REPLAY_PAGE),
-      2 },
+      2, true },
     /* Separate statement so the (user_id, seq) index serves customers. */
     { "hub_replay_user",
       "SELECT e.seq, ot_event_json(e) FROM order_events e WHERE e.user_id = $3::uuid AND e.seq > $1::bigint "
       "AND e.seq < $2::bigint ORDER BY e.seq LIMIT " OT_XSTR(OT_HUB_REPLAY_PAGE),
-      3 },
+      3, true },
 };
 const size_t ot_hub_nstmts = OT_ARRAY_LEN(ot_hub_stmts);
 

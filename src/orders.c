@@ -11,11 +11,11 @@
 #include "ot/json.h"
 
 const ot_pg_stmt ot_orders_stmts[] = {
-    { "order_create", "SELECT created, order_json, event_json FROM ot_create_order($1::uuid, $2::jsonb, $3, $4::uuid)",
-      4 },
+    { "order_create", "SELECT created, order_json, event_json, same_request FROM ot_create_order($1::uuid, $2::jsonb, $3, $4::uuid)",
+      4, false },
     { "order_status",
-      "SELECT result, order_json, event_json FROM ot_update_status($1::uuid, $2::order_status, $3::int, $4::uuid)", 4 },
-    { "order_get", "SELECT ot_order_json(o), o.user_id FROM orders o WHERE o.id = $1::uuid", 1 },
+      "SELECT result, order_json, event_json FROM ot_update_status($1::uuid, $2::order_status, $3::int, $4::uuid)", 4, false },
+    { "order_get", "SELECT ot_order_json(o), o.user_id FROM orders o WHERE o.id = $1::uuid", 1, true },
     /* Keyset pagination on (created_at, id): stable under concurrent inserts.
      * The cursor carries created_at as integer microseconds since the epoch
      * (exact both ways, and checkable in C: a tampered cursor is a 400 before
@@ -25,7 +25,7 @@ const ot_pg_stmt ot_orders_stmts[] = {
       "WHERE o.user_id = $1::uuid AND ($2::bigint IS NULL OR (o.created_at, o.id) < "
       "('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::uuid)) "
       "ORDER BY o.created_at DESC, o.id DESC LIMIT $4::int",
-      4 },
+      4, true },
 };
 const size_t ot_orders_nstmts = OT_ARRAY_LEN(ot_orders_stmts);
 
@@ -227,6 +227,13 @@ static void created_cb(void *data, int status, PGresult *res)
         return;
     bool created = PQgetvalue(res, 0, 0)[0] == 't';
     ot_str order = ot_str_make(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
+    if (!created && PQgetvalue(res, 0, 3)[0] != 't') {
+        /* Same key, different items: a client bug, not a retry (answering
+         * with the first order would hide it). */
+        ot_respond_error(r, 422, "idempotency_key_reused",
+                         "this Idempotency-Key was already used for a different order");
+        return;
+    }
     if (created) {
         ot_events_committed(r->w->app->events,
                             ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));

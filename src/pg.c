@@ -5,7 +5,14 @@
  * per connection serves the state it is in: the reconnect backoff (DOWN), the
  * connect timeout (CONNECTING) and the oldest in-flight query's deadline (UP).
  * libpq fds are registered level-triggered: libpq reads what it wants per call
- * and a missed edge would be a silent stall. */
+ * and a missed edge would be a silent stall.
+ *
+ * Sending happens once per loop round (the `kick` defer), after every request
+ * of the epoll batch has queued its query: libpq 15's PQpipelineSync always
+ * flushes, so what shares a Sync also shares one send() and one backend
+ * wake-up. Only read-only queries share a Sync (a "group"); a write has its
+ * own, since a query is complete only at its Sync: that is when its implicit
+ * transaction commits. */
 #include "ot/pg.h"
 
 #include "ot/log.h"
@@ -26,7 +33,10 @@ struct ot_pg_query {
     uint64_t deadline_ms; /* pending: give up waiting; in flight: query timeout */
     int status;           /* Q_FAILED: what to report */
     int where;
+    bool readonly;        /* may share a Sync, may be re-run */
+    bool last;            /* in flight: its group's Sync follows it */
     int nparams;
+    uint32_t lost_at; /* pg->losses when first re-run after a connection loss; 0: never */
     const char *stmt;
     const char **values; /* points into this allocation, NUL-terminated copies */
 };
@@ -48,18 +58,6 @@ static void ql_push(qlist *l, ot_pg_query *q)
     l->n++;
 }
 
-static void ql_push_front(qlist *l, ot_pg_query *q)
-{
-    q->prev = NULL;
-    q->next = l->head;
-    if (l->head)
-        l->head->prev = q;
-    else
-        l->tail = q;
-    l->head = q;
-    l->n++;
-}
-
 static void ql_unlink(qlist *l, ot_pg_query *q)
 {
     if (q->prev)
@@ -72,6 +70,21 @@ static void ql_unlink(qlist *l, ot_pg_query *q)
         l->tail = q->prev;
     q->prev = q->next = NULL;
     l->n--;
+}
+
+/* Moves all of `from` (order kept) before the head of `to`. */
+static void ql_splice_front(qlist *to, qlist *from)
+{
+    if (!from->head)
+        return;
+    from->tail->next = to->head;
+    if (to->head)
+        to->head->prev = from->tail;
+    else
+        to->tail = from->tail;
+    to->head = from->head;
+    to->n += from->n;
+    *from = (qlist){ 0 };
 }
 
 static ot_pg_query *ql_pop(qlist *l)
@@ -220,6 +233,16 @@ static uint32_t seed_rng(const void *p)
 
 enum { C_DOWN, C_CONNECTING, C_UP };
 
+/* Read-only queries under one Sync. At most GROUP_MAX: bounds how long the
+ * first waits for the group's Sync, and how much one error makes the pool
+ * re-send. At least GROUP_MIN when that many are queued: below it the
+ * per-Sync cost (a send, a backend wake-up, a read: kernel work) outweighs a
+ * short read's execution: in bench-orders.sh (<= 16 requests per worker per
+ * round) spreading a round's few reads one per connection was clearly slower
+ * than one group. Kept well under GROUP_MAX so a burst of heavy reads (replay
+ * pages) still spreads over the backends. */
+enum { GROUP_MIN = 16, GROUP_MAX = 64 };
+
 typedef struct {
     ot_pg *pg;
     pg_link k;
@@ -227,6 +250,12 @@ typedef struct {
     ot_timer timer;
     qlist inflight;
     int prep_left; /* Syncs of the initial PQsendPrepare batch still to read */
+    /* Reading a group: the next query result belongs to `cur` (NULL: the head
+     * of inflight); cur_open once it arrived, until the NULL that ends it;
+     * at_sync after the group's last query, until its Sync. */
+    ot_pg_query *cur;
+    bool cur_open, at_sync;
+    uint32_t epoch; /* pg->losses when it came up */
     uint32_t backoff_ms;
     unsigned fails; /* consecutive failed attempts, for quieter logs */
     bool dirty;     /* sent something this round: flush */
@@ -245,7 +274,8 @@ struct ot_pg {
     uint64_t down_since_ms;
     qlist pending, failed;
     size_t in_flight;
-    uint64_t ok, err;
+    uint64_t ok, err, retried;
+    uint32_t losses; /* connections lost while up, ever */
     ot_defer kick;
     ot_timer pending_timer;
     uint32_t rng;
@@ -283,7 +313,28 @@ static void query_finish(ot_pg *pg, ot_pg_query *q, int status)
     free(q);
 }
 
-/* Everything sent on this connection fails with EUNAVAIL: whether the server
+/* Puts queries taken back from flight at the head of pending (order kept):
+ * they were queued first, so they go out first. */
+static void requeue_front(ot_pg *pg, qlist *l)
+{
+    if (!l->head)
+        return;
+    uint64_t deadline = ot_loop_now_ms(pg->loop) + pg->cfg.connect_timeout_ms;
+    for (ot_pg_query *q = l->head; q; q = q->next) {
+        PQclear(q->res);
+        q->res = NULL;
+        q->last = false;
+        q->where = Q_PENDING;
+        q->deadline_ms = deadline;
+    }
+    pg->retried += l->n;
+    ql_splice_front(&pg->pending, l);
+    if (!ot_timer_active(&pg->pending_timer))
+        ot_timer_start(pg->loop, &pg->pending_timer, pg->cfg.connect_timeout_ms);
+    ot_defer_queue(pg->loop, &pg->kick);
+}
+
+/* Writes sent on this connection fail with EUNAVAIL: whether the server
  * committed what it received before the loss is unknown. */
 static void conn_fail(pg_conn *c, const char *why)
 {
@@ -291,6 +342,7 @@ static void conn_fail(pg_conn *c, const char *why)
     ot_loop *loop = pg->loop;
     if (c->state == C_UP) {
         pg_log(OT_LOG_WARN, "connection lost", why, link_err(&c->k));
+        pg->losses++;
         if (--pg->conns_up == 0)
             pg->down_since_ms = ot_loop_now_ms(loop);
     } else if (++c->fails == 1) {
@@ -300,14 +352,29 @@ static void conn_fail(pg_conn *c, const char *why)
     c->state = C_DOWN;
     c->prep_left = 0;
     c->dirty = false;
+    c->cur = NULL;
+    c->cur_open = c->at_sync = false;
     ot_timer_start(loop, &c->timer,
                    backoff_next(&c->backoff_ms, pg->cfg.backoff_min_ms, pg->cfg.backoff_max_ms, &pg->rng));
-    /* State is consistent before any callback runs (ot_pg_ready is right). */
+    /* A read-only query changed nothing whatever the server did with it, so
+     * it may run again elsewhere; once only, in case it is what kills the
+     * connection. A re-run that lands on a connection already up at the first
+     * loss (a sibling dying in the same outage: server restart, network) does
+     * not count: bounded by the pool size, it keeps the one real retry for a
+     * connection made afterwards. State is consistent before any callback
+     * runs (ot_pg_ready is right, re-run ones are pending and cancellable). */
+    qlist again = { 0 }, lost = { 0 };
     ot_pg_query *q;
     while ((q = ql_pop(&c->inflight))) {
         pg->in_flight--;
-        query_finish(pg, q, OT_PG_EUNAVAIL);
+        bool rerun = q->readonly && q->cb && (!q->lost_at || c->epoch < q->lost_at);
+        if (rerun && !q->lost_at)
+            q->lost_at = pg->losses;
+        ql_push(rerun ? &again : &lost, q);
     }
+    requeue_front(pg, &again);
+    while ((q = ql_pop(&lost)))
+        query_finish(pg, q, OT_PG_EUNAVAIL);
 }
 
 static void conn_up(pg_conn *c)
@@ -328,6 +395,7 @@ static void conn_up(pg_conn *c)
         }
     }
     c->prep_left = (int)pg->nstmts;
+    c->epoch = pg->losses;
     c->state = C_UP;
     c->fails = 0;
     c->backoff_ms = 0;
@@ -338,25 +406,48 @@ static void conn_up(pg_conn *c)
         return;
     }
     if (pg->pending.head)
-        dispatch(pg);
+        ot_defer_queue(pg->loop, &pg->kick);
 }
 
-static void complete_head(pg_conn *c)
+/* A Sync arrived: its whole group is complete. The queries a failed
+ * neighbour aborted (PGRES_PIPELINE_ABORTED: never executed) go back to the
+ * head of pending before any callback runs; the others complete in the order
+ * sent. */
+static void complete_group(pg_conn *c)
 {
     ot_pg *pg = c->pg;
-    ot_pg_query *q = ql_pop(&c->inflight);
-    pg->in_flight--;
-    int status = OT_PG_EUNAVAIL;
-    if (q->res) {
-        ExecStatusType st = PQresultStatus(q->res);
-        status = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK ? OT_PG_OK : OT_PG_EQUERY;
+    qlist done = { 0 }, again = { 0 };
+    ot_pg_query *q;
+    c->cur = NULL;
+    c->cur_open = c->at_sync = false;
+    bool last = false;
+    while (!last && (q = ql_pop(&c->inflight))) {
+        pg->in_flight--;
+        last = q->last;
+        bool aborted = q->res && PQresultStatus(q->res) == PGRES_PIPELINE_ABORTED;
+        if (aborted && !q->cb) {
+            PQclear(q->res); /* cancelled: nobody to run it for */
+            free(q);
+        } else {
+            ql_push(aborted ? &again : &done, q);
+        }
     }
-    query_finish(pg, q, status);
+    requeue_front(pg, &again);
+    while ((q = ql_pop(&done))) {
+        int status = OT_PG_EUNAVAIL;
+        if (q->res) {
+            ExecStatusType st = PQresultStatus(q->res);
+            status = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK ? OT_PG_OK : OT_PG_EQUERY;
+        }
+        query_finish(pg, q, status);
+    }
 }
 
-/* Per query the pipeline yields: its result(s), NULL, PGRES_PIPELINE_SYNC
- * (no NULL after a Sync). The query is complete only at its Sync: that is when
- * its implicit transaction committed. */
+/* Per query the pipeline yields its result(s) then NULL; after a group's last
+ * query, PGRES_PIPELINE_SYNC (no NULL after it). After an error, each later
+ * query of the group yields PGRES_PIPELINE_ABORTED then NULL. A query is
+ * complete only at its Sync: that is when its implicit transaction
+ * committed. */
 static void process_results(pg_conn *c)
 {
     PGconn *conn = c->k.conn;
@@ -370,6 +461,14 @@ static void process_results(pg_conn *c)
             return;
         PGresult *r = PQgetResult(conn);
         if (!r) {
+            if (c->cur_open) { /* the end of cur's results */
+                ot_pg_query *q = c->cur ? c->cur : c->inflight.head;
+                c->cur_open = false;
+                c->at_sync = q->last;
+                c->cur = q->last ? NULL : q->next;
+                nulls = 0;
+                continue;
+            }
             /* Two NULLs in a row: nothing more buffered (never spin). */
             if (++nulls >= 2)
                 return;
@@ -387,14 +486,16 @@ static void process_results(pg_conn *c)
         }
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(r);
-            complete_head(c);
+            complete_group(c);
             continue;
         }
-        ot_pg_query *q = c->inflight.head;
-        if (!q->res)
-            q->res = r;
-        else
+        ot_pg_query *q = c->cur ? c->cur : c->inflight.head;
+        if (c->cur_open || c->at_sync || !q) {
             PQclear(r); /* a prepared statement yields one result; ignore extras */
+            continue;
+        }
+        q->res = r;
+        c->cur_open = true;
     }
 }
 
@@ -430,8 +531,9 @@ static void conn_io(ot_loop *loop, int fd, unsigned ev, void *data)
         conn_fail(c, "write");
         return;
     }
+    /* Not now: the rest of this epoll batch may queue more to send along. */
     if (pg->pending.head)
-        dispatch(pg);
+        ot_defer_queue(loop, &pg->kick);
 }
 
 static void conn_timer(ot_loop *loop, ot_timer *t)
@@ -484,26 +586,52 @@ static pg_conn *pick_conn(ot_pg *pg)
     return best;
 }
 
+/* Read-only queries one Sync may carry this round: what is queued, split
+ * evenly over the connections with room, so a burst still reaches every
+ * backend; but never fewer than GROUP_MIN, or a quiet round (a few requests
+ * per epoll batch) would again pay one send and one backend wake-up each. */
+static size_t group_share(const ot_pg *pg)
+{
+    size_t avail = 0;
+    for (int i = 0; i < pg->nconns; i++)
+        avail += pg->conns[i].state == C_UP && pg->conns[i].inflight.n < (size_t)pg->cfg.max_pipeline;
+    size_t share = avail ? (pg->pending.n + avail - 1) / avail : 1;
+    return share < GROUP_MIN ? GROUP_MIN : share > GROUP_MAX ? GROUP_MAX : share;
+}
+
 static void dispatch(ot_pg *pg)
 {
     uint64_t now = ot_loop_now_ms(pg->loop);
+    size_t share = group_share(pg);
     pg_conn *c;
     while (pg->pending.head && (c = pick_conn(pg))) {
-        ot_pg_query *q = ql_pop(&pg->pending);
         PGconn *conn = c->k.conn;
+        size_t room = (size_t)pg->cfg.max_pipeline - c->inflight.n;
+        size_t want = pg->pending.head->readonly ? (share < room ? share : room) : 1;
+        qlist grp = { 0 };
+        bool ok = true;
         /* In non-blocking mode these only buffer (and PQpipelineSync tries a
-         * flush). A failure means the connection is broken. Without its Sync
+         * flush). A failure means the connection is broken. Without the Sync
          * reaching the server the implicit transaction cannot commit, so the
-         * query is safe to retry elsewhere. */
-        if (!PQsendQueryPrepared(conn, q->stmt, q->nparams, q->values, NULL, NULL, 0) || !PQpipelineSync(conn)) {
-            ql_push_front(&pg->pending, q);
+         * group is safe to retry elsewhere. */
+        while (ok && grp.n < want && pg->pending.head && (!grp.n || pg->pending.head->readonly)) {
+            ot_pg_query *q = ql_pop(&pg->pending);
+            ql_push(&grp, q);
+            ok = PQsendQueryPrepared(conn, q->stmt, q->nparams, q->values, NULL, NULL, 0);
+        }
+        if (!ok || !PQpipelineSync(conn)) {
+            ql_splice_front(&pg->pending, &grp);
             conn_fail(c, "send");
             continue;
         }
-        q->where = Q_INFLIGHT;
-        q->deadline_ms = now + pg->cfg.query_timeout_ms;
-        ql_push(&c->inflight, q);
-        pg->in_flight++;
+        grp.tail->last = true;
+        ot_pg_query *q;
+        while ((q = ql_pop(&grp))) {
+            q->where = Q_INFLIGHT;
+            q->deadline_ms = now + pg->cfg.query_timeout_ms;
+            ql_push(&c->inflight, q);
+            pg->in_flight++;
+        }
         c->dirty = true;
         if (!ot_timer_active(&c->timer))
             ot_timer_start(pg->loop, &c->timer, pg->cfg.query_timeout_ms);
@@ -532,13 +660,24 @@ static void on_pending_timer(ot_loop *loop, ot_timer *t)
 {
     ot_pg *pg = t->data;
     uint64_t now = ot_loop_now_ms(loop);
-    ot_pg_query *q;
-    while ((q = pg->pending.head) && q->deadline_ms <= now) {
-        ql_unlink(&pg->pending, q);
-        query_finish(pg, q, pg->conns_up > 0 ? OT_PG_ETIMEOUT : OT_PG_EUNAVAIL);
+    /* Not FIFO by deadline: re-run queries go back to the head with a fresh
+     * one. Collect first, then call back (a callback may cancel others). */
+    qlist expired = { 0 };
+    uint64_t next = 0;
+    for (ot_pg_query *q = pg->pending.head, *nx; q; q = nx) {
+        nx = q->next;
+        if (q->deadline_ms <= now) {
+            ql_unlink(&pg->pending, q);
+            ql_push(&expired, q);
+        } else if (!next || q->deadline_ms < next) {
+            next = q->deadline_ms;
+        }
     }
-    if (pg->pending.head)
-        ot_timer_start(loop, t, pg->pending.head->deadline_ms - now);
+    if (next)
+        ot_timer_start(loop, t, next - now);
+    ot_pg_query *q;
+    while ((q = ql_pop(&expired)))
+        query_finish(pg, q, pg->conns_up > 0 ? OT_PG_ETIMEOUT : OT_PG_EUNAVAIL);
 }
 
 ot_pg *ot_pg_new(ot_loop *loop, const ot_pg_config *cfg, const ot_pg_stmt *stmts, size_t nstmts)
@@ -568,6 +707,7 @@ ot_pg *ot_pg_new(ot_loop *loop, const ot_pg_config *cfg, const ot_pg_stmt *stmts
     bool ok = pg->conninfo && pg->stmts && pg->conns;
     for (size_t i = 0; ok && i < nstmts; i++) {
         pg->stmts[i].nparams = stmts[i].nparams;
+        pg->stmts[i].readonly = stmts[i].readonly;
         pg->stmts[i].name = strdup(stmts[i].name);
         pg->stmts[i].sql = strdup(stmts[i].sql);
         pg->nstmts = i + 1;
@@ -647,6 +787,12 @@ ot_pg_query *ot_pg_exec(ot_pg *pg, const char *stmt, int nparams, const char *co
     if (!q)
         return NULL;
     *q = (ot_pg_query){ .pg = pg, .cb = cb, .data = data, .nparams = nparams };
+    for (size_t i = 0; i < pg->nstmts; i++) {
+        if (strcmp(pg->stmts[i].name, stmt) == 0) {
+            q->readonly = pg->stmts[i].readonly;
+            break;
+        }
+    }
     q->values = (const char **)(q + 1);
     char *p = (char *)(q + 1) + ptrs;
     memcpy(p, stmt, stmt_len + 1);
@@ -716,6 +862,7 @@ void ot_pg_get_stats(const ot_pg *pg, ot_pg_stats *st)
         .queued = pg->pending.n,
         .queries_ok = pg->ok,
         .queries_err = pg->err,
+        .queries_retried = pg->retried,
     };
 }
 

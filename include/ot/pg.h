@@ -3,9 +3,11 @@
  *
  * Nothing here blocks the loop: connections are made with PQconnectStartParams
  * + PQconnectPoll driven by fd readiness, then switched to non-blocking
- * pipeline mode. Each query is PQsendQueryPrepared + PQpipelineSync, so each
- * runs in its own implicit transaction and a failing one never aborts its
- * neighbours in the pipeline. Host names in the conninfo are resolved by libpq
+ * pipeline mode. A write is PQsendQueryPrepared + PQpipelineSync: its own
+ * implicit transaction, complete (committed) at its Sync, never aborted by a
+ * neighbour. Consecutive read-only queries (ot_pg_stmt.readonly) bound for the
+ * same connection share one Sync; an error in one of them is reported for it
+ * alone and the pool re-runs the neighbours it aborted. Host names in the conninfo are resolved by libpq
  * with a blocking getaddrinfo(): give an IP address (or hostaddr=) or a unix
  * socket directory to keep the loop free.
  *
@@ -24,6 +26,8 @@
  * OT_PG_EUNAVAIL for a query that was already sent means its connection died
  * before the server confirmed it: the OUTCOME IS UNKNOWN (it may have
  * committed). Callers of non-idempotent statements must reconcile (re-read).
+ * A read-only query caught that way is re-run once on another connection
+ * first (it waits as a queued query again); EUNAVAIL only if that fails too.
  */
 #ifndef OT_PG_H
 #define OT_PG_H
@@ -45,11 +49,20 @@ typedef struct {
     uint32_t backoff_min_ms, backoff_max_ms; /* reconnect backoff with jitter, default 100 / 5000 */
 } ot_pg_config;
 
-/* A statement prepared on every connection as soon as it is up. */
+/* A statement prepared on every connection as soon as it is up.
+ * readonly: the statement changes nothing (a plain SELECT of data: no
+ * side-effecting function, no nextval, no FOR UPDATE). Such queries may share
+ * one Sync (one implicit transaction, one send, one backend wake-up) with
+ * their read-only neighbours, and the pool may run them again: after a
+ * neighbour's error aborted them unexecuted, or once on another connection
+ * when theirs died with them in flight. Writes keep one Sync each, and
+ * EUNAVAIL when the connection dies. Every statement table spells the flag
+ * out, so a write is never batched by omission. */
 typedef struct {
     const char *name;
     const char *sql;
     int nparams;
+    bool readonly;
 } ot_pg_stmt;
 
 enum {
@@ -94,6 +107,7 @@ typedef struct {
     int conns_up, conns_total;
     size_t in_flight, queued;
     uint64_t queries_ok, queries_err; /* err: every non-OK status */
+    uint64_t queries_retried;         /* read-only re-runs (aborted by a neighbour's error, or connection lost) */
 } ot_pg_stats;
 void ot_pg_get_stats(const ot_pg *pg, ot_pg_stats *st);
 

@@ -212,6 +212,20 @@ def test_idempotency_key_replay_returns_200_with_the_same_order(api):
     assert st3 == 201 and o3["id"] != o1["id"] and o3["userId"] == api.b
 
 
+def test_idempotency_key_reused_with_other_items_is_422_and_writes_nothing(api):
+    h = {"Idempotency-Key": "key-" + uuid.uuid4().hex}
+    st1, _, o1 = api.req("POST", "/orders", {"items": ITEMS}, api.t_a, h)
+    assert st1 == 201
+    before = api.counts()
+    other = [{"productId": "something-else", "qty": 7}]
+    assert_error(api.req("POST", "/orders", {"items": other}, api.t_a, h), 422, mentions="Idempotency-Key")
+    assert api.counts() == before
+    # The same items in another key order / spacing are the same request.
+    st3, _, o3 = api.req("POST", "/orders", json.dumps({"items": ITEMS}, indent=2), api.t_a,
+                         dict(h, **{"Content-Type": "application/json"}))
+    assert st3 == 200 and o3["id"] == o1["id"]
+
+
 @pytest.mark.parametrize("key", ["k" * 201, "has space", "tab\tkey", "caf\u00e9"], ids=["201", "space", "tab", "utf8"])
 def test_bad_idempotency_key_is_400(api, key):
     before = api.counts()

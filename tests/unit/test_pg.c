@@ -171,7 +171,7 @@ Test(pg, thousand_pipelined_queries_return_their_own_results_in_order)
     ot_pg_config cfg;
     make_cfg(&cfg, dsn, sizeof(dsn));
     ot_loop *loop = ot_loop_new(1024);
-    const ot_pg_stmt stmts[] = { { "sq", "SELECT $1::int * $1::int, pg_backend_pid()", 1 } };
+    const ot_pg_stmt stmts[] = { { "sq", "SELECT $1::int * $1::int, pg_backend_pid()", 1, false } };
     ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 1);
     cr_assert(run_until(loop, all_up, pg, 5000), "pool did not come up");
 
@@ -223,7 +223,7 @@ Test(pg, pipeline_depth_limit_holds_queries_back_until_room)
     snprintf(kv, sizeof(kv), "%s application_name=%s", DSN_KV, app);
     cfg.conninfo = kv;
     ot_loop *loop = ot_loop_new(1024);
-    const ot_pg_stmt stmts[] = { { "slp", "SELECT pg_sleep($1::float8)::text", 1 } };
+    const ot_pg_stmt stmts[] = { { "slp", "SELECT pg_sleep($1::float8)::text", 1, false } };
     ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 1);
     cr_assert(run_until(loop, is_ready, pg, 5000));
     counter ctr = { 5, 0 };
@@ -262,9 +262,9 @@ Test(pg, sql_error_fails_only_its_own_query_with_sqlstate)
 
     ot_loop *loop = ot_loop_new(1024);
     const ot_pg_stmt stmts[] = {
-        { "div", "SELECT (10 / $1::int)::text", 1 },
-        { "ins", ins, 1 },
-        { "cnt", cnt, 1 },
+        { "div", "SELECT (10 / $1::int)::text", 1, false },
+        { "ins", ins, 1, false },
+        { "cnt", cnt, 1, false },
     };
     ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 3);
     cr_assert(run_until(loop, is_ready, pg, 5000));
@@ -310,7 +310,7 @@ Test(pg, params_with_quotes_unicode_and_null_round_trip)
     ot_pg_config cfg;
     make_cfg(&cfg, dsn, sizeof(dsn));
     ot_loop *loop = ot_loop_new(1024);
-    const ot_pg_stmt stmts[] = { { "echo", "SELECT $1::text", 1 } };
+    const ot_pg_stmt stmts[] = { { "echo", "SELECT $1::text", 1, false } };
     ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 1);
     const char *cases[] = { "it's \"quoted\" \\ back'slash", "héllo wörld ✓ 日本 🚚", "", "'); DROP TABLE x; --" };
     enum { N = 4 };
@@ -355,7 +355,7 @@ static void check_unavailable(const char *conninfo)
     cfg.backoff_min_ms = 20;
     cfg.backoff_max_ms = 100;
     ot_loop *loop = ot_loop_new(1024);
-    const ot_pg_stmt stmts[] = { { "one", "SELECT 1::text", 0 } };
+    const ot_pg_stmt stmts[] = { { "one", "SELECT 1::text", 0, false } };
     ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 1);
     cr_assert_not_null(pg);
     counter ctr = { 1, 0 };
@@ -405,7 +405,7 @@ Test(pg, pending_queue_limit_gives_efull)
     make_cfg(&cfg, dsn, sizeof(dsn));
     cfg.max_pending = 3;
     ot_loop *loop = ot_loop_new(1024);
-    const ot_pg_stmt stmts[] = { { "echo", "SELECT $1::text", 1 } };
+    const ot_pg_stmt stmts[] = { { "echo", "SELECT $1::text", 1, false } };
     ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 1);
     counter ctr = { 5, 0 };
     outcome o[5] = { 0 };
@@ -431,7 +431,7 @@ Test(pg, query_waiting_behind_full_pipelines_times_out_unsent)
     cfg.max_pipeline = 1;
     cfg.connect_timeout_ms = 300;
     ot_loop *loop = ot_loop_new(1024);
-    const ot_pg_stmt stmts[] = { { "slp", "SELECT pg_sleep($1::float8)::text", 1 } };
+    const ot_pg_stmt stmts[] = { { "slp", "SELECT pg_sleep($1::float8)::text", 1, false } };
     ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 1);
     cr_assert(run_until(loop, is_ready, pg, 5000));
     counter ctr = { 1, 0 };
@@ -460,7 +460,7 @@ Test(pg, query_timeout_fails_query_and_resets_connection)
     cfg.pool_size = 1;
     cfg.query_timeout_ms = 200;
     ot_loop *loop = ot_loop_new(1024);
-    const ot_pg_stmt stmts[] = { { "slp", "SELECT pg_sleep($1::float8)::text", 1 } };
+    const ot_pg_stmt stmts[] = { { "slp", "SELECT pg_sleep($1::float8)::text", 1, false } };
     ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 1);
     cr_assert(run_until(loop, is_ready, pg, 5000));
     counter ctr = { 1, 0 };
@@ -484,7 +484,7 @@ Test(pg, terminated_backends_fail_in_flight_then_pool_recovers)
     make_cfg(&cfg, dsn, sizeof(dsn));
     cfg.pool_size = 2;
     ot_loop *loop = ot_loop_new(1024);
-    const ot_pg_stmt stmts[] = { { "slp", "SELECT pg_sleep($1::float8)::text", 1 } };
+    const ot_pg_stmt stmts[] = { { "slp", "SELECT pg_sleep($1::float8)::text", 1, false } };
     ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 1);
     cr_assert(run_until(loop, all_up, pg, 5000));
     counter ctr = { 4, 0 };
@@ -534,7 +534,7 @@ Test(pg, cancelled_query_callback_never_runs)
     make_cfg(&cfg, dsn, sizeof(dsn));
     cfg.pool_size = 1;
     ot_loop *loop = ot_loop_new(1024);
-    const ot_pg_stmt stmts[] = { { "slp", "SELECT pg_sleep($1::float8)::text", 1 } };
+    const ot_pg_stmt stmts[] = { { "slp", "SELECT pg_sleep($1::float8)::text", 1, false } };
     ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 1);
     cr_assert(run_until(loop, is_ready, pg, 5000));
     counter ctr = { 1, 0 };
@@ -564,7 +564,7 @@ Test(pg, free_with_queries_outstanding_calls_nothing_and_leaks_nothing)
     ot_pg_config cfg;
     make_cfg(&cfg, dsn, sizeof(dsn));
     ot_loop *loop = ot_loop_new(1024);
-    const ot_pg_stmt stmts[] = { { "slp", "SELECT pg_sleep($1::float8)::text", 1 } };
+    const ot_pg_stmt stmts[] = { { "slp", "SELECT pg_sleep($1::float8)::text", 1, false } };
     ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 1);
     cr_assert(run_until(loop, is_ready, pg, 5000));
     outcome o[3] = { 0 };
@@ -648,5 +648,286 @@ Test(pg, listener_receives_notify_and_relistens_after_backend_killed)
     cr_assert_str_eq(s.payload, "second");
     PQfinish(sc);
     ot_pg_listener_free(l);
+    ot_loop_free(loop);
+}
+
+/* ---- read-only queries share a Sync ---- */
+
+/* One completed query: status, two text columns (a value and now(), which
+ * names the implicit transaction the query ran in) and when it completed. */
+typedef struct {
+    counter *ctr;
+    int status, seq;
+    bool called;
+    char sqlstate[6];
+    char value[64], xact[64];
+} rec2;
+static int rec2_seq;
+
+static void on_rec2(void *data, int status, PGresult *res)
+{
+    rec2 *o = data;
+    cr_assert(!o->called, "callback ran twice");
+    o->called = true;
+    o->status = status;
+    o->seq = ++rec2_seq;
+    if (status == OT_PG_OK && PQntuples(res) == 1 && PQnfields(res) == 2) {
+        snprintf(o->value, sizeof(o->value), "%s", PQgetvalue(res, 0, 0));
+        snprintf(o->xact, sizeof(o->xact), "%s", PQgetvalue(res, 0, 1));
+    } else if (status == OT_PG_EQUERY) {
+        const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        snprintf(o->sqlstate, sizeof(o->sqlstate), "%s", s ? s : "");
+    }
+    if (o->ctr)
+        o->ctr->done++;
+}
+
+static ot_pg_query *exec2(ot_pg *pg, const char *stmt, const char *v, rec2 *o, counter *ctr)
+{
+    const char *vals[1] = { v };
+    o->ctr = ctr;
+    ot_pg_query *q = ot_pg_exec(pg, stmt, v ? 1 : 0, vals, NULL, on_rec2, o);
+    cr_assert_not_null(q);
+    return q;
+}
+
+static ot_pg *one_conn_pool(ot_loop *loop, const ot_pg_stmt *stmts, size_t n, char *dsn, size_t cap)
+{
+    ot_pg_config cfg;
+    make_cfg(&cfg, dsn, cap);
+    cfg.pool_size = 1; /* everything queued in one round goes to one pipeline */
+    ot_pg *pg = ot_pg_new(loop, &cfg, stmts, n);
+    cr_assert(run_until(loop, is_ready, pg, 5000), "pool did not come up");
+    return pg;
+}
+
+Test(pg_group, reads_queued_together_share_one_transaction_and_complete_in_order)
+{
+    char dsn[256];
+    ot_loop *loop = ot_loop_new(1024);
+    const ot_pg_stmt stmts[] = { { "echo", "SELECT $1::text, now()::text", 1, true } };
+    ot_pg *pg = one_conn_pool(loop, stmts, 1, dsn, sizeof(dsn));
+    enum { N = 10 };
+    counter ctr = { N, 0 };
+    rec2 o[N] = { 0 };
+    rec2_seq = 0;
+    for (int i = 0; i < N; i++) {
+        char v[16];
+        snprintf(v, sizeof(v), "v%d", i);
+        exec2(pg, "echo", v, &o[i], &ctr);
+    }
+    cr_assert(run_until(loop, counter_done, &ctr, 5000));
+    for (int i = 0; i < N; i++) {
+        char v[16];
+        snprintf(v, sizeof(v), "v%d", i);
+        cr_assert_eq(o[i].status, OT_PG_OK, "query %d", i);
+        cr_assert_str_eq(o[i].value, v);
+        cr_assert_eq(o[i].seq, i + 1, "query %d completed %d-th", i, o[i].seq);
+        /* now() is the start of the implicit transaction: one Sync, one transaction. */
+        cr_assert_str_eq(o[i].xact, o[0].xact, "query %d ran in another transaction", i);
+    }
+    ot_pg_free(pg);
+    ot_loop_free(loop);
+}
+
+Test(pg_group, error_in_a_group_fails_only_that_read_and_reruns_the_aborted_ones)
+{
+    char dsn[256];
+    ot_loop *loop = ot_loop_new(1024);
+    const ot_pg_stmt stmts[] = { { "rdiv", "SELECT (10 / $1::int)::text, now()::text", 1, true } };
+    ot_pg *pg = one_conn_pool(loop, stmts, 1, dsn, sizeof(dsn));
+    const char *in[] = { "2", "0", "5", "1", "10", "3" };
+    const char *want[] = { "5", NULL, "2", "10", "1", NULL };
+    enum { N = 6 };
+    counter ctr = { N - 1, 0 };
+    rec2 o[N] = { 0 };
+    ot_pg_query *q[N];
+    rec2_seq = 0;
+    for (int i = 0; i < N; i++)
+        q[i] = exec2(pg, "rdiv", in[i], &o[i], &ctr);
+    ot_loop_run_once(loop, 0); /* all six sent as one group */
+    ot_pg_stats st;
+    ot_pg_get_stats(pg, &st);
+    cr_assert_eq(st.in_flight, N);
+    ot_pg_cancel(q[N - 1]); /* aborted too: must be dropped, not re-run */
+    cr_assert(run_until(loop, counter_done, &ctr, 5000));
+    run_for(loop, 50);
+
+    cr_assert_eq(o[1].status, OT_PG_EQUERY);
+    cr_assert_str_eq(o[1].sqlstate, "22012"); /* division_by_zero */
+    for (int i = 0; i < N - 1; i++) {
+        if (!want[i])
+            continue;
+        cr_assert_eq(o[i].status, OT_PG_OK, "query %d: status %d", i, o[i].status);
+        cr_assert_str_eq(o[i].value, want[i], "query %d", i);
+    }
+    cr_assert(!o[N - 1].called, "cancelled query called back");
+    /* The one before the error completed with it; the aborted ones later, in
+     * their order, in a transaction of their own. */
+    for (int i = 1; i < N - 1; i++)
+        cr_assert_lt(o[i - 1].seq, o[i].seq, "query %d completed before %d", i, i - 1);
+    cr_assert_str_neq(o[2].xact, o[0].xact);
+    ot_pg_get_stats(pg, &st);
+    cr_assert_eq(st.queries_err, 1, "only the failing read is an error");
+    cr_assert_eq(st.queries_ok, 4);
+    cr_assert_eq(st.queries_retried, 3, "the three aborted live reads were re-run");
+    cr_assert_eq(st.in_flight, 0);
+    cr_assert_eq(st.queued, 0);
+    ot_pg_free(pg);
+    ot_loop_free(loop);
+}
+
+Test(pg_group, group_size_is_capped_at_64)
+{
+    char dsn[256];
+    ot_loop *loop = ot_loop_new(1024);
+    const ot_pg_stmt stmts[] = { { "echo", "SELECT $1::text, now()::text", 1, true } };
+    ot_pg *pg = one_conn_pool(loop, stmts, 1, dsn, sizeof(dsn));
+    enum { N = 200 };
+    static rec2 o[N];
+    memset(o, 0, sizeof(o));
+    counter ctr = { N, 0 };
+    for (int i = 0; i < N; i++)
+        exec2(pg, "echo", "x", &o[i], &ctr);
+    cr_assert(run_until(loop, counter_done, &ctr, 10000));
+    /* Group sizes: runs of equal now() (one transaction per Sync). */
+    int groups = 0, biggest = 0, run = 0;
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(o[i].status, OT_PG_OK, "query %d", i);
+        if (i > 0 && strcmp(o[i].xact, o[i - 1].xact) == 0) {
+            run++;
+        } else {
+            groups++;
+            run = 1;
+        }
+        if (run > biggest)
+            biggest = run;
+    }
+    cr_assert_eq(biggest, 64, "largest group %d", biggest);
+    cr_assert_geq(groups, (N + 63) / 64);
+    ot_pg_free(pg);
+    ot_loop_free(loop);
+}
+
+Test(pg_group, write_between_reads_commits_at_its_own_sync)
+{
+    char dsn[256], tbl[64], ins[160], cnt[160], sql[200];
+    ot_loop *loop = ot_loop_new(1024);
+    make_cfg(&(ot_pg_config){ 0 }, dsn, sizeof(dsn)); /* sets app for the table name */
+    snprintf(tbl, sizeof(tbl), "ot_pg_g_%s", app);
+    snprintf(ins, sizeof(ins), "INSERT INTO %s(id) VALUES ($1::int) RETURNING id::text, now()::text", tbl);
+    snprintf(cnt, sizeof(cnt), "SELECT count(*)::text, now()::text FROM %s", tbl);
+    PGconn *sc = sync_conn();
+    snprintf(sql, sizeof(sql), "CREATE TABLE %s (id int PRIMARY KEY)", tbl);
+    sync_exec(sc, sql);
+    const ot_pg_stmt stmts[] = {
+        { "cnt", cnt, 0, true },
+        { "ins", ins, 1, false }, /* a write */
+        { "bad", "SELECT (1 / $1::int)::text, now()::text", 1, true },
+    };
+    ot_pg *pg = one_conn_pool(loop, stmts, 3, dsn, sizeof(dsn));
+    enum { N = 8 };
+    counter ctr = { N, 0 };
+    rec2 o[N] = { 0 };
+    rec2_seq = 0;
+    exec2(pg, "cnt", NULL, &o[0], &ctr);
+    exec2(pg, "cnt", NULL, &o[1], &ctr);
+    exec2(pg, "ins", "1", &o[2], &ctr);
+    exec2(pg, "cnt", NULL, &o[3], &ctr);
+    exec2(pg, "bad", "0", &o[4], &ctr);
+    exec2(pg, "cnt", NULL, &o[5], &ctr); /* aborted by o[4], re-run */
+    exec2(pg, "ins", "1", &o[6], &ctr);  /* duplicate: fails alone */
+    exec2(pg, "cnt", NULL, &o[7], &ctr);
+    cr_assert(run_until(loop, counter_done, &ctr, 5000));
+
+    cr_assert_eq(o[0].status, OT_PG_OK);
+    cr_assert_str_eq(o[0].value, "0");
+    cr_assert_str_eq(o[1].value, "0");
+    cr_assert_str_eq(o[1].xact, o[0].xact, "reads before the write share a Sync");
+    cr_assert_eq(o[2].status, OT_PG_OK);
+    cr_assert_str_eq(o[2].value, "1");
+    cr_assert_str_neq(o[2].xact, o[1].xact, "the write is not in the reads' transaction");
+    cr_assert_lt(o[1].seq, o[2].seq);
+    cr_assert_lt(o[2].seq, o[3].seq, "the write completes at its own Sync, before later reads");
+    cr_assert_eq(o[3].status, OT_PG_OK);
+    cr_assert_str_eq(o[3].value, "1", "a read sent after the write sees it committed");
+    cr_assert_str_neq(o[3].xact, o[2].xact);
+    cr_assert_eq(o[4].status, OT_PG_EQUERY);
+    cr_assert_str_eq(o[4].sqlstate, "22012");
+    cr_assert_eq(o[5].status, OT_PG_OK);
+    cr_assert_str_eq(o[5].value, "1");
+    cr_assert_eq(o[6].status, OT_PG_EQUERY);
+    cr_assert_str_eq(o[6].sqlstate, "23505");
+    cr_assert_eq(o[7].status, OT_PG_OK);
+    cr_assert_str_eq(o[7].value, "1", "the failed read did not undo the committed write");
+    ot_pg_stats st;
+    ot_pg_get_stats(pg, &st);
+    cr_assert_eq(st.queries_err, 2);
+    cr_assert_eq(st.queries_retried, 1);
+
+    ot_pg_free(pg);
+    ot_loop_free(loop);
+    snprintf(sql, sizeof(sql), "DROP TABLE %s", tbl);
+    sync_exec(sc, sql);
+    PQfinish(sc);
+}
+
+static bool four_in_flight(void *arg)
+{
+    ot_pg_stats st;
+    ot_pg_get_stats(arg, &st);
+    return st.in_flight == 4;
+}
+
+Test(pg_group, reads_in_flight_on_a_lost_connection_are_rerun_once)
+{
+    char dsn[256];
+    ot_pg_config cfg;
+    make_cfg(&cfg, dsn, sizeof(dsn));
+    cfg.pool_size = 2;
+    ot_loop *loop = ot_loop_new(1024);
+    const ot_pg_stmt stmts[] = { { "rslp", "SELECT pg_sleep($1::float8)::text, now()::text", 1, true } };
+    ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 1);
+    cr_assert(run_until(loop, all_up, pg, 5000));
+    PGconn *sc = sync_conn();
+
+    /* First loss: re-run on the new connections, and they succeed. */
+    counter ctr = { 4, 0 };
+    rec2 o[4] = { 0 };
+    for (int i = 0; i < 4; i++)
+        exec2(pg, "rslp", "0.3", &o[i], &ctr);
+    run_for(loop, 100); /* sent and running */
+    cr_assert(four_in_flight(pg));
+    cr_assert_eq(terminate_app(sc), 2);
+    cr_assert(run_until(loop, counter_done, &ctr, 5000), "re-run reads did not complete");
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(o[i].status, OT_PG_OK, "query %d: %d", i, o[i].status);
+    ot_pg_stats st;
+    ot_pg_get_stats(pg, &st);
+    /* At least once each (more if one was re-sent to the sibling dying too). */
+    cr_assert_geq(st.queries_retried, 4);
+    cr_assert_eq(st.queries_err, 0);
+
+    /* Lost again on a connection made after the first loss: EUNAVAIL. */
+    cr_assert(run_until(loop, all_up, pg, 5000));
+    counter ctr2 = { 4, 0 };
+    rec2 p[4] = { 0 };
+    for (int i = 0; i < 4; i++)
+        exec2(pg, "rslp", "5", &p[i], &ctr2);
+    run_for(loop, 100);
+    cr_assert(four_in_flight(pg));
+    cr_assert_eq(terminate_app(sc), 2);
+    run_for(loop, 100);
+    bool resent = run_until(loop, four_in_flight, pg, 5000);
+    ot_pg_get_stats(pg, &st);
+    cr_assert(resent, "reads not re-sent after the first loss: up %d in flight %zu queued %zu done %d", st.conns_up,
+              st.in_flight, st.queued, ctr2.done);
+    run_for(loop, 100);
+    cr_assert_geq(terminate_app(sc), 1);
+    cr_assert(run_until(loop, counter_done, &ctr2, 5000));
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(p[i].status, OT_PG_EUNAVAIL, "query %d: %d", i, p[i].status);
+    PQfinish(sc);
+    ot_pg_free(pg);
     ot_loop_free(loop);
 }
