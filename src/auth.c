@@ -177,14 +177,8 @@ static int get_str_field(ot_req *r, const ot_json *d, const char *key, char *out
 
 static bool parse_body(ot_req *r, ot_json *d, jsmntok_t *toks, int ntoks)
 {
-    /* The API speaks JSON only (415 otherwise, like the order routes). RFC
-     * 9110 §8.3.1: the media type ends at optional whitespace or ';'. */
-    ot_str ct = r->head.content_type;
-    if (ct.len < 16 || !ot_str_ieq(ot_str_make(ct.base, 16), "application/json") ||
-        (ct.len > 16 && ct.base[16] != ';' && ct.base[16] != ' ' && ct.base[16] != '\t')) {
-        ot_respond_error(r, 415, "unsupported_media_type", "Content-Type must be application/json");
+    if (!ot_req_json_content(r))
         return false;
-    }
     if (ot_json_parse(d, r->body.base, r->body.len, toks, ntoks) < 0 || !ot_json_is_obj(d, 0)) {
         ot_respond_error(r, 400, "invalid_json", "body must be a JSON object");
         return false;
@@ -271,11 +265,8 @@ static bool email_valid(const char *e)
 
 void ot_h_register(ot_req *r)
 {
-    if (!r->w->pg) {
-        ot_resp_header(r, "Retry-After", "5");
-        ot_respond_error(r, 503, "database_unavailable", "no database configured");
+    if (!ot_req_need_db(r))
         return;
-    }
     jsmntok_t toks[32];
     ot_json d;
     if (!parse_body(r, &d, toks, 32))
@@ -388,11 +379,8 @@ static void login_found(void *data, int status, PGresult *res)
 
 void ot_h_login(ot_req *r)
 {
-    if (!r->w->pg) {
-        ot_resp_header(r, "Retry-After", "5");
-        ot_respond_error(r, 503, "database_unavailable", "no database configured");
+    if (!ot_req_need_db(r))
         return;
-    }
     jsmntok_t toks[16];
     ot_json d;
     if (!parse_body(r, &d, toks, 16))

@@ -333,6 +333,28 @@ void ot_respond_error(ot_req *r, int status, const char *code, const char *fmt, 
     ot_respond(r, status, "application/json", ot_str_make(body, (size_t)n));
 }
 
+bool ot_req_json_content(ot_req *r)
+{
+    /* RFC 9110 §8.3.1: the media type ends at optional whitespace or ';'
+     * (parameters); a longer token such as application/jsonp is another type. */
+    ot_str ct = r->head.content_type;
+    if (ct.len < 16 || !ot_str_ieq(ot_str_make(ct.base, 16), "application/json") ||
+        (ct.len > 16 && ct.base[16] != ';' && ct.base[16] != ' ' && ct.base[16] != '\t')) {
+        ot_respond_error(r, 415, "unsupported_media_type", "Content-Type must be application/json");
+        return false;
+    }
+    return true;
+}
+
+bool ot_req_need_db(ot_req *r)
+{
+    if (r->w->pg)
+        return true;
+    ot_resp_header(r, "Retry-After", "5");
+    ot_respond_error(r, 503, "database_unavailable", "no database configured");
+    return false;
+}
+
 /* ---- reading and request framing ---- */
 
 static void reset_request(ot_http_conn *c)

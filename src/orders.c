@@ -194,28 +194,6 @@ static bool db_error(ot_req *r, int status, PGresult *res)
     return true;
 }
 
-static bool need_db(ot_req *r)
-{
-    if (r->w->pg)
-        return true;
-    ot_resp_header(r, "Retry-After", "5");
-    ot_respond_error(r, 503, "database_unavailable", "no database configured");
-    return false;
-}
-
-static bool json_body(ot_req *r)
-{
-    /* RFC 9110 §8.3.1: the media type ends at optional whitespace or ';'
-     * (parameters); a longer token such as application/jsonp is another type. */
-    ot_str ct = r->head.content_type;
-    if (ct.len < 16 || !ot_str_ieq(ot_str_make(ct.base, 16), "application/json") ||
-        (ct.len > 16 && ct.base[16] != ';' && ct.base[16] != ' ' && ct.base[16] != '\t')) {
-        ot_respond_error(r, 415, "unsupported_media_type", "Content-Type must be application/json");
-        return false;
-    }
-    return true;
-}
-
 /* ---- POST /orders ---- */
 
 static void created_cb(void *data, int status, PGresult *res)
@@ -254,7 +232,7 @@ static void created_cb(void *data, int status, PGresult *res)
 
 void ot_h_order_create(ot_req *r)
 {
-    if (!ot_auth_require(r, OT_ROLE_CUSTOMER) || !need_db(r) || !json_body(r))
+    if (!ot_auth_require(r, OT_ROLE_CUSTOMER) || !ot_req_need_db(r) || !ot_req_json_content(r))
         return;
     ot_buf items = OT_BUF_INIT;
     char err[200];
@@ -316,7 +294,7 @@ static void get_cb(void *data, int status, PGresult *res)
 
 void ot_h_order_get(ot_req *r)
 {
-    if (!ot_auth_require(r, OT_ROLE_CUSTOMER) || !need_db(r))
+    if (!ot_auth_require(r, OT_ROLE_CUSTOMER) || !ot_req_need_db(r))
         return;
     if (!ot_uuid_valid(r->params[0])) {
         ot_respond_error(r, 400, "invalid_id", "order id must be a UUID");
@@ -367,7 +345,7 @@ static void list_cb(void *data, int status, PGresult *res)
 
 void ot_h_orders_by_user(ot_req *r)
 {
-    if (!ot_auth_require(r, OT_ROLE_CUSTOMER) || !need_db(r))
+    if (!ot_auth_require(r, OT_ROLE_CUSTOMER) || !ot_req_need_db(r))
         return;
     ot_str uid = r->params[0];
     if (!ot_uuid_valid(uid)) {
@@ -478,7 +456,7 @@ static void status_cb(void *data, int status, PGresult *res)
 
 void ot_h_order_status(ot_req *r)
 {
-    if (!ot_auth_require(r, OT_ROLE_ADMIN) || !need_db(r) || !json_body(r))
+    if (!ot_auth_require(r, OT_ROLE_ADMIN) || !ot_req_need_db(r) || !ot_req_json_content(r))
         return;
     if (!ot_uuid_valid(r->params[0])) {
         ot_respond_error(r, 400, "invalid_id", "order id must be a UUID");

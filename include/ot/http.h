@@ -57,6 +57,11 @@ void ot_respond_json(ot_req *r, int status, ot_str json);
 void ot_respond_error(ot_req *r, int status, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 const char *ot_http_status_text(int status);
 
+/* Request guards shared by the API handlers. Each answers the error itself
+ * (415 / 503 + Retry-After) and returns false when the request cannot go on. */
+bool ot_req_json_content(ot_req *r);
+bool ot_req_need_db(ot_req *r);
+
 /* Takes the socket out of HTTP for a protocol switch (WebSocket): moves the
  * io (fd + TLS) and any bytes read past the request head into the caller's
  * hands, unregisters and frees the HTTP connection. The request is finished. */
