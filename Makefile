@@ -89,7 +89,7 @@ install: build/ordertrack
 	install -D -m 0755 build/ordertrack $(DESTDIR)$(PREFIX)/bin/ordertrack
 	install -d $(DESTDIR)$(PREFIX)/share/ordertrack/sql $(DESTDIR)$(PREFIX)/share/ordertrack/web
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/ordertrack/sql/
-	cp -r web/. $(DESTDIR)$(PREFIX)/share/ordertrack/web/
+	if [ -d web ] && [ -n "$$(ls -A web)" ]; then cp -r web/. $(DESTDIR)$(PREFIX)/share/ordertrack/web/; fi
 	install -d $(DESTDIR)$(PREFIX)/etc/ordertrack $(DESTDIR)$(PREFIX)/lib/systemd/system
 	sed 's|/usr/local|$(PREFIX)|g' conf/ordertrack.env > $(DESTDIR)$(PREFIX)/etc/ordertrack/ordertrack.env
 	for u in ordertrack.service ordertrack@.service; do \
