@@ -101,15 +101,13 @@ int ot_event_parse(ot_str json, ot_event *out)
 static void schedule_tail(ot_events *e, uint32_t ms);
 static void run_tail(ot_events *e);
 
-static void deliver(ot_events *e, ot_str json, uint64_t seen_us)
+/* Events arrive parsed: each is parsed once where it enters the reader (a
+ * held one once more when it leaves the pending list). */
+static void deliver(ot_events *e, const ot_event *ev)
 {
-    ot_event ev;
-    if (ot_event_parse(json, &ev) < 0)
-        return;
-    ev.seen_us = seen_us;
-    e->next = ev.seq + 1;
+    e->next = ev->seq + 1;
     ot_metrics_inc(OT_C_EVENTS_RECEIVED, 1);
-    e->sink(e->sink_data, &ev);
+    e->sink(e->sink_data, ev);
 }
 
 static void drain_pending(ot_events *e)
@@ -117,8 +115,11 @@ static void drain_pending(ot_events *e)
     size_t i = 0;
     while (i < e->npending && e->pending[i].seq <= e->next) {
         ot_pending *p = &e->pending[i];
-        if (p->seq == e->next)
-            deliver(e, ot_str_make(p->json, p->len), p->seen_us);
+        ot_event ev;
+        if (p->seq == e->next && ot_event_parse(ot_str_make(p->json, p->len), &ev) == 0) {
+            ev.seen_us = p->seen_us;
+            deliver(e, &ev);
+        }
         free(p->json);
         i++;
     }
@@ -158,39 +159,46 @@ static void hold(ot_events *e, int64_t seq, ot_str json, uint64_t seen_us)
 }
 
 /* One event from any source. */
-static void feed(ot_events *e, int64_t seq, ot_str json, uint64_t seen_us)
+static void feed(ot_events *e, const ot_event *ev)
 {
+    int64_t seq = ev->seq;
     if (seq > e->seen_max)
         e->seen_max = seq;
     if (e->next == 0 || seq < e->next)
         return; /* not started yet (the start query will cover it) or already delivered */
     if (seq == e->next) {
-        deliver(e, json, seen_us);
+        deliver(e, ev);
         drain_pending(e);
         return;
     }
-    hold(e, seq, json, seen_us);
+    hold(e, seq, ev->json, ev->seen_us);
     if (!e->gap_known || e->gap_seq != e->next) {
         e->gap_delay_ms = OT_EV_GAP_FIRST_MS;
         schedule_tail(e, e->gap_delay_ms);
     }
 }
 
+/* An event announced by NOTIFY, Redis or our own commit, already parsed. */
+static void feed_live(ot_events *e, ot_event *ev)
+{
+    ev->seen_us = ot_now_us();
+    if (ev->order_id.len == 0) {
+        /* A {"seq":N} stub: the event was too large for NOTIFY; read it. */
+        if (e->next && ev->seq >= e->next)
+            schedule_tail(e, 0);
+        return;
+    }
+    feed(e, ev);
+}
+
 static void feed_json(ot_events *e, ot_str json)
 {
-    uint64_t now = ot_now_us();
     ot_event ev;
     if (ot_event_parse(json, &ev) < 0) {
         ot_logf(OT_LOG_WARN, "events: unparsable event payload ignored (%zu bytes)", json.len);
         return;
     }
-    if (ev.order_id.len == 0) {
-        /* A {"seq":N} stub: the event was too large for NOTIFY; read it. */
-        if (e->next && ev.seq >= e->next)
-            schedule_tail(e, 0);
-        return;
-    }
-    feed(e, ev.seq, json, now);
+    feed_live(e, &ev);
 }
 
 /* ---- tail queries ---- */
@@ -222,7 +230,12 @@ static void on_tail(void *data, int status, PGresult *res)
         int64_t seq = strtoll(PQgetvalue(res, i, 2), NULL, 10);
         if (seq > known)
             known = seq;
-        feed(e, seq, ot_str_make(PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3)), now);
+        ot_event ev;
+        if (ot_event_parse(ot_str_make(PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3)), &ev) < 0 ||
+            ev.seq != seq)
+            continue;
+        ev.seen_us = now;
+        feed(e, &ev);
     }
     if (e->npending > 0) {
         if (!e->gap_known || e->gap_seq != e->next) {
@@ -396,18 +409,20 @@ void ot_events_committed(ot_events *e, ot_str event_json)
 {
     if (!e)
         return;
-    if (e->redis) {
-        ot_event ev;
-        if (ot_event_parse(event_json, &ev) == 0) {
-            char ch[128];
-            ot_redis_publish(e->redis, OT_STR("ot:admin"), event_json);
-            snprintf(ch, sizeof(ch), "ot:user:%.*s", (int)ev.user_id.len, ev.user_id.base);
-            ot_redis_publish(e->redis, ot_str_c(ch), event_json);
-            snprintf(ch, sizeof(ch), "ot:order:%.*s", (int)ev.order_id.len, ev.order_id.base);
-            ot_redis_publish(e->redis, ot_str_c(ch), event_json);
-        }
+    ot_event ev;
+    if (ot_event_parse(event_json, &ev) < 0) {
+        ot_logf(OT_LOG_WARN, "events: unparsable committed event ignored (%zu bytes)", event_json.len);
+        return;
     }
-    feed_json(e, event_json);
+    if (e->redis) {
+        char ch[128];
+        ot_redis_publish(e->redis, OT_STR("ot:admin"), event_json);
+        snprintf(ch, sizeof(ch), "ot:user:%.*s", (int)ev.user_id.len, ev.user_id.base);
+        ot_redis_publish(e->redis, ot_str_c(ch), event_json);
+        snprintf(ch, sizeof(ch), "ot:order:%.*s", (int)ev.order_id.len, ev.order_id.base);
+        ot_redis_publish(e->redis, ot_str_c(ch), event_json);
+    }
+    feed_live(e, &ev);
 }
 
 int64_t ot_events_watermark(const ot_events *e) { return e ? e->next : 0; }

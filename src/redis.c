@@ -15,6 +15,8 @@
  *   learn whether the call freed it. */
 #include "ot/redis.h"
 
+#include "ot/http_parser.h"
+
 #include <errno.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -119,37 +121,13 @@ static int parse_uint(const char *p, size_t n, unsigned long max, unsigned long 
     return OT_OK;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Userinfo may be percent-encoded (RFC 3986 §3.2.1); a decoded NUL is refused
- * since hiredis's %s argument would cut there. */
+/* Userinfo may be percent-encoded (RFC 3986 §3.2.1); the project's URL
+ * decoder refuses %00, which hiredis's %s argument would cut at. */
 static int copy_pct(char *dst, size_t cap, const char *p, size_t n)
 {
     size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        if (c == '%') {
-            if (i + 2 >= n)
-                return OT_ERR;
-            int hi = hexval(p[i + 1]), lo = hexval(p[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return OT_ERR;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (o + 1 >= cap)
-            return OT_ERR;
-        dst[o++] = c;
-    }
+    if (cap == 0 || ot_url_decode_path(ot_str_make(p, n), dst, cap - 1, &o) < 0)
+        return OT_ERR;
     dst[o] = '\0';
     return OT_OK;
 }

@@ -79,31 +79,35 @@ def free_port():
         return s.getsockname()[1]
 
 
+def read_until_close(s, timeout):
+    """Everything read from socket `s` until the peer closes or `timeout`
+    (scaled) seconds pass."""
+    out = bytearray()
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        s.settimeout(max(0.01, left))
+        try:
+            chunk = s.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
 def http_raw(port, data, timeout=2.0):
     """Sends raw bytes and returns everything read until the peer closes or
     `timeout` seconds pass without the connection closing."""
-    out = bytearray()
-    deadline = time.monotonic() + scaled(timeout)
     with socket.create_connection(("127.0.0.1", port), timeout=scaled(timeout)) as s:
         try:
             s.sendall(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server may answer and close before reading everything
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            s.settimeout(left)
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    return bytes(out)
+        return read_until_close(s, timeout)
 
 
 def request(port, method, path, body=None, headers=None, token=None, timeout=5.0):

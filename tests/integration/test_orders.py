@@ -13,18 +13,8 @@ import uuid
 import pytest
 
 from conftest import make_token, mk_user, request
+from lifecycle import ALLOWED, PATH_TO, STATUSES
 
-STATUSES = ["CREATED", "ACCEPTED", "PREPARED", "SHIPPED", "DELIVERED", "CANCELED"]
-# The life cycle written out independently of the SQL that enforces it.
-ALLOWED = {
-    ("CREATED", "ACCEPTED"), ("ACCEPTED", "PREPARED"), ("PREPARED", "SHIPPED"), ("SHIPPED", "DELIVERED"),
-    ("CREATED", "CANCELED"), ("ACCEPTED", "CANCELED"), ("PREPARED", "CANCELED"),
-}
-PATH_TO = {
-    "CREATED": [], "ACCEPTED": ["ACCEPTED"], "PREPARED": ["ACCEPTED", "PREPARED"],
-    "SHIPPED": ["ACCEPTED", "PREPARED", "SHIPPED"], "DELIVERED": ["ACCEPTED", "PREPARED", "SHIPPED", "DELIVERED"],
-    "CANCELED": ["CANCELED"],
-}
 EVENT_TYPE = {"DELIVERED": "order.completed", "CANCELED": "order.canceled"}
 ORDER_KEYS = {"id", "userId", "status", "items", "createdAt", "updatedAt", "version"}
 ISO_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ASAN, JWT_SECRET, OT_BIN, ROOT, free_port, request, run_cli, scaled
+from conftest import ASAN, JWT_SECRET, OT_BIN, ROOT, free_port, request, run_cli, scaled, read_until_close
 
 NO_DB = {"DATABASE_URL": None}
 
@@ -47,23 +47,6 @@ def wait_for(cond, timeout, what):
 def wait_workers(srv, n, timeout=5.0):
     return wait_for(lambda: (lambda c: c if len(c) == n else None)(children(srv.proc.pid)), timeout,
                     "%d workers" % n)
-
-
-def read_until_close(s, timeout):
-    out = bytearray()
-    deadline = time.monotonic() + scaled(timeout)
-    while time.monotonic() < deadline:
-        s.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            chunk = s.recv(65536)
-        except socket.timeout:
-            break
-        except ConnectionResetError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    return bytes(out)
 
 
 def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(server):

@@ -13,19 +13,8 @@ import psycopg2.errors
 import pytest
 
 from conftest import ROOT, mk_user, run_cli
+from lifecycle import ALLOWED, PATH_TO, STATUSES
 
-STATUSES = ["CREATED", "ACCEPTED", "PREPARED", "SHIPPED", "DELIVERED", "CANCELED"]
-# The life cycle, written out independently of the SQL that enforces it.
-ALLOWED = {
-    ("CREATED", "ACCEPTED"), ("ACCEPTED", "PREPARED"), ("PREPARED", "SHIPPED"), ("SHIPPED", "DELIVERED"),
-    ("CREATED", "CANCELED"), ("ACCEPTED", "CANCELED"), ("PREPARED", "CANCELED"),
-}
-# Shortest legal path from CREATED to each state.
-PATH_TO = {
-    "CREATED": [], "ACCEPTED": ["ACCEPTED"], "PREPARED": ["ACCEPTED", "PREPARED"],
-    "SHIPPED": ["ACCEPTED", "PREPARED", "SHIPPED"], "DELIVERED": ["ACCEPTED", "PREPARED", "SHIPPED", "DELIVERED"],
-    "CANCELED": ["CANCELED"],
-}
 ORDER_KEYS = {"id", "userId", "status", "items", "createdAt", "updatedAt", "version"}
 EVENT_KEYS = {"seq", "version", "eventId", "orderId", "userId", "type", "status", "timestamp", "payload", "actor"}
 ISO_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
