@@ -15,8 +15,11 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 PREFIX  ?= /usr/local
 PYTHON  ?= /usr/bin/python3
 
-SRCS    := $(wildcard src/*.c)
-LIBSRCS := $(filter-out src/main.c,$(SRCS))
+# src/<layer>/<module>.c; the layers and their order are in docs/ARCHITECTURE.md.
+SRCS    := $(wildcard src/*/*.c)
+LIBSRCS := $(filter-out src/cmd/main.c,$(SRCS))
+# Fuzz targets link only the pure layers (codec and the core it stands on).
+FUZZSRCS:= $(wildcard src/codec/*.c src/core/*.c)
 OBJS    := $(SRCS:src/%.c=build/obj/%.o)
 LIBOBJS := $(LIBSRCS:src/%.c=build/obj/%.o)
 AOBJS   := $(SRCS:src/%.c=build/asan/obj/%.o)
@@ -32,10 +35,13 @@ BENCHBIN:= $(BENCH:tests/bench/%.c=build/bench/%)
 .PHONY: all asan test unit unit-asan integration integration-asan fuzz fuzz-smoke run install clean bench deps
 all: build/ordertrack
 
-build/obj/%.o: src/%.c $(wildcard include/ot/*.h) | build/obj
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -MMD -c $< -o $@
-build/asan/obj/%.o: src/%.c $(wildcard include/ot/*.h) | build/asan/obj
-	$(CC) $(BASE_CFLAGS) -O1 $(SAN) -c $< -o $@
+# -MMD -MP: each object depends on the headers it really includes.
+build/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+build/asan/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O1 $(SAN) -MMD -MP -c $< -o $@
 
 build/ordertrack: $(OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
@@ -49,14 +55,14 @@ build/asan/tests/%: tests/unit/%.c $(ALIBOBJS) | build/asan/tests
 	$(CC) $(BASE_CFLAGS) -O1 $(SAN) $< $(ALIBOBJS) -o $@ $(LDLIBS) -lcriterion
 
 # libFuzzer targets link the pure modules they exercise, built by clang.
-build/fuzz/%: tests/fuzz/%.c $(LIBSRCS) | build/fuzz
-	clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined $< $(LIBSRCS) -o $@ $(LDLIBS)
+build/fuzz/%: tests/fuzz/%.c $(FUZZSRCS) | build/fuzz
+	clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined $< $(FUZZSRCS) -o $@ $(LDLIBS)
 
 build/bench/%: tests/bench/%.c | build/bench
 	$(CC) $(BASE_CFLAGS) -O2 $< -o $@ $(LDLIBS)
 bench-tools: $(BENCHBIN)
 
-build/obj build/asan/obj build/tests build/asan/tests build/fuzz build/bench:
+build/tests build/asan/tests build/fuzz build/bench:
 	mkdir -p $@
 
 unit: $(UNITBIN)
@@ -101,4 +107,4 @@ deps:
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(AOBJS:.o=.d)

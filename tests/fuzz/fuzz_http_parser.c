@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ot/http_parser.h"
+#include "ot/codec/http_parser.h"
 
 #define CHECK(c)                                                                   \
     do {                                                                           \

@@ -4,7 +4,7 @@
  * longer than its raw form, and writer output always parses back. */
 #include <stdlib.h>
 
-#include "ot/json.h"
+#include "ot/codec/json.h"
 
 static bool utf8_ok(const char *s, size_t n)
 {

@@ -6,8 +6,8 @@
 #include <openssl/hmac.h>
 #include <stdlib.h>
 
-#include "ot/base64.h"
-#include "ot/jwt.h"
+#include "ot/codec/base64.h"
+#include "ot/codec/jwt.h"
 
 static const ot_str KEY = OT_STR("fuzz-secret-fuzz-secret-fuzz-sec");
 

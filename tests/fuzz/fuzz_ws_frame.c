@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ot/ws_frame.h"
+#include "ot/codec/ws_frame.h"
 
 #define CHECK(c)                                                                     \
     do {                                                                             \

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ot/http_parser.h"
+#include "ot/codec/http_parser.h"
 
 #define NHDR 32
 static ot_http_header g_hdrs[NHDR];

@@ -11,11 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ot/app.h"
-#include "ot/http.h"
-#include "ot/hub.h"
-#include "ot/jwt.h"
-#include "ot/ws.h"
+#include "ot/cmd/app.h"
+#include "ot/http/http.h"
+#include "ot/app/hub.h"
+#include "ot/codec/jwt.h"
+#include "ot/http/ws.h"
 
 /* ------------------------------------------------------------------ handshake (pure) */
 

@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ot/base64.h"
-#include "ot/json.h"
+#include "ot/codec/base64.h"
+#include "ot/codec/json.h"
 
 #define NTOK 128
 static jsmntok_t toks[NTOK];

@@ -3,8 +3,8 @@
 #include <openssl/hmac.h>
 #include <stdio.h>
 
-#include "ot/base64.h"
-#include "ot/jwt.h"
+#include "ot/codec/base64.h"
+#include "ot/codec/jwt.h"
 
 static const ot_str SECRET = OT_STR("0123456789abcdef0123456789abcdef");
 #define NOW 1700000000LL

@@ -10,7 +10,7 @@
 #define JSMN_STRICT
 #include <jsmn.h>
 
-#include "ot/log.h"
+#include "ot/core/log.h"
 
 /* ---- stderr capture ---- */
 

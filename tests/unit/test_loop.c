@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ot/loop.h"
+#include "ot/event/loop.h"
 
 static int order[16];
 static int norder;

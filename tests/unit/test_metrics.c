@@ -5,7 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ot/metrics.h"
+#include "ot/core/metrics.h"
 
 static const char *const routes[] = { "GET /orders/:id", "weird\"ro\\ute\nname" };
 

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ot/auth.h"
-#include "ot/orders.h"
+#include "ot/api/auth.h"
+#include "ot/api/orders.h"
 
 static char err[200];
 static ot_buf out = OT_BUF_INIT;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "ot/pg.h"
+#include "ot/adapters/pg.h"
 
 #define DSN_KV "host=127.0.0.1 port=5432 user=postgres dbname=test"
 

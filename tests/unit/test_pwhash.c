@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "ot/base64.h"
-#include "ot/pwhash.h"
+#include "ot/codec/base64.h"
+#include "ot/codec/pwhash.h"
 
 /* Low cost keeps the suite fast; the format and checks are the same. */
 static void low_cost(void) { ot_pwhash_set_cost(4); }

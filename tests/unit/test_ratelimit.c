@@ -2,7 +2,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "ot/ratelimit.h"
+#include "ot/core/ratelimit.h"
 
 static int take(ot_ratelimit *rl, const char *key, uint64_t now, uint32_t *ra)
 {

@@ -13,8 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ot/loop.h"
-#include "ot/redis.h"
+#include "ot/event/loop.h"
+#include "ot/adapters/redis.h"
 
 static const char *test_url(void)
 {

@@ -1,7 +1,7 @@
 /* RFC 6455 frame codec, UTF-8 validator, close payloads and the accept key. */
 #include <criterion/criterion.h>
 
-#include "ot/ws_frame.h"
+#include "ot/codec/ws_frame.h"
 
 static const uint8_t MASK[4] = { 0x37, 0xfa, 0x21, 0x3d }; /* the mask of the §5.7 examples */
 

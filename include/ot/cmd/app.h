@@ -1,0 +1,28 @@
+/* Wires the product into a worker: routes, database pool, event delivery and
+ * the WebSocket hub. Each feature module registers itself from here. */
+#ifndef OT_APP_H
+#define OT_APP_H
+
+#include "ot/cmd/worker.h"
+
+typedef struct ot_events ot_events;
+typedef struct ot_hub ot_hub;
+typedef struct ot_redis ot_redis;
+
+/* Per-worker product state, reachable from every handler as r->w->app. */
+struct ot_app {
+    ot_events *events; /* seq-ordered committed events (events.h) */
+    ot_hub *hub;       /* WebSocket clients of this worker (ws.h) */
+    ot_redis *redis;   /* NULL without REDIS_URL */
+};
+
+/* Registers every route (also used by the master to name metrics). */
+void ot_app_routes(ot_router *rt);
+int ot_app_start(ot_worker *w);
+/* SIGTERM: stop taking new work; close WebSockets with 1001. */
+void ot_app_drain(ot_worker *w);
+/* True once nothing the app owns keeps the worker alive. */
+bool ot_app_drained(ot_worker *w);
+void ot_app_stop(ot_worker *w);
+
+#endif

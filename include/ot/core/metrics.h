@@ -1,0 +1,80 @@
+/* Prometheus metrics shared by all worker processes.
+ *
+ * The master maps one MAP_SHARED region before forking; each worker owns one
+ * fixed slot of it and is its only writer, so any worker answering GET /metrics
+ * can render every worker's numbers (label worker="i") without messages or
+ * locks. Values are written with relaxed atomic stores (plain `mov` on x86-64
+ * and arm64) so a concurrent reader never sees a torn 64-bit value and the
+ * compiler may not split or elide the store; no read-modify-write atomics are
+ * needed because there is a single writer per slot.
+ *
+ * Restart policy: a restarted worker reuses its slot. Counters and histograms
+ * are kept (the slot outlives the process), so every exported counter stays
+ * monotonic and Prometheus never sees a reset; gauges are zeroed because the
+ * state they described (open sockets, pool links) died with the process.
+ * ordertrack_worker_starts_total tells restarts apart.
+ *
+ * Before ot_metrics_init, and in a process that has not selected a slot (the
+ * master), every recording call is a cheap no-op. Recording never allocates. */
+#ifndef OT_METRICS_H
+#define OT_METRICS_H
+
+#include "ot/core/buf.h"
+#include "ot/core/common.h"
+
+typedef struct ot_metrics ot_metrics; /* the shared region; opaque */
+
+/* Limits of the fixed-size region: routes are known at start-up. */
+#define OT_METRICS_MAX_WORKERS 256
+#define OT_METRICS_MAX_ROUTES 64
+#define OT_METRICS_ROUTE_NAME_MAX 64
+
+/* route index i -> label route="<name>"; names are copied (longer ones cut at
+ * OT_METRICS_ROUTE_NAME_MAX - 1 bytes). Re-initialising drops the old region.
+ * Returns 0 or OT_ERR (bad sizes, mmap failure). Call before fork. */
+int ot_metrics_init(int nworkers, const char *const *route_names, int nroutes);
+/* Selects (after fork) the slot this process writes; see restart policy above. */
+void ot_metrics_worker(int idx);
+
+/* One finished HTTP exchange. A route outside [0, nroutes) (no route matched)
+ * is counted under route="unmatched"; a status outside the fixed set under
+ * code="other". */
+void ot_metrics_http(int route, int status, uint64_t duration_us, uint64_t bytes_out);
+
+/* Gauges and counters by fixed id; name, help and type live in a table in
+ * metrics.c. OT_G_* are gauges (set), OT_C_* counters (inc). */
+typedef enum {
+    OT_G_CONNS_OPEN,
+    OT_G_WS_CONNS_OPEN,
+    OT_G_PG_CONNS_UP,
+    OT_G_PG_QUEUE,
+    OT_G_REDIS_UP,
+    OT_C_CONNS_ACCEPTED,
+    OT_C_CONNS_REJECTED,
+    OT_C_WS_MESSAGES_PUSHED,
+    OT_C_WS_SLOW_DROPPED,
+    OT_C_EVENTS_RECEIVED,
+    OT_C_EVENTS_GAPS_SKIPPED,
+    OT_C_RATE_LIMITED,
+    OT_C_PG_ERRORS,
+    OT_C_LOG_DROPPED,
+    OT_M_COUNT
+} ot_metric_id;
+
+void ot_metrics_inc(ot_metric_id id, uint64_t n);
+void ot_metrics_set(ot_metric_id id, int64_t v);
+/* Gauge convenience for up/down tracking (open connections). */
+void ot_metrics_add(ot_metric_id id, int64_t delta);
+
+/* Push latency (event commit -> frame written), seconds, buckets 0.00005..1. */
+void ot_metrics_push_latency(uint64_t us);
+
+/* Appends Prometheus text exposition format 0.0.4 for all workers to `out`
+ * (Content-Type: text/plain; version=0.0.4). HELP/TYPE once per family,
+ * histograms as cumulative _bucket{le}/_sum/_count. Per-code request counters
+ * and per-route histograms are emitted only once non-zero, like labelled
+ * series in the client libraries. Returns 0 or OT_ERR (allocation failure,
+ * not initialised). */
+int ot_metrics_render(ot_buf *out);
+
+#endif

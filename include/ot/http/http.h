@@ -1,0 +1,70 @@
+/* The HTTP/1.1 connection: reads, parses (ot/http_parser.h), routes, and
+ * writes responses in request order. One request is handled at a time per
+ * connection: a pipelined request waits until the previous response has been
+ * queued, which keeps responses in order without a reorder buffer and gives
+ * natural backpressure (we stop reading while a handler is busy). */
+#ifndef OT_HTTP_H
+#define OT_HTTP_H
+
+#include <sys/socket.h>
+
+#include "ot/core/buf.h"
+#include "ot/codec/http_parser.h"
+#include "ot/event/io.h"
+#include "ot/codec/jwt.h"
+#include "ot/http/router.h"
+#include "ot/cmd/worker.h"
+
+typedef struct ot_http_conn ot_http_conn;
+
+struct ot_req {
+    ot_http_request head;      /* points into the connection's read buffer */
+    ot_str body;               /* decoded body, same lifetime */
+    ot_str params[OT_MAX_PARAMS];
+    int nparams;
+    int route;                 /* router index, -1 for errors before routing */
+    ot_worker *w;
+    ot_http_conn *conn;
+    uint64_t start_us;
+    bool responded;
+    bool head_only;            /* HEAD: send headers, not the body */
+    ot_jwt_claims auth;        /* filled by ot_req_auth */
+    bool authed;
+    /* Async handlers: set both before returning without a response. If the
+     * connection dies first, on_abort(r) runs and must cancel outstanding
+     * work (e.g. ot_pg_cancel) and free ctx; the request is gone after it. */
+    void (*on_abort)(ot_req *r);
+    void *ctx;
+    char extra[512];           /* extra response header lines, see ot_resp_header */
+    size_t extra_len;
+    char remote[64];           /* client address, for logs and rate limits */
+    uint8_t remote_key[16];    /* client IP bytes */
+    size_t remote_key_len;
+};
+
+/* Accepts ownership of a connected non-blocking socket. */
+void ot_http_conn_new(ot_worker *w, int fd, const struct sockaddr *sa, socklen_t salen);
+/* Closes idle keep-alive connections (drain) and marks the rest to close after their response. */
+void ot_http_drain(ot_worker *w);
+
+/* Adds a header line to the response ("Retry-After", "5"). */
+void ot_resp_header(ot_req *r, const char *name, const char *value);
+/* Sends the response. body may be empty. After this the request is finished:
+ * r and everything it points to may be reused. */
+void ot_respond(ot_req *r, int status, const char *content_type, ot_str body);
+void ot_respond_json(ot_req *r, int status, ot_str json);
+/* {"error":{"code":code,"message":message}} — the one place errors become JSON. */
+void ot_respond_error(ot_req *r, int status, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+const char *ot_http_status_text(int status);
+
+/* Request guards shared by the API handlers. Each answers the error itself
+ * (415 / 503 + Retry-After) and returns false when the request cannot go on. */
+bool ot_req_json_content(ot_req *r);
+bool ot_req_need_db(ot_req *r);
+
+/* Takes the socket out of HTTP for a protocol switch (WebSocket): moves the
+ * io (fd + TLS) and any bytes read past the request head into the caller's
+ * hands, unregisters and frees the HTTP connection. The request is finished. */
+void ot_http_takeover(ot_req *r, ot_io *io_out, ot_buf *leftover);
+
+#endif

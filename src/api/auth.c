@@ -1,0 +1,402 @@
+#include "ot/api/auth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "ot/codec/json.h"
+#include "ot/core/metrics.h"
+#include "ot/codec/pwhash.h"
+#include "ot/core/ratelimit.h"
+
+const ot_pg_stmt ot_auth_stmts[] = {
+    { "user_insert",
+      "INSERT INTO users (name, email, role, password_hash) VALUES ($1, $2, 'CUSTOMER', $3) "
+      "RETURNING id, name, email, role, ot_iso(created_at)",
+      3, false },
+    { "user_by_email", "SELECT id, name, email, role, password_hash FROM users WHERE lower(email) = lower($1)", 1, true },
+};
+const size_t ot_auth_nstmts = OT_ARRAY_LEN(ot_auth_stmts);
+
+bool ot_uuid_valid(ot_str s)
+{
+    if (s.len != 36)
+        return false;
+    for (size_t i = 0; i < 36; i++) {
+        char ch = s.base[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (ch != '-')
+                return false;
+        } else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int ot_auth_token(const ot_config *cfg, ot_str token, ot_jwt_claims *out)
+{
+    return ot_jwt_verify(ot_str_c(cfg->jwt_secret), token, (int64_t)time(NULL), out);
+}
+
+bool ot_auth_require(ot_req *r, ot_role need)
+{
+    ot_str h = r->head.authorization;
+    if (h.len < 7 || !ot_str_ieq(ot_str_make(h.base, 7), "Bearer ")) {
+        ot_resp_header(r, "WWW-Authenticate", "Bearer");
+        ot_respond_error(r, 401, "unauthorized", "missing bearer token");
+        return false;
+    }
+    ot_str tok = ot_str_make(h.base + 7, h.len - 7);
+    int rc = ot_auth_token(r->w->cfg, tok, &r->auth);
+    if (rc != OT_JWT_OK) {
+        ot_resp_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+        ot_respond_error(r, 401, rc == OT_JWT_EEXPIRED ? "token_expired" : "invalid_token", "%s", ot_jwt_strerror(rc));
+        return false;
+    }
+    r->authed = true;
+    if (need == OT_ROLE_ADMIN && r->auth.role != OT_ROLE_ADMIN) {
+        ot_respond_error(r, 403, "forbidden", "this action needs the ADMIN role");
+        return false;
+    }
+    uint32_t retry;
+    if (r->w->rl_user &&
+        ot_ratelimit_take(r->w->rl_user, r->auth.sub, strlen(r->auth.sub), ot_loop_now_ms(r->w->loop), &retry) < 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%u", retry);
+        ot_resp_header(r, "Retry-After", ra);
+        ot_metrics_inc(OT_C_RATE_LIMITED, 1);
+        ot_respond_error(r, 429, "rate_limited", "too many requests for this user");
+        return false;
+    }
+    return true;
+}
+
+/* ---- shared async plumbing for the two handlers ---- */
+
+typedef struct {
+    ot_req *r;
+    bool aborted;
+    bool in_work;          /* a pool thread holds this context */
+    ot_pg_query *q;
+    char name[201], email[255], password[1025];
+    size_t pwlen;
+    char hash[OT_PWHASH_MAX];
+    int work_rc;
+    /* login: what the database said */
+    bool found;
+    char uid[64], uname[201], role[16];
+} auth_ctx;
+
+static void ctx_release(auth_ctx *c)
+{
+    /* The password must not linger in freed memory. */
+    OPENSSL_cleanse(c->password, sizeof(c->password));
+    free(c);
+}
+
+static void on_abort(ot_req *r)
+{
+    auth_ctx *c = r->ctx;
+    c->aborted = true;
+    if (c->q) {
+        ot_pg_cancel(c->q);
+        c->q = NULL;
+    }
+    if (!c->in_work)
+        ctx_release(c);
+}
+
+static auth_ctx *ctx_new(ot_req *r)
+{
+    auth_ctx *c = calloc(1, sizeof(*c));
+    if (!c) {
+        ot_respond_error(r, 500, "internal", "out of memory");
+        return NULL;
+    }
+    c->r = r;
+    r->ctx = c;
+    r->on_abort = on_abort;
+    return c;
+}
+
+/* Response paths clear the abort hook first: the request is finished after. */
+static void finish(auth_ctx *c)
+{
+    c->r->on_abort = NULL;
+    c->r->ctx = NULL;
+    ctx_release(c);
+}
+
+/* Refusals that rolled the statement back and may pass on a retry (lost
+ * connection 08, serialization/deadlock 40, resources 53, statement_timeout or
+ * shutdown 57, lock timeout 55P03): 503 with Retry-After, not 500. */
+static bool sqlstate_transient(const PGresult *res)
+{
+    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!st)
+        return false;
+    return !strncmp(st, "08", 2) || !strncmp(st, "40", 2) || !strncmp(st, "53", 2) || !strncmp(st, "57", 2) ||
+           !strcmp(st, "55P03");
+}
+
+static bool db_ok(ot_req *r, int status, const PGresult *res)
+{
+    if (status == OT_PG_OK)
+        return true;
+    if (status == OT_PG_EUNAVAIL || status == OT_PG_EFULL || status == OT_PG_ETIMEOUT ||
+        (status == OT_PG_EQUERY && sqlstate_transient(res))) {
+        ot_resp_header(r, "Retry-After", "1");
+        ot_respond_error(r, 503, "database_unavailable", "the database is not reachable, retry shortly");
+    } else {
+        ot_respond_error(r, 500, "internal", "database error");
+    }
+    return false;
+}
+
+static int get_str_field(ot_req *r, const ot_json *d, const char *key, char *out, size_t cap, size_t minlen,
+                         size_t *outlen)
+{
+    int t = ot_json_obj_get(d, 0, key);
+    if (t < 0 || !ot_json_is_str(d, t)) {
+        ot_respond_error(r, 400, "invalid_field", "%s: required string", key);
+        return OT_ERR;
+    }
+    size_t n = 0;
+    if (ot_json_get_str_buf(d, t, out, cap, &n) < 0 || n < minlen || n >= cap) {
+        ot_respond_error(r, 400, "invalid_field", "%s: length must be %zu..%zu", key, minlen, cap - 1);
+        return OT_ERR;
+    }
+    out[n] = 0;
+    if (outlen)
+        *outlen = n;
+    return 0;
+}
+
+static bool parse_body(ot_req *r, ot_json *d, jsmntok_t *toks, int ntoks)
+{
+    if (!ot_req_json_content(r))
+        return false;
+    if (ot_json_parse(d, r->body.base, r->body.len, toks, ntoks) < 0 || !ot_json_is_obj(d, 0)) {
+        ot_respond_error(r, 400, "invalid_json", "body must be a JSON object");
+        return false;
+    }
+    return true;
+}
+
+static void user_json(ot_buf *b, const char *id, const char *name, const char *email, const char *role)
+{
+    ot_jw w;
+    ot_jw_init(&w, b);
+    ot_jw_obj_open(&w);
+    ot_jw_key(&w, "id");
+    ot_jw_cstr(&w, id);
+    ot_jw_key(&w, "name");
+    ot_jw_cstr(&w, name);
+    ot_jw_key(&w, "email");
+    ot_jw_cstr(&w, email);
+    ot_jw_key(&w, "role");
+    ot_jw_cstr(&w, role);
+    ot_jw_obj_close(&w);
+}
+
+/* ---- POST /auth/register ---- */
+
+static void reg_inserted(void *data, int status, PGresult *res)
+{
+    auth_ctx *c = data;
+    ot_req *r = c->r;
+    c->q = NULL;
+    if (status == OT_PG_EQUERY) {
+        const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (st && !strcmp(st, "23505")) {
+            finish(c);
+            ot_respond_error(r, 409, "email_taken", "a user with this email already exists");
+            return;
+        }
+    }
+    if (status != OT_PG_OK) {
+        finish(c);
+        db_ok(r, status, res);
+        return;
+    }
+    ot_buf b = OT_BUF_INIT;
+    user_json(&b, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
+    finish(c);
+    ot_respond_json(r, 201, ot_buf_str(&b));
+    ot_buf_free(&b);
+}
+
+static void reg_hash_work(void *data)
+{
+    auth_ctx *c = data;
+    c->work_rc = ot_pwhash_hash(c->password, c->pwlen, c->hash);
+}
+
+static void reg_hash_done(ot_loop *loop, void *data)
+{
+    auth_ctx *c = data;
+    c->in_work = false;
+    if (c->aborted) {
+        ctx_release(c);
+        return;
+    }
+    ot_req *r = c->r;
+    if (c->work_rc < 0) {
+        finish(c);
+        ot_respond_error(r, 500, "internal", "password hashing failed");
+        return;
+    }
+    const char *vals[3] = { c->name, c->email, c->hash };
+    c->q = ot_pg_exec(r->w->pg, "user_insert", 3, vals, NULL, reg_inserted, c);
+    if (!c->q) { /* the callback will never run: answer now or the request hangs */
+        finish(c);
+        ot_respond_error(r, 500, "internal", "out of memory");
+    }
+}
+
+static bool email_valid(const char *e)
+{
+    const char *at = strchr(e, '@');
+    return at && at != e && at[1] && !strchr(at + 1, '@') && strchr(at + 1, '.') && !strpbrk(e, " \t\r\n<>\"");
+}
+
+void ot_h_register(ot_req *r)
+{
+    if (!ot_req_need_db(r))
+        return;
+    jsmntok_t toks[32];
+    ot_json d;
+    if (!parse_body(r, &d, toks, 32))
+        return;
+    auth_ctx *c = ctx_new(r);
+    if (!c)
+        return;
+    if (get_str_field(r, &d, "name", c->name, sizeof(c->name), 1, NULL) < 0 ||
+        get_str_field(r, &d, "email", c->email, sizeof(c->email), 3, NULL) < 0 ||
+        get_str_field(r, &d, "password", c->password, sizeof(c->password), 8, &c->pwlen) < 0) {
+        finish(c);
+        return;
+    }
+    if (!email_valid(c->email)) {
+        finish(c);
+        ot_respond_error(r, 400, "invalid_field", "email: not a valid address");
+        return;
+    }
+    /* scrypt takes tens of milliseconds: never on the loop thread. */
+    c->in_work = true;
+    if (ot_loop_queue_work(r->w->loop, reg_hash_work, reg_hash_done, c) < 0) {
+        c->in_work = false;
+        finish(c);
+        ot_resp_header(r, "Retry-After", "1");
+        ot_respond_error(r, 503, "busy", "too many password operations in progress");
+    }
+}
+
+/* ---- POST /auth/login ---- */
+
+static void login_verify_work(void *data)
+{
+    auth_ctx *c = data;
+    if (c->found) {
+        c->work_rc = ot_pwhash_verify(c->password, c->pwlen, c->hash);
+        return;
+    }
+    /* Unknown email: spend the same KDF time anyway, so response times do not
+     * reveal which emails exist. */
+    char scratch[OT_PWHASH_MAX];
+    ot_pwhash_hash(c->password, c->pwlen, scratch);
+    c->work_rc = OT_ERR;
+}
+
+static void login_verify_done(ot_loop *loop, void *data)
+{
+    auth_ctx *c = data;
+    c->in_work = false;
+    if (c->aborted) {
+        ctx_release(c);
+        return;
+    }
+    ot_req *r = c->r;
+    if (c->work_rc < 0) {
+        finish(c);
+        ot_respond_error(r, 401, "invalid_credentials", "wrong email or password");
+        return;
+    }
+    ot_jwt_claims cl = { .role = !strcmp(c->role, "ADMIN") ? OT_ROLE_ADMIN : OT_ROLE_CUSTOMER };
+    snprintf(cl.sub, sizeof(cl.sub), "%s", c->uid);
+    cl.iat = (int64_t)time(NULL);
+    cl.exp = cl.iat + r->w->cfg->jwt_ttl_s;
+    ot_buf tok = OT_BUF_INIT, b = OT_BUF_INIT;
+    ot_jwt_sign(ot_str_c(r->w->cfg->jwt_secret), &cl, &tok);
+    ot_jw w;
+    ot_jw_init(&w, &b);
+    ot_jw_obj_open(&w);
+    ot_jw_key(&w, "token");
+    ot_jw_str(&w, ot_buf_str(&tok));
+    ot_jw_key(&w, "expiresAt");
+    ot_jw_int(&w, cl.exp);
+    ot_jw_key(&w, "user");
+    ot_buf u = OT_BUF_INIT;
+    user_json(&u, c->uid, c->uname, c->email, c->role);
+    ot_jw_raw(&w, ot_buf_str(&u));
+    ot_jw_obj_close(&w);
+    finish(c);
+    ot_respond_json(r, 200, ot_buf_str(&b));
+    ot_buf_free(&tok);
+    ot_buf_free(&b);
+    ot_buf_free(&u);
+}
+
+static void login_found(void *data, int status, PGresult *res)
+{
+    auth_ctx *c = data;
+    ot_req *r = c->r;
+    c->q = NULL;
+    if (status != OT_PG_OK) {
+        finish(c);
+        db_ok(r, status, res);
+        return;
+    }
+    if (PQntuples(res) == 1) {
+        c->found = true;
+        snprintf(c->uid, sizeof(c->uid), "%s", PQgetvalue(res, 0, 0));
+        snprintf(c->uname, sizeof(c->uname), "%s", PQgetvalue(res, 0, 1));
+        snprintf(c->email, sizeof(c->email), "%s", PQgetvalue(res, 0, 2));
+        snprintf(c->role, sizeof(c->role), "%s", PQgetvalue(res, 0, 3));
+        snprintf(c->hash, sizeof(c->hash), "%s", PQgetvalue(res, 0, 4));
+    }
+    c->in_work = true;
+    if (ot_loop_queue_work(r->w->loop, login_verify_work, login_verify_done, c) < 0) {
+        c->in_work = false;
+        finish(c);
+        ot_resp_header(r, "Retry-After", "1");
+        ot_respond_error(r, 503, "busy", "too many password operations in progress");
+    }
+}
+
+void ot_h_login(ot_req *r)
+{
+    if (!ot_req_need_db(r))
+        return;
+    jsmntok_t toks[16];
+    ot_json d;
+    if (!parse_body(r, &d, toks, 16))
+        return;
+    auth_ctx *c = ctx_new(r);
+    if (!c)
+        return;
+    if (get_str_field(r, &d, "email", c->email, sizeof(c->email), 1, NULL) < 0 ||
+        get_str_field(r, &d, "password", c->password, sizeof(c->password), 1, &c->pwlen) < 0) {
+        finish(c);
+        return;
+    }
+    const char *vals[1] = { c->email };
+    c->q = ot_pg_exec(r->w->pg, "user_by_email", 1, vals, NULL, login_found, c);
+    if (!c->q) { /* the callback will never run: answer now or the request hangs */
+        finish(c);
+        ot_respond_error(r, 500, "internal", "out of memory");
+    }
+}

@@ -1,0 +1,519 @@
+#include "ot/api/orders.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "ot/cmd/app.h"
+#include "ot/api/auth.h"
+#include "ot/codec/base64.h"
+#include "ot/app/events.h"
+#include "ot/codec/json.h"
+
+const ot_pg_stmt ot_orders_stmts[] = {
+    { "order_create", "SELECT created, order_json, event_json, same_request FROM ot_create_order($1::uuid, $2::jsonb, $3, $4::uuid)",
+      4, false },
+    { "order_status",
+      "SELECT result, order_json, event_json FROM ot_update_status($1::uuid, $2::order_status, $3::int, $4::uuid)", 4, false },
+    { "order_get", "SELECT ot_order_json(o), o.user_id FROM orders o WHERE o.id = $1::uuid", 1, true },
+    /* Keyset pagination on (created_at, id): stable under concurrent inserts.
+     * The cursor carries created_at as integer microseconds since the epoch
+     * (exact both ways, and checkable in C: a tampered cursor is a 400 before
+     * any query, never a database error). */
+    { "orders_by_user",
+      "SELECT ot_order_json(o), (extract(epoch FROM o.created_at) * 1000000)::bigint, o.id FROM orders o "
+      "WHERE o.user_id = $1::uuid AND ($2::bigint IS NULL OR (o.created_at, o.id) < "
+      "('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::uuid)) "
+      "ORDER BY o.created_at DESC, o.id DESC LIMIT $4::int",
+      4, true },
+};
+const size_t ot_orders_nstmts = OT_ARRAY_LEN(ot_orders_stmts);
+
+static const char *const statuses[] = { "CREATED", "ACCEPTED", "PREPARED", "SHIPPED", "DELIVERED", "CANCELED" };
+
+int ot_order_status_valid(ot_str s)
+{
+    for (size_t i = 0; i < OT_ARRAY_LEN(statuses); i++)
+        if (ot_str_eq_lit(s, statuses[i]))
+            return (int)i;
+    return OT_ERR;
+}
+
+/* ---- validation (pure) ---- */
+
+#define ERR(...) (snprintf(err, errcap, __VA_ARGS__), OT_ERR)
+
+int ot_orders_validate_items(const char *json, size_t len, ot_buf *out, char *err, size_t errcap, ot_str *user_id_out)
+{
+    /* 100 items x 5 tokens + the envelope. */
+    jsmntok_t toks[OT_ITEMS_MAX * 5 + 16];
+    ot_json d;
+    if (ot_json_parse(&d, json, len, toks, (int)OT_ARRAY_LEN(toks)) < 0 || !ot_json_is_obj(&d, 0))
+        return ERR("body must be a JSON object (at most %d items)", OT_ITEMS_MAX);
+    /* Unknown fields are refused rather than ignored: a typo must not pass silently. */
+    for (int t = 1; t < d.ntoks; t = ot_json_skip(&d, t + 1)) {
+        if (!ot_json_str_eq(&d, t, "items") && !ot_json_str_eq(&d, t, "userId"))
+            return ERR("unknown field: %.*s", (int)ot_json_raw(&d, t).len, ot_json_raw(&d, t).base);
+    }
+    int uid = ot_json_obj_get(&d, 0, "userId");
+    if (user_id_out) {
+        *user_id_out = OT_STR_NULL;
+        if (uid >= 0) {
+            if (!ot_json_is_str(&d, uid) || !ot_uuid_valid(ot_json_raw(&d, uid)))
+                return ERR("userId: must be a UUID string");
+            *user_id_out = ot_json_raw(&d, uid);
+        }
+    }
+    int items = ot_json_obj_get(&d, 0, "items");
+    if (items < 0)
+        return ERR("items: required");
+    if (!ot_json_is_arr(&d, items))
+        return ERR("items: must be an array");
+    int n = ot_json_arr_len(&d, items);
+    if (n < 1 || n > OT_ITEMS_MAX)
+        return ERR("items: must hold 1..%d entries", OT_ITEMS_MAX);
+    ot_jw w;
+    ot_jw_init(&w, out);
+    ot_jw_arr_open(&w);
+    char pid[OT_PRODUCT_ID_MAX * 4 + 1];
+    for (int i = 0; i < n; i++) {
+        int it = ot_json_arr_at(&d, items, i);
+        if (!ot_json_is_obj(&d, it))
+            return ERR("items[%d]: must be an object", i);
+        for (int t = it + 1; t < ot_json_skip(&d, it); t = ot_json_skip(&d, t + 1)) {
+            if (!ot_json_str_eq(&d, t, "productId") && !ot_json_str_eq(&d, t, "qty"))
+                return ERR("items[%d]: unknown field %.*s", i, (int)ot_json_raw(&d, t).len, ot_json_raw(&d, t).base);
+        }
+        int p = ot_json_obj_get(&d, it, "productId");
+        int q = ot_json_obj_get(&d, it, "qty");
+        size_t plen = 0;
+        if (p < 0 || !ot_json_is_str(&d, p))
+            return ERR("items[%d].productId: required string", i);
+        if (ot_json_get_str_buf(&d, p, pid, sizeof(pid), &plen) < 0 || plen == 0 || plen > OT_PRODUCT_ID_MAX)
+            return ERR("items[%d].productId: must be 1..%d bytes", i, OT_PRODUCT_ID_MAX);
+        for (size_t k = 0; k < plen; k++)
+            if ((unsigned char)pid[k] < 0x20)
+                return ERR("items[%d].productId: control characters are not allowed", i);
+        int64_t qty;
+        if (q < 0)
+            return ERR("items[%d].qty: required", i);
+        if (ot_json_get_int64(&d, q, &qty) < 0 || qty < 1 || qty > OT_QTY_MAX)
+            return ERR("items[%d].qty: must be an integer 1..%d", i, OT_QTY_MAX);
+        ot_jw_obj_open(&w);
+        ot_jw_key(&w, "productId");
+        ot_jw_str(&w, ot_str_make(pid, plen));
+        ot_jw_key(&w, "qty");
+        ot_jw_int(&w, qty);
+        ot_jw_obj_close(&w);
+    }
+    ot_jw_arr_close(&w);
+    return ot_jw_error(&w) ? ERR("internal: encoding failed") : 0;
+}
+
+/* ---- async plumbing ---- */
+
+typedef struct {
+    ot_req *r;
+    ot_pg_query *q;
+    char status[16];  /* PATCH: the requested status, for messages */
+} order_ctx;
+
+static void on_abort(ot_req *r)
+{
+    order_ctx *c = r->ctx;
+    if (c->q)
+        ot_pg_cancel(c->q);
+    free(c);
+}
+
+static order_ctx *ctx_new(ot_req *r)
+{
+    order_ctx *c = calloc(1, sizeof(*c));
+    if (!c) {
+        ot_respond_error(r, 500, "internal", "out of memory");
+        return NULL;
+    }
+    c->r = r;
+    r->ctx = c;
+    r->on_abort = on_abort;
+    return c;
+}
+
+static ot_req *finish(order_ctx *c)
+{
+    ot_req *r = c->r;
+    r->on_abort = NULL;
+    r->ctx = NULL;
+    free(c);
+    return r;
+}
+
+static void exec(ot_req *r, order_ctx *c, const char *stmt, int n, const char *const *vals, const int *lens,
+                 ot_pg_cb *cb)
+{
+    c->q = ot_pg_exec(r->w->pg, stmt, n, vals, lens, cb, c);
+    if (!c->q) {
+        finish(c);
+        ot_respond_error(r, 500, "internal", "out of memory");
+    }
+}
+
+/* Server-side refusals that rolled the statement back and may pass on a retry:
+ * lost connection (08), serialization failure or deadlock (40), out of
+ * resources (53), statement_timeout / shutdown (57), lock timeout (55P03).
+ * They are a 503 with Retry-After, not a 500. */
+static bool sqlstate_transient(const char *st)
+{
+    if (!st)
+        return false;
+    return !strncmp(st, "08", 2) || !strncmp(st, "40", 2) || !strncmp(st, "53", 2) || !strncmp(st, "57", 2) ||
+           !strcmp(st, "55P03");
+}
+
+static bool db_error(ot_req *r, int status, PGresult *res)
+{
+    if (status == OT_PG_OK)
+        return false;
+    if (status == OT_PG_EQUERY) {
+        const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (st && !strcmp(st, "23503")) {
+            ot_respond_error(r, 400, "invalid_field", "userId: no such user");
+            return true;
+        }
+        if (st && !strcmp(st, "22P02")) {
+            ot_respond_error(r, 400, "invalid_input", "malformed value");
+            return true;
+        }
+        if (!sqlstate_transient(st)) {
+            ot_respond_error(r, 500, "internal", "database error");
+            return true;
+        }
+    }
+    ot_resp_header(r, "Retry-After", "1");
+    ot_respond_error(r, 503, "database_unavailable", "the database is not reachable, retry shortly");
+    return true;
+}
+
+/* ---- POST /orders ---- */
+
+static void created_cb(void *data, int status, PGresult *res)
+{
+    order_ctx *c = data;
+    c->q = NULL;
+    ot_req *r = finish(c);
+    if (db_error(r, status, res))
+        return;
+    bool created = PQgetvalue(res, 0, 0)[0] == 't';
+    ot_str order = ot_str_make(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
+    if (!created && PQgetvalue(res, 0, 3)[0] != 't') {
+        /* Same key, different items: a client bug, not a retry (answering
+         * with the first order would hide it). */
+        ot_respond_error(r, 422, "idempotency_key_reused",
+                         "this Idempotency-Key was already used for a different order");
+        return;
+    }
+    if (created) {
+        ot_events_committed(r->w->app->events,
+                            ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
+        jsmntok_t toks[OT_ITEMS_MAX * 5 + 32];
+        ot_json d;
+        if (ot_json_parse(&d, order.base, order.len, toks, (int)OT_ARRAY_LEN(toks)) == 0) {
+            int t = ot_json_obj_get(&d, 0, "id");
+            if (t >= 0) {
+                char loc[96];
+                ot_str id = ot_json_raw(&d, t);
+                snprintf(loc, sizeof(loc), "/orders/%.*s", (int)(id.len < 40 ? id.len : 40), id.base);
+                ot_resp_header(r, "Location", loc);
+            }
+        }
+    }
+    ot_respond_json(r, created ? 201 : 200, order);
+}
+
+void ot_h_order_create(ot_req *r)
+{
+    if (!ot_auth_require(r, OT_ROLE_CUSTOMER) || !ot_req_need_db(r) || !ot_req_json_content(r))
+        return;
+    ot_buf items = OT_BUF_INIT;
+    char err[200];
+    ot_str uid;
+    if (ot_orders_validate_items(r->body.base, r->body.len, &items, err, sizeof(err), &uid) < 0) {
+        ot_buf_free(&items);
+        ot_respond_error(r, 400, "invalid_field", "%s", err);
+        return;
+    }
+    /* UUIDs compare case-insensitively (RFC 4122 §3). */
+    if (uid.len && r->auth.role != OT_ROLE_ADMIN && !ot_str_ieq(uid, r->auth.sub)) {
+        ot_buf_free(&items);
+        ot_respond_error(r, 403, "forbidden", "only an admin may create orders for another user");
+        return;
+    }
+    if (!uid.len)
+        uid = ot_str_c(r->auth.sub);
+    ot_str idem = r->head.idempotency_key;
+    if (idem.len > OT_IDEM_KEY_MAX) {
+        ot_buf_free(&items);
+        ot_respond_error(r, 400, "invalid_header", "Idempotency-Key: at most %d bytes", OT_IDEM_KEY_MAX);
+        return;
+    }
+    for (size_t i = 0; i < idem.len; i++) {
+        if ((unsigned char)idem.base[i] < 0x21 || (unsigned char)idem.base[i] > 0x7e) {
+            ot_buf_free(&items);
+            ot_respond_error(r, 400, "invalid_header", "Idempotency-Key: printable ASCII only");
+            return;
+        }
+    }
+    order_ctx *c = ctx_new(r);
+    if (!c) {
+        ot_buf_free(&items);
+        return;
+    }
+    const char *vals[4] = { uid.base, ot_buf_rptr(&items), idem.len ? idem.base : NULL, r->auth.sub };
+    int lens[4] = { (int)uid.len, (int)ot_buf_rlen(&items), (int)idem.len, (int)strlen(r->auth.sub) };
+    exec(r, c, "order_create", 4, vals, lens, created_cb);
+    ot_buf_free(&items);
+}
+
+/* ---- GET /orders/:id ---- */
+
+static void get_cb(void *data, int status, PGresult *res)
+{
+    order_ctx *c = data;
+    c->q = NULL;
+    ot_req *r = finish(c);
+    if (db_error(r, status, res))
+        return;
+    /* Someone else's order answers exactly like a missing one: no existence oracle. */
+    if (PQntuples(res) != 1 ||
+        (r->auth.role != OT_ROLE_ADMIN && strcasecmp(PQgetvalue(res, 0, 1), r->auth.sub) != 0)) {
+        ot_respond_error(r, 404, "not_found", "no such order");
+        return;
+    }
+    ot_respond_json(r, 200, ot_str_make(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)));
+}
+
+void ot_h_order_get(ot_req *r)
+{
+    if (!ot_auth_require(r, OT_ROLE_CUSTOMER) || !ot_req_need_db(r))
+        return;
+    if (!ot_uuid_valid(r->params[0])) {
+        ot_respond_error(r, 400, "invalid_id", "order id must be a UUID");
+        return;
+    }
+    order_ctx *c = ctx_new(r);
+    if (!c)
+        return;
+    const char *vals[1] = { r->params[0].base };
+    int lens[1] = { 36 };
+    exec(r, c, "order_get", 1, vals, lens, get_cb);
+}
+
+/* ---- GET /orders/user/:id?limit=&cursor= ---- */
+
+static void list_cb(void *data, int status, PGresult *res)
+{
+    order_ctx *c = data;
+    c->q = NULL;
+    int limit = atoi(c->status); /* the page size asked for, kept in the ctx */
+    ot_req *r = finish(c);
+    if (db_error(r, status, res))
+        return;
+    int n = PQntuples(res);
+    ot_buf b = OT_BUF_INIT;
+    ot_jw w;
+    ot_jw_init(&w, &b);
+    ot_jw_obj_open(&w);
+    ot_jw_key(&w, "orders");
+    ot_jw_arr_open(&w);
+    for (int i = 0; i < n; i++)
+        ot_jw_raw(&w, ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)));
+    ot_jw_arr_close(&w);
+    ot_jw_key(&w, "nextCursor");
+    if (n > 0 && n == limit) {
+        /* Opaque cursor: base64url("<created_at in microseconds>|<id>") of the last row. */
+        char raw[128], enc[200];
+        int rl = snprintf(raw, sizeof(raw), "%s|%s", PQgetvalue(res, n - 1, 1), PQgetvalue(res, n - 1, 2));
+        size_t el = ot_b64_encode((const uint8_t *)raw, (size_t)rl, enc, true);
+        ot_jw_str(&w, ot_str_make(enc, el));
+    } else {
+        ot_jw_null(&w);
+    }
+    ot_jw_obj_close(&w);
+    ot_respond_json(r, 200, ot_buf_str(&b));
+    ot_buf_free(&b);
+}
+
+void ot_h_orders_by_user(ot_req *r)
+{
+    if (!ot_auth_require(r, OT_ROLE_CUSTOMER) || !ot_req_need_db(r))
+        return;
+    ot_str uid = r->params[0];
+    if (!ot_uuid_valid(uid)) {
+        ot_respond_error(r, 400, "invalid_id", "user id must be a UUID");
+        return;
+    }
+    if (r->auth.role != OT_ROLE_ADMIN && !ot_str_ieq(uid, r->auth.sub)) { /* RFC 4122 §3: any case */
+        ot_respond_error(r, 403, "forbidden", "customers may list only their own orders");
+        return;
+    }
+    int limit = 20;
+    ot_str v;
+    char tmp[256];
+    size_t tl;
+    if (ot_http_query_get(r->head.query, "limit", &v)) {
+        if (ot_url_decode(v, tmp, sizeof(tmp) - 1, &tl) < 0 || tl == 0 || tl > 3) {
+            ot_respond_error(r, 400, "invalid_query", "limit: integer 1..%d", OT_LIST_LIMIT_MAX);
+            return;
+        }
+        tmp[tl] = 0;
+        char *end;
+        long l = strtol(tmp, &end, 10);
+        if (*end || l < 1 || l > OT_LIST_LIMIT_MAX) {
+            ot_respond_error(r, 400, "invalid_query", "limit: integer 1..%d", OT_LIST_LIMIT_MAX);
+            return;
+        }
+        limit = (int)l;
+    }
+    char ts[24] = "", id[40] = "";
+    bool have_cursor = false;
+    if (ot_http_query_get(r->head.query, "cursor", &v)) {
+        /* base64url("<microseconds>|<uuid>"), checked by length: the decoded
+         * bytes may hold anything, NULs included. At most 18 digits, so the
+         * value always fits a bigint (a 19-digit one may not). */
+        uint8_t raw[160];
+        size_t rl = 0, nd = 0;
+        if (ot_url_decode(v, tmp, sizeof(tmp), &tl) < 0 || ot_b64_decode(tmp, tl, raw, sizeof(raw), &rl, true) < 0) {
+            ot_respond_error(r, 400, "invalid_query", "cursor: malformed");
+            return;
+        }
+        while (nd < rl && nd < 18 && raw[nd] >= '0' && raw[nd] <= '9')
+            nd++;
+        if (nd == 0 || rl != nd + 1 + 36 || raw[nd] != '|' ||
+            !ot_uuid_valid(ot_str_make((const char *)raw + nd + 1, 36))) {
+            ot_respond_error(r, 400, "invalid_query", "cursor: malformed");
+            return;
+        }
+        memcpy(ts, raw, nd);
+        ts[nd] = 0;
+        memcpy(id, raw + nd + 1, 36);
+        id[36] = 0;
+        have_cursor = true;
+    }
+    order_ctx *c = ctx_new(r);
+    if (!c)
+        return;
+    snprintf(c->status, sizeof(c->status), "%d", limit);
+    const char *vals[4] = { uid.base, have_cursor ? ts : NULL, have_cursor ? id : NULL, c->status };
+    int lens[4] = { 36, (int)strlen(ts), (int)strlen(id), (int)strlen(c->status) };
+    exec(r, c, "orders_by_user", 4, vals, lens, list_cb);
+}
+
+/* ---- PATCH /orders/:id/status ---- */
+
+static void status_cb(void *data, int status, PGresult *res)
+{
+    order_ctx *c = data;
+    c->q = NULL;
+    char want[16];
+    snprintf(want, sizeof(want), "%s", c->status);
+    ot_req *r = finish(c);
+    if (db_error(r, status, res))
+        return;
+    const char *result = PQgetvalue(res, 0, 0);
+    ot_str order = ot_str_make(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
+    if (!strcmp(result, "ok")) {
+        ot_events_committed(r->w->app->events, ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
+        ot_respond_json(r, 200, order);
+        return;
+    }
+    if (!strcmp(result, "not_found")) {
+        ot_respond_error(r, 404, "not_found", "no such order");
+        return;
+    }
+    /* Name the current state so the caller can decide what to do. */
+    char now[16] = "?";
+    long long ver = 0;
+    jsmntok_t toks[OT_ITEMS_MAX * 5 + 32];
+    ot_json d;
+    if (ot_json_parse(&d, order.base, order.len, toks, (int)OT_ARRAY_LEN(toks)) == 0) {
+        int t = ot_json_obj_get(&d, 0, "status");
+        if (t >= 0) {
+            ot_str s = ot_json_raw(&d, t);
+            snprintf(now, sizeof(now), "%.*s", (int)s.len, s.base);
+        }
+        int64_t v;
+        t = ot_json_obj_get(&d, 0, "version");
+        if (t >= 0 && ot_json_get_int64(&d, t, &v) == 0)
+            ver = (long long)v;
+    }
+    if (!strcmp(result, "version_mismatch")) {
+        ot_respond_error(r, 412, "version_mismatch", "order is at version %lld (status %s)", ver, now);
+        return;
+    }
+    ot_respond_error(r, 409, "invalid_transition", "cannot change status from %s to %s (current status %s)", now, want,
+                     now);
+}
+
+void ot_h_order_status(ot_req *r)
+{
+    if (!ot_auth_require(r, OT_ROLE_ADMIN) || !ot_req_need_db(r) || !ot_req_json_content(r))
+        return;
+    if (!ot_uuid_valid(r->params[0])) {
+        ot_respond_error(r, 400, "invalid_id", "order id must be a UUID");
+        return;
+    }
+    jsmntok_t toks[16];
+    ot_json d;
+    if (ot_json_parse(&d, r->body.base, r->body.len, toks, 16) < 0 || !ot_json_is_obj(&d, 0)) {
+        ot_respond_error(r, 400, "invalid_json", "body must be a JSON object like {\"status\":\"ACCEPTED\"}");
+        return;
+    }
+    /* Refused rather than ignored, as on POST: a typo must not pass silently. */
+    for (int k = 1; k < d.ntoks; k = ot_json_skip(&d, k + 1)) {
+        if (!ot_json_str_eq(&d, k, "status")) {
+            ot_respond_error(r, 400, "invalid_field", "unknown field: %.*s", (int)ot_json_raw(&d, k).len,
+                             ot_json_raw(&d, k).base);
+            return;
+        }
+    }
+    int t = ot_json_obj_get(&d, 0, "status");
+    if (t < 0 || !ot_json_is_str(&d, t)) {
+        ot_respond_error(r, 400, "invalid_field", "status: required string");
+        return;
+    }
+    ot_str st = ot_json_raw(&d, t);
+    if (ot_order_status_valid(st) < 0) {
+        ot_respond_error(r, 400, "invalid_field",
+                         "status: must be one of CREATED, ACCEPTED, PREPARED, SHIPPED, DELIVERED, CANCELED");
+        return;
+    }
+    /* If-Match carries the version the client last saw: 3, "3" or W/"3". */
+    char ver[16] = "";
+    ot_str im = r->head.if_match;
+    if (im.len) {
+        const char *p = im.base, *e = im.base + im.len;
+        if (e - p > 2 && p[0] == 'W' && p[1] == '/')
+            p += 2;
+        if (e - p >= 2 && *p == '"' && e[-1] == '"') {
+            p++;
+            e--;
+        }
+        size_t n = (size_t)(e - p);
+        bool ok = n > 0 && n < 10;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = p[i] >= '0' && p[i] <= '9';
+        if (!ok) {
+            ot_respond_error(r, 400, "invalid_header", "If-Match: must be the order version, e.g. \"3\"");
+            return;
+        }
+        memcpy(ver, p, n);
+        ver[n] = 0;
+    }
+    order_ctx *c = ctx_new(r);
+    if (!c)
+        return;
+    snprintf(c->status, sizeof(c->status), "%.*s", (int)st.len, st.base);
+    const char *vals[4] = { r->params[0].base, c->status, ver[0] ? ver : NULL, r->auth.sub };
+    int lens[4] = { 36, (int)strlen(c->status), (int)strlen(ver), (int)strlen(r->auth.sub) };
+    exec(r, c, "order_status", 4, vals, lens, status_cb);
+}

@@ -1,0 +1,831 @@
+/* The hub: index of this worker's sockets, fanout, client actions and resume.
+ * See hub.h for the index and the resume contract. */
+#include "ot/app/hub.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ot/cmd/app.h"
+#include "ot/api/auth.h"
+#include "ot/codec/json.h"
+#include "ot/core/log.h"
+#include "ot/core/metrics.h"
+#include "ot/cmd/worker.h"
+#include "ot/http/ws.h"
+
+#define OT_HUB_SCRATCH 65536      /* one read buffer per worker, shared by every socket */
+#define OT_HUB_BUCKETS_MIN 256
+#define OT_HUB_WATERMARK_WAIT_MS 50
+#define OT_HUB_WATERMARK_TRIES 200 /* ~10 s for the event stream to start */
+#define OT_STR_(x) #x
+#define OT_XSTR(x) OT_STR_(x)
+
+struct ot_hub {
+    ot_worker *w;
+    ot_ws_conn **buckets; /* customers by hash(sub) */
+    uint32_t nbuckets;    /* power of two */
+    ot_ws_conn *admins;
+    int count, ncust;
+    bool draining;
+    ot_ws_conn **dirty; /* sockets with bytes to flush after this batch */
+    uint32_t ndirty, dirty_cap;
+    ot_ws_conn *zombies; /* dead, freed after this batch */
+    ot_defer after;
+    ot_wsbuf *ping;
+    uint8_t scratch[OT_HUB_SCRATCH];
+};
+
+struct ot_hub_subq {
+    ot_hub_subq *next;
+    ot_ws_conn *c;
+    ot_pg_query *q;
+    uint8_t id[16];
+};
+
+struct ot_hub_replay {
+    ot_ws_conn *c;
+    int64_t since, cursor, until;
+    ot_pg_query *q;
+    ot_wsq held; /* live events (seq >= until) waiting for the replay to end */
+    uint32_t count, tries;
+    bool paused; /* waiting for the socket's queue to drain */
+    ot_timer retry;
+};
+
+const ot_pg_stmt ot_hub_stmts[] = {
+    { "hub_order_owner", "SELECT user_id::text FROM orders WHERE id = $1::uuid", 1, true },
+    { "hub_replay_all",
+      "SELECT e.seq, ot_event_json(e) FROM order_events e WHERE e.seq > $1::bigint AND e.seq < $2::bigint "
+      "ORDER BY e.seq LIMIT " OT_XSTR(OT_HUB_REPLAY_PAGE),
+      2, true },
+    /* Separate statement so the (user_id, seq) index serves customers. */
+    { "hub_replay_user",
+      "SELECT e.seq, ot_event_json(e) FROM order_events e WHERE e.user_id = $3::uuid AND e.seq > $1::bigint "
+      "AND e.seq < $2::bigint ORDER BY e.seq LIMIT " OT_XSTR(OT_HUB_REPLAY_PAGE),
+      3, true },
+};
+const size_t ot_hub_nstmts = OT_ARRAY_LEN(ot_hub_stmts);
+
+/* ---------------------------------------------------------------- pure helpers */
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+int ot_uuid_parse(ot_str s, uint8_t out[16])
+{
+    if (s.len != 36)
+        return OT_ERR;
+    size_t o = 0;
+    for (size_t i = 0; i < 36;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s.base[i] != '-')
+                return OT_ERR;
+            i++;
+            continue;
+        }
+        int hi = hexval(s.base[i]), lo = hexval(s.base[i + 1]);
+        if (hi < 0 || lo < 0)
+            return OT_ERR;
+        out[o++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return 0;
+}
+
+void ot_uuid_format(const uint8_t id[16], char out[37])
+{
+    static const char hx[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hx[id[i] >> 4];
+        out[o++] = hx[id[i] & 15];
+    }
+    out[o] = 0;
+}
+
+static ot_hub_msg_kind invalid(ot_hub_msg *m, const char *code, const char *msg)
+{
+    m->error = code;
+    m->message = msg;
+    return OT_HUB_MSG_INVALID;
+}
+
+ot_hub_msg_kind ot_hub_parse_msg(ot_str text, ot_hub_msg *m, char *tok, size_t tokcap)
+{
+    memset(m, 0, sizeof(*m));
+    /* Valid messages are flat objects of two members: a few tokens suffice,
+     * and anything needing more is not one of ours. */
+    jsmntok_t toks[16];
+    ot_json d;
+    if (ot_json_parse(&d, text.base, text.len, toks, (int)OT_ARRAY_LEN(toks)) < 0 || !ot_json_is_obj(&d, 0))
+        return invalid(m, "bad_request", "expected a JSON object with an action");
+    int a = ot_json_obj_get(&d, 0, "action");
+    if (a < 0 || !ot_json_is_str(&d, a))
+        return invalid(m, "bad_request", "missing action");
+    if (ot_json_str_eq(&d, a, "subscribe") || ot_json_str_eq(&d, a, "unsubscribe")) {
+        int t = ot_json_obj_get(&d, 0, "orderId");
+        char buf[40];
+        size_t n;
+        if (t < 0 || ot_json_get_str_buf(&d, t, buf, sizeof(buf), &n) < 0 ||
+            ot_uuid_parse(ot_str_make(buf, n), m->order_id) < 0)
+            return invalid(m, "bad_request", "orderId must be a UUID");
+        return ot_json_str_eq(&d, a, "subscribe") ? OT_HUB_MSG_SUBSCRIBE : OT_HUB_MSG_UNSUBSCRIBE;
+    }
+    if (ot_json_str_eq(&d, a, "auth")) {
+        int t = ot_json_obj_get(&d, 0, "token");
+        if (t < 0 || ot_json_get_str_buf(&d, t, tok, tokcap, &m->token_len) < 0 || m->token_len == 0)
+            return invalid(m, "bad_request", "token must be a non-empty string");
+        return OT_HUB_MSG_AUTH;
+    }
+    if (ot_json_str_eq(&d, a, "resume")) {
+        int t = ot_json_obj_get(&d, 0, "since");
+        if (t < 0 || ot_json_get_int64(&d, t, &m->since) < 0 || m->since < 0)
+            return invalid(m, "bad_request", "since must be a non-negative integer");
+        return OT_HUB_MSG_RESUME;
+    }
+    if (ot_json_str_eq(&d, a, "ping"))
+        return OT_HUB_MSG_PING;
+    return invalid(m, "unknown_action", "action must be subscribe, unsubscribe, auth, resume or ping");
+}
+
+/* ---------------------------------------------------------------- index */
+
+static uint32_t hash_bytes(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+
+static ot_ws_conn **chain_of(ot_hub *h, const ot_ws_conn *c)
+{
+    return c->role == OT_ROLE_ADMIN ? &h->admins : &h->buckets[c->hash & (h->nbuckets - 1)];
+}
+
+static void index_link(ot_hub *h, ot_ws_conn *c)
+{
+    ot_ws_conn **head = chain_of(h, c);
+    c->prev = NULL;
+    c->next = *head;
+    if (*head)
+        (*head)->prev = c;
+    *head = c;
+    if (c->role != OT_ROLE_ADMIN)
+        h->ncust++;
+}
+
+static void index_unlink(ot_hub *h, ot_ws_conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        *chain_of(h, c) = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    if (c->role != OT_ROLE_ADMIN)
+        h->ncust--;
+}
+
+/* Keeps chains short (load <= 2) as customers come; never shrinks. */
+static void maybe_grow(ot_hub *h)
+{
+    if ((uint32_t)h->ncust <= h->nbuckets * 2 || h->nbuckets >= (1u << 24))
+        return;
+    uint32_t n = h->nbuckets * 2;
+    ot_ws_conn **nb = calloc(n, sizeof(*nb));
+    if (!nb)
+        return; /* longer chains, still correct */
+    for (uint32_t i = 0; i < h->nbuckets; i++) {
+        ot_ws_conn *c = h->buckets[i], *next;
+        for (; c; c = next) {
+            next = c->next;
+            ot_ws_conn **head = &nb[c->hash & (n - 1)];
+            c->prev = NULL;
+            c->next = *head;
+            if (*head)
+                (*head)->prev = c;
+            *head = c;
+        }
+    }
+    free(h->buckets);
+    h->buckets = nb;
+    h->nbuckets = n;
+}
+
+/* Calls fn on every indexed socket; fn may close or kill it. */
+static void each_conn(ot_hub *h, void (*fn)(ot_ws_conn *c))
+{
+    ot_ws_conn *c, *next;
+    for (c = h->admins; c; c = next) {
+        next = c->next;
+        fn(c);
+    }
+    for (uint32_t i = 0; i < h->nbuckets; i++) {
+        for (c = h->buckets[i]; c; c = next) {
+            next = c->next;
+            fn(c);
+        }
+    }
+}
+
+/* Subs are compared as text against event userIds (lower-case uuid::text):
+ * spell a UUID sub the same way. */
+static void normalize_sub(char *sub, size_t *len)
+{
+    uint8_t id[16];
+    if (ot_uuid_parse(ot_str_make(sub, *len), id) == 0) {
+        ot_uuid_format(id, sub);
+        *len = 36;
+    }
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void on_after(ot_loop *loop, ot_defer *d)
+{
+    ot_hub *h = d->data;
+    /* Entries may be appended while flushing (a drained socket fetches its
+     * next replay page): iterate by index. */
+    for (uint32_t i = 0; i < h->ndirty; i++) {
+        ot_ws_conn *c = h->dirty[i];
+        c->dirty = false;
+        if (c->state != OT_WS_DEAD)
+            ot_ws_flush(c);
+    }
+    h->ndirty = 0;
+    /* Only now: the dirty list above was the last thing naming them. */
+    ot_ws_conn *c;
+    while ((c = h->zombies)) {
+        h->zombies = c->next;
+        ot_ws_conn_free(c);
+    }
+}
+
+ot_hub *ot_hub_new(ot_worker *w)
+{
+    ot_hub *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->w = w;
+    h->nbuckets = OT_HUB_BUCKETS_MIN;
+    h->buckets = calloc(h->nbuckets, sizeof(*h->buckets));
+    h->ping = ot_wsbuf_frame(OT_WS_OP_PING, OT_STR_NULL, OT_STR_NULL, OT_STR_NULL);
+    if (!h->buckets || !h->ping) {
+        free(h->buckets);
+        ot_wsbuf_unref(h->ping);
+        free(h);
+        return NULL;
+    }
+    ot_defer_init(&h->after, on_after, h);
+    return h;
+}
+
+void ot_hub_free(ot_hub *h)
+{
+    if (!h)
+        return;
+    each_conn(h, ot_ws_abort);
+    ot_defer_cancel(h->w->loop, &h->after);
+    h->ndirty = 0;
+    ot_ws_conn *c;
+    while ((c = h->zombies)) {
+        h->zombies = c->next;
+        ot_ws_conn_free(c);
+    }
+    free(h->dirty);
+    free(h->buckets);
+    ot_wsbuf_unref(h->ping);
+    free(h);
+}
+
+static void close_going_away(ot_ws_conn *c) { ot_ws_close(c, 1001, "going away"); }
+
+void ot_hub_drain(ot_hub *h)
+{
+    if (!h)
+        return;
+    h->draining = true;
+    each_conn(h, close_going_away);
+}
+
+int ot_hub_count(const ot_hub *h) { return h ? h->count : 0; }
+ot_worker *ot_hub_worker(const ot_hub *h) { return h->w; }
+ot_wsbuf *ot_hub_ping_frame(ot_hub *h) { return h->ping; }
+
+uint8_t *ot_hub_scratch(ot_hub *h, size_t *cap)
+{
+    *cap = sizeof(h->scratch);
+    return h->scratch;
+}
+
+bool ot_hub_accepting(const ot_hub *h)
+{
+    /* WebSockets leave the HTTP count at takeover; together they stay under
+     * the worker's fd budget (the request being upgraded is still counted). */
+    return !h->draining && !h->w->draining && h->count + h->w->nconns <= h->w->max_conns;
+}
+
+void ot_hub_attach(ot_hub *h, ot_ws_conn *c)
+{
+    size_t len = c->sub_len;
+    normalize_sub(c->sub, &len);
+    c->sub_len = (uint8_t)len;
+    c->hash = hash_bytes(c->sub, c->sub_len);
+    index_link(h, c);
+    maybe_grow(h);
+    h->count++;
+    ot_metrics_set(OT_G_WS_CONNS_OPEN, h->count);
+}
+
+static void replay_free(ot_hub_replay *rp);
+
+void ot_hub_detach(ot_hub *h, ot_ws_conn *c)
+{
+    index_unlink(h, c);
+    while (c->subq) {
+        ot_hub_subq *q = c->subq;
+        c->subq = q->next;
+        ot_pg_cancel(q->q);
+        free(q);
+    }
+    c->nsubq = 0;
+    if (c->replay) {
+        replay_free(c->replay);
+        c->replay = NULL;
+    }
+    h->count--;
+    ot_metrics_set(OT_G_WS_CONNS_OPEN, h->count);
+    c->next = h->zombies;
+    h->zombies = c;
+    ot_defer_queue(h->w->loop, &h->after);
+    ot_worker_conn_closed(h->w); /* may end a drain */
+}
+
+void ot_hub_mark_dirty(ot_hub *h, ot_ws_conn *c)
+{
+    if (c->dirty)
+        return;
+    if (h->ndirty == h->dirty_cap) {
+        uint32_t n = h->dirty_cap ? h->dirty_cap * 2 : 64;
+        ot_ws_conn **d = realloc(h->dirty, n * sizeof(*d));
+        if (!d) {
+            ot_ws_flush(c); /* no list: flush now rather than lose the wake-up */
+            return;
+        }
+        h->dirty = d;
+        h->dirty_cap = n;
+    }
+    c->dirty = true;
+    h->dirty[h->ndirty++] = c;
+    ot_defer_queue(h->w->loop, &h->after);
+}
+
+/* ---------------------------------------------------------------- fanout */
+
+static bool has_sub(const ot_ws_conn *c, const uint8_t id[16])
+{
+    for (int i = 0; i < c->nsubs; i++)
+        if (memcmp(c->subs[i], id, 16) == 0)
+            return true;
+    return false;
+}
+
+/* Authorisation (CUSTOMER: own orders only) and subscription narrowing. */
+static bool may_see(const ot_ws_conn *c, const ot_event *ev, const uint8_t *oid)
+{
+    if (c->role != OT_ROLE_ADMIN &&
+        (ev->user_id.len != c->sub_len || memcmp(ev->user_id.base, c->sub, c->sub_len) != 0))
+        return false;
+    return c->nsubs == 0 || (oid && has_sub(c, oid));
+}
+
+static ot_wsbuf *event_frame(const ot_event *ev)
+{
+    ot_wsbuf *b = ot_wsbuf_frame(OT_WS_OP_TEXT, OT_STR("{\"event\":\"order.updated\",\"data\":"), ev->json, OT_STR("}"));
+    if (b)
+        b->seq = ev->seq;
+    return b;
+}
+
+static void push(ot_ws_conn *c, const ot_event *ev, const uint8_t *oid, ot_wsbuf **frame)
+{
+    if (c->state != OT_WS_OPEN || !may_see(c, ev, oid))
+        return;
+    if (!*frame) {
+        /* Encoded once, on the first socket that wants it. */
+        *frame = event_frame(ev);
+        if (!*frame)
+            return;
+        (*frame)->seen_us = ev->seen_us ? ev->seen_us : ot_now_us();
+    }
+    ot_hub_replay *rp = c->replay;
+    if (!rp) {
+        ot_ws_send(c, *frame, true);
+        return;
+    }
+    /* Held events have the cap to themselves: the replay's own pages are
+     * paced separately (replay_fetch), so a fast reader is never dropped for
+     * the size of a page. */
+    if (rp->held.bytes + (*frame)->len > ot_hub_worker(c->hub)->cfg->ws_max_queue) {
+        ot_ws_drop_slow(c);
+        return;
+    }
+    if (ot_wsq_push(&rp->held, ot_wsbuf_ref(*frame)) < 0) {
+        ot_wsbuf_unref(*frame);
+        ot_ws_abort(c); /* a gap would break the resume promise */
+    }
+}
+
+void ot_hub_event(void *hub, const ot_event *ev)
+{
+    ot_hub *h = hub;
+    if (!h || h->count == 0)
+        return;
+    uint8_t oid[16];
+    const uint8_t *op = ot_uuid_parse(ev->order_id, oid) == 0 ? oid : NULL;
+    ot_wsbuf *frame = NULL;
+    ot_ws_conn *c, *next;
+    if (h->ncust) {
+        uint32_t hv = hash_bytes(ev->user_id.base, ev->user_id.len);
+        for (c = h->buckets[hv & (h->nbuckets - 1)]; c; c = next) {
+            next = c->next;
+            if (c->hash == hv)
+                push(c, ev, op, &frame);
+        }
+    }
+    for (c = h->admins; c; c = next) {
+        next = c->next;
+        push(c, ev, op, &frame);
+    }
+    ot_wsbuf_unref(frame);
+}
+
+/* ---------------------------------------------------------------- replies */
+
+static void send_fmt(ot_ws_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void send_fmt(ot_ws_conn *c, const char *fmt, ...)
+{
+    /* Only our own literals and formatted numbers / UUIDs go in: no escaping needed. */
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n > 0 && (size_t)n < sizeof(buf))
+        ot_ws_send_text(c, ot_str_make(buf, (size_t)n));
+}
+
+static void send_error(ot_ws_conn *c, const char *code, const char *msg, const uint8_t *oid)
+{
+    if (!oid) {
+        send_fmt(c, "{\"event\":\"error\",\"data\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
+        return;
+    }
+    char ids[37];
+    ot_uuid_format(oid, ids);
+    send_fmt(c, "{\"event\":\"error\",\"data\":{\"code\":\"%s\",\"message\":\"%s\",\"orderId\":\"%s\"}}", code, msg,
+             ids);
+}
+
+static void send_order_ack(ot_ws_conn *c, const char *event, const uint8_t oid[16])
+{
+    char ids[37];
+    ot_uuid_format(oid, ids);
+    send_fmt(c, "{\"event\":\"%s\",\"data\":{\"orderId\":\"%s\"}}", event, ids);
+}
+
+/* ---------------------------------------------------------------- subscribe / unsubscribe */
+
+static int add_sub(ot_ws_conn *c, const uint8_t id[16])
+{
+    if (has_sub(c, id))
+        return 0;
+    if (c->nsubs >= OT_HUB_MAX_SUBS)
+        return OT_ERR;
+    if (c->nsubs == c->subs_cap) {
+        int n = c->subs_cap ? c->subs_cap * 2 : 4;
+        if (n > OT_HUB_MAX_SUBS)
+            n = OT_HUB_MAX_SUBS;
+        void *p = realloc(c->subs, (size_t)n * 16);
+        if (!p)
+            return OT_ERR;
+        c->subs = p;
+        c->subs_cap = (uint8_t)n;
+    }
+    memcpy(c->subs[c->nsubs++], id, 16);
+    return 0;
+}
+
+static void del_sub(ot_ws_conn *c, const uint8_t id[16])
+{
+    for (int i = 0; i < c->nsubs; i++) {
+        if (memcmp(c->subs[i], id, 16) == 0) {
+            memcpy(c->subs[i], c->subs[c->nsubs - 1], 16);
+            c->nsubs--;
+            break;
+        }
+    }
+    if (c->nsubs == 0) {
+        free(c->subs);
+        c->subs = NULL;
+        c->subs_cap = 0;
+    }
+}
+
+static void on_owner(void *data, int status, PGresult *res)
+{
+    ot_hub_subq *q = data, **pp;
+    ot_ws_conn *c = q->c;
+    for (pp = &c->subq; *pp && *pp != q; pp = &(*pp)->next) {
+    }
+    if (*pp)
+        *pp = q->next;
+    c->nsubq--;
+    if (status != OT_PG_OK) {
+        send_error(c, "unavailable", "could not check the order, try again", q->id);
+    } else if (PQntuples(res) != 1 ||
+               (c->role != OT_ROLE_ADMIN && ((size_t)PQgetlength(res, 0, 0) != c->sub_len ||
+                                             memcmp(PQgetvalue(res, 0, 0), c->sub, c->sub_len) != 0))) {
+        /* A foreign order looks exactly like a missing one: no existence oracle. */
+        send_error(c, "not_found", "no such order", q->id);
+    } else if (add_sub(c, q->id) < 0) {
+        send_error(c, "too_many_subscriptions", "at most " OT_XSTR(OT_HUB_MAX_SUBS) " subscriptions", q->id);
+    } else {
+        send_order_ack(c, "subscribed", q->id);
+    }
+    free(q);
+}
+
+static void subscribe(ot_ws_conn *c, const uint8_t id[16])
+{
+    ot_worker *w = ot_hub_worker(c->hub);
+    if (has_sub(c, id)) {
+        send_order_ack(c, "subscribed", id);
+        return;
+    }
+    if (c->nsubs + c->nsubq >= OT_HUB_MAX_SUBS) {
+        send_error(c, "too_many_subscriptions", "at most " OT_XSTR(OT_HUB_MAX_SUBS) " subscriptions", id);
+        return;
+    }
+    if (c->nsubq >= OT_HUB_MAX_SUBQ) {
+        send_error(c, "too_many_requests", "wait for the pending subscriptions to be answered", id);
+        return;
+    }
+    if (!w->pg) {
+        send_error(c, "unavailable", "no database", id);
+        return;
+    }
+    ot_hub_subq *q = calloc(1, sizeof(*q));
+    if (!q) {
+        send_error(c, "internal", "out of memory", id);
+        return;
+    }
+    q->c = c;
+    memcpy(q->id, id, 16);
+    char ids[37];
+    ot_uuid_format(id, ids);
+    const char *vals[1] = { ids };
+    q->q = ot_pg_exec(w->pg, "hub_order_owner", 1, vals, NULL, on_owner, q);
+    if (!q->q) {
+        free(q);
+        send_error(c, "internal", "out of memory", id);
+        return;
+    }
+    q->next = c->subq;
+    c->subq = q;
+    c->nsubq++;
+}
+
+/* ---------------------------------------------------------------- auth */
+
+static void reauth(ot_ws_conn *c, const char *tok, size_t len)
+{
+    ot_jwt_claims cl;
+    int rc = ot_auth_token(ot_hub_worker(c->hub)->cfg, ot_str_make(tok, len), &cl);
+    if (rc != OT_JWT_OK) {
+        send_error(c, rc == OT_JWT_EEXPIRED ? "token_expired" : "invalid_token", ot_jwt_strerror(rc), NULL);
+        return;
+    }
+    size_t sl = strlen(cl.sub);
+    normalize_sub(cl.sub, &sl);
+    if (sl != c->sub_len || memcmp(cl.sub, c->sub, sl) != 0) {
+        send_error(c, "forbidden", "the token belongs to another user", NULL);
+        return;
+    }
+    if (cl.role != c->role) {
+        index_unlink(c->hub, c);
+        c->role = cl.role;
+        index_link(c->hub, c);
+        maybe_grow(c->hub);
+    }
+    c->exp = cl.exp;
+    ot_ws_arm_expiry(c);
+    send_fmt(c, "{\"event\":\"authenticated\",\"data\":{\"role\":\"%s\",\"exp\":%lld}}", ot_role_name(c->role),
+             (long long)c->exp);
+}
+
+/* ---------------------------------------------------------------- resume */
+
+size_t ot_hub_held_bytes(const ot_ws_conn *c) { return c->replay ? c->replay->held.bytes : 0; }
+
+static void replay_free(ot_hub_replay *rp)
+{
+    if (rp->q)
+        ot_pg_cancel(rp->q);
+    ot_timer_stop(ot_hub_worker(rp->c->hub)->loop, &rp->retry);
+    ot_wsq_clear(&rp->held);
+    free(rp);
+}
+
+/* Ends the replay: the ack (or error), then the held live events. */
+static void replay_finish(ot_hub_replay *rp, const char *code, const char *msg)
+{
+    ot_ws_conn *c = rp->c;
+    if (code)
+        send_fmt(c, "{\"event\":\"error\",\"data\":{\"code\":\"%s\",\"message\":\"%s\",\"lastSeq\":%lld}}", code, msg,
+                 (long long)rp->cursor);
+    else
+        send_fmt(c, "{\"event\":\"resumed\",\"data\":{\"since\":%lld,\"lastSeq\":%lld,\"count\":%u}}",
+                 (long long)rp->since, (long long)(rp->until - 1), rp->count);
+    c->replay = NULL;
+    ot_wsbuf *b;
+    /* Already bounded by the cap while held; from now on live sends check it. */
+    while ((b = ot_wsq_pop(&rp->held))) {
+        ot_ws_send(c, b, false);
+        ot_wsbuf_unref(b);
+    }
+    replay_free(rp);
+}
+
+static void replay_fetch(ot_hub_replay *rp);
+
+static bool replay_visible(const ot_ws_conn *c, const ot_event *ev)
+{
+    uint8_t oid[16];
+    return may_see(c, ev, ot_uuid_parse(ev->order_id, oid) == 0 ? oid : NULL);
+}
+
+static void on_page(void *data, int status, PGresult *res)
+{
+    ot_hub_replay *rp = data;
+    ot_ws_conn *c = rp->c;
+    rp->q = NULL;
+    if (status != OT_PG_OK) {
+        replay_finish(rp, "resume_failed", "could not read missed events; reload state over HTTP");
+        return;
+    }
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows && c->state == OT_WS_OPEN; i++) {
+        rp->cursor = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        ot_event ev;
+        if (ot_event_parse(ot_str_make(PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1)), &ev) < 0 ||
+            !replay_visible(c, &ev))
+            continue;
+        ot_wsbuf *f = event_frame(&ev);
+        if (!f || ot_ws_send(c, f, false) < 0) {
+            ot_wsbuf_unref(f);
+            return; /* the socket is gone or going: detach frees the replay */
+        }
+        ot_wsbuf_unref(f);
+        if (++rp->count >= OT_HUB_REPLAY_MAX) {
+            replay_finish(rp, "resume_truncated",
+                          "more than " OT_XSTR(OT_HUB_REPLAY_MAX) " missed events: resume again from lastSeq or "
+                          "reload state over HTTP");
+            return;
+        }
+    }
+    if (c->state != OT_WS_OPEN)
+        return;
+    if (rows >= OT_HUB_REPLAY_PAGE)
+        replay_fetch(rp);
+    else
+        replay_finish(rp, NULL, NULL);
+}
+
+static void replay_fetch(ot_hub_replay *rp)
+{
+    ot_ws_conn *c = rp->c;
+    ot_worker *w = ot_hub_worker(c->hub);
+    /* Pace the replay by the reader: the next page waits until the queue is
+     * under a quarter of the cap, so a socket holds at most that plus one page
+     * of replay plus the cap of held live events. */
+    if (c->out.bytes > w->cfg->ws_max_queue / 4) {
+        rp->paused = true;
+        return;
+    }
+    rp->paused = false;
+    char a[24], b[24];
+    snprintf(a, sizeof(a), "%lld", (long long)rp->cursor);
+    snprintf(b, sizeof(b), "%lld", (long long)rp->until);
+    const char *vals[3] = { a, b, c->sub };
+    bool admin = c->role == OT_ROLE_ADMIN;
+    rp->q = ot_pg_exec(w->pg, admin ? "hub_replay_all" : "hub_replay_user", admin ? 2 : 3, vals, NULL, on_page, rp);
+    if (!rp->q)
+        replay_finish(rp, "resume_failed", "out of memory");
+}
+
+static void replay_begin(ot_hub_replay *rp)
+{
+    ot_ws_conn *c = rp->c;
+    ot_worker *w = ot_hub_worker(c->hub);
+    int64_t wm = ot_events_watermark(w->app->events);
+    if (wm <= 0) {
+        /* The event stream has not found its start yet: nothing is live, so
+         * nothing is lost by waiting for it. */
+        if (++rp->tries > OT_HUB_WATERMARK_TRIES) {
+            replay_finish(rp, "resume_failed", "the event stream is not ready; try again");
+            return;
+        }
+        ot_timer_start(w->loop, &rp->retry, OT_HUB_WATERMARK_WAIT_MS);
+        return;
+    }
+    rp->until = wm;
+    /* Live events held while waiting that the replay will also read. */
+    uint32_t n = rp->held.len;
+    for (uint32_t i = 0; i < n; i++) {
+        ot_wsbuf *b = ot_wsq_pop(&rp->held);
+        if (b->seq >= wm && ot_wsq_push(&rp->held, b) == 0)
+            continue;
+        ot_wsbuf_unref(b);
+    }
+    if (rp->since >= wm - 1)
+        replay_finish(rp, NULL, NULL);
+    else
+        replay_fetch(rp);
+}
+
+static void on_retry(ot_loop *loop, ot_timer *t) { replay_begin(t->data); }
+
+void ot_hub_resume(ot_ws_conn *c, int64_t since)
+{
+    ot_worker *w = ot_hub_worker(c->hub);
+    if (c->state != OT_WS_OPEN)
+        return;
+    if (c->replay) {
+        send_error(c, "resume_in_progress", "a resume is already running", NULL);
+        return;
+    }
+    if (!w->pg || !w->app || !w->app->events) {
+        send_error(c, "unavailable", "resume needs the database", NULL);
+        return;
+    }
+    ot_hub_replay *rp = calloc(1, sizeof(*rp));
+    if (!rp) {
+        send_error(c, "internal", "out of memory", NULL);
+        return;
+    }
+    rp->c = c;
+    rp->since = rp->cursor = since;
+    ot_timer_init(&rp->retry, on_retry, rp);
+    c->replay = rp;
+    replay_begin(rp);
+}
+
+void ot_hub_on_drained(ot_ws_conn *c)
+{
+    ot_hub_replay *rp = c->replay;
+    if (rp && rp->paused && !rp->q && c->out.bytes <= ot_hub_worker(c->hub)->cfg->ws_max_queue / 4)
+        replay_fetch(rp);
+}
+
+/* ---------------------------------------------------------------- client messages */
+
+void ot_hub_on_text(ot_ws_conn *c, const uint8_t *p, size_t n)
+{
+    char tok[OT_JWT_MAX_LEN];
+    ot_hub_msg m;
+    switch (ot_hub_parse_msg(ot_str_make((const char *)p, n), &m, tok, sizeof(tok))) {
+    case OT_HUB_MSG_SUBSCRIBE:
+        subscribe(c, m.order_id);
+        break;
+    case OT_HUB_MSG_UNSUBSCRIBE:
+        del_sub(c, m.order_id);
+        send_order_ack(c, "unsubscribed", m.order_id);
+        break;
+    case OT_HUB_MSG_AUTH:
+        reauth(c, tok, m.token_len);
+        break;
+    case OT_HUB_MSG_RESUME:
+        ot_hub_resume(c, m.since);
+        break;
+    case OT_HUB_MSG_PING:
+        ot_ws_send_text(c, OT_STR("{\"event\":\"pong\",\"data\":{}}"));
+        break;
+    default:
+        send_error(c, m.error, m.message, NULL);
+        break;
+    }
+}

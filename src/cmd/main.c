@@ -1,0 +1,70 @@
+/* ordertrack: command dispatch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ot/core/config.h"
+#include "ot/core/log.h"
+#include "ot/cmd/master.h"
+#include "ot/cmd/migrate.h"
+#include "ot/cmd/usercli.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "ordertrack — real-time order tracking server\n\n"
+                 "usage:\n"
+                 "  ordertrack serve [options]      run the server (see `ordertrack serve --help`)\n"
+                 "  ordertrack migrate [--database-url URL] [--sql-dir DIR]\n"
+                 "                                  apply sql/NNN_*.sql migrations once each\n"
+                 "  ordertrack user add --email E --name N --password P [--admin] [--database-url URL]\n"
+                 "                                  create or update a user\n"
+                 "  ordertrack --help | --version\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("ordertrack 0.1.0\n");
+        return 0;
+    }
+    if (!strcmp(argv[1], "migrate"))
+        return ot_migrate_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "user"))
+        return ot_user_cli_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "serve") != 0) {
+        fprintf(stderr, "ordertrack: unknown command %s\n\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            ot_config_usage(stdout);
+            return 0;
+        }
+    }
+    static ot_config cfg;
+    ot_config_defaults(&cfg);
+    if (ot_config_from_env(&cfg) < 0 || ot_config_from_args(&cfg, argc, argv, 2) < 0)
+        return 2;
+    ot_log_level lvl;
+    if (ot_log_parse_level(cfg.log_level, &lvl) < 0) {
+        fprintf(stderr, "ordertrack: bad log level %s\n", cfg.log_level);
+        return 2;
+    }
+    ot_log_set_level(lvl);
+    ot_log_set_worker(-1);
+    if (!cfg.jwt_secret || strlen(cfg.jwt_secret) < 16) {
+        fprintf(stderr, "ordertrack: JWT_SECRET (or --jwt-secret) of at least 16 bytes is required; "
+                        "`make run` generates a development one\n");
+        return 2;
+    }
+    if ((cfg.tls_cert == NULL) != (cfg.tls_key == NULL)) {
+        fprintf(stderr, "ordertrack: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
+    return ot_master_main(&cfg);
+}

@@ -1,0 +1,166 @@
+/* A worker: its own SO_REUSEPORT listener, loop and connections. SIGTERM
+ * stops accepting, lets in-flight requests finish (bounded), then exits. */
+#include "ot/cmd/worker.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ot/cmd/app.h"
+#include "ot/http/http.h"
+#include "ot/event/io.h"
+#include "ot/core/log.h"
+#include "ot/core/metrics.h"
+
+int ot_listen_socket(const char *host, int port, int backlog)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
+        return OT_ERR;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        errno = e;
+        return OT_ERR;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+/* Over the connection limit we still owe the client an answer: a canned 503,
+ * written without blocking (a full socket buffer just loses it), then close. */
+static void reject_conn(int fd)
+{
+    static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                               "Retry-After: 1\r\nConnection: close\r\nContent-Length: 78\r\n\r\n"
+                               "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"connection limit reached\"}}";
+    ssize_t n = write(fd, resp, sizeof(resp) - 1);
+    (void)n;
+    close(fd);
+    ot_metrics_inc(OT_C_CONNS_REJECTED, 1);
+}
+
+static void on_accept(ot_loop *loop, int fd, unsigned ev, void *data)
+{
+    ot_worker *w = data;
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int c = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE)
+                ot_logf(OT_LOG_WARN, "accept: out of file descriptors");
+            return; /* EAGAIN: drained (edge-triggered) */
+        }
+        if (w->nconns >= w->max_conns) {
+            reject_conn(c);
+            continue;
+        }
+        int one = 1;
+        setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        ot_metrics_inc(OT_C_CONNS_ACCEPTED, 1);
+        ot_http_conn_new(w, c, (struct sockaddr *)&ss, sl);
+    }
+}
+
+static void maybe_finish_drain(ot_worker *w)
+{
+    if (w->draining && w->nconns == 0 && ot_app_drained(w))
+        ot_loop_stop(w->loop);
+}
+
+void ot_worker_conn_closed(ot_worker *w) { maybe_finish_drain(w); }
+
+static void on_drain_timeout(ot_loop *loop, ot_timer *t)
+{
+    ot_worker *w = t->data;
+    ot_logf(OT_LOG_WARN, "shutdown timeout: %d connections still open, exiting", w->nconns);
+    ot_loop_stop(loop);
+}
+
+static void on_term(ot_loop *loop, int signo, void *data)
+{
+    ot_worker *w = data;
+    if (w->draining)
+        return;
+    w->draining = true;
+    ot_logf(OT_LOG_INFO, "draining (signal %d)", signo);
+    if (w->listen_fd >= 0) {
+        ot_loop_del_fd(loop, w->listen_fd);
+        close(w->listen_fd);
+        w->listen_fd = -1;
+    }
+    ot_timer_init(&w->drain_timer, on_drain_timeout, w);
+    ot_timer_start(loop, &w->drain_timer, w->cfg->shutdown_timeout_ms);
+    ot_http_drain(w);
+    ot_app_drain(w);
+    maybe_finish_drain(w);
+}
+
+static void on_hup(ot_loop *loop, int signo, void *data)
+{
+    ot_logf(OT_LOG_INFO, "SIGHUP ignored by worker (the master reloads by restarting workers)");
+}
+
+int ot_worker_main(const ot_config *cfg, int idx)
+{
+    ot_worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return 1;
+    w->cfg = cfg;
+    w->idx = idx;
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl;
+    int maxfd = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        maxfd = (int)rl.rlim_cur;
+    /* Leave head-room under RLIMIT_NOFILE for database, Redis, log and
+     * listener fds, so hitting the limit gives a 503, never EMFILE. */
+    w->max_conns = cfg->max_conns > 0 ? cfg->max_conns : maxfd - 64;
+    if (w->max_conns > maxfd - 64)
+        w->max_conns = maxfd - 64;
+    w->loop = ot_loop_new(maxfd + 16);
+    if (!w->loop)
+        return 1;
+    if (cfg->tls_cert && cfg->tls_key) {
+        w->tls = ot_tls_server_ctx(cfg->tls_cert, cfg->tls_key);
+        if (!w->tls)
+            return 1;
+    }
+    w->listen_fd = ot_listen_socket(cfg->listen_host, cfg->listen_port, cfg->backlog);
+    if (w->listen_fd < 0) {
+        ot_logf(OT_LOG_ERROR, "listen on %s:%d failed: %s", cfg->listen_host, cfg->listen_port, strerror(errno));
+        return 1;
+    }
+    ot_router_init(&w->router);
+    if (ot_app_start(w) < 0)
+        return 1;
+    ot_loop_on_signal(w->loop, SIGTERM, on_term, w);
+    ot_loop_on_signal(w->loop, SIGINT, on_term, w);
+    ot_loop_on_signal(w->loop, SIGHUP, on_hup, w);
+    if (ot_loop_add_fd(w->loop, w->listen_fd, OT_READABLE | OT_EDGE, on_accept, w) < 0)
+        return 1;
+    ot_logf(OT_LOG_INFO, "worker listening on %s:%d (max_conns %d%s)", cfg->listen_host, cfg->listen_port, w->max_conns,
+            w->tls ? ", TLS" : "");
+    ot_loop_run(w->loop);
+    ot_app_stop(w);
+    ot_logf(OT_LOG_INFO, "worker exiting");
+    return 0;
+}

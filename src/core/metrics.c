@@ -1,0 +1,347 @@
+/* Prometheus metrics in a MAP_SHARED region: one slot per worker, one writer
+ * per slot (see the policy notes in include/ot/metrics.h). */
+#include "ot/core/metrics.h"
+
+#include <inttypes.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <sys/mman.h>
+
+/* Status codes the server actually produces get their own series; anything
+ * else lands in "other" so a client cannot mint label values (cardinality). */
+static const int http_codes[] = { 200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 412,
+                                  413, 414, 415, 422, 426, 429, 431, 500, 501, 503, 505 };
+#define NCODES ((int)OT_ARRAY_LEN(http_codes) + 1) /* + "other" */
+
+/* Bucket upper bounds (inclusive, Prometheus `le`) in microseconds, with the
+ * label text kept beside them so rendering never formats floats. */
+typedef struct {
+    uint64_t us;
+    const char *le;
+} bound;
+
+static const bound http_bounds[] = {
+    { 100, "0.0001" },    { 250, "0.00025" },   { 500, "0.0005" },    { 1000, "0.001" },
+    { 2500, "0.0025" },   { 5000, "0.005" },    { 10000, "0.01" },    { 25000, "0.025" },
+    { 50000, "0.05" },    { 100000, "0.1" },    { 250000, "0.25" },   { 500000, "0.5" },
+    { 1000000, "1" },     { 2500000, "2.5" },
+};
+#define NHB ((int)OT_ARRAY_LEN(http_bounds) + 1) /* + "+Inf" */
+
+static const bound push_bounds[] = {
+    { 50, "0.00005" },    { 100, "0.0001" },    { 250, "0.00025" },   { 500, "0.0005" },
+    { 1000, "0.001" },    { 2500, "0.0025" },   { 5000, "0.005" },    { 10000, "0.01" },
+    { 25000, "0.025" },   { 50000, "0.05" },    { 100000, "0.1" },    { 250000, "0.25" },
+    { 500000, "0.5" },    { 1000000, "1" },
+};
+#define NPB ((int)OT_ARRAY_LEN(push_bounds) + 1)
+
+typedef enum { KIND_COUNTER, KIND_GAUGE } metric_kind;
+
+/* HELP strings are ours and contain no backslash or newline, so they need no
+ * escaping (exposition format 0.0.4 escapes only those two in HELP). */
+static const struct {
+    const char *name;
+    const char *help;
+    metric_kind kind;
+} metric_defs[OT_M_COUNT] = {
+    [OT_G_CONNS_OPEN] = { "ordertrack_connections_open", "Client connections currently open.",
+                          KIND_GAUGE },
+    [OT_G_WS_CONNS_OPEN] = { "ordertrack_ws_connections_open",
+                             "WebSocket connections currently open.", KIND_GAUGE },
+    [OT_G_PG_CONNS_UP] = { "ordertrack_pg_connections_up",
+                           "PostgreSQL pool connections currently usable.", KIND_GAUGE },
+    [OT_G_PG_QUEUE] = { "ordertrack_pg_queue_length",
+                        "Queries waiting for a PostgreSQL connection.", KIND_GAUGE },
+    [OT_G_REDIS_UP] = { "ordertrack_redis_up", "1 when the Redis link is connected.", KIND_GAUGE },
+    [OT_C_CONNS_ACCEPTED] = { "ordertrack_connections_accepted_total",
+                              "Client connections accepted.", KIND_COUNTER },
+    [OT_C_CONNS_REJECTED] = { "ordertrack_connections_rejected_total",
+                              "Client connections refused at the connection limit.", KIND_COUNTER },
+    [OT_C_WS_MESSAGES_PUSHED] = { "ordertrack_ws_messages_pushed_total",
+                                  "WebSocket event frames queued to clients.", KIND_COUNTER },
+    [OT_C_WS_SLOW_DROPPED] = { "ordertrack_ws_slow_clients_dropped_total",
+                               "WebSocket clients closed for exceeding their send queue.",
+                               KIND_COUNTER },
+    [OT_C_EVENTS_RECEIVED] = { "ordertrack_events_received_total",
+                               "Order events received from the event source.", KIND_COUNTER },
+    [OT_C_EVENTS_GAPS_SKIPPED] = { "ordertrack_events_gaps_skipped_total",
+                                   "Event sequence gaps given up on after the wait bound.",
+                                   KIND_COUNTER },
+    [OT_C_RATE_LIMITED] = { "ordertrack_rate_limited_total",
+                            "Requests answered 429 by the rate limiter.", KIND_COUNTER },
+    [OT_C_PG_ERRORS] = { "ordertrack_pg_errors_total", "PostgreSQL query or connection errors.",
+                         KIND_COUNTER },
+    [OT_C_LOG_DROPPED] = { "ordertrack_log_lines_dropped_total",
+                           "Log lines dropped because stderr was not writable.", KIND_COUNTER },
+};
+
+typedef struct {
+    uint64_t codes[NCODES];
+    uint64_t bytes;
+    uint64_t lat_sum_us;
+    uint64_t lat_buckets[NHB]; /* per bucket, not cumulative: one store per request */
+} route_stats;
+
+/* Cache-line aligned so two workers' hot counters never share a line. */
+typedef struct {
+    alignas(64) uint64_t vals[OT_M_COUNT]; /* gauges hold int64 bit patterns */
+    uint64_t starts;
+    uint64_t push_sum_us;
+    uint64_t push_buckets[NPB];
+    route_stats routes[OT_METRICS_MAX_ROUTES + 1]; /* [nroutes] = unmatched */
+} slot;
+
+struct ot_metrics {
+    slot *slots;      /* shared mapping, nworkers entries */
+    size_t map_len;
+    int nworkers, nroutes;
+    slot *self;       /* NULL: this process records nothing */
+    /* Label values escaped once at init (backslash, quote, newline). */
+    char route_label[OT_METRICS_MAX_ROUTES + 1][2 * OT_METRICS_ROUTE_NAME_MAX];
+};
+
+/* Private (copy-on-write after fork) bookkeeping; only `slots` is shared. */
+static ot_metrics g;
+
+/* Single writer per slot: a relaxed load + relaxed store is enough and avoids
+ * a locked read-modify-write; readers in other processes use relaxed loads so
+ * they see either the old or the new value, never a torn one. */
+static inline void bump(uint64_t *p, uint64_t n)
+{
+    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+static inline void put(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t get(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
+static void escape_label(char *dst, size_t cap, const char *src)
+{
+    size_t o = 0;
+    for (size_t i = 0; src[i] && i < OT_METRICS_ROUTE_NAME_MAX - 1 && o + 3 < cap; i++) {
+        char c = src[i];
+        if (c == '\\' || c == '"') {
+            dst[o++] = '\\';
+            dst[o++] = c;
+        } else if (c == '\n') {
+            dst[o++] = '\\';
+            dst[o++] = 'n';
+        } else {
+            dst[o++] = c;
+        }
+    }
+    dst[o] = '\0';
+}
+
+int ot_metrics_init(int nworkers, const char *const *route_names, int nroutes)
+{
+    if (nworkers <= 0 || nworkers > OT_METRICS_MAX_WORKERS || nroutes < 0 ||
+        nroutes > OT_METRICS_MAX_ROUTES || (nroutes > 0 && !route_names))
+        return OT_ERR;
+    if (g.slots)
+        munmap(g.slots, g.map_len);
+    memset(&g, 0, sizeof g);
+
+    size_t len = (size_t)nworkers * sizeof(slot);
+    /* Anonymous shared memory is inherited by fork() and zero-filled. */
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return OT_ERR;
+    g.slots = p;
+    g.map_len = len;
+    g.nworkers = nworkers;
+    g.nroutes = nroutes;
+    for (int i = 0; i < nroutes; i++)
+        escape_label(g.route_label[i], sizeof g.route_label[i], route_names[i] ? route_names[i] : "");
+    escape_label(g.route_label[nroutes], sizeof g.route_label[nroutes], "unmatched");
+    return OT_OK;
+}
+
+void ot_metrics_worker(int idx)
+{
+    if (!g.slots || idx < 0 || idx >= g.nworkers) {
+        g.self = NULL;
+        return;
+    }
+    g.self = &g.slots[idx];
+    for (int i = 0; i < OT_M_COUNT; i++)
+        if (metric_defs[i].kind == KIND_GAUGE)
+            put(&g.self->vals[i], 0);
+    bump(&g.self->starts, 1);
+}
+
+static int code_index(int status)
+{
+    /* 22 entries: a linear scan is a handful of compares on one cache line. */
+    for (int i = 0; i < NCODES - 1; i++)
+        if (http_codes[i] == status)
+            return i;
+    return NCODES - 1;
+}
+
+static int bucket_index(const bound *b, int n, uint64_t us)
+{
+    for (int i = 0; i < n; i++)
+        if (us <= b[i].us)
+            return i;
+    return n; /* +Inf */
+}
+
+void ot_metrics_http(int route, int status, uint64_t duration_us, uint64_t bytes_out)
+{
+    if (!g.self)
+        return;
+    if (route < 0 || route >= g.nroutes)
+        route = g.nroutes;
+    route_stats *r = &g.self->routes[route];
+    bump(&r->codes[code_index(status)], 1);
+    bump(&r->bytes, bytes_out);
+    bump(&r->lat_sum_us, duration_us);
+    bump(&r->lat_buckets[bucket_index(http_bounds, NHB - 1, duration_us)], 1);
+}
+
+void ot_metrics_inc(ot_metric_id id, uint64_t n)
+{
+    if (g.self && (unsigned)id < OT_M_COUNT)
+        bump(&g.self->vals[id], n);
+}
+
+void ot_metrics_set(ot_metric_id id, int64_t v)
+{
+    if (g.self && (unsigned)id < OT_M_COUNT)
+        put(&g.self->vals[id], (uint64_t)v);
+}
+
+void ot_metrics_add(ot_metric_id id, int64_t delta)
+{
+    /* Unsigned wrap-around is the two's-complement add of the int64 value. */
+    if (g.self && (unsigned)id < OT_M_COUNT)
+        bump(&g.self->vals[id], (uint64_t)delta);
+}
+
+void ot_metrics_push_latency(uint64_t us)
+{
+    if (!g.self)
+        return;
+    bump(&g.self->push_sum_us, us);
+    bump(&g.self->push_buckets[bucket_index(push_bounds, NPB - 1, us)], 1);
+}
+
+/* ---- rendering ---------------------------------------------------------- */
+
+static int family_head(ot_buf *out, const char *name, const char *help, const char *type)
+{
+    return ot_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Seconds from microseconds without going through a double, so _sum is exact. */
+static int put_seconds(ot_buf *out, uint64_t us)
+{
+    return ot_buf_printf(out, "%" PRIu64 ".%06" PRIu64 "\n", us / 1000000, us % 1000000);
+}
+
+/* Emits one histogram series. `labels` is the label list without `le`;
+ * counts are read once into `snap` so buckets, +Inf and _count agree even
+ * while the owning worker keeps writing. */
+static int histogram(ot_buf *out, const char *name, const char *labels, const bound *b, int nb,
+                     const uint64_t *buckets, const uint64_t *sum_us)
+{
+    uint64_t cum = 0;
+    int rc = 0;
+    for (int i = 0; i < nb; i++) {
+        cum += get(&buckets[i]);
+        rc |= ot_buf_printf(out, "%s_bucket{%s,le=\"%s\"} %" PRIu64 "\n", name, labels,
+                            i < nb - 1 ? b[i].le : "+Inf", cum);
+    }
+    rc |= ot_buf_printf(out, "%s_sum{%s} ", name, labels);
+    rc |= put_seconds(out, get(sum_us));
+    rc |= ot_buf_printf(out, "%s_count{%s} %" PRIu64 "\n", name, labels, cum);
+    return rc ? OT_ERR : OT_OK;
+}
+
+static uint64_t route_requests(const route_stats *r)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < NHB; i++)
+        n += get(&r->lat_buckets[i]);
+    return n;
+}
+
+int ot_metrics_render(ot_buf *out)
+{
+    if (!g.slots)
+        return OT_ERR;
+    int rc = 0, nw = g.nworkers, nr = g.nroutes + 1;
+
+    for (int id = 0; id < OT_M_COUNT; id++) {
+        bool gauge = metric_defs[id].kind == KIND_GAUGE;
+        rc |= family_head(out, metric_defs[id].name, metric_defs[id].help,
+                          gauge ? "gauge" : "counter");
+        for (int w = 0; w < nw; w++) {
+            uint64_t v = get(&g.slots[w].vals[id]);
+            if (gauge)
+                rc |= ot_buf_printf(out, "%s{worker=\"%d\"} %" PRId64 "\n", metric_defs[id].name,
+                                    w, (int64_t)v);
+            else
+                rc |= ot_buf_printf(out, "%s{worker=\"%d\"} %" PRIu64 "\n", metric_defs[id].name,
+                                    w, v);
+        }
+    }
+
+    rc |= family_head(out, "ordertrack_worker_starts_total",
+                      "Times a worker process took this slot (restarts show as > 1).", "counter");
+    for (int w = 0; w < nw; w++)
+        rc |= ot_buf_printf(out, "ordertrack_worker_starts_total{worker=\"%d\"} %" PRIu64 "\n", w,
+                            get(&g.slots[w].starts));
+
+    rc |= family_head(out, "ordertrack_http_requests_total",
+                      "HTTP responses by route and status code.", "counter");
+    for (int w = 0; w < nw; w++)
+        for (int r = 0; r < nr; r++)
+            for (int c = 0; c < NCODES; c++) {
+                uint64_t v = get(&g.slots[w].routes[r].codes[c]);
+                if (!v)
+                    continue;
+                char code[8];
+                if (c < NCODES - 1)
+                    snprintf(code, sizeof code, "%d", http_codes[c]);
+                else
+                    memcpy(code, "other", 6);
+                rc |= ot_buf_printf(out,
+                                    "ordertrack_http_requests_total{worker=\"%d\",route=\"%s\","
+                                    "code=\"%s\"} %" PRIu64 "\n",
+                                    w, g.route_label[r], code, v);
+            }
+
+    rc |= family_head(out, "ordertrack_http_response_bytes_total",
+                      "HTTP response bytes written, by route.", "counter");
+    for (int w = 0; w < nw; w++)
+        for (int r = 0; r < nr; r++)
+            if (route_requests(&g.slots[w].routes[r]))
+                rc |= ot_buf_printf(out,
+                                    "ordertrack_http_response_bytes_total{worker=\"%d\","
+                                    "route=\"%s\"} %" PRIu64 "\n",
+                                    w, g.route_label[r], get(&g.slots[w].routes[r].bytes));
+
+    rc |= family_head(out, "ordertrack_http_request_duration_seconds",
+                      "Time from request head received to response queued.", "histogram");
+    for (int w = 0; w < nw; w++)
+        for (int r = 0; r < nr; r++) {
+            const route_stats *rs = &g.slots[w].routes[r];
+            if (!route_requests(rs))
+                continue;
+            char labels[64 + sizeof g.route_label[0]];
+            snprintf(labels, sizeof labels, "worker=\"%d\",route=\"%s\"", w, g.route_label[r]);
+            rc |= histogram(out, "ordertrack_http_request_duration_seconds", labels, http_bounds,
+                            NHB, rs->lat_buckets, &rs->lat_sum_us);
+        }
+
+    rc |= family_head(out, "ordertrack_ws_push_latency_seconds",
+                      "Time from event commit to its WebSocket frame being written.", "histogram");
+    for (int w = 0; w < nw; w++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "worker=\"%d\"", w);
+        rc |= histogram(out, "ordertrack_ws_push_latency_seconds", labels, push_bounds, NPB,
+                        g.slots[w].push_buckets, &g.slots[w].push_sum_us);
+    }
+    return rc ? OT_ERR : OT_OK;
+}

@@ -1,0 +1,665 @@
+/* HTTP/1.1 connections on the reactor: edge-triggered reads until EAGAIN,
+ * strict parsing, one request in service at a time, responses gathered in a
+ * write buffer and flushed with as few syscalls as possible. */
+#include "ot/http/http.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ot/core/log.h"
+#include "ot/core/metrics.h"
+#include "ot/core/ratelimit.h"
+
+enum conn_state {
+    ST_IDLE,     /* between requests: idle timer armed */
+    ST_HEAD,     /* receiving a head: request timer armed */
+    ST_BODY,     /* receiving a body: request timer still armed */
+    ST_HANDLING, /* a handler owns the request; reading paused */
+    ST_CLOSING,  /* flush what is queued, then close */
+};
+
+#define OT_READ_CHUNK 16384
+#define OT_MAX_HEADER_ARRAY 128
+/* Pipelined responses beyond this stay unprocessed until the client reads:
+ * a client that pipelines without reading cannot make us buffer forever. */
+#define OT_WBUF_HIGH_WATER (1u << 20)
+
+struct ot_http_conn {
+    ot_io io;
+    ot_worker *w;
+    ot_http_conn *prev, *next;
+    enum conn_state state;
+    ot_buf rbuf, wbuf;
+    ot_timer timer;
+    ot_defer resume;     /* continue processing after an async response */
+    ot_defer reap;       /* free after the current event batch */
+    bool closed;
+    bool close_after;    /* Connection: close on the current/next response */
+    bool sent_continue;
+    bool dispatching;    /* inside the handler call: a response now is synchronous */
+    bool chunked;
+    size_t head_len;
+    const char *head_at; /* where the parsed head sat in rbuf (see head_revalidate) */
+    uint64_t body_need;  /* Content-Length */
+    size_t body_raw;     /* raw body bytes consumed from rbuf after the head */
+    size_t body_len;     /* decoded bytes (== body_raw for Content-Length) */
+    ot_http_chunked chunk;
+    ot_req req;
+    ot_http_header *hdrs;
+    size_t nhdrs_cap;
+};
+
+static void conn_process(ot_http_conn *c);
+static void conn_close(ot_http_conn *c);
+static void conn_flush(ot_http_conn *c);
+static void on_resume(ot_loop *loop, ot_defer *d);
+static void reset_request(ot_http_conn *c);
+
+/* ---- date header, formatted once per second ---- */
+static char date_buf[64];
+static time_t date_sec;
+
+static const char *http_date(void)
+{
+    time_t now = time(NULL);
+    if (now != date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(date_buf, sizeof(date_buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        date_sec = now;
+    }
+    return date_buf;
+}
+
+const char *ot_http_status_text(int s)
+{
+    switch (s) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+/* ---- timers ---- */
+
+static void on_timer(ot_loop *loop, ot_timer *t)
+{
+    ot_http_conn *c = t->data;
+    switch (c->state) {
+    case ST_HEAD:
+    case ST_BODY:
+        /* Slow senders (slowloris) get a 408 and lose the connection. */
+        c->close_after = true;
+        ot_respond_error(&c->req, 408, "request_timeout", "request not received within %u ms",
+                         c->w->cfg->header_timeout_ms);
+        conn_flush(c);
+        if (c->state != ST_CLOSING || ot_buf_rlen(&c->wbuf) == 0)
+            conn_close(c);
+        break;
+    case ST_CLOSING: /* write timeout: the peer stopped reading */
+    case ST_IDLE:
+    default:
+        conn_close(c);
+        break;
+    }
+}
+
+static void arm(ot_http_conn *c, uint32_t ms) { ot_timer_start(c->w->loop, &c->timer, ms); }
+
+/* ---- lifecycle ---- */
+
+static void on_reap(ot_loop *loop, ot_defer *d)
+{
+    ot_http_conn *c = d->data;
+    ot_buf_free(&c->rbuf);
+    ot_buf_free(&c->wbuf);
+    free(c->hdrs);
+    free(c);
+}
+
+static void conn_unlink(ot_http_conn *c)
+{
+    ot_worker *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (w->conns == c)
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    w->nconns--;
+    ot_metrics_set(OT_G_CONNS_OPEN, w->nconns);
+}
+
+static void conn_close(ot_http_conn *c)
+{
+    if (c->closed)
+        return;
+    c->closed = true;
+    ot_loop *loop = c->w->loop;
+    if (c->state == ST_HANDLING && !c->req.responded && c->req.on_abort) {
+        c->req.on_abort(&c->req);
+        c->req.on_abort = NULL;
+    }
+    ot_timer_stop(loop, &c->timer);
+    ot_defer_cancel(loop, &c->resume);
+    ot_loop_del_fd(loop, c->io.fd);
+    ot_io_close(&c->io);
+    conn_unlink(c);
+    /* Free after the batch: a later event in this epoll batch may name us. */
+    ot_defer_queue(loop, &c->reap);
+    ot_worker_conn_closed(c->w);
+}
+
+static void on_io(ot_loop *loop, int fd, unsigned ev, void *data);
+
+static void fill_remote(ot_req *r, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, r->remote, sizeof(r->remote));
+        memcpy(r->remote_key, &in->sin_addr, 4);
+        r->remote_key_len = 4;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, r->remote, sizeof(r->remote));
+        memcpy(r->remote_key, &in6->sin6_addr, 16);
+        r->remote_key_len = 16;
+    } else {
+        snprintf(r->remote, sizeof(r->remote), "local");
+        r->remote_key_len = 0;
+    }
+}
+
+void ot_http_conn_new(ot_worker *w, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+    ot_http_conn *c = calloc(1, sizeof(*c));
+    size_t cap = w->cfg->max_headers < OT_MAX_HEADER_ARRAY ? w->cfg->max_headers + 1 : OT_MAX_HEADER_ARRAY;
+    ot_http_header *h = c ? malloc(cap * sizeof(*h)) : NULL;
+    if (!c || !h) {
+        free(c);
+        free(h);
+        close(fd);
+        return;
+    }
+    c->hdrs = h;
+    c->nhdrs_cap = cap;
+    c->w = w;
+    ot_io_init(&c->io, fd, w->tls);
+    ot_timer_init(&c->timer, on_timer, c);
+    ot_defer_init(&c->reap, on_reap, c);
+    ot_defer_init(&c->resume, on_resume, c);
+    reset_request(c);
+    fill_remote(&c->req, sa);
+    c->req.w = w;
+    c->req.conn = c;
+    c->state = ST_IDLE;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    ot_metrics_set(OT_G_CONNS_OPEN, w->nconns);
+    if (ot_loop_add_fd(w->loop, fd, OT_READABLE | OT_WRITABLE | OT_EDGE, on_io, c) < 0) {
+        conn_close(c);
+        return;
+    }
+    arm(c, w->cfg->header_timeout_ms);
+    /* Data usually arrives with the connection: try now instead of waiting
+     * for the first edge (it may already have fired before registration). */
+    conn_process(c);
+}
+
+/* ---- writing ---- */
+
+static void conn_flush(ot_http_conn *c)
+{
+    while (ot_buf_rlen(&c->wbuf) > 0) {
+        struct iovec iov = { (void *)ot_buf_rptr(&c->wbuf), ot_buf_rlen(&c->wbuf) };
+        ssize_t n = ot_io_writev(&c->io, &iov, 1);
+        if (n == OT_EAGAIN) {
+            if (!ot_timer_active(&c->timer) || c->state == ST_IDLE)
+                arm(c, c->w->cfg->write_timeout_ms);
+            return;
+        }
+        if (n <= 0) {
+            conn_close(c);
+            return;
+        }
+        ot_buf_consume(&c->wbuf, (size_t)n);
+    }
+    if (c->state == ST_CLOSING) {
+        ot_io_shutdown(&c->io);
+        conn_close(c);
+    }
+}
+
+void ot_resp_header(ot_req *r, const char *name, const char *value)
+{
+    int n = snprintf(r->extra + r->extra_len, sizeof(r->extra) - r->extra_len, "%s: %s\r\n", name, value);
+    if (n > 0 && (size_t)n < sizeof(r->extra) - r->extra_len)
+        r->extra_len += (size_t)n;
+}
+
+static void request_done(ot_http_conn *c);
+
+void ot_respond(ot_req *r, int status, const char *content_type, ot_str body)
+{
+    ot_http_conn *c = r->conn;
+    if (r->responded || c->closed)
+        return;
+    r->responded = true;
+    ot_worker *w = c->w;
+    if (w->draining)
+        c->close_after = true;
+    ot_buf *b = &c->wbuf;
+    size_t before = ot_buf_rlen(b);
+    ot_buf_printf(b, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Length: %zu\r\n", status, ot_http_status_text(status),
+                  http_date(), body.len);
+    if (content_type)
+        ot_buf_printf(b, "Content-Type: %s\r\n", content_type);
+    if (c->close_after)
+        ot_buf_append_str(b, "Connection: close\r\n");
+    else if (r->head.minor_version == 0)
+        ot_buf_append_str(b, "Connection: keep-alive\r\n");
+    ot_buf_append(b, r->extra, r->extra_len);
+    ot_buf_append(b, "\r\n", 2);
+    if (!r->head_only)
+        ot_buf_append(b, body.base, body.len);
+    uint64_t bytes = ot_buf_rlen(b) - before;
+    uint64_t dur = ot_now_us() - r->start_us;
+    ot_metrics_http(r->route, status, dur, bytes);
+    ot_log_access(r->head.method, r->head.path, status, bytes, dur, ot_str_c(r->remote));
+    request_done(c);
+}
+
+void ot_respond_json(ot_req *r, int status, ot_str json) { ot_respond(r, status, "application/json", json); }
+
+static void json_escape_into(char *out, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 7 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)ch;
+        } else if (ch < 0x20) {
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", ch);
+        } else {
+            out[o++] = (char)ch;
+        }
+    }
+    out[o] = 0;
+}
+
+void ot_respond_error(ot_req *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[256], esc[1600], body[1800];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_escape_into(esc, sizeof(esc), msg);
+    int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, esc);
+    ot_respond(r, status, "application/json", ot_str_make(body, (size_t)n));
+}
+
+bool ot_req_json_content(ot_req *r)
+{
+    /* RFC 9110 §8.3.1: the media type ends at optional whitespace or ';'
+     * (parameters); a longer token such as application/jsonp is another type. */
+    ot_str ct = r->head.content_type;
+    if (ct.len < 16 || !ot_str_ieq(ot_str_make(ct.base, 16), "application/json") ||
+        (ct.len > 16 && ct.base[16] != ';' && ct.base[16] != ' ' && ct.base[16] != '\t')) {
+        ot_respond_error(r, 415, "unsupported_media_type", "Content-Type must be application/json");
+        return false;
+    }
+    return true;
+}
+
+bool ot_req_need_db(ot_req *r)
+{
+    if (r->w->pg)
+        return true;
+    ot_resp_header(r, "Retry-After", "5");
+    ot_respond_error(r, 503, "database_unavailable", "no database configured");
+    return false;
+}
+
+/* ---- reading and request framing ---- */
+
+static void reset_request(ot_http_conn *c)
+{
+    ot_req *r = &c->req;
+    memset(&r->head, 0, sizeof(r->head));
+    r->body = OT_STR_NULL;
+    r->nparams = 0;
+    r->route = -1;
+    r->responded = false;
+    r->head_only = false;
+    r->authed = false;
+    r->on_abort = NULL;
+    r->ctx = NULL;
+    r->extra_len = 0;
+    c->head_len = 0;
+    c->head_at = NULL;
+    c->body_raw = c->body_len = 0;
+    c->body_need = 0;
+    c->chunked = false;
+    c->sent_continue = false;
+}
+
+/* Called when the current request has its response queued. */
+static void request_done(ot_http_conn *c)
+{
+    bool was_async = c->state == ST_HANDLING && !c->dispatching;
+    if (c->head_len > 0)
+        ot_buf_consume(&c->rbuf, c->head_len + c->body_raw);
+    if (c->close_after) {
+        c->state = ST_CLOSING;
+        arm(c, c->w->cfg->write_timeout_ms);
+        if (was_async)
+            conn_flush(c);
+        return;
+    }
+    c->state = ST_IDLE;
+    reset_request(c);
+    arm(c, c->w->cfg->idle_timeout_ms);
+    if (was_async) {
+        /* Resume from the loop, not from inside the handler's callback. */
+        ot_defer_queue(c->w->loop, &c->resume);
+    }
+}
+
+static void on_resume(ot_loop *loop, ot_defer *d)
+{
+    ot_http_conn *c = d->data;
+    if (!c->closed)
+        conn_process(c);
+}
+
+/* Reads until EAGAIN (edge-triggered contract) or until `limit` bytes are buffered. */
+static int conn_read(ot_http_conn *c, size_t limit)
+{
+    for (;;) {
+        if (ot_buf_rlen(&c->rbuf) >= limit)
+            return 0;
+        if (ot_buf_reserve(&c->rbuf, OT_READ_CHUNK) < 0)
+            return OT_ERR;
+        size_t room = c->rbuf.cap - c->rbuf.len;
+        ssize_t n = ot_io_read(&c->io, c->rbuf.data + c->rbuf.len, room);
+        if (n == OT_EAGAIN)
+            return 0;
+        if (n <= 0)
+            return OT_ERR; /* EOF or error: nothing more will come */
+        c->rbuf.len += (size_t)n;
+        if ((size_t)n < room && !c->io.ssl)
+            return 0; /* short read: the socket is drained (saves an EAGAIN syscall) */
+    }
+}
+
+static void fail(ot_http_conn *c, int status, const char *code, const char *msg)
+{
+    c->close_after = true;
+    ot_respond_error(&c->req, status, code, "%s", msg);
+}
+
+static void dispatch(ot_http_conn *c)
+{
+    ot_req *r = &c->req;
+    ot_worker *w = c->w;
+    r->body = ot_str_make(c->rbuf.data + c->rbuf.off + c->head_len, c->body_len);
+    char allow[128];
+    int idx = ot_router_match(&w->router, r->head.method, r->head.path, r->params, &r->nparams, allow, sizeof(allow));
+    /* Unknown paths count too: a scanner is throttled like any client. */
+    uint32_t retry;
+    bool unlimited = idx >= 0 && (w->router.routes[idx].flags & OT_ROUTE_UNLIMITED);
+    if (w->rl_ip && r->remote_key_len && !unlimited &&
+        ot_ratelimit_take(w->rl_ip, r->remote_key, r->remote_key_len, ot_loop_now_ms(w->loop), &retry) < 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%u", retry);
+        ot_resp_header(r, "Retry-After", ra);
+        ot_metrics_inc(OT_C_RATE_LIMITED, 1);
+        ot_respond_error(r, 429, "rate_limited", "too many requests from this address");
+        return;
+    }
+    if (idx == OT_ROUTE_NOT_FOUND) {
+        ot_respond_error(r, 404, "not_found", "no route for this path");
+        return;
+    }
+    if (idx == OT_ROUTE_BAD_METHOD) {
+        ot_resp_header(r, "Allow", allow);
+        ot_respond_error(r, 405, "method_not_allowed", "allowed: %s", allow);
+        return;
+    }
+    r->route = idx;
+    c->state = ST_HANDLING;
+    /* The handler owns the clock now (its backends have their own timeouts). */
+    ot_timer_stop(w->loop, &c->timer);
+    c->dispatching = true;
+    w->router.routes[idx].handler(r);
+    c->dispatching = false;
+}
+
+/* The parsed head points into rbuf; reading a body may grow (realloc) or
+ * compact it. Parsing the same bytes again yields the same head with fresh
+ * pointers (http_parser.h), and is needed only when the buffer moved. */
+static void head_revalidate(ot_http_conn *c)
+{
+    const ot_config *cfg = c->w->cfg;
+    if (c->head_len == 0 || ot_buf_rptr(&c->rbuf) == c->head_at)
+        return;
+    ot_http_limits lim = { cfg->max_uri_bytes, cfg->max_header_bytes, cfg->max_headers };
+    c->req.head.headers = c->hdrs;
+    c->req.head.num_headers = c->nhdrs_cap;
+    ot_http_parse_request(ot_buf_rptr(&c->rbuf), c->head_len, &c->req.head, &lim);
+    c->head_at = ot_buf_rptr(&c->rbuf);
+}
+
+/* Returns true when the body is complete. */
+static bool body_ready(ot_http_conn *c)
+{
+    char *body = c->rbuf.data + c->rbuf.off + c->head_len;
+    size_t avail = ot_buf_rlen(&c->rbuf) - c->head_len;
+    if (!c->chunked) {
+        c->body_raw = c->body_len = avail < c->body_need ? avail : (size_t)c->body_need;
+        return c->body_len == c->body_need;
+    }
+    /* Decode in place: output lands right after what is already decoded and
+     * never overtakes the input cursor. */
+    size_t out = 0;
+    ssize_t used = ot_http_chunked_decode(&c->chunk, body + c->body_raw, avail - c->body_raw, body + c->body_len, &out);
+    if (used < 0) {
+        fail(c, 400, "bad_chunked_body", "malformed chunked body");
+        return false;
+    }
+    c->body_raw += (size_t)used;
+    c->body_len += out;
+    if (c->body_raw > c->body_len) {
+        /* Drop the chunk framing now: only decoded bytes stay buffered, so
+         * framing overhead (1-byte chunks are 6x) neither counts against the
+         * body limit nor fills the read limit and stalls the request. */
+        size_t gap = c->body_raw - c->body_len, tail = avail - c->body_raw;
+        memmove(body + c->body_len, body + c->body_raw, tail);
+        c->rbuf.len -= gap;
+        c->body_raw = c->body_len;
+    }
+    if (c->body_len > c->w->cfg->max_body_bytes) {
+        fail(c, 413, "body_too_large", "request body exceeds the limit");
+        return false;
+    }
+    return c->chunk.done;
+}
+
+static void conn_process(ot_http_conn *c)
+{
+    const ot_config *cfg = c->w->cfg;
+    ot_http_limits lim = { cfg->max_uri_bytes, cfg->max_header_bytes, cfg->max_headers };
+    bool eof = false;
+    for (;;) {
+        if (c->closed || c->state == ST_HANDLING)
+            return;
+        if (c->state == ST_CLOSING) {
+            conn_flush(c);
+            return;
+        }
+        if (ot_buf_rlen(&c->wbuf) > OT_WBUF_HIGH_WATER) {
+            conn_flush(c);
+            if (c->closed || ot_buf_rlen(&c->wbuf) > OT_WBUF_HIGH_WATER)
+                return; /* resume on writable */
+        }
+        bool progress;
+        if (c->state == ST_IDLE || c->state == ST_HEAD) {
+            int rc = OT_HTTP_INCOMPLETE;
+            if (ot_buf_rlen(&c->rbuf) > 0) {
+                if (c->state == ST_IDLE) {
+                    c->state = ST_HEAD;
+                    c->req.start_us = ot_now_us();
+                    arm(c, cfg->header_timeout_ms);
+                }
+                c->req.head.headers = c->hdrs;
+                c->req.head.num_headers = c->nhdrs_cap;
+                rc = ot_http_parse_request(ot_buf_rptr(&c->rbuf), ot_buf_rlen(&c->rbuf), &c->req.head, &lim);
+            }
+            if (rc == OT_HTTP_INCOMPLETE) {
+                size_t before = ot_buf_rlen(&c->rbuf);
+                if (!eof && conn_read(c, cfg->max_header_bytes + 1) < 0)
+                    eof = true;
+                if (c->closed)
+                    return;
+                progress = ot_buf_rlen(&c->rbuf) > before;
+                if (!progress) {
+                    if (eof)
+                        conn_close(c);
+                    else
+                        conn_flush(c);
+                    return;
+                }
+                continue;
+            }
+            if (rc < 0) {
+                /* After a bad head the next request's start is unknowable: close. */
+                fail(c, ot_http_error_status(rc), ot_http_error_code(rc), ot_http_error_message(rc));
+                continue;
+            }
+            c->head_len = (size_t)rc;
+            c->head_at = ot_buf_rptr(&c->rbuf);
+            /* RFC 9110 §9.3.2: no content in any response to HEAD, errors
+             * (404, 405, 413...) included, or the client misframes the stream. */
+            c->req.head_only = ot_str_eq_lit(c->req.head.method, "HEAD");
+            if (!c->req.head.keep_alive)
+                c->close_after = true;
+            if (c->req.head.content_length > 0 && (uint64_t)c->req.head.content_length > cfg->max_body_bytes) {
+                fail(c, 413, "body_too_large", "request body exceeds the limit");
+                continue;
+            }
+            c->chunked = c->req.head.chunked;
+            c->body_need = c->req.head.content_length > 0 ? (uint64_t)c->req.head.content_length : 0;
+            if (c->chunked)
+                ot_http_chunked_init(&c->chunk);
+            c->state = ST_BODY;
+        }
+        /* ST_BODY */
+        if (body_ready(c)) {
+            dispatch(c);
+            continue;
+        }
+        if (c->state == ST_CLOSING)
+            continue; /* the body was refused and answered */
+        /* RFC 9110 §10.1.1: tell a waiting client to send the body. */
+        if (c->req.head.expect_continue && !c->sent_continue && c->body_raw == 0) {
+            c->sent_continue = true;
+            ot_buf_append_str(&c->wbuf, "HTTP/1.1 100 Continue\r\n\r\n");
+            conn_flush(c);
+            if (c->closed)
+                return;
+        }
+        size_t limit = c->head_len + (c->chunked ? cfg->max_body_bytes + 65536 : c->body_need);
+        size_t before = ot_buf_rlen(&c->rbuf);
+        if (!eof && conn_read(c, limit) < 0)
+            eof = true;
+        if (c->closed)
+            return;
+        head_revalidate(c);
+        if (ot_buf_rlen(&c->rbuf) == before) {
+            if (eof)
+                conn_close(c);
+            else
+                conn_flush(c);
+            return;
+        }
+    }
+}
+
+static void on_io(ot_loop *loop, int fd, unsigned ev, void *data)
+{
+    ot_http_conn *c = data;
+    if (ev & OT_WRITABLE) {
+        conn_flush(c);
+        if (c->closed)
+            return;
+    }
+    if (c->state == ST_HANDLING)
+        return; /* reading resumes when the response is queued */
+    if ((ev & (OT_READABLE | OT_HANGUP)) || (ev & OT_WRITABLE))
+        conn_process(c);
+}
+
+void ot_http_drain(ot_worker *w)
+{
+    ot_http_conn *c = w->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (c->state == ST_IDLE && ot_buf_rlen(&c->wbuf) == 0)
+            conn_close(c);
+        else
+            c->close_after = true;
+    }
+}
+
+void ot_http_takeover(ot_req *r, ot_io *io_out, ot_buf *leftover)
+{
+    ot_http_conn *c = r->conn;
+    ot_loop *loop = c->w->loop;
+    r->responded = true;
+    ot_buf_consume(&c->rbuf, c->head_len + c->body_raw);
+    ot_buf_append(leftover, ot_buf_rptr(&c->rbuf), ot_buf_rlen(&c->rbuf));
+    *io_out = c->io;
+    c->io.fd = -1;
+    c->io.ssl = NULL;
+    ot_loop_del_fd(loop, io_out->fd);
+    c->closed = true;
+    ot_timer_stop(loop, &c->timer);
+    ot_defer_cancel(loop, &c->resume);
+    conn_unlink(c);
+    ot_defer_queue(loop, &c->reap);
+}
