@@ -32,7 +32,7 @@ FUZZBIN := $(FUZZ:tests/fuzz/%.c=build/fuzz/%)
 BENCH   := $(wildcard tests/bench/*.c)
 BENCHBIN:= $(BENCH:tests/bench/%.c=build/bench/%)
 
-.PHONY: all asan test unit unit-asan integration integration-asan fuzz fuzz-smoke run install clean bench deps
+.PHONY: check-layers all asan test unit unit-asan integration integration-asan fuzz fuzz-smoke run install clean bench deps
 all: build/ordertrack
 
 # -MMD -MP: each object depends on the headers it really includes.
@@ -85,7 +85,10 @@ fuzz: $(FUZZBIN)
 	@set -e; for f in $(FUZZBIN); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
 	  $$f -max_total_time=$${FUZZ_SECONDS:-300} build/corpus/$$n tests/fuzz/seeds/$$n; done
 
-test: all unit integration unit-asan integration-asan fuzz-smoke
+check-layers:
+	scripts/check-layers.sh
+
+test: check-layers all unit integration unit-asan integration-asan fuzz-smoke
 	@echo "make test: all suites passed"
 
 run: build/ordertrack
