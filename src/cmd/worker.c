@@ -119,6 +119,11 @@ static void on_hup(ot_loop *loop, int signo, void *data)
     ot_logf(OT_LOG_INFO, "SIGHUP ignored by worker (the master reloads by restarting workers)");
 }
 
+/* Access lines of one loop round are written together at its end (log.h). */
+static ot_defer log_flush_defer;
+static void on_log_flush(ot_loop *loop, ot_defer *d) { ot_log_flush(); }
+static void on_log_wake(void *data) { ot_defer_queue(data, &log_flush_defer); }
+
 int ot_worker_main(const ot_config *cfg, int idx)
 {
     ot_worker *w = calloc(1, sizeof(*w));
@@ -139,6 +144,8 @@ int ot_worker_main(const ot_config *cfg, int idx)
     w->loop = ot_loop_new(maxfd + 16);
     if (!w->loop)
         return 1;
+    ot_defer_init(&log_flush_defer, on_log_flush, NULL);
+    ot_log_set_batching(on_log_wake, w->loop);
     if (cfg->tls_cert && cfg->tls_key) {
         w->tls = ot_tls_server_ctx(cfg->tls_cert, cfg->tls_key);
         if (!w->tls)
@@ -161,6 +168,7 @@ int ot_worker_main(const ot_config *cfg, int idx)
             w->tls ? ", TLS" : "");
     ot_loop_run(w->loop);
     ot_app_stop(w);
-    ot_logf(OT_LOG_INFO, "worker exiting");
+    ot_logf(OT_LOG_INFO, "worker exiting"); /* flushes what is batched, then writes */
+    ot_log_set_batching(NULL, NULL);
     return 0;
 }

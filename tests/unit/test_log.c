@@ -3,7 +3,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define JSMN_STATIC
@@ -376,4 +379,175 @@ Test(log, request_ids_are_unique_within_and_across_processes)
     cr_assert_str_neq(c, a);
     cr_assert_str_neq(c, b);
     cr_assert_neq(memcmp(c, a, 8), 0, "a forked worker draws its own prefix");
+}
+
+/* ---- batching (issue 12: one write per loop round) ---- */
+
+static int wakes;
+static void count_wake(void *data) { (*(int *)data)++; }
+
+/* Counts the write(2)s that reached fd 2 by reading the pipe after each step. */
+static size_t pending_bytes(void)
+{
+    int n = 0;
+    cr_assert_eq(ioctl(cap_rd, FIONREAD, &n), 0);
+    return (size_t)n;
+}
+
+Test(log, batched_access_lines_wait_for_flush_and_wake_once_per_round)
+{
+    capture_start();
+    wakes = 0;
+    ot_log_set_batching(count_wake, &wakes);
+    for (int i = 0; i < 10; i++)
+        ot_log_access(OT_STR("GET"), OT_STR("/healthz"), 200, (uint64_t)i, 7, OT_STR("127.0.0.1"));
+    cr_assert_eq(wakes, 1, "the wake hook runs when the batch goes from empty to non-empty");
+    cr_assert_eq(pending_bytes(), 0, "nothing is written before the flush");
+    ot_log_flush();
+    cr_assert_gt(pending_bytes(), 0);
+    ot_log_access(OT_STR("GET"), OT_STR("/x"), 404, 1, 1, OT_STR("127.0.0.1"));
+    cr_assert_eq(wakes, 2, "a new round wakes again");
+    ot_log_set_batching(NULL, NULL); /* flushes */
+    size_t n;
+    char *s = capture_end(&n);
+    jline j;
+    cr_assert_eq(each_line(s, n, &j), 11);
+    free(s);
+}
+
+Test(log, logf_flushes_the_batch_first_so_order_is_kept)
+{
+    capture_start();
+    wakes = 0;
+    ot_log_set_batching(count_wake, &wakes);
+    ot_log_access(OT_STR("GET"), OT_STR("/first"), 200, 1, 1, OT_STR("127.0.0.1"));
+    ot_logf(OT_LOG_WARN, "second");
+    cr_assert_gt(pending_bytes(), 0, "a warning is written at once");
+    ot_log_set_batching(NULL, NULL);
+    size_t n;
+    char *s = capture_end(&n);
+    char *a = strstr(s, "/first"), *b = strstr(s, "second");
+    cr_assert(a && b && a < b, "the access line logged first comes first");
+    free(s);
+}
+
+/* A pipe is shared by the master and every worker: each write must be at most
+ * PIPE_BUF bytes of whole lines, whatever the batch holds. */
+Test(log, flush_writes_whole_lines_of_at_most_pipe_buf)
+{
+    capture_start();
+    /* Room for the whole output: this test reads only at the end. */
+    cr_assert_geq(fcntl(2, F_SETPIPE_SZ, 1 << 20), 1 << 18);
+    ot_log_set_batching(count_wake, &wakes);
+    static char path[1500];
+    memset(path, 'p', sizeof path);
+    path[0] = '/';
+    for (int i = 0; i < 100; i++) /* ~150 KB: more than the batch, flushed when full */
+        ot_log_access(OT_STR("GET"), ot_str_make(path, sizeof path), 200, 1, 1, OT_STR("127.0.0.1"));
+    ot_log_set_batching(NULL, NULL);
+    size_t n;
+    char *s = capture_end(&n);
+    jline j;
+    cr_assert_eq(each_line(s, n, &j), 100, "every line arrives whole and valid");
+    free(s);
+}
+
+Test(log, flush_chunks_end_on_line_boundaries)
+{
+    /* strace-free check: a socketpair in SOCK_SEQPACKET mode keeps write
+     * boundaries, so each recv is one write of the logger. */
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+    int saved = dup(2);
+    dup2(sv[0], 2);
+    ot_log_set_worker(1);
+    ot_log_set_batching(count_wake, &wakes);
+    static char path[700];
+    memset(path, 'q', sizeof path);
+    for (int i = 0; i < 40; i++)
+        ot_log_access(OT_STR("GET"), ot_str_make(path, sizeof path), 200, 1, 1, OT_STR("127.0.0.1"));
+    ot_log_set_batching(NULL, NULL);
+    dup2(saved, 2);
+    close(saved);
+    ot_log_set_worker(0);
+    int writes = 0, lines = 0;
+    static char rec[8192];
+    ssize_t r;
+    while ((r = recv(sv[1], rec, sizeof rec, MSG_DONTWAIT)) > 0) {
+        writes++;
+        cr_assert_leq(r, OT_LOG_LINE_MAX, "one write is at most PIPE_BUF");
+        cr_assert_eq(rec[r - 1], '\n', "a write ends on a line end");
+        for (ssize_t i = 0; i < r; i++)
+            lines += rec[i] == '\n';
+    }
+    cr_assert_eq(lines, 40);
+    cr_assert_lt(writes, 40, "lines are gathered into fewer writes");
+    close(sv[0]);
+    close(sv[1]);
+}
+
+Test(log, batch_dropped_under_backpressure_is_counted_per_line)
+{
+    int p[2];
+    cr_assert_eq(pipe2(p, O_NONBLOCK), 0);
+    static char fill[4096];
+    while (write(p[1], fill, sizeof fill) > 0)
+        ;
+    int saved = dup(2);
+    dup2(p[1], 2);
+    ot_log_set_worker(0);
+    ot_log_set_batching(count_wake, &wakes);
+    uint64_t before = ot_log_dropped();
+    for (int i = 0; i < 5; i++)
+        ot_log_access(OT_STR("GET"), OT_STR("/y"), 200, 1, 1, OT_STR("127.0.0.1"));
+    ot_log_set_batching(NULL, NULL);
+    dup2(saved, 2);
+    close(saved);
+    cr_assert_eq(ot_log_dropped(), before + 5);
+    close(p[0]);
+    close(p[1]);
+}
+
+Test(log, numbers_and_timestamp_are_formatted_like_printf)
+{
+    struct timespec before;
+    clock_gettime(CLOCK_REALTIME, &before);
+    capture_start();
+    ot_log_access(OT_STR("GET"), OT_STR("/n"), 599, UINT64_MAX, 0, OT_STR("::1"));
+    size_t n;
+    char *s = capture_end(&n);
+    jline j;
+    cr_assert_eq(each_line(s, n, &j), 1);
+    field(&j, "bytes", val);
+    cr_assert_str_eq(val, "18446744073709551615");
+    field(&j, "duration_us", val);
+    cr_assert_str_eq(val, "0");
+    field(&j, "status", val);
+    cr_assert_str_eq(val, "599");
+    field(&j, "ts", val);
+    struct tm tm;
+    gmtime_r(&before.tv_sec, &tm);
+    char want[32];
+    strftime(want, sizeof want, "%Y-%m-%dT%H:%M", &tm);
+    cr_assert_eq(strncmp(val, want, strlen(want)), 0, "%s vs %s", val, want);
+    free(s);
+}
+
+Test(log, a_forked_child_logs_its_own_pid)
+{
+    capture_start();
+    ot_logf(OT_LOG_WARN, "parent"); /* caches the parent's pid in the line head */
+    pid_t child = fork();
+    if (child == 0) {
+        ot_logf(OT_LOG_WARN, "child");
+        _exit(0);
+    }
+    int st;
+    waitpid(child, &st, 0);
+    size_t n;
+    char *s = capture_end(&n);
+    char want[64];
+    snprintf(want, sizeof want, "\"pid\":%ld,\"msg\":\"child\"", (long)child);
+    cr_assert_not_null(strstr(s, want), "%s", s);
+    free(s);
 }

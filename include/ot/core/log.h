@@ -54,6 +54,19 @@ void ot_log_access_rid(ot_str method, ot_str path, int status, uint64_t bytes,
  * into out[OT_LOG_REQUEST_ID_MAX]; returns its length. */
 size_t ot_log_request_id(char *out);
 
+/* Batching (the worker turns it on): access lines are gathered in a bounded
+ * buffer of OT_LOG_BATCH_MAX bytes and written by ot_log_flush, in writes of
+ * whole lines of at most OT_LOG_LINE_MAX bytes each. `wake(data)` is called
+ * when the buffer goes from empty to non-empty, so the caller can schedule a
+ * flush at the end of its loop round. A full buffer is flushed at once; when
+ * a write cannot proceed (EAGAIN) the rest of the batch is dropped and counted.
+ * ot_logf lines are never batched: they flush the batch, then write. Without
+ * batching (the default) every line is written when it is logged. */
+#define OT_LOG_BATCH_MAX 65536
+typedef void ot_log_wake_fn(void *data);
+void ot_log_set_batching(ot_log_wake_fn *wake, void *data);
+void ot_log_flush(void);
+
 /* Lines dropped by this process since start (EAGAIN / write errors). */
 uint64_t ot_log_dropped(void);
 
