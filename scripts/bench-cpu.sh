@@ -33,7 +33,7 @@ cleanup() {
   wait 2>/dev/null || true
   [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
   "${pg[@]}" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
+  if [ -n "${KEEP:-}" ]; then echo "bench-cpu: callgrind files kept in $tmp" >&2; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
 "${pg[@]}" -c "CREATE DATABASE $db"
