@@ -20,7 +20,11 @@ total=$((conns * per))
 for c in valgrind callgrind_control /usr/sbin/nginx psql; do
   command -v "$c" >/dev/null || { echo "bench-cpu: $c missing (scripts/setup-deps.sh)" >&2; exit 1; }
 done
-make -s build/ordertrack
+# OT_BIN=path measures another build (e.g. the previous commit's) the same way.
+if [ -z "${OT_BIN:-}" ]; then
+  make -s build/ordertrack
+  OT_BIN=build/ordertrack
+fi
 scripts/services.sh >/dev/null
 
 tmp=$(mktemp -d)
@@ -38,7 +42,7 @@ cleanup() {
 trap cleanup EXIT
 "${pg[@]}" -c "CREATE DATABASE $db"
 dburl=postgresql://postgres@127.0.0.1:5432/$db
-build/ordertrack migrate --database-url "$dburl" >/dev/null 2>&1
+"$OT_BIN" migrate --database-url "$dburl" >/dev/null 2>&1
 
 wait_http() { # url
   for _ in $(seq 300); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
@@ -59,7 +63,7 @@ count() {
 # start_ot PORT LOGLEVEL -> sets vg_pid (master) and wpid (worker)
 start_ot() {
   JWT_SECRET=$secret DATABASE_URL=$dburl valgrind --tool=callgrind --trace-children=yes \
-    --callgrind-out-file="$tmp/cg.%p" build/ordertrack serve --listen 127.0.0.1:"$1" --workers 1 \
+    --callgrind-out-file="$tmp/cg.%p" "$OT_BIN" serve --listen 127.0.0.1:"$1" --workers 1 \
     --log-level "$2" --rate-ip 0 --rate-user 0 >/dev/null 2>"$tmp/ot-$1.log" &
   vg_pid=$!
   wait_http "http://127.0.0.1:$1/healthz"
