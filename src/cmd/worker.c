@@ -151,6 +151,7 @@ int ot_worker_main(const ot_config *cfg, int idx)
     w->max_conns = cfg->max_conns > 0 ? cfg->max_conns : maxfd - 64;
     if (w->max_conns > maxfd - 64)
         w->max_conns = maxfd - 64;
+    ot_metrics_set(OT_G_CONNS_MAX, w->max_conns);
     w->loop = ot_loop_new(maxfd + 16);
     if (!w->loop)
         return 1;

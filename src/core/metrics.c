@@ -75,6 +75,7 @@ static const struct {
                          KIND_COUNTER },
     [OT_C_LOG_DROPPED] = { "ordertrack_log_lines_dropped_total",
                            "Log lines dropped because stderr was not writable.", KIND_COUNTER },
+    [OT_G_CONNS_MAX] = { "ordertrack_connections_max", "Connection limit of the worker (--max-conns).", KIND_GAUGE },
     [OT_G_PROCESS_RSS_BYTES] = { "ordertrack_process_resident_memory_bytes",
                                  "Resident set size of the worker process.", KIND_GAUGE },
     [OT_G_PROCESS_OPEN_FDS] = { "ordertrack_process_open_fds", "Open file descriptors of the worker process.",

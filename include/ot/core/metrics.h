@@ -59,6 +59,7 @@ typedef enum {
     OT_C_PG_ERRORS,
     OT_C_LOG_DROPPED,
     /* Sampled by each worker about itself (operations dashboards, soak). */
+    OT_G_CONNS_MAX,             /* the worker's connection limit (--max-conns) */
     OT_G_PROCESS_RSS_BYTES,
     OT_G_PROCESS_OPEN_FDS,
     OT_C_PROCESS_CPU_US,        /* rendered in seconds */
