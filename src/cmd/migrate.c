@@ -279,7 +279,9 @@ static int run(PGconn *c, const char *dir)
 
 int ot_migrate_main(int argc, char **argv)
 {
-    const char *url = getenv("DATABASE_URL");
+    /* Static: a URL read from a file lives as long as the process. */
+    static const char *url;
+    url = getenv("DATABASE_URL");
     if (ot_secret_resolve(&url, getenv("DATABASE_URL_FILE"), "DATABASE_URL", "database_url") < 0)
         return 1;
     const char *dir = NULL;

@@ -107,12 +107,15 @@ static int read_password_stdin(char *buf, size_t cap, size_t *len)
     return OT_OK;
 }
 
+/* Static: a URL read from a file lives as long as the process. */
+static const char *g_url;
+
 static const char *db_url_default(void)
 {
-    const char *url = getenv("DATABASE_URL");
-    if (ot_secret_resolve(&url, getenv("DATABASE_URL_FILE"), "DATABASE_URL", "database_url") < 0)
+    g_url = getenv("DATABASE_URL");
+    if (ot_secret_resolve(&g_url, getenv("DATABASE_URL_FILE"), "DATABASE_URL", "database_url") < 0)
         return NULL;
-    return url;
+    return g_url;
 }
 
 static PGconn *connect_db(const char *cmd, const char *url)
