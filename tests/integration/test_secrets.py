@@ -75,13 +75,16 @@ def secret_file(tmp_path, name, value, mode=0o600):
 
 
 def ready(port):
-    """The pool connects after /healthz answers: wait for /readyz's 200."""
+    """The pool connects after /healthz answers: wait for /readyz to report the
+    database up (without one configured it says "not configured")."""
     deadline = time.monotonic() + scaled(10)
-    while request(port, "GET", "/readyz")[0] != 200:
+    while True:
+        st, _, body = request(port, "GET", "/readyz")
+        if st == 200 and isinstance(body, dict) and body.get("database") == "up":
+            return True
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
-    return True
 
 
 def authed_status(port, token):
