@@ -99,7 +99,7 @@ test-suites: all unit integration unit-asan integration-asan fuzz-smoke ops-chec
 
 run:
 	@scripts/setup-deps.sh
-	@$(MAKE) --no-print-directory build/ordertrack
+	@$(MAKE) -s --no-print-directory build/ordertrack
 	scripts/run.sh
 
 # promtool rules/config, systemd units, install modes (tests/ops/check.sh).
