@@ -23,6 +23,7 @@ pg=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 secret=$(openssl rand -hex 32)
 server=
+log=$(mktemp /tmp/ot-soak-server.XXXXXX.log) # warnings only; kept for a failed run
 cleanup() {
   [ -n "$server" ] && kill -TERM "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
   "${pg[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
@@ -53,7 +54,7 @@ PY
 )"
 
 JWT_SECRET=$secret DATABASE_URL=$url build/ordertrack serve --listen 127.0.0.1:"$port" --workers "$workers" \
-  --log-level warn 2>"$out/server.log" &
+  --log-level warn 2>"$log" &
 server=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
@@ -74,5 +75,5 @@ set title "REST p99 per 10 s window (ms)"; plot "$out/soak.csv" using 1:4 with l
 set title "outbox backlog (events) and WebSockets open / 100"; plot "$out/soak.csv" using 1:5 with linespoints title "backlog", "" using 1:(\$6/100) with linespoints title "ws/100"
 unset multiplot
 GP
-echo "soak: wrote $out/soak.csv, $out/soak.png, $out/summary.txt"
+echo "soak: wrote $out/soak.csv, $out/soak.png, $out/summary.txt (server log: $log)"
 exit "$rc"
