@@ -35,6 +35,14 @@ CUSTOMERS = json.loads(os.environ["SOAK_CUSTOMERS"])  # [[uid, token], ...]
 lat = []            # REST latencies (s) of the current window
 stats = {"req": 0, "err": 0, "ws_open": 0, "ws_frames": 0, "ws_fail": 0, "resumes": 0}
 last_seq = [0]
+ALL = set()  # every task still running, cancelled at the end
+
+
+def spawn(coro):
+    t = asyncio.ensure_future(coro)
+    ALL.add(t)
+    t.add_done_callback(ALL.discard)
+    return t
 stop_at = time.monotonic() + SECONDS
 
 
@@ -145,7 +153,7 @@ class Ws:
                 self.writer.close()
 
     def start(self, since=None):
-        self.task = asyncio.ensure_future(self.run(since))
+        self.task = spawn(self.run(since))
 
     async def churn(self):
         if self.writer:
@@ -226,7 +234,7 @@ async def main():
         churn_acc += CHURN * 0.1
         while churn_acc >= 1:
             churn_acc -= 1
-            asyncio.ensure_future(random.choice(socks).churn())
+            spawn(random.choice(socks).churn())
         if time.monotonic() >= next_sample:
             next_sample += SAMPLE_S
             window, lat[:] = lat[:], []
@@ -241,7 +249,7 @@ async def main():
             print("soak: t=%6.1fs rss=%d KiB fds=%d p99=%.1f ms backlog=%d ws=%d req=%d err=%d" % row, flush=True)
     for t in rest:
         t.cancel()
-    pending = [s.task for s in socks if s.task] + rest
+    pending = list(ALL) + rest
     for t in pending:
         t.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
