@@ -3,8 +3,10 @@
 
 CC      ?= cc
 PKGS    := libpq rdkafka libcurl openssl hiredis
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# Quiet when a package is missing: `make run`/`make test` install it first and
+# then build in a sub-make, which evaluates these again.
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
 # -Wno-unused-parameter: callbacks must match library signatures they partly ignore.
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Iinclude -Ithird_party $(PKG_CFLAGS) $(WARN)
@@ -32,7 +34,8 @@ FUZZBIN := $(FUZZ:tests/fuzz/%.c=build/fuzz/%)
 BENCH   := $(wildcard tests/bench/*.c)
 BENCHBIN:= $(BENCH:tests/bench/%.c=build/bench/%)
 
-.PHONY: check-layers all asan test unit unit-asan integration integration-asan fuzz fuzz-smoke run install clean bench deps
+.PHONY: check-layers all asan test test-suites unit unit-asan integration integration-asan fuzz fuzz-smoke run install \
+        clean bench deps ops-check soak
 all: build/ordertrack
 
 # -MMD -MP: each object depends on the headers it really includes.
@@ -88,21 +91,49 @@ fuzz: $(FUZZBIN)
 check-layers:
 	scripts/check-layers.sh
 
-test: check-layers all unit integration unit-asan integration-asan fuzz-smoke
+# ---- operations (issue 16): the two commands, install, ops checks, soak ----
+# `make run` and `make test` first install what is missing (quick and silent
+# when nothing is), then build in a sub-make that sees the new packages.
+test:
+	@scripts/setup-deps.sh
+	@$(MAKE) --no-print-directory test-suites
+test-suites: check-layers all unit integration unit-asan integration-asan fuzz-smoke ops-check
 	@echo "make test: all suites passed"
 
-run: build/ordertrack
+run:
+	@scripts/setup-deps.sh
+	@$(MAKE) -s --no-print-directory build/ordertrack
 	scripts/run.sh
 
+# promtool rules/config, systemd units, install modes (tests/ops/check.sh).
+ops-check: build/ordertrack
+	OT_BIN=$(CURDIR)/build/ordertrack tests/ops/check.sh
+
+# 30 minutes of mixed load by default; SOAK_SECONDS=120 for a short proof.
+soak: build/ordertrack
+	scripts/soak.sh
+
+# Secrets and the env file are 0600 from the first byte (umask in a
+# subshell), never world-readable; existing secrets are kept.
+ETC := $(DESTDIR)$(PREFIX)/etc/ordertrack
 install: build/ordertrack
 	install -D -m 0755 build/ordertrack $(DESTDIR)$(PREFIX)/bin/ordertrack
 	install -d $(DESTDIR)$(PREFIX)/share/ordertrack/sql $(DESTDIR)$(PREFIX)/share/ordertrack/web
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/ordertrack/sql/
 	if [ -d web ] && [ -n "$$(ls -A web)" ]; then cp -r web/. $(DESTDIR)$(PREFIX)/share/ordertrack/web/; fi
-	install -d $(DESTDIR)$(PREFIX)/etc/ordertrack $(DESTDIR)$(PREFIX)/lib/systemd/system
-	sed 's|/usr/local|$(PREFIX)|g' conf/ordertrack.env > $(DESTDIR)$(PREFIX)/etc/ordertrack/ordertrack.env
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/ordertrack/grafana $(DESTDIR)$(PREFIX)/share/ordertrack/prometheus
+	install -m 0644 conf/grafana/*.json conf/grafana/*.yml $(DESTDIR)$(PREFIX)/share/ordertrack/grafana/
+	install -m 0644 conf/prometheus/*.yml $(DESTDIR)$(PREFIX)/share/ordertrack/prometheus/
+	install -m 0644 conf/vector.toml $(DESTDIR)$(PREFIX)/share/ordertrack/vector.toml
+	install -d -m 0700 $(ETC)
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	(umask 077 && sed 's|/usr/local|$(PREFIX)|g' conf/ordertrack.env > $(ETC)/ordertrack.env) && chmod 0600 $(ETC)/ordertrack.env
+	[ -s $(ETC)/jwt_secret ] || (umask 077 && openssl rand -hex 32 > $(ETC)/jwt_secret)
+	[ -s $(ETC)/database_url ] || (umask 077 && echo 'postgresql://ordertrack@127.0.0.1:5432/ordertrack' > $(ETC)/database_url)
+	chmod 0600 $(ETC)/jwt_secret $(ETC)/database_url
 	for u in ordertrack.service ordertrack@.service; do \
 	  sed 's|/usr/local|$(PREFIX)|g' conf/systemd/$$u > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u; done
+# ---- end operations ----
 
 deps:
 	scripts/setup-deps.sh

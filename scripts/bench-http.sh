@@ -38,7 +38,7 @@ NGX
 /usr/sbin/nginx -c "$tmp/nginx.conf" -p "$tmp"
 
 # Access logs off for both (nginx: access_log off; ordertrack: warn level).
-JWT_SECRET=bench-secret-0123456789abcdef build/ordertrack serve --listen 127.0.0.1:$ot_port \
+JWT_SECRET=bench-secret-0123456789abcdef0123456789 build/ordertrack serve --listen 127.0.0.1:$ot_port \
   --workers "$workers" --log-level warn 2>"$tmp/ot.log" &
 ot_pid=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$ot_port/healthz" >/dev/null && curl -sf "http://127.0.0.1:$ng_port/" >/dev/null && break; sleep 0.1; done

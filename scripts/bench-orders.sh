@@ -26,7 +26,7 @@ build/ordertrack migrate --database-url "$url" 2>/dev/null
 echo "synchronous_commit: $("${pg[@]}" -d "$db" -tAc 'SHOW synchronous_commit')"
 uid=$(build/ordertrack user add --database-url "$url" --email bench@example.com --name Bench \
         --password bench-password-1 2>/dev/null | python3 -c 'import sys,json;print(json.load(sys.stdin)["id"])')
-secret=bench-secret-0123456789abcdef
+secret=bench-secret-0123456789abcdef0123456789
 token=$(python3 - "$uid" "$secret" <<'PY'
 import base64, hashlib, hmac, json, sys, time
 b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()

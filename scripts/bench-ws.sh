@@ -59,7 +59,7 @@ new_user() { # email [--admin] -> id
 }
 admin_id=$(new_user admin@bench.example --admin)
 cust_id=$(new_user customer@bench.example)
-secret=bench-secret-0123456789abcdef
+secret=bench-secret-0123456789abcdef0123456789
 mint() { # sub role -> HS256 JWT valid for 2 h
   python3 - "$1" "$2" "$secret" <<'PY'
 import base64, hashlib, hmac, json, sys, time

@@ -11,7 +11,10 @@ pkgs=(
   postgresql postgresql-client redis-server
   python3 python3-pytest python3-psycopg2
   wrk nginx-light kcat hyperfine curl nodejs npm
+  prometheus gnuplot-nox systemd openssl
 )
+# Debian has no promtool-only package: `prometheus` ships promtool beside the
+# server. Its postinst would start the server; policy-rc.d (below) stops that.
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -35,5 +38,18 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo=(sudo)
 fi
 export DEBIAN_FRONTEND=noninteractive
+# invoke-rc.d asks policy-rc.d before starting a packaged service; exit 101 =
+# "not allowed". Only ours is removed again, an existing one is left alone.
+own_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+  "${sudo[@]}" chmod 0755 /usr/sbin/policy-rc.d
+  own_policy=1
+fi
+trap '[ "$own_policy" = 1 ] && "${sudo[@]}" rm -f /usr/sbin/policy-rc.d' EXIT
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Belt and braces on machines where systemd does run: promtool is all we use.
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  "${sudo[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

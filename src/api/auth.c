@@ -17,6 +17,9 @@ const ot_pg_stmt ot_auth_stmts[] = {
       "RETURNING id, name, email, role, ot_iso(created_at)",
       3, false },
     { "user_by_email", "SELECT id, name, email, role, password_hash FROM users WHERE lower(email) = lower($1)", 1, true },
+    /* Rehash on login (stronger scrypt cost): only if the hash is still the one
+     * verified, so a concurrent password change wins. See sql/005. */
+    { "user_rehash", "SELECT ot_user_rehash($1, $2, $3)", 3, false },
 };
 const size_t ot_auth_nstmts = OT_ARRAY_LEN(ot_auth_stmts);
 
@@ -38,7 +41,12 @@ bool ot_uuid_valid(ot_str s)
 
 int ot_auth_token(const ot_config *cfg, ot_str token, ot_jwt_claims *out)
 {
-    return ot_jwt_verify(ot_str_c(cfg->jwt_secret), token, (int64_t)time(NULL), out);
+    int64_t now = (int64_t)time(NULL);
+    int rc = ot_jwt_verify(ot_str_c(cfg->jwt_secret), token, now, out);
+    /* Secret rotation: tokens minted before it keep working for the overlap. */
+    if (rc == OT_JWT_ESIG && cfg->jwt_secret_previous && now < cfg->jwt_previous_until_s)
+        rc = ot_jwt_verify(ot_str_c(cfg->jwt_secret_previous), token, now, out);
+    return rc;
 }
 
 bool ot_auth_require(ot_req *r, ot_role need)
@@ -84,6 +92,8 @@ typedef struct {
     char name[201], email[255], password[1025];
     size_t pwlen;
     char hash[OT_PWHASH_MAX];
+    char old_hash[OT_PWHASH_MAX]; /* login: the verified hash, when rehashed */
+    bool rehashed;
     int work_rc;
     /* login: what the database said */
     bool found;
@@ -285,6 +295,12 @@ void ot_h_register(ot_req *r)
         ot_respond_error(r, 400, "invalid_field", "email: not a valid address");
         return;
     }
+    const char *weak = ot_password_check(c->password, c->pwlen, c->email, r->w->cfg->password_min_length);
+    if (weak) {
+        finish(c);
+        ot_respond_error(r, 400, "weak_password", "password: %s", weak);
+        return;
+    }
     /* scrypt takes tens of milliseconds: never on the loop thread. */
     c->in_work = true;
     if (ot_loop_queue_work(r->w->loop, reg_hash_work, reg_hash_done, c) < 0) {
@@ -302,6 +318,10 @@ static void login_verify_work(void *data)
     auth_ctx *c = data;
     if (c->found) {
         c->work_rc = ot_pwhash_verify(c->password, c->pwlen, c->hash);
+        if (c->work_rc == 0 && ot_pwhash_needs_rehash(c->hash)) {
+            memcpy(c->old_hash, c->hash, sizeof c->old_hash);
+            c->rehashed = ot_pwhash_hash(c->password, c->pwlen, c->hash) == 0;
+        }
         return;
     }
     /* Unknown email: spend the same KDF time anyway, so response times do not
@@ -325,6 +345,11 @@ static void login_verify_done(ot_loop *loop, void *data)
         ot_respond_error(r, 401, "invalid_credentials", "wrong email or password");
         return;
     }
+    if (c->rehashed) {
+        /* Best effort, answered or not: the next login simply tries again. */
+        const char *vals[3] = { c->uid, c->old_hash, c->hash };
+        ot_pg_exec(r->w->pg, "user_rehash", 3, vals, NULL, NULL, NULL);
+    }
     ot_jwt_claims cl = { .role = !strcmp(c->role, "ADMIN") ? OT_ROLE_ADMIN : OT_ROLE_CUSTOMER };
     snprintf(cl.sub, sizeof(cl.sub), "%s", c->uid);
     cl.iat = (int64_t)time(NULL);
@@ -344,6 +369,8 @@ static void login_verify_done(ot_loop *loop, void *data)
     ot_jw_raw(&w, ot_buf_str(&u));
     ot_jw_obj_close(&w);
     finish(c);
+    /* RFC 6749 §5.1: a response carrying a token must not be cached. */
+    ot_resp_header(r, "Cache-Control", "no-store");
     ot_respond_json(r, 200, ot_buf_str(&b));
     ot_buf_free(&tok);
     ot_buf_free(&b);

@@ -1,8 +1,13 @@
 /* The product's wiring: which routes exist and which services a worker runs. */
 #include "ot/cmd/app.h"
 
+#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include "ot/api/audit.h"
 #include "ot/api/auth.h"
 #include "ot/app/events.h"
 #include "ot/http/http.h"
@@ -35,6 +40,7 @@ void ot_app_routes(ot_router *rt)
     ot_router_add(rt, "POST", "/orders", "orders_create", ot_h_order_create);
     ot_router_add(rt, "GET", "/orders/user/:id", "orders_by_user", ot_h_orders_by_user);
     ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get);
+    ot_router_add(rt, "GET", "/orders/:id/events", "orders_events", ot_h_order_events);
     ot_router_add(rt, "PATCH", "/orders/:id/status", "orders_status", ot_h_order_status);
     ot_router_add(rt, "GET", "/ws/orders", "ws_orders", ot_h_ws);
     ot_router_add(rt, "GET", "/", "static", ot_h_static);
@@ -44,12 +50,75 @@ void ot_app_routes(ot_router *rt)
 
 /* Pool gauges are sampled, not pushed: pg.c stays free of metrics. */
 #define OT_STATS_MS 1000
+/* The outbox query is one index probe at each end of order_events. */
+#define OT_OUTBOX_STATS_EVERY 5
 static ot_timer stats_timer;
 static uint64_t pg_err_seen;
+static uint64_t cpu_seen_us;
+static unsigned stats_ticks;
+static ot_pg_query *outbox_q;
+
+static const ot_pg_stmt ops_stmts[] = {
+    { "ops_outbox",
+      "SELECT coalesce(max(seq), 0), (SELECT (extract(epoch FROM clock_timestamp() - e.created_at) * 1000)::bigint "
+      "FROM order_events e WHERE e.seq >= $1::bigint ORDER BY e.seq LIMIT 1) FROM order_events",
+      1, true },
+};
+
+static void on_outbox(void *data, int status, PGresult *res)
+{
+    ot_worker *w = data;
+    outbox_q = NULL;
+    if (status != OT_PG_OK || PQntuples(res) != 1 || !w->app || !w->app->events)
+        return;
+    int64_t max = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    int64_t mark = ot_events_watermark(w->app->events);
+    int64_t backlog = max >= mark ? max - mark + 1 : 0;
+    ot_metrics_set(OT_G_OUTBOX_BACKLOG, backlog);
+    ot_metrics_set(OT_G_OUTBOX_OLDEST_MS,
+                   backlog > 0 && !PQgetisnull(res, 0, 1) ? strtoll(PQgetvalue(res, 0, 1), NULL, 10) : 0);
+}
+
+/* RSS, fds and CPU of this process, from /proc (Linux). */
+static void sample_process(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        uint64_t us = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+                      (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+        if (us > cpu_seen_us)
+            ot_metrics_inc(OT_C_PROCESS_CPU_US, us - cpu_seen_us);
+        cpu_seen_us = us;
+    }
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        unsigned long size, resident;
+        if (fscanf(f, "%lu %lu", &size, &resident) == 2)
+            ot_metrics_set(OT_G_PROCESS_RSS_BYTES, (int64_t)resident * sysconf(_SC_PAGESIZE));
+        fclose(f);
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        int64_t n = 0;
+        while (readdir(d))
+            n++;
+        closedir(d);
+        ot_metrics_set(OT_G_PROCESS_OPEN_FDS, n - 3); /* ".", ".." and the directory's own fd */
+    }
+}
 
 static void on_stats(ot_loop *loop, ot_timer *t)
 {
     ot_worker *w = t->data;
+    sample_process();
+    /* Watermark 0: the reader has not found its starting point yet. */
+    if (w->pg && w->app && w->app->events && ot_events_watermark(w->app->events) > 0 && !outbox_q &&
+        stats_ticks++ % OT_OUTBOX_STATS_EVERY == 0) {
+        char mark[24];
+        snprintf(mark, sizeof mark, "%lld", (long long)ot_events_watermark(w->app->events));
+        const char *vals[1] = { mark };
+        outbox_q = ot_pg_exec(w->pg, "ops_outbox", 1, vals, NULL, on_outbox, w);
+    }
     if (w->pg) {
         ot_pg_stats st;
         ot_pg_get_stats(w->pg, &st);
@@ -80,8 +149,10 @@ int ot_app_start(ot_worker *w)
         /* One statement table for the pool, gathered from the modules. */
         static ot_pg_stmt stmts[64];
         size_t n = 0;
-        const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_stmts };
-        size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_nstmts };
+        const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_stmts, ot_audit_stmts,
+                                       ops_stmts };
+        size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_nstmts, ot_audit_nstmts,
+                            OT_ARRAY_LEN(ops_stmts) };
         for (size_t g = 0; g < OT_ARRAY_LEN(groups); g++)
             for (size_t i = 0; i < counts[g] && n < OT_ARRAY_LEN(stmts); i++)
                 stmts[n++] = groups[g][i];
@@ -95,9 +166,9 @@ int ot_app_start(ot_worker *w)
             return OT_ERR;
         }
         app->events = ot_events_start(w, ot_hub_event, app->hub);
-        ot_timer_init(&stats_timer, on_stats, w);
-        ot_timer_start(w->loop, &stats_timer, 10);
     }
+    ot_timer_init(&stats_timer, on_stats, w);
+    ot_timer_start(w->loop, &stats_timer, 10);
     return 0;
 }
 
@@ -111,6 +182,10 @@ void ot_app_stop(ot_worker *w)
     if (!app)
         return;
     ot_timer_stop(w->loop, &stats_timer);
+    if (outbox_q) {
+        ot_pg_cancel(outbox_q);
+        outbox_q = NULL;
+    }
     ot_events_free(app->events);
     ot_hub_free(app->hub);
     if (w->pg)

@@ -5,6 +5,7 @@
 
 #include "ot/core/config.h"
 #include "ot/core/log.h"
+#include "ot/codec/pwhash.h"
 #include "ot/cmd/master.h"
 #include "ot/cmd/migrate.h"
 #include "ot/cmd/usercli.h"
@@ -57,11 +58,9 @@ int main(int argc, char **argv)
     }
     ot_log_set_level(lvl);
     ot_log_set_worker(-1);
-    if (!cfg.jwt_secret || strlen(cfg.jwt_secret) < 16) {
-        fprintf(stderr, "ordertrack: JWT_SECRET (or --jwt-secret) of at least 16 bytes is required; "
-                        "`make run` generates a development one\n");
+    if (ot_config_load_secrets(&cfg) < 0)
         return 2;
-    }
+    ot_pwhash_set_cost(cfg.scrypt_log2n);
     if ((cfg.tls_cert == NULL) != (cfg.tls_key == NULL)) {
         fprintf(stderr, "ordertrack: --tls-cert and --tls-key go together\n");
         return 2;

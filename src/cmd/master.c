@@ -133,11 +133,12 @@ static void on_term(ot_loop *loop, int signo, void *data)
 static void on_hup(ot_loop *loop, int signo, void *data)
 {
     ot_master *m = data;
-    /* Rolling restart: each worker drains and is replaced by a fresh one. */
-    ot_logf(OT_LOG_INFO, "SIGHUP: restarting workers one drain at a time");
+    /* Workers reload their TLS files in place: restarting them instead would
+     * close every listener at once and refuse connections meanwhile. */
+    ot_logf(OT_LOG_INFO, "SIGHUP: asking workers to reload");
     for (int i = 0; i < m->n; i++)
         if (m->slots[i].pid > 0)
-            kill(m->slots[i].pid, SIGTERM);
+            kill(m->slots[i].pid, SIGHUP);
 }
 
 int ot_master_main(const ot_config *cfg)

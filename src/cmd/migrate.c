@@ -6,6 +6,7 @@
  * retries it; a session advisory lock makes concurrent runs apply each file
  * exactly once (the second waits, then finds the work done). */
 #include "ot/cmd/migrate.h"
+#include "ot/core/config.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -278,7 +279,11 @@ static int run(PGconn *c, const char *dir)
 
 int ot_migrate_main(int argc, char **argv)
 {
-    const char *url = getenv("DATABASE_URL");
+    /* Static: a URL read from a file lives as long as the process. */
+    static const char *url;
+    url = getenv("DATABASE_URL");
+    if (ot_secret_resolve(&url, getenv("DATABASE_URL_FILE"), "DATABASE_URL", "database_url") < 0)
+        return 1;
     const char *dir = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -7,18 +7,29 @@
 #include <string.h>
 
 #include "ot/codec/pwhash.h"
+#include "ot/core/config.h"
 
 static void user_usage(FILE *out)
 {
     fputs("usage: ordertrack user add --email E --name N (--password P | --password-stdin)\n"
           "                           [--admin] [--database-url URL]\n"
+          "       ordertrack user list [--database-url URL]\n"
+          "       ordertrack user disable|enable|promote|demote [--email] E [--database-url URL]\n"
+          "       ordertrack user passwd [--email] E (--password P | --password-stdin) [--database-url URL]\n"
+          "\n"
+          "list prints one JSON object per user (oldest first); disable/enable set\n"
+          "whether the account may log in; promote/demote set role ADMIN/CUSTOMER;\n"
+          "passwd sets a new password. Each prints the changed user as JSON and\n"
+          "exits 1 when no user has that email. The database URL may also come from\n"
+          "DATABASE_URL_FILE or the systemd credential database_url.\n"
           "\n"
           "Creates a user, or updates the name, role and password of the user with\n"
           "that email (compared case-insensitively). Prints the user as JSON.\n"
           "\n"
           "  --email E           1 '@', at most 254 bytes\n"
           "  --name N            1..200 bytes\n"
-          "  --password P        8..1024 bytes (visible in `ps`; prefer --password-stdin)\n"
+          "  --password P        8..1024 bytes, not the email, not a common password\n"
+          "                      (visible in `ps`; prefer --password-stdin)\n"
           "  --password-stdin    read the password from the first line of stdin\n"
           "  --admin             role ADMIN (default CUSTOMER)\n"
           "  --database-url URL  libpq URI or conninfo (default: $DATABASE_URL)\n",
@@ -96,9 +107,179 @@ static int read_password_stdin(char *buf, size_t cap, size_t *len)
     return OT_OK;
 }
 
+/* Static: a URL read from a file lives as long as the process. */
+static const char *g_url;
+
+static const char *db_url_default(void)
+{
+    g_url = getenv("DATABASE_URL");
+    if (ot_secret_resolve(&g_url, getenv("DATABASE_URL_FILE"), "DATABASE_URL", "database_url") < 0)
+        return NULL;
+    return g_url;
+}
+
+static PGconn *connect_db(const char *cmd, const char *url)
+{
+    if (!url || !*url) {
+        fprintf(stderr, "ordertrack user %s: no database: set DATABASE_URL or pass --database-url\n", cmd);
+        return NULL;
+    }
+    const char *keys[] = { "application_name", "connect_timeout", "dbname", NULL };
+    const char *vals[] = { "ordertrack-user", "10", url, NULL };
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "ordertrack user %s: cannot connect: %s", cmd, c ? PQerrorMessage(c) : "out of memory\n");
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void report_sql_error(const char *cmd, PGconn *c, PGresult *r)
+{
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (msg)
+        fprintf(stderr, "ordertrack user %s: %s (SQLSTATE %s)\n", cmd, msg, state ? state : "?");
+    else
+        fprintf(stderr, "ordertrack user %s: %s", cmd, PQerrorMessage(c));
+    if (state && (!strcmp(state, "42P01") || !strcmp(state, "42703")))
+        fprintf(stderr, "hint: run `ordertrack migrate` first\n");
+}
+
+#define USER_JSON \
+    " json_build_object('id', id, 'email', email, 'name', name, 'role', role, 'active', active)::text"
+
+/* One UPDATE by email; prints the changed row. */
+static int user_update(const char *cmd, const char *url, const char *sql, int nparams, const char *const *params)
+{
+    PGconn *c = connect_db(cmd, url);
+    if (!c)
+        return 1;
+    PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+    int rc = 1;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        report_sql_error(cmd, c, r);
+    } else if (PQntuples(r) != 1) {
+        fprintf(stderr, "ordertrack user %s: no user with email %s\n", cmd, params[0]);
+    } else {
+        printf("%s\n", PQgetvalue(r, 0, 0));
+        rc = fflush(stdout) == 0 ? 0 : 1;
+    }
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+static int user_list(int argc, char **argv)
+{
+    const char *url = db_url_default();
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--database-url") && i + 1 < argc) {
+            url = argv[++i];
+        } else {
+            fprintf(stderr, "ordertrack user list: unknown or incomplete option '%s'\n", argv[i]);
+            return 1;
+        }
+    }
+    PGconn *c = connect_db("list", url);
+    if (!c)
+        return 1;
+    PGresult *r = PQexec(c, "SELECT" USER_JSON " FROM users ORDER BY created_at, id");
+    int rc = 1;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        report_sql_error("list", c, r);
+    } else {
+        for (int i = 0; i < PQntuples(r); i++)
+            printf("%s\n", PQgetvalue(r, i, 0));
+        rc = fflush(stdout) == 0 ? 0 : 1;
+    }
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+/* disable|enable|promote|demote|passwd: an email (positional or --email),
+ * --database-url, and for passwd a password. */
+static int user_change(const char *cmd, int argc, char **argv)
+{
+    const char *url = db_url_default(), *email = NULL, *password = NULL;
+    bool pw_stdin = false, is_passwd = !strcmp(cmd, "passwd");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--database-url") && i + 1 < argc)
+            url = argv[++i];
+        else if (!strcmp(a, "--email") && i + 1 < argc)
+            email = argv[++i];
+        else if (is_passwd && !strcmp(a, "--password") && i + 1 < argc)
+            password = argv[++i];
+        else if (is_passwd && !strcmp(a, "--password-stdin"))
+            pw_stdin = true;
+        else if (a[0] != '-' && !email)
+            email = a;
+        else {
+            fprintf(stderr, "ordertrack user %s: unknown or incomplete option '%s'\n", cmd, a);
+            user_usage(stderr);
+            return 1;
+        }
+    }
+    const char *why;
+    if (!email) {
+        fprintf(stderr, "ordertrack user %s: an email is required\n", cmd);
+        return 1;
+    }
+    if ((why = ot_user_check_email(ot_str_c(email)))) {
+        fprintf(stderr, "ordertrack user %s: email %s\n", cmd, why);
+        return 1;
+    }
+    if (!is_passwd) {
+        const char *sql = !strcmp(cmd, "disable") ? "UPDATE users SET active = false"
+                          : !strcmp(cmd, "enable") ? "UPDATE users SET active = true"
+                          : !strcmp(cmd, "promote") ? "UPDATE users SET role = 'ADMIN'"
+                                                    : "UPDATE users SET role = 'CUSTOMER'";
+        char q[512];
+        snprintf(q, sizeof q, "%s WHERE lower(email) = lower($1) RETURNING" USER_JSON, sql);
+        const char *params[1] = { email };
+        return user_update(cmd, url, q, 1, params);
+    }
+    static char pwbuf[OT_USER_PASSWORD_MAX + 2];
+    size_t pwlen = 0;
+    if (pw_stdin == (password != NULL)) {
+        fprintf(stderr, "ordertrack user passwd: give exactly one of --password and --password-stdin\n");
+        return 1;
+    }
+    if (pw_stdin) {
+        if (read_password_stdin(pwbuf, sizeof pwbuf, &pwlen) != OT_OK) {
+            fprintf(stderr, "ordertrack user passwd: no password on stdin\n");
+            return 1;
+        }
+        password = pwbuf;
+    } else {
+        pwlen = strlen(password);
+    }
+    if ((why = ot_password_check(password, pwlen, email, OT_USER_PASSWORD_MIN))) {
+        fprintf(stderr, "ordertrack user passwd: password %s\n", why);
+        return 1;
+    }
+    char hash[OT_PWHASH_MAX];
+    int hrc = ot_pwhash_hash(password, pwlen, hash);
+    explicit_bzero(pwbuf, sizeof pwbuf);
+    if (hrc != 0) {
+        fprintf(stderr, "ordertrack user passwd: hashing the password failed\n");
+        return 1;
+    }
+    const char *params[2] = { email, hash };
+    int rc = user_update(cmd, url,
+                         "UPDATE users SET password_hash = $2 WHERE lower(email) = lower($1) RETURNING" USER_JSON, 2,
+                         params);
+    explicit_bzero(hash, sizeof hash);
+    return rc;
+}
+
+
 static int user_add(int argc, char **argv)
 {
-    const char *url = getenv("DATABASE_URL");
+    const char *url = db_url_default();
     const char *email = NULL, *name = NULL, *password = NULL;
     bool admin = false, pw_stdin = false;
     for (int i = 1; i < argc; i++) {
@@ -159,7 +340,8 @@ static int user_add(int argc, char **argv)
         fprintf(stderr, "ordertrack user add: name %s\n", why);
         return 1;
     }
-    if ((why = ot_user_check_password(ot_str_make(password, pwlen)))) {
+    if ((why = ot_user_check_password(ot_str_make(password, pwlen))) ||
+        (why = ot_password_check(password, pwlen, email, OT_USER_PASSWORD_MIN))) {
         fprintf(stderr, "ordertrack user add: password %s\n", why);
         return 1;
     }
@@ -223,6 +405,12 @@ int ot_user_cli_main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "add"))
         return user_add(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "list"))
+        return user_list(argc - 1, argv + 1);
+    static const char *const changes[] = { "disable", "enable", "promote", "demote", "passwd" };
+    for (size_t i = 0; argc >= 2 && i < OT_ARRAY_LEN(changes); i++)
+        if (!strcmp(argv[1], changes[i]))
+            return user_change(changes[i], argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         user_usage(stdout);
         return 0;

@@ -114,9 +114,24 @@ static void on_term(ot_loop *loop, int signo, void *data)
     maybe_finish_drain(w);
 }
 
+/* SIGHUP: reload the certificate and key in place. New handshakes use the
+ * new context; open connections keep the one they started with (their SSL
+ * holds a reference), so nothing is dropped. A bad file keeps the old one. */
 static void on_hup(ot_loop *loop, int signo, void *data)
 {
-    ot_logf(OT_LOG_INFO, "SIGHUP ignored by worker (the master reloads by restarting workers)");
+    ot_worker *w = data;
+    if (!w->tls) {
+        ot_logf(OT_LOG_INFO, "SIGHUP: nothing to reload (no TLS)");
+        return;
+    }
+    SSL_CTX *fresh = ot_tls_server_ctx(w->cfg->tls_cert, w->cfg->tls_key);
+    if (!fresh) {
+        ot_logf(OT_LOG_ERROR, "SIGHUP: TLS reload failed; keeping the current certificate");
+        return;
+    }
+    ot_tls_ctx_free(w->tls);
+    w->tls = fresh;
+    ot_logf(OT_LOG_INFO, "SIGHUP: TLS certificate and key reloaded");
 }
 
 /* Access lines of one loop round are written together at its end (log.h). */
@@ -141,6 +156,7 @@ int ot_worker_main(const ot_config *cfg, int idx)
     w->max_conns = cfg->max_conns > 0 ? cfg->max_conns : maxfd - 64;
     if (w->max_conns > maxfd - 64)
         w->max_conns = maxfd - 64;
+    ot_metrics_set(OT_G_CONNS_MAX, w->max_conns);
     w->loop = ot_loop_new(maxfd + 16);
     if (!w->loop)
         return 1;

@@ -3,11 +3,15 @@
 #include "ot/core/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-typedef enum { T_STR, T_SIZE, T_U32, T_INT, T_DOUBLE, T_LISTEN } opt_type;
+/* T_SECRET: a value that must not stay visible in /proc/PID/cmdline. */
+typedef enum { T_STR, T_SIZE, T_U32, T_INT, T_DOUBLE, T_LISTEN, T_SECRET } opt_type;
 
 typedef struct {
     const char *flag;
@@ -24,7 +28,12 @@ static const opt_def opts[] = {
     { "--backlog", "ORDERTRACK_BACKLOG", T_INT, O(backlog), "listen(2) backlog (default 4096)" },
     { "--database-url", "DATABASE_URL", T_STR, O(database_url), "libpq URI or conninfo of PostgreSQL" },
     { "--redis-url", "REDIS_URL", T_STR, O(redis_url), "redis://host:port to fan events out across processes/hosts" },
-    { "--jwt-secret", "JWT_SECRET", T_STR, O(jwt_secret), "HS256 secret for tokens (required)" },
+    { "--jwt-secret", "JWT_SECRET", T_SECRET, O(jwt_secret), "HS256 secret for tokens, >= 32 bytes (required; prefer JWT_SECRET_FILE)" },
+    { "--jwt-secret-file", "JWT_SECRET_FILE", T_STR, O(jwt_secret_file), "file holding the JWT secret (or systemd credential jwt_secret)" },
+    { "--jwt-secret-previous", "JWT_SECRET_PREVIOUS", T_SECRET, O(jwt_secret_previous), "rotation: old secret still accepted for verification" },
+    { "--jwt-secret-previous-file", "JWT_SECRET_PREVIOUS_FILE", T_STR, O(jwt_secret_previous_file), "file holding the previous JWT secret (or credential jwt_secret_previous)" },
+    { "--jwt-previous-overlap-s", "ORDERTRACK_JWT_PREVIOUS_OVERLAP_S", T_U32, O(jwt_previous_overlap_s), "seconds after start the previous secret is accepted (default: --jwt-ttl-s)" },
+    { "--database-url-file", "DATABASE_URL_FILE", T_STR, O(database_url_file), "file holding DATABASE_URL (or systemd credential database_url)" },
     { "--tls-cert", "ORDERTRACK_TLS_CERT", T_STR, O(tls_cert), "PEM certificate chain: serve HTTPS/WSS" },
     { "--tls-key", "ORDERTRACK_TLS_KEY", T_STR, O(tls_key), "PEM private key for --tls-cert" },
     { "--web-dir", "ORDERTRACK_WEB_DIR", T_STR, O(web_dir), "folder with dashboards and docs (default ./web)" },
@@ -43,6 +52,8 @@ static const opt_def opts[] = {
     { "--rate-ip-burst", "ORDERTRACK_RATE_IP_BURST", T_DOUBLE, O(rate_ip_burst), "burst per client IP (default 100)" },
     { "--rate-user", "ORDERTRACK_RATE_USER", T_DOUBLE, O(rate_user), "requests/s per user per worker, 0 = off (default 0)" },
     { "--rate-user-burst", "ORDERTRACK_RATE_USER_BURST", T_DOUBLE, O(rate_user_burst), "burst per user (default 50)" },
+    { "--scrypt-log2n", "ORDERTRACK_SCRYPT_LOG2N", T_INT, O(scrypt_log2n), "log2 of scrypt N for new password hashes, 16..18 (default 16; older hashes are upgraded at login)" },
+    { "--password-min-length", "ORDERTRACK_PASSWORD_MIN_LENGTH", T_SIZE, O(password_min_length), "shortest password accepted at registration, 8..1024 (default 8)" },
     { "--jwt-ttl-s", "ORDERTRACK_JWT_TTL_S", T_U32, O(jwt_ttl_s), "lifetime of issued tokens (default 3600)" },
     { "--ws-max-message", "ORDERTRACK_WS_MAX_MESSAGE", T_SIZE, O(ws_max_message), "largest WebSocket message accepted, 1009 beyond (default 65536)" },
     { "--ws-max-queue", "ORDERTRACK_WS_MAX_QUEUE", T_SIZE, O(ws_max_queue), "outgoing bytes queued per WebSocket before the client is dropped (default 1048576)" },
@@ -73,6 +84,8 @@ void ot_config_defaults(ot_config *c)
     c->rate_ip_burst = 100;
     c->rate_user_burst = 50;
     c->jwt_ttl_s = 3600;
+    c->scrypt_log2n = 16;
+    c->password_min_length = 8;
     c->ws_max_message = 65536;
     c->ws_max_queue = 1 << 20;
     c->ws_ping_ms = 20000;
@@ -110,6 +123,13 @@ static int apply(ot_config *c, const opt_def *o, const char *v)
     case T_STR:
         *(const char **)(base + o->off) = v;
         return 0;
+    case T_SECRET: {
+        char *copy = strdup(v);
+        if (!copy)
+            return OT_ERR;
+        *(const char **)(base + o->off) = copy;
+        return 0;
+    }
     case T_LISTEN:
         return ot_parse_hostport(v, c->listen_host, sizeof(c->listen_host), &c->listen_port);
     case T_SIZE: {
@@ -179,8 +199,15 @@ int ot_config_from_args(ot_config *c, int argc, char **argv, int first)
             return OT_ERR;
         }
         if (apply(c, o, val) < 0) {
-            fprintf(stderr, "ordertrack: invalid value for %s: %s\n", o->flag, val);
+            fprintf(stderr, "ordertrack: invalid value for %s: %s\n", o->flag, o->type == T_SECRET ? "(hidden)" : val);
             return OT_ERR;
+        }
+        if (o->type == T_SECRET) {
+            /* Anyone on the host can read argv; wipe our copy of it, and say
+             * so, since the exec'ing shell's history and `ps` already saw it. */
+            fprintf(stderr, "ordertrack: warning: %s on the command line is visible to other local users; "
+                            "use %s_FILE or a systemd credential\n", o->flag, o->env);
+            explicit_bzero((char *)val, strlen(val));
         }
     }
     return 0;
@@ -191,4 +218,112 @@ void ot_config_usage(FILE *out)
     fprintf(out, "usage: ordertrack serve [options]\n\nOptions (flag, environment variable, meaning); flags override the environment:\n");
     for (size_t i = 0; i < OT_ARRAY_LEN(opts); i++)
         fprintf(out, "  %-22s %-32s %s\n", opts[i].flag, opts[i].env, opts[i].help);
+}
+
+/* ---- secrets: value, *_FILE, or $CREDENTIALS_DIRECTORY/<credential> ---- */
+
+char *ot_secret_read_file(const char *path, const char *what)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "ordertrack: cannot open %s file %s: %s\n", what, path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (st.st_mode & S_IROTH))
+        fprintf(stderr, "ordertrack: warning: %s file %s is world-readable; chmod 0600 it\n", what, path);
+    char *buf = malloc(OT_SECRET_MAX + 2);
+    size_t n = 0;
+    ssize_t k;
+    while (buf && n < OT_SECRET_MAX + 1 && (k = read(fd, buf + n, OT_SECRET_MAX + 1 - n)) != 0) {
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            fprintf(stderr, "ordertrack: reading %s file %s: %s\n", what, path, strerror(errno));
+            explicit_bzero(buf, OT_SECRET_MAX + 2);
+            free(buf);
+            close(fd);
+            return NULL;
+        }
+        n += (size_t)k;
+    }
+    close(fd);
+    if (!buf)
+        return NULL;
+    if (n > OT_SECRET_MAX) {
+        fprintf(stderr, "ordertrack: %s file %s is longer than %d bytes\n", what, path, OT_SECRET_MAX);
+        explicit_bzero(buf, OT_SECRET_MAX + 2);
+        free(buf);
+        return NULL;
+    }
+    /* `echo secret > file` adds a newline that is not part of the secret. */
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    if (n == 0 || memchr(buf, '\0', n)) {
+        fprintf(stderr, "ordertrack: %s file %s is empty or contains a NUL byte\n", what, path);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+int ot_secret_resolve(const char **value, const char *file, const char *env, const char *credential)
+{
+    if (*value && (*value)[0] && file && *file) {
+        fprintf(stderr, "ordertrack: both %s and %s_FILE are set; give only one\n", env, env);
+        return OT_ERR;
+    }
+    if (*value && (*value)[0])
+        return 0;
+    *value = NULL;
+    char path[4096];
+    const char *creds = getenv("CREDENTIALS_DIRECTORY");
+    if ((!file || !*file) && creds && *creds) {
+        /* systemd LoadCredential=<credential>:/path puts it here (0400, private mount). */
+        snprintf(path, sizeof path, "%s/%s", creds, credential);
+        if (access(path, F_OK) != 0)
+            return 0;
+        file = path;
+    }
+    if (!file || !*file)
+        return 0;
+    char *v = ot_secret_read_file(file, env);
+    if (!v)
+        return OT_ERR;
+    *value = v;
+    return 0;
+}
+
+int ot_config_load_secrets(ot_config *c)
+{
+    if (ot_secret_resolve(&c->jwt_secret, c->jwt_secret_file, "JWT_SECRET", "jwt_secret") < 0 ||
+        ot_secret_resolve(&c->jwt_secret_previous, c->jwt_secret_previous_file, "JWT_SECRET_PREVIOUS",
+                          "jwt_secret_previous") < 0 ||
+        ot_secret_resolve(&c->database_url, c->database_url_file, "DATABASE_URL", "database_url") < 0)
+        return OT_ERR;
+    if (!c->jwt_secret || strlen(c->jwt_secret) < OT_JWT_SECRET_MIN) {
+        fprintf(stderr, "ordertrack: a JWT secret of at least %d bytes is required (JWT_SECRET_FILE, JWT_SECRET, "
+                        "credential jwt_secret); generate one with `openssl rand -hex 32`\n", OT_JWT_SECRET_MIN);
+        return OT_ERR;
+    }
+    if (c->jwt_secret_previous && strlen(c->jwt_secret_previous) < OT_JWT_SECRET_MIN) {
+        fprintf(stderr, "ordertrack: the previous JWT secret must also be at least %d bytes\n", OT_JWT_SECRET_MIN);
+        return OT_ERR;
+    }
+    if (c->jwt_secret_previous && !strcmp(c->jwt_secret_previous, c->jwt_secret))
+        c->jwt_secret_previous = NULL; /* nothing to rotate from */
+    uint32_t overlap = c->jwt_previous_overlap_s ? c->jwt_previous_overlap_s : c->jwt_ttl_s;
+    c->jwt_previous_until_s = c->jwt_secret_previous ? (int64_t)time(NULL) + overlap : 0;
+    if (c->scrypt_log2n < 16 || c->scrypt_log2n > 18) {
+        fprintf(stderr, "ordertrack: --scrypt-log2n must be 16..18 (current guidance is the floor)\n");
+        return OT_ERR;
+    }
+    if (c->password_min_length < 8 || c->password_min_length > 1024) {
+        fprintf(stderr, "ordertrack: --password-min-length must be 8..1024\n");
+        return OT_ERR;
+    }
+    return 0;
 }

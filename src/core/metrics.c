@@ -36,7 +36,8 @@ static const bound push_bounds[] = {
 };
 #define NPB ((int)OT_ARRAY_LEN(push_bounds) + 1)
 
-typedef enum { KIND_COUNTER, KIND_GAUGE } metric_kind;
+/* _MICRO/_MILLI: stored as integers, exported in base units (seconds). */
+typedef enum { KIND_COUNTER, KIND_GAUGE, KIND_COUNTER_MICRO, KIND_GAUGE_MILLI } metric_kind;
 
 /* HELP strings are ours and contain no backslash or newline, so they need no
  * escaping (exposition format 0.0.4 escapes only those two in HELP). */
@@ -74,6 +75,18 @@ static const struct {
                          KIND_COUNTER },
     [OT_C_LOG_DROPPED] = { "ordertrack_log_lines_dropped_total",
                            "Log lines dropped because stderr was not writable.", KIND_COUNTER },
+    [OT_G_CONNS_MAX] = { "ordertrack_connections_max", "Connection limit of the worker (--max-conns).", KIND_GAUGE },
+    [OT_G_PROCESS_RSS_BYTES] = { "ordertrack_process_resident_memory_bytes",
+                                 "Resident set size of the worker process.", KIND_GAUGE },
+    [OT_G_PROCESS_OPEN_FDS] = { "ordertrack_process_open_fds", "Open file descriptors of the worker process.",
+                                KIND_GAUGE },
+    [OT_C_PROCESS_CPU_US] = { "ordertrack_process_cpu_seconds_total",
+                              "User and system CPU time of the worker process.", KIND_COUNTER_MICRO },
+    [OT_G_OUTBOX_BACKLOG] = { "ordertrack_outbox_backlog_events",
+                              "Committed order events this worker has not yet delivered.", KIND_GAUGE },
+    [OT_G_OUTBOX_OLDEST_MS] = { "ordertrack_outbox_oldest_unpublished_age_seconds",
+                                "Age of the oldest committed event this worker has not yet delivered.",
+                                KIND_GAUGE_MILLI },
 };
 
 typedef struct {
@@ -164,7 +177,7 @@ void ot_metrics_worker(int idx)
     }
     g.self = &g.slots[idx];
     for (int i = 0; i < OT_M_COUNT; i++)
-        if (metric_defs[i].kind == KIND_GAUGE)
+        if (metric_defs[i].kind == KIND_GAUGE || metric_defs[i].kind == KIND_GAUGE_MILLI)
             put(&g.self->vals[i], 0);
     bump(&g.self->starts, 1);
 }
@@ -273,12 +286,21 @@ int ot_metrics_render(ot_buf *out)
     int rc = 0, nw = g.nworkers, nr = g.nroutes + 1;
 
     for (int id = 0; id < OT_M_COUNT; id++) {
-        bool gauge = metric_defs[id].kind == KIND_GAUGE;
+        metric_kind kind = metric_defs[id].kind;
+        bool gauge = kind == KIND_GAUGE || kind == KIND_GAUGE_MILLI;
         rc |= family_head(out, metric_defs[id].name, metric_defs[id].help,
                           gauge ? "gauge" : "counter");
         for (int w = 0; w < nw; w++) {
             uint64_t v = get(&g.slots[w].vals[id]);
-            if (gauge)
+            if (kind == KIND_COUNTER_MICRO)
+                rc |= ot_buf_printf(out, "%s{worker=\"%d\"} %" PRIu64 ".%06" PRIu64 "\n", metric_defs[id].name, w,
+                                    v / 1000000, v % 1000000);
+            else if (kind == KIND_GAUGE_MILLI) {
+                int64_t sv = (int64_t)v;
+                uint64_t mag = sv < 0 ? (uint64_t)0 - v : v;
+                rc |= ot_buf_printf(out, "%s{worker=\"%d\"} %s%" PRIu64 ".%03" PRIu64 "\n", metric_defs[id].name, w,
+                                    sv < 0 ? "-" : "", mag / 1000, mag % 1000);
+            } else if (gauge)
                 rc |= ot_buf_printf(out, "%s{worker=\"%d\"} %" PRId64 "\n", metric_defs[id].name,
                                     w, (int64_t)v);
             else

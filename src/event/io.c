@@ -141,11 +141,21 @@ SSL_CTX *ot_tls_server_ctx(const char *cert_file, const char *key_file)
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx)
         return NULL;
+    /* TLS 1.2 and 1.3 only; 1.3 is chosen whenever the client has it. In 1.2
+     * only ECDHE key exchange (forward secrecy) with AEAD ciphers: no RSA key
+     * transport, no CBC, no SHA-1 MACs (Mozilla "intermediate", RFC 9325 §4.2).
+     * TLS 1.3's suites are all forward-secret AEAD. */
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_set_cipher_list(ctx, OT_TLS12_CIPHERS) != 1 || SSL_CTX_set_ciphersuites(ctx, OT_TLS13_SUITES) != 1 ||
+        SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") != 1) {
+        fprintf(stderr, "ordertrack: TLS cipher configuration refused by OpenSSL\n");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     /* Partial writes + moving buffer: our write buffer may be compacted or
      * grown between a WANT_WRITE and the retry. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
         unsigned long e = ERR_get_error();

@@ -291,6 +291,9 @@ void ot_respond(ot_req *r, int status, const char *content_type, ot_str body)
         ot_buf_append_str(b, "Connection: close\r\n");
     else if (r->head.minor_version == 0)
         ot_buf_append_str(b, "Connection: keep-alive\r\n");
+    /* RFC 6797: over TLS, tell browsers never to use plain HTTP for a year. */
+    if (w->tls)
+        ot_buf_append_str(b, "Strict-Transport-Security: max-age=31536000\r\n");
     ot_buf_append(b, r->extra, r->extra_len);
     ot_buf_append(b, "\r\n", 2);
     if (!r->head_only)

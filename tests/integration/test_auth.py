@@ -153,7 +153,8 @@ def test_register_refuses_invalid_fields(srv, db, body, field):
 
 
 def test_register_accepts_an_8_character_password(srv):
-    (st, _, body), _ = register(srv.port, password="12345678")
+    # Any 8 bytes not on the common-password list (12345678 now is: issue 16).
+    (st, _, body), _ = register(srv.port, password="qz8#Lw2v")
     assert st == 201, body
 
 

@@ -7,7 +7,12 @@
 #include "ot/codec/pwhash.h"
 
 /* Low cost keeps the suite fast; the format and checks are the same. */
-static void low_cost(void) { ot_pwhash_set_cost(4); }
+/* Cheap parameters for speed; p = 1 keeps the stored strings below as they were. */
+static void low_cost(void)
+{
+    ot_pwhash_set_cost(4);
+    ot_pwhash_set_parallelism(1);
+}
 
 static char h[OT_PWHASH_MAX];
 
@@ -146,9 +151,11 @@ Test(pwhash, default_cost_format_and_fit)
 {
     /* One hash at the production cost: it must run under the memory cap and
      * fit the buffer. */
-    ot_pwhash_set_cost(15);
+    ot_pwhash_set_cost(OT_PWHASH_LOG2N_DEFAULT);
+    ot_pwhash_set_parallelism(OT_PWHASH_P_DEFAULT);
     hash("production");
-    cr_assert_eq(strncmp(h, "scrypt$15$8$1$", 14), 0, "%s", h);
+    /* OWASP's scrypt guidance (N=2^16, r=8, p=2), up from 2^15/8/1 (issue 16). */
+    cr_assert_eq(strncmp(h, "scrypt$16$8$2$", 14), 0, "%s", h);
     cr_assert_lt(strlen(h), OT_PWHASH_MAX);
     cr_assert_eq(ot_pwhash_verify("production", 10, h), 0);
 }
@@ -165,4 +172,36 @@ Test(pwhash, matches_independent_openssl_scrypt, .init = low_cost)
     cr_assert_eq(kn, 32);
     cr_assert_eq(EVP_PBE_scrypt("pw", 2, sb, sn, 16, 8, 1, 0, mine, sizeof mine), 1);
     cr_assert_eq(memcmp(mine, kb, 32), 0);
+}
+
+Test(pwhash, rehash_only_upward)
+{
+    ot_pwhash_set_cost(4);
+    ot_pwhash_set_parallelism(1);
+    hash("pw-rehash");
+    cr_assert_not(ot_pwhash_needs_rehash(h), "same cost: nothing to do");
+    ot_pwhash_set_cost(5);
+    cr_assert(ot_pwhash_needs_rehash(h), "N raised");
+    ot_pwhash_set_cost(4);
+    ot_pwhash_set_parallelism(2);
+    cr_assert(ot_pwhash_needs_rehash(h), "p raised");
+    char stronger[OT_PWHASH_MAX];
+    cr_assert_eq(ot_pwhash_hash("pw-rehash", 9, stronger), 0);
+    ot_pwhash_set_parallelism(1);
+    cr_assert_not(ot_pwhash_needs_rehash(stronger), "a stronger hash is never downgraded");
+    cr_assert_not(ot_pwhash_needs_rehash("not-a-hash"));
+    cr_assert_not(ot_pwhash_needs_rehash(NULL));
+}
+
+Test(pwhash, password_policy)
+{
+    cr_assert_null(ot_password_check("b7#kq2!mzpt", 11, "ann@example.test", 8));
+    cr_assert_not_null(ot_password_check("b7#kq2!", 7, NULL, 8), "shorter than 8");
+    cr_assert_not_null(ot_password_check("b7#kq2!mzpt", 11, NULL, 12), "configured minimum");
+    cr_assert_not_null(ot_password_check("b7#kq2!", 7, NULL, 2), "a minimum below 8 still means 8");
+    cr_assert_not_null(ot_password_check("PassWord123", 11, NULL, 8), "common, any case");
+    cr_assert_not_null(ot_password_check("12345678", 8, NULL, 8));
+    cr_assert_not_null(ot_password_check("aaaaaaaaaaaa", 12, NULL, 8), "one repeated character");
+    cr_assert_not_null(ot_password_check("Ann@Example.TEST", 16, "ann@example.test", 8), "the email");
+    cr_assert_not_null(ot_password_check("abc\0defgh", 9, NULL, 8), "NUL byte");
 }

@@ -14,7 +14,16 @@ typedef struct {
     int backlog;
     const char *database_url;  /* NULL: no database (order routes answer 503) */
     const char *redis_url;     /* NULL: events fan out through PostgreSQL only */
-    const char *jwt_secret;    /* required by serve */
+    const char *database_url_file;
+    const char *jwt_secret;    /* required by serve; >= OT_JWT_SECRET_MIN bytes */
+    const char *jwt_secret_file;
+    /* Rotation: tokens signed with the previous secret still verify for
+     * jwt_previous_overlap_s after start (0 = jwt_ttl_s); new ones use jwt_secret. */
+    const char *jwt_secret_previous, *jwt_secret_previous_file;
+    uint32_t jwt_previous_overlap_s;
+    int64_t jwt_previous_until_s; /* derived: previous secret verifies while now < this */
+    int scrypt_log2n;             /* cost of new password hashes */
+    size_t password_min_length;
     const char *tls_cert, *tls_key;
     const char *web_dir;       /* static dashboards and docs */
     const char *log_level;
@@ -46,6 +55,19 @@ int ot_config_from_env(ot_config *c);
 /* Parses serve's flags from argv[first..argc); prints the error and returns OT_ERR on bad input. */
 int ot_config_from_args(ot_config *c, int argc, char **argv, int first);
 void ot_config_usage(FILE *out);
+
+#define OT_JWT_SECRET_MIN 32 /* bytes: HS256's key should be at least its 256-bit output (RFC 7518 §3.2) */
+#define OT_SECRET_MAX 4096
+/* After env and flags: fills jwt_secret, jwt_secret_previous and database_url
+ * from their *_FILE or from $CREDENTIALS_DIRECTORY (systemd LoadCredential=
+ * jwt_secret / jwt_secret_previous / database_url) when not given directly, and
+ * checks the secrets' length. Prints the reason and returns OT_ERR on failure. */
+int ot_config_load_secrets(ot_config *c);
+/* *value as given, else read from `file`, else from the credential; both value
+ * and file set is an error. Secrets are never printed. */
+int ot_secret_resolve(const char **value, const char *file, const char *env, const char *credential);
+/* Whole file, one trailing newline removed; NULL (reason printed) on error. */
+char *ot_secret_read_file(const char *path, const char *what);
 int ot_parse_hostport(const char *s, char *host, size_t hostcap, int *port);
 
 #endif

@@ -58,6 +58,15 @@ typedef enum {
     OT_C_RATE_LIMITED,
     OT_C_PG_ERRORS,
     OT_C_LOG_DROPPED,
+    /* Sampled by each worker about itself (operations dashboards, soak). */
+    OT_G_CONNS_MAX,             /* the worker's connection limit (--max-conns) */
+    OT_G_PROCESS_RSS_BYTES,
+    OT_G_PROCESS_OPEN_FDS,
+    OT_C_PROCESS_CPU_US,        /* rendered in seconds */
+    /* Events committed but not yet handed to this worker's sockets, and the
+     * age of the oldest of them (ms, rendered in seconds). */
+    OT_G_OUTBOX_BACKLOG,
+    OT_G_OUTBOX_OLDEST_MS,
     OT_M_COUNT
 } ot_metric_id;
 

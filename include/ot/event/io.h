@@ -30,7 +30,14 @@ void ot_io_close(ot_io *io);
 /* Sends close_notify best-effort (never blocks). */
 void ot_io_shutdown(ot_io *io);
 
-/* Loads a server context from PEM files; NULL (with a log line) on failure. */
+#define OT_TLS12_CIPHERS                                                                                \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"         \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define OT_TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
+/* Loads a server context from PEM files; NULL (with a log line) on failure.
+ * A context is reference-counted by OpenSSL: connections made from it keep it
+ * alive, so a reload may free the old one while its connections go on. */
 SSL_CTX *ot_tls_server_ctx(const char *cert_file, const char *key_file);
 void ot_tls_ctx_free(SSL_CTX *ctx);
 

@@ -1,0 +1,106 @@
+#include "ot/api/audit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ot/api/auth.h"
+#include "ot/codec/json.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+const ot_pg_stmt ot_audit_stmts[] = {
+    /* One row past the cap tells "exactly the cap" from "more". */
+    { "audit_order_events",
+      "SELECT ot_event_json(e) FROM order_events e WHERE e.order_id = $1::uuid ORDER BY e.version LIMIT "
+      STR(OT_AUDIT_MAX_EVENTS) " + 1",
+      1, true },
+};
+const size_t ot_audit_nstmts = OT_ARRAY_LEN(ot_audit_stmts);
+
+typedef struct {
+    ot_req *r;
+    ot_pg_query *q;
+    char id[37];
+} audit_ctx;
+
+static void on_abort(ot_req *r)
+{
+    audit_ctx *c = r->ctx;
+    if (c->q)
+        ot_pg_cancel(c->q);
+    free(c);
+}
+
+static void events_cb(void *data, int status, PGresult *res)
+{
+    audit_ctx *c = data;
+    ot_req *r = c->r;
+    r->on_abort = NULL;
+    r->ctx = NULL;
+    char id[37];
+    memcpy(id, c->id, sizeof id);
+    free(c);
+    if (status != OT_PG_OK) {
+        if (status == OT_PG_EQUERY) {
+            ot_respond_error(r, 500, "internal", "database error");
+        } else {
+            ot_resp_header(r, "Retry-After", "1");
+            ot_respond_error(r, 503, "database_unavailable", "the database is not reachable, retry shortly");
+        }
+        return;
+    }
+    int n = PQntuples(res);
+    if (n == 0) {
+        ot_respond_error(r, 404, "not_found", "no such order");
+        return;
+    }
+    bool truncated = n > OT_AUDIT_MAX_EVENTS;
+    if (truncated)
+        n = OT_AUDIT_MAX_EVENTS;
+    ot_buf b = OT_BUF_INIT;
+    ot_jw w;
+    ot_jw_init(&w, &b);
+    ot_jw_obj_open(&w);
+    ot_jw_key(&w, "orderId");
+    ot_jw_cstr(&w, id);
+    ot_jw_key(&w, "events");
+    ot_jw_arr_open(&w);
+    for (int i = 0; i < n; i++)
+        ot_jw_raw(&w, ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)));
+    ot_jw_arr_close(&w);
+    ot_jw_key(&w, "truncated");
+    ot_jw_bool(&w, truncated);
+    ot_jw_obj_close(&w);
+    if (ot_jw_error(&w) != 0)
+        ot_respond_error(r, 500, "internal", "out of memory");
+    else
+        ot_respond_json(r, 200, ot_buf_str(&b));
+    ot_buf_free(&b);
+}
+
+void ot_h_order_events(ot_req *r)
+{
+    if (!ot_auth_require(r, OT_ROLE_ADMIN) || !ot_req_need_db(r))
+        return;
+    if (!ot_uuid_valid(r->params[0])) {
+        ot_respond_error(r, 400, "invalid_id", "order id must be a UUID");
+        return;
+    }
+    audit_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        ot_respond_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    c->r = r;
+    memcpy(c->id, r->params[0].base, 36);
+    const char *vals[1] = { c->id };
+    c->q = ot_pg_exec(r->w->pg, "audit_order_events", 1, vals, NULL, events_cb, c);
+    if (!c->q) {
+        free(c);
+        ot_respond_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    r->ctx = c;
+    r->on_abort = on_abort;
+}
