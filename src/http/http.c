@@ -44,7 +44,6 @@ struct ot_http_conn {
     bool dispatching;    /* inside the handler call: a response now is synchronous */
     bool chunked;
     size_t head_len;
-    const char *head_at; /* where the parsed head sat in rbuf (see head_revalidate) */
     uint64_t body_need;  /* Content-Length */
     size_t body_raw;     /* raw body bytes consumed from rbuf after the head */
     size_t body_len;     /* decoded bytes (== body_raw for Content-Length) */
@@ -204,7 +203,8 @@ void ot_http_conn_new(ot_worker *w, int fd, const struct sockaddr *sa, socklen_t
 {
     ot_http_conn *c = calloc(1, sizeof(*c));
     size_t cap = w->cfg->max_headers < OT_MAX_HEADER_ARRAY ? w->cfg->max_headers + 1 : OT_MAX_HEADER_ARRAY;
-    ot_http_header *h = c ? malloc(cap * sizeof(*h)) : NULL;
+    /* calloc: rbuf_moved walks every slot, and stale slots must hold defined values. */
+    ot_http_header *h = c ? calloc(cap, sizeof(*h)) : NULL;
     if (!c || !h) {
         free(c);
         free(h);
@@ -371,7 +371,6 @@ static void reset_request(ot_http_conn *c)
     r->ctx = NULL;
     r->extra_len = 0;
     c->head_len = 0;
-    c->head_at = NULL;
     c->body_raw = c->body_len = 0;
     c->body_need = 0;
     c->chunked = false;
@@ -407,13 +406,74 @@ static void on_resume(ot_loop *loop, ot_defer *d)
         conn_process(c);
 }
 
+/* The parsed request (head fields, header array, body, route params) points
+ * into rbuf, and so does a partial parse (an incomplete head still names its
+ * method and path, which the 408 logs). rbuf moves only through the two
+ * functions below, and both re-anchor every such pointer right after the
+ * move, by its offset from the old read position, so no parsed pointer can
+ * outlive a buffer move (issue 10, finding 1). Pointers outside the old
+ * unconsumed bytes (the parser's static "/", stale header slots) are left
+ * alone. Addresses are compared as integers: the old block may be freed. */
+static void rebase_str(ot_str *s, uintptr_t old, size_t len, const char *now)
+{
+    uintptr_t p = (uintptr_t)s->base;
+    if (s->base && p >= old && p + s->len <= old + len)
+        s->base = now + (p - old);
+}
+
+static void rbuf_moved(ot_http_conn *c, uintptr_t old, size_t len)
+{
+    const char *now = ot_buf_rptr(&c->rbuf);
+    if ((uintptr_t)now == old)
+        return;
+    ot_req *r = &c->req;
+    ot_http_request *h = &r->head;
+    ot_str *f[] = { &h->method, &h->target, &h->path, &h->query, &h->host, &h->authorization,
+                    &h->content_type, &h->idempotency_key, &h->if_match, &r->body };
+    for (size_t i = 0; i < OT_ARRAY_LEN(f); i++)
+        rebase_str(f[i], old, len, now);
+    for (size_t i = 0; i < c->nhdrs_cap; i++) {
+        rebase_str(&c->hdrs[i].name, old, len, now);
+        rebase_str(&c->hdrs[i].value, old, len, now);
+    }
+    for (int i = 0; i < OT_MAX_PARAMS; i++)
+        rebase_str(&r->params[i], old, len, now);
+}
+
+static int rbuf_reserve(ot_http_conn *c, size_t n)
+{
+    uintptr_t old = (uintptr_t)ot_buf_rptr(&c->rbuf);
+    size_t len = ot_buf_rlen(&c->rbuf);
+    int rc = ot_buf_reserve(&c->rbuf, n); /* may realloc, or compact in place */
+    rbuf_moved(c, old, len);
+    return rc;
+}
+
+void ot_http_conn_move_rbuf(ot_http_conn *c)
+{
+    ot_buf *b = &c->rbuf;
+    if (!b->data)
+        return;
+    char *p = malloc(b->cap);
+    if (!p)
+        return;
+    uintptr_t old = (uintptr_t)ot_buf_rptr(b);
+    size_t len = ot_buf_rlen(b);
+    memcpy(p, b->data, b->len);
+    /* Poison the old block so a missed pointer reads garbage even without ASan. */
+    memset(b->data, 0xA5, b->cap);
+    free(b->data);
+    b->data = p;
+    rbuf_moved(c, old, len);
+}
+
 /* Reads until EAGAIN (edge-triggered contract) or until `limit` bytes are buffered. */
 static int conn_read(ot_http_conn *c, size_t limit)
 {
     for (;;) {
         if (ot_buf_rlen(&c->rbuf) >= limit)
             return 0;
-        if (ot_buf_reserve(&c->rbuf, OT_READ_CHUNK) < 0)
+        if (rbuf_reserve(c, OT_READ_CHUNK) < 0)
             return OT_ERR;
         size_t room = c->rbuf.cap - c->rbuf.len;
         ssize_t n = ot_io_read(&c->io, c->rbuf.data + c->rbuf.len, room);
@@ -468,21 +528,6 @@ static void dispatch(ot_http_conn *c)
     c->dispatching = true;
     w->router.routes[idx].handler(r);
     c->dispatching = false;
-}
-
-/* The parsed head points into rbuf; reading a body may grow (realloc) or
- * compact it. Parsing the same bytes again yields the same head with fresh
- * pointers (http_parser.h), and is needed only when the buffer moved. */
-static void head_revalidate(ot_http_conn *c)
-{
-    const ot_config *cfg = c->w->cfg;
-    if (c->head_len == 0 || ot_buf_rptr(&c->rbuf) == c->head_at)
-        return;
-    ot_http_limits lim = { cfg->max_uri_bytes, cfg->max_header_bytes, cfg->max_headers };
-    c->req.head.headers = c->hdrs;
-    c->req.head.num_headers = c->nhdrs_cap;
-    ot_http_parse_request(ot_buf_rptr(&c->rbuf), c->head_len, &c->req.head, &lim);
-    c->head_at = ot_buf_rptr(&c->rbuf);
 }
 
 /* Returns true when the body is complete. */
@@ -572,7 +617,6 @@ static void conn_process(ot_http_conn *c)
                 continue;
             }
             c->head_len = (size_t)rc;
-            c->head_at = ot_buf_rptr(&c->rbuf);
             /* RFC 9110 §9.3.2: no content in any response to HEAD, errors
              * (404, 405, 413...) included, or the client misframes the stream. */
             c->req.head_only = ot_str_eq_lit(c->req.head.method, "HEAD");
@@ -609,7 +653,6 @@ static void conn_process(ot_http_conn *c)
             eof = true;
         if (c->closed)
             return;
-        head_revalidate(c);
         if (ot_buf_rlen(&c->rbuf) == before) {
             if (eof)
                 conn_close(c);
