@@ -38,6 +38,9 @@ static const opt_def opts[] = {
     { "--write-timeout-ms", "ORDERTRACK_WRITE_TIMEOUT_MS", T_U32, O(write_timeout_ms), "time a response may stay unflushed (default 30000)" },
     { "--shutdown-timeout-ms", "ORDERTRACK_SHUTDOWN_TIMEOUT_MS", T_U32, O(shutdown_timeout_ms), "graceful drain bound on SIGTERM (default 10000)" },
     { "--max-conns", "ORDERTRACK_MAX_CONNS", T_INT, O(max_conns), "connections per worker; 503 beyond (default: from RLIMIT_NOFILE)" },
+    { "--max-conns-per-ip", "ORDERTRACK_MAX_CONNS_PER_IP", T_U32, O(max_conns_per_ip), "open HTTP connections per client address per worker, 429 beyond; 0 = off (default 256)" },
+    { "--http-output-high-water", "ORDERTRACK_HTTP_OUTPUT_HIGH_WATER", T_SIZE, O(http_output_high_water), "queued response bytes per connection above which pipelined requests are not read (default 65536)" },
+    { "--max-output-bytes", "ORDERTRACK_MAX_OUTPUT_BYTES", T_SIZE, O(max_output_bytes), "queued response bytes per connection; a response past it closes the connection (default 8388608)" },
     { "--pg-pool", "ORDERTRACK_PG_POOL", T_INT, O(pg_pool), "PostgreSQL connections per worker (default 4)" },
     { "--rate-ip", "ORDERTRACK_RATE_IP", T_DOUBLE, O(rate_ip), "requests/s per client IP per worker, 0 = off (default 0)" },
     { "--rate-ip-burst", "ORDERTRACK_RATE_IP_BURST", T_DOUBLE, O(rate_ip_burst), "burst per client IP (default 100)" },
@@ -69,6 +72,9 @@ void ot_config_defaults(ot_config *c)
     c->idle_timeout_ms = 60000;
     c->write_timeout_ms = 30000;
     c->shutdown_timeout_ms = 10000;
+    c->max_conns_per_ip = 256;
+    c->http_output_high_water = 64 * 1024;
+    c->max_output_bytes = 8u << 20;
     c->pg_pool = 4;
     c->rate_ip_burst = 100;
     c->rate_user_burst = 50;

@@ -25,9 +25,22 @@ enum conn_state {
 
 #define OT_READ_CHUNK 16384
 #define OT_MAX_HEADER_ARRAY 128
-/* Pipelined responses beyond this stay unprocessed until the client reads:
- * a client that pipelines without reading cannot make us buffer forever. */
-#define OT_WBUF_HIGH_WATER (1u << 20)
+/* Buffers larger than this are freed once empty, so an idle keep-alive
+ * connection does not keep the memory of its biggest response. */
+#define OT_BUF_KEEP (64u * 1024)
+
+/* Output policy (issue 10, finding 7). Every byte queued to the client (100
+ * Continue, responses) goes through wbuf and counts against one cap:
+ *  - above cfg->http_output_high_water no further pipelined request is read
+ *    or parsed; reading resumes once the client has drained below it, so a
+ *    client that pipelines without reading holds at most high-water + one
+ *    response (plus the kernel's socket buffer);
+ *  - a response that would take wbuf past cfg->max_output_bytes closes the
+ *    connection instead of being queued;
+ *  - minimum transfer rate: once a write would block, everything queued must
+ *    drain within cfg->write_timeout_ms. Partial progress does not extend the
+ *    deadline (the wtimer is started on the first EAGAIN and stopped only when
+ *    wbuf is empty), so a peer reading a few bytes per interval is closed. */
 
 struct ot_http_conn {
     ot_io io;
@@ -36,6 +49,7 @@ struct ot_http_conn {
     enum conn_state state;
     ot_buf rbuf, wbuf;
     ot_timer timer;
+    ot_timer wtimer;     /* write deadline, see the output policy above */
     ot_defer resume;     /* continue processing after an async response */
     ot_defer reap;       /* free after the current event batch */
     bool closed;
@@ -43,6 +57,7 @@ struct ot_http_conn {
     bool sent_continue;
     bool dispatching;    /* inside the handler call: a response now is synchronous */
     bool chunked;
+    bool ip_counted;     /* holds a slot in the per-IP connection count */
     size_t head_len;
     uint64_t body_need;  /* Content-Length */
     size_t body_raw;     /* raw body bytes consumed from rbuf after the head */
@@ -58,6 +73,7 @@ static void conn_close(ot_http_conn *c);
 static void conn_flush(ot_http_conn *c);
 static void on_resume(ot_loop *loop, ot_defer *d);
 static void reset_request(ot_http_conn *c);
+static void fail(ot_http_conn *c, int status, const char *code, const char *msg);
 
 /* ---- date header, formatted once per second ---- */
 static char date_buf[64];
@@ -124,8 +140,13 @@ static void on_timer(ot_loop *loop, ot_timer *t)
         if (c->state != ST_CLOSING || ot_buf_rlen(&c->wbuf) == 0)
             conn_close(c);
         break;
-    case ST_CLOSING: /* write timeout: the peer stopped reading */
     case ST_IDLE:
+        /* Still sending the last response: the write deadline governs. */
+        if (ot_buf_rlen(&c->wbuf) > 0)
+            break;
+        conn_close(c);
+        break;
+    case ST_CLOSING: /* closing bound: the peer stopped reading */
     default:
         conn_close(c);
         break;
@@ -133,6 +154,68 @@ static void on_timer(ot_loop *loop, ot_timer *t)
 }
 
 static void arm(ot_http_conn *c, uint32_t ms) { ot_timer_start(c->w->loop, &c->timer, ms); }
+
+static void on_write_timeout(ot_loop *loop, ot_timer *t)
+{
+    ot_http_conn *c = t->data;
+    ot_logf(OT_LOG_DEBUG, "closing %s: %zu bytes not drained within %u ms", c->req.remote, ot_buf_rlen(&c->wbuf),
+            c->w->cfg->write_timeout_ms);
+    conn_close(c);
+}
+
+/* ---- per-IP connection count ----
+ * Chained hash of the client addresses with open HTTP connections in this
+ * worker (workers share nothing, so the cap is per worker, like max_conns).
+ * An entry lives while its count is > 0. */
+typedef struct ip_slot {
+    struct ip_slot *next;
+    uint8_t key[16];
+    uint8_t len;
+    uint32_t n;
+} ip_slot;
+
+#define IP_BUCKETS 4096
+static ip_slot *ip_table[IP_BUCKETS];
+
+static ip_slot **ip_find(const uint8_t *key, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ key[i]) * 16777619u;
+    ip_slot **pp = &ip_table[h & (IP_BUCKETS - 1)];
+    while (*pp && ((*pp)->len != len || memcmp((*pp)->key, key, len) != 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Takes a slot for this address; false when it already holds `cap` (0 = no cap). */
+static bool ip_take(const uint8_t *key, size_t len, uint32_t cap)
+{
+    if (cap == 0 || len == 0)
+        return true;
+    ip_slot **pp = ip_find(key, len);
+    if (!*pp) {
+        ip_slot *e = calloc(1, sizeof(*e));
+        if (!e)
+            return false;
+        memcpy(e->key, key, len);
+        e->len = (uint8_t)len;
+        *pp = e;
+    }
+    if ((*pp)->n >= cap)
+        return false;
+    (*pp)->n++;
+    return true;
+}
+
+static void ip_release(const uint8_t *key, size_t len)
+{
+    ip_slot **pp = ip_find(key, len), *e = *pp;
+    if (e && --e->n == 0) {
+        *pp = e->next;
+        free(e);
+    }
+}
 
 /* ---- lifecycle ---- */
 
@@ -155,6 +238,10 @@ static void conn_unlink(ot_http_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
+    if (c->ip_counted) {
+        ip_release(c->req.remote_key, c->req.remote_key_len);
+        c->ip_counted = false;
+    }
     w->nconns--;
     ot_metrics_set(OT_G_CONNS_OPEN, w->nconns);
 }
@@ -170,6 +257,7 @@ static void conn_close(ot_http_conn *c)
         c->req.on_abort = NULL;
     }
     ot_timer_stop(loop, &c->timer);
+    ot_timer_stop(loop, &c->wtimer);
     ot_defer_cancel(loop, &c->resume);
     ot_loop_del_fd(loop, c->io.fd);
     ot_io_close(&c->io);
@@ -216,6 +304,7 @@ void ot_http_conn_new(ot_worker *w, int fd, const struct sockaddr *sa, socklen_t
     c->w = w;
     ot_io_init(&c->io, fd, w->tls);
     ot_timer_init(&c->timer, on_timer, c);
+    ot_timer_init(&c->wtimer, on_write_timeout, c);
     ot_defer_init(&c->reap, on_reap, c);
     ot_defer_init(&c->resume, on_resume, c);
     reset_request(c);
@@ -234,6 +323,16 @@ void ot_http_conn_new(ot_worker *w, int fd, const struct sockaddr *sa, socklen_t
         return;
     }
     arm(c, w->cfg->header_timeout_ms);
+    c->ip_counted = ip_take(c->req.remote_key, c->req.remote_key_len, w->cfg->max_conns_per_ip);
+    if (!c->ip_counted) {
+        /* Over the per-address cap: a client-specific limit, hence 429 (the
+         * worker-wide limit is 503), answered without reading the request. */
+        ot_metrics_inc(OT_C_CONNS_REJECTED, 1);
+        ot_resp_header(&c->req, "Retry-After", "1");
+        fail(c, 429, "too_many_connections_from_address", "too many open connections from this address");
+        conn_flush(c);
+        return;
+    }
     /* Data usually arrives with the connection: try now instead of waiting
      * for the first edge (it may already have fired before registration). */
     conn_process(c);
@@ -247,8 +346,8 @@ static void conn_flush(ot_http_conn *c)
         struct iovec iov = { (void *)ot_buf_rptr(&c->wbuf), ot_buf_rlen(&c->wbuf) };
         ssize_t n = ot_io_writev(&c->io, &iov, 1);
         if (n == OT_EAGAIN) {
-            if (!ot_timer_active(&c->timer) || c->state == ST_IDLE)
-                arm(c, c->w->cfg->write_timeout_ms);
+            if (!ot_timer_active(&c->wtimer))
+                ot_timer_start(c->w->loop, &c->wtimer, c->w->cfg->write_timeout_ms);
             return;
         }
         if (n <= 0) {
@@ -257,9 +356,14 @@ static void conn_flush(ot_http_conn *c)
         }
         ot_buf_consume(&c->wbuf, (size_t)n);
     }
+    ot_timer_stop(c->w->loop, &c->wtimer);
+    if (c->wbuf.cap > OT_BUF_KEEP)
+        ot_buf_free(&c->wbuf);
     if (c->state == ST_CLOSING) {
         ot_io_shutdown(&c->io);
         conn_close(c);
+    } else if (c->state == ST_IDLE && !ot_timer_active(&c->timer)) {
+        arm(c, c->w->cfg->idle_timeout_ms);
     }
 }
 
@@ -283,6 +387,13 @@ void ot_respond(ot_req *r, int status, const char *content_type, ot_str body)
         c->close_after = true;
     ot_buf *b = &c->wbuf;
     size_t before = ot_buf_rlen(b);
+    if (before + (r->head_only ? 0 : body.len) > w->cfg->max_output_bytes) {
+        ot_logf(OT_LOG_WARN, "closing %s: a %zu-byte response over %zu queued exceeds --max-output-bytes", r->remote,
+                body.len, before);
+        ot_log_access(r->head.method, r->head.path, status, 0, ot_now_us() - r->start_us, ot_str_c(r->remote));
+        conn_close(c);
+        return;
+    }
     ot_buf_printf(b, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Length: %zu\r\n", status, ot_http_status_text(status),
                   http_date(), body.len);
     if (content_type)
@@ -383,6 +494,8 @@ static void request_done(ot_http_conn *c)
     bool was_async = c->state == ST_HANDLING && !c->dispatching;
     if (c->head_len > 0)
         ot_buf_consume(&c->rbuf, c->head_len + c->body_raw);
+    if (ot_buf_rlen(&c->rbuf) == 0 && c->rbuf.cap > OT_BUF_KEEP)
+        ot_buf_free(&c->rbuf);
     if (c->close_after) {
         c->state = ST_CLOSING;
         arm(c, c->w->cfg->write_timeout_ms);
@@ -577,10 +690,10 @@ static void conn_process(ot_http_conn *c)
             conn_flush(c);
             return;
         }
-        if (ot_buf_rlen(&c->wbuf) > OT_WBUF_HIGH_WATER) {
+        if (ot_buf_rlen(&c->wbuf) > cfg->http_output_high_water) {
             conn_flush(c);
-            if (c->closed || ot_buf_rlen(&c->wbuf) > OT_WBUF_HIGH_WATER)
-                return; /* resume on writable */
+            if (c->closed || ot_buf_rlen(&c->wbuf) > cfg->http_output_high_water)
+                return; /* neither read nor parse: resume on writable */
         }
         bool progress;
         if (c->state == ST_IDLE || c->state == ST_HEAD) {

@@ -52,3 +52,171 @@ def test_incomplete_head_timing_out_logs_its_own_method_and_path_not_freed_memor
     assert lines, srv.log_tail()
     assert lines[-1]["method"] == "GET"
     assert lines[-1]["path"] == path
+
+
+# ---------------------------------------------------------------- finding 7: output cap, slow readers, per-IP cap
+
+def worker_pids(srv):
+    with open("/proc/%d/task/%d/children" % (srv.proc.pid, srv.proc.pid)) as f:
+        return [int(p) for p in f.read().split()]
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def small_rcvbuf_conn(port, rcvbuf=4096):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Before connect, so the window is small from the start: what the client
+    # does not read stays in the server's buffers, not the kernel's.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(scaled(3))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def test_100_pipelining_non_readers_do_not_hold_a_mebibyte_each(server):
+    srv = server(workers=1)
+    (wpid,) = worker_pids(srv)
+    one = req("GET", "/openapi.yaml")
+    socks = []
+    try:
+        # Warm up the allocator and the file cache with one full read.
+        with connect(srv.port) as s:
+            s.sendall(one)
+            status, _, body = Reader(s).response()
+            assert status == 200 and len(body) > 4000
+        base = rss_kb(wpid)
+        n_req = 400  # ~3.4 MB of responses per connection
+        for _ in range(100):
+            s = small_rcvbuf_conn(srv.port)
+            s.sendall(one * n_req)
+            socks.append(s)
+        time.sleep(scaled(1.5))  # let the worker fill what it will fill
+        grown_mb = (rss_kb(wpid) - base) / 1024.0
+        # 1 MiB+ per connection before the fix (~100+ MB); the high-water mark
+        # is 64 KiB now, so ~128 KiB of buffer per connection.
+        assert grown_mb < (60 if ASAN else 40), "worker grew by %.1f MB" % grown_mb
+        # The stalled connections are intact: one of them reads everything, in order.
+        r = Reader(socks[0])
+        socks[0].settimeout(scaled(10))
+        for i in range(n_req):
+            status, _, body = r.response()
+            assert status == 200, (i, status)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_slow_reader_is_closed_at_the_write_timeout_even_though_it_makes_progress(server):
+    srv = server(workers=1, args=["--write-timeout-ms", "1000", "--idle-timeout-ms", "60000"])
+    s = small_rcvbuf_conn(srv.port)
+    try:
+        s.sendall(req("GET", "/openapi.yaml") * 300)
+        t0 = time.monotonic()
+        got = 0
+        closed_at = None
+        while time.monotonic() - t0 < scaled(8):
+            time.sleep(0.2)
+            try:
+                chunk = s.recv(2048)  # a few KB/s: progress, but far too slow
+            except ConnectionResetError:
+                closed_at = time.monotonic()
+                break
+            except socket.timeout:
+                continue
+            if not chunk:
+                closed_at = time.monotonic()
+                break
+            got += len(chunk)
+        assert got > 0, "the reader received nothing at all"
+        assert closed_at is not None, "slow reader still connected after %.1fs (read %d bytes)" % (
+            time.monotonic() - t0, got)
+        # Kernel buffers drain first, so allow for them, but not a minute.
+        assert closed_at - t0 < scaled(6), closed_at - t0
+    finally:
+        s.close()
+
+
+def _get_status(port):
+    s = connect(port)
+    s.sendall(req("GET", "/healthz"))
+    status, hdrs, body = Reader(s).response()
+    return s, status, hdrs, body
+
+
+def test_connections_over_the_per_ip_cap_get_429_and_close(server):
+    srv = server(workers=1, args=["--max-conns-per-ip", "3"])
+    held = []
+    try:
+        deadline = time.monotonic() + scaled(2)
+        while len(held) < 3:
+            s, status, _, _ = _get_status(srv.port)
+            if status == 200:
+                held.append(s)
+                continue
+            s.close()  # the start-up probe's connection may not be reaped yet
+            assert status == 429 and time.monotonic() < deadline, status
+            time.sleep(0.02)
+        for _ in range(2):
+            with connect(srv.port) as s:
+                r = Reader(s)
+                status, hdrs, body = r.response()  # answered without a request
+                assert status == 429
+                assert hdrs.get("connection", "").lower() == "close"
+                assert hdrs.get("retry-after") == "1"
+                assert error_body(body)["code"] == "too_many_connections_from_address"
+                assert r.closed()
+        held[0].sendall(req("GET", "/healthz"))
+        assert Reader(held[0]).response()[0] == 200
+        held.pop().close()
+        deadline = time.monotonic() + scaled(2)
+        while True:
+            s, status, _, _ = _get_status(srv.port)
+            s.close()
+            if status == 200:
+                break
+            assert time.monotonic() < deadline, "a closed connection never freed its per-IP slot"
+            time.sleep(0.05)
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_per_ip_cap_zero_means_off(server):
+    srv = server(workers=1, args=["--max-conns-per-ip", "0"])
+    held = []
+    try:
+        for _ in range(20):
+            s, status, _, _ = _get_status(srv.port)
+            held.append(s)
+            assert status == 200
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_per_ip_cap_is_on_by_default(server):
+    srv = server(workers=1)
+    held = []
+    try:
+        statuses = []
+        for _ in range(300):
+            s = connect(srv.port)
+            held.append(s)
+        for s in held:
+            s.sendall(req("GET", "/healthz"))
+        for s in held:
+            try:
+                statuses.append(Reader(s).response()[0])
+            except (EOFError, ConnectionResetError):
+                statuses.append(None)
+        assert statuses.count(200) <= 256
+        assert 429 in statuses
+    finally:
+        for s in held:
+            s.close()

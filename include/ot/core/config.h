@@ -28,6 +28,9 @@ typedef struct {
     uint32_t write_timeout_ms;   /* a response that cannot be flushed this long -> close */
     uint32_t shutdown_timeout_ms;/* graceful drain bound on SIGTERM */
     int max_conns;             /* per worker; 0 = derive from RLIMIT_NOFILE */
+    uint32_t max_conns_per_ip; /* open HTTP connections per client address per worker; 429 beyond, 0 = off */
+    size_t http_output_high_water; /* queued response bytes above which pipelined requests wait */
+    size_t max_output_bytes;   /* queued response bytes per connection; a response past it closes */
     int pg_pool;               /* libpq connections per worker */
     double rate_ip, rate_ip_burst;     /* requests/s per client IP (0 = off) */
     double rate_user, rate_user_burst; /* requests/s per user */
