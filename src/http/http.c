@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ot/codec/json.h"
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
 #include "ot/core/ratelimit.h"
@@ -415,33 +416,48 @@ void ot_respond(ot_req *r, int status, const char *content_type, ot_str body)
 
 void ot_respond_json(ot_req *r, int status, ot_str json) { ot_respond(r, status, "application/json", json); }
 
-static void json_escape_into(char *out, size_t cap, const char *s)
+/* Length of s[0..n) without a trailing UTF-8 sequence that was cut short:
+ * messages are truncated by snprintf here and by callers' fixed buffers, and
+ * a cut must fall on a code point boundary (issue 10, finding 8). Invalid
+ * bytes elsewhere are left to ot_json_escape, which replaces them. */
+static size_t utf8_trim_cut(const char *s, size_t n)
 {
-    size_t o = 0;
-    for (; *s && o + 7 < cap; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)ch;
-        } else if (ch < 0x20) {
-            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", ch);
-        } else {
-            out[o++] = (char)ch;
-        }
+    for (size_t back = 1; back <= 4 && back <= n; back++) {
+        unsigned char ch = (unsigned char)s[n - back];
+        if ((ch & 0xC0) == 0x80)
+            continue; /* continuation byte: keep looking for the lead */
+        size_t want = ch >= 0xF0 && ch <= 0xF7 ? 4 : ch >= 0xE0 ? 3 : ch >= 0xC2 && ch < 0xE0 ? 2 : 1;
+        return want > back ? n - back : n;
     }
-    out[o] = 0;
+    return n;
 }
 
 void ot_respond_error(ot_req *r, int status, const char *code, const char *fmt, ...)
 {
-    char msg[256], esc[1600], body[1800];
+    char msg[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    json_escape_into(esc, sizeof(esc), msg);
-    int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, esc);
-    ot_respond(r, status, "application/json", ot_str_make(body, (size_t)n));
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+    len = utf8_trim_cut(msg, len);
+    /* ot_json_escape validates UTF-8, so the body is valid JSON whatever the
+     * message holds; no fixed-size body buffer can cut it again. */
+    ot_buf body = OT_BUF_INIT;
+    int rc = ot_buf_append_str(&body, "{\"error\":{\"code\":\"");
+    rc |= ot_json_escape(&body, code, strlen(code));
+    rc |= ot_buf_append_str(&body, "\",\"message\":\"");
+    rc |= ot_json_escape(&body, msg, len);
+    rc |= ot_buf_append_str(&body, "\"}}");
+    if (rc < 0) {
+        /* Out of memory: a fixed body is still a valid answer. */
+        static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        ot_buf_free(&body);
+        ot_respond(r, status, "application/json", ot_str_make(oom, sizeof(oom) - 1));
+        return;
+    }
+    ot_respond(r, status, "application/json", ot_buf_str(&body));
+    ot_buf_free(&body);
 }
 
 bool ot_req_json_content(ot_req *r)

@@ -220,3 +220,21 @@ def test_per_ip_cap_is_on_by_default(server):
     finally:
         for s in held:
             s.close()
+
+
+# ---------------------------------------------------------------- finding 8: valid JSON whatever is truncated
+
+def test_error_message_truncated_inside_a_utf8_sequence_is_still_valid_json(server, db):
+    from conftest import make_token, mk_user
+    srv = server(workers=1)
+    token = make_token(mk_user(db), "CUSTOMER")
+    body = ('{"a' + "\u00e9" * 150 + '":1}').encode("utf-8")
+    with connect(srv.port) as s:
+        s.sendall(req("POST", "/orders", ["Content-Type: application/json", "Authorization: Bearer " + token,
+                                          "Content-Length: %d" % len(body)], body))
+        status, hdrs, raw = Reader(s).response()
+    assert status == 400, raw
+    doc = json.loads(raw.decode("utf-8"))  # strict: invalid UTF-8 raises
+    msg = doc["error"]["message"]
+    assert msg.startswith("unknown field: a\u00e9\u00e9"), msg
+    assert "\ufffd" not in msg, msg  # cut on a code point boundary, not replaced

@@ -178,3 +178,55 @@ Test(http_conn, chunked_body_survives_moves_between_chunks)
     spin(2, 0);
     cr_assert(strstr(log_text(), "\"path\":\"/slow/c\""), "%s", log_text());
 }
+
+/* A body that is valid UTF-8 and valid JSON, checked byte by byte here, not
+ * by the server's own code. */
+static bool valid_utf8(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t k = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+        if (!k || i + k > n)
+            return false;
+        for (size_t j = 1; j < k; j++)
+            if ((s[i + j] & 0xC0) != 0x80)
+                return false;
+        i += k;
+    }
+    return true;
+}
+
+static const char *reply_body(void)
+{
+    const char *t = peer_text(), *b = strstr(t, "\r\n\r\n");
+    cr_assert(b, "%s", t);
+    return b + 4;
+}
+
+Test(http_conn, error_message_cut_inside_a_utf8_sequence_stays_valid_json)
+{
+    send_peer("GET /slow/u HTTP/1.1\r\nHost: x\r\n\r\n");
+    spin(2, 0);
+    cr_assert(held != NULL);
+    char long_e[400] = "a";
+    for (int i = 0; i < 150; i++)
+        strcat(long_e, "\xc3\xa9"); /* é: 2 bytes, the 256-byte message cuts one in half somewhere */
+    ot_respond_error(held, 400, "invalid_field", "unknown field: %s", long_e);
+    spin(3, 0);
+    const char *b = reply_body();
+    cr_assert(valid_utf8((const unsigned char *)b, strlen(b)), "%s", b);
+    cr_assert(strstr(b, "\"message\":\"unknown field: a\xc3\xa9\xc3\xa9"), "%s", b);
+    cr_assert(strstr(b, "\xc3\xa9\"}}"), "the cut must fall on a code point boundary: %s", b);
+}
+
+Test(http_conn, invalid_utf8_and_controls_in_an_error_message_are_escaped)
+{
+    send_peer("GET /slow/v HTTP/1.1\r\nHost: x\r\n\r\n");
+    spin(2, 0);
+    cr_assert(held != NULL);
+    ot_respond_error(held, 400, "bad", "x\xff\xc3(\"\\\n\x01\xe2\x82");
+    spin(3, 0);
+    const char *b = reply_body();
+    cr_assert(valid_utf8((const unsigned char *)b, strlen(b)), "%s", b);
+    cr_assert(strstr(b, "\\\"\\\\\\n\\u0001"), "%s", b);
+}
