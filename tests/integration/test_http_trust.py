@@ -238,3 +238,37 @@ def test_error_message_truncated_inside_a_utf8_sequence_is_still_valid_json(serv
     msg = doc["error"]["message"]
     assert msg.startswith("unknown field: a\u00e9\u00e9"), msg
     assert "\ufffd" not in msg, msg  # cut on a code point boundary, not replaced
+
+
+# ---------------------------------------------------------------- finding 8: config values
+
+@pytest.mark.parametrize("arg,flag", [
+    ('--max-body-bytes= -1', "--max-body-bytes"),
+    ("--ws-max-message=5000000000", "--ws-max-message"),
+    ("--rate-ip=nan", "--rate-ip"),
+    ("--header-timeout-ms=0", "--header-timeout-ms"),
+    ("--rate-user=inf", "--rate-user"),
+    ("--max-conns-per-ip=-1", "--max-conns-per-ip"),
+])
+def test_bad_numeric_flag_exits_non_zero_naming_the_flag(arg, flag):
+    r = run_cli("serve", "--listen", "127.0.0.1:%d" % free_port(), arg,
+                env={"JWT_SECRET": "x" * 32, "DATABASE_URL": None}, timeout=10)
+    assert r.returncode != 0, (r.returncode, r.stderr)
+    assert flag in r.stderr, r.stderr
+    assert "expected" in r.stderr, r.stderr
+
+
+def test_bad_numeric_environment_value_exits_non_zero_naming_the_variable():
+    r = run_cli("serve", "--listen", "127.0.0.1:%d" % free_port(),
+                env={"JWT_SECRET": "x" * 32, "DATABASE_URL": None, "ORDERTRACK_MAX_BODY_BYTES": " -1"}, timeout=10)
+    assert r.returncode != 0
+    assert "ORDERTRACK_MAX_BODY_BYTES" in r.stderr, r.stderr
+
+
+def test_readme_states_the_same_range_as_help_for_every_numeric_option():
+    r = run_cli("serve", "--help")
+    ranges = re.findall(r"^\s+(--\S+)\s+\S+\s+.*\[range (\S+)\.\.(\S+)\]$", r.stdout, re.M)
+    assert len(ranges) >= 20, r.stdout
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    for flag, lo, hi in ranges:
+        assert "| `%s` | %s | %s |" % (flag, lo, hi) in readme, (flag, lo, hi)

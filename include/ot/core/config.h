@@ -48,7 +48,15 @@ void ot_config_defaults(ot_config *c);
 int ot_config_from_env(ot_config *c);
 /* Parses serve's flags from argv[first..argc); prints the error and returns OT_ERR on bad input. */
 int ot_config_from_args(ot_config *c, int argc, char **argv, int first);
+/* --help: every option with its environment variable, meaning and range. */
 void ot_config_usage(FILE *out);
+/* Whether `value` is acceptable for `flag` (0 or OT_ERR), without printing. */
+int ot_config_check(const char *flag, const char *value);
+/* The strict number grammar of every numeric option: DIGIT+ (integers) and
+ * DIGIT+ ["." DIGIT+] (rates); no whitespace, sign, exponent, nan or inf;
+ * OT_ERR above max (so overflow is never silent). */
+int ot_config_parse_uint(const char *v, uint64_t max, uint64_t *out);
+int ot_config_parse_rate(const char *v, double max, double *out);
 int ot_parse_hostport(const char *s, char *host, size_t hostcap, int *port);
 
 #endif
