@@ -130,8 +130,8 @@ int ot_config_parse_uint(const char *v, uint64_t max, uint64_t *out)
         if (*p < '0' || *p > '9')
             return OT_ERR;
         unsigned d = (unsigned)(*p - '0');
-        if (x > (max - d) / 10)
-            return OT_ERR; /* past max, overflow included */
+        if (d > max || x > (max - d) / 10)
+            return OT_ERR; /* past max, overflow included (d > max: max - d would wrap) */
         x = x * 10 + d;
     }
     *out = x;

@@ -32,6 +32,13 @@ Test(config_number, integers_past_max_or_overflowing_are_refused)
     cr_assert_eq(ot_config_parse_uint("18446744073709551616", UINT64_MAX, &x), OT_ERR);
     cr_assert_eq(ot_config_parse_uint("99999999999999999999999999", UINT64_MAX, &x), OT_ERR);
     cr_assert_eq(ot_config_parse_uint("4294967296", UINT32_MAX, &x), OT_ERR);
+    /* Found by fuzz_config: a digit above a small max wrapped max - d. */
+    cr_assert_eq(ot_config_parse_uint("7", 0, &x), OT_ERR);
+    cr_assert_eq(ot_config_parse_uint("184467", 0, &x), OT_ERR);
+    cr_assert_eq(ot_config_parse_uint("0", 0, &x), 0);
+    cr_assert_eq(ot_config_parse_uint("007", 7, &x), 0);
+    cr_assert_eq(x, 7);
+    cr_assert_eq(ot_config_parse_uint("8", 7, &x), OT_ERR);
 }
 
 Test(config_number, rates_are_plain_decimals)
