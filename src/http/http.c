@@ -550,11 +550,14 @@ static void rebase_str(ot_str *s, uintptr_t old, size_t len, const char *now)
         s->base = now + (p - old);
 }
 
+/* The read position as an integer; an empty ot_buf has no data pointer. */
+static uintptr_t rbuf_pos(const ot_http_conn *c) { return c->rbuf.data ? (uintptr_t)ot_buf_rptr(&c->rbuf) : 0; }
+
 static void rbuf_moved(ot_http_conn *c, uintptr_t old, size_t len)
 {
-    const char *now = ot_buf_rptr(&c->rbuf);
-    if ((uintptr_t)now == old)
+    if (rbuf_pos(c) == old || !c->rbuf.data || len == 0)
         return;
+    const char *now = ot_buf_rptr(&c->rbuf);
     ot_req *r = &c->req;
     ot_http_request *h = &r->head;
     ot_str *f[] = { &h->method, &h->target, &h->path, &h->query, &h->host, &h->authorization,
@@ -571,7 +574,7 @@ static void rbuf_moved(ot_http_conn *c, uintptr_t old, size_t len)
 
 static int rbuf_reserve(ot_http_conn *c, size_t n)
 {
-    uintptr_t old = (uintptr_t)ot_buf_rptr(&c->rbuf);
+    uintptr_t old = rbuf_pos(c);
     size_t len = ot_buf_rlen(&c->rbuf);
     int rc = ot_buf_reserve(&c->rbuf, n); /* may realloc, or compact in place */
     rbuf_moved(c, old, len);
@@ -586,7 +589,7 @@ void ot_http_conn_move_rbuf(ot_http_conn *c)
     char *p = malloc(b->cap);
     if (!p)
         return;
-    uintptr_t old = (uintptr_t)ot_buf_rptr(b);
+    uintptr_t old = rbuf_pos(c);
     size_t len = ot_buf_rlen(b);
     memcpy(p, b->data, b->len);
     /* Poison the old block so a missed pointer reads garbage even without ASan. */
