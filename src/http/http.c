@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -829,6 +830,11 @@ void ot_http_takeover(ot_req *r, ot_io *io_out, ot_buf *leftover)
     ot_buf_consume(&c->rbuf, c->head_len + c->body_raw);
     ot_buf_append(leftover, ot_buf_rptr(&c->rbuf), ot_buf_rlen(&c->rbuf));
     *io_out = c->io;
+    /* The accept path set TCP_NOTSENT_LOWAT for HTTP's write deadline; the
+     * WebSocket layer has its own queue policy, sized with the kernel's
+     * default buffering in mind: 0 restores the system default. */
+    int lowat = 0;
+    setsockopt(io_out->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
     c->io.fd = -1;
     c->io.ssl = NULL;
     ot_loop_del_fd(loop, io_out->fd);
