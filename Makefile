@@ -61,6 +61,12 @@ build/asan/tests/%: tests/unit/%.c $(ALIBOBJS) | build/asan/tests
 build/fuzz/%: tests/fuzz/%.c $(FUZZSRCS) | build/fuzz
 	clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined $< $(FUZZSRCS) -o $@ $(LDLIBS)
 
+# The connection fuzzer also needs the HTTP layer; it brings its own fake
+# loop and socket (tests/fuzz/fuzz_http_conn.c), so src/event stays out.
+CONNFUZZSRCS := $(FUZZSRCS) src/http/http.c src/http/router.c
+build/fuzz/fuzz_http_conn: tests/fuzz/fuzz_http_conn.c $(CONNFUZZSRCS) | build/fuzz
+	clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined $< $(CONNFUZZSRCS) -o $@ $(LDLIBS)
+
 build/bench/%: tests/bench/%.c | build/bench
 	$(CC) $(BASE_CFLAGS) -O2 $< -o $@ $(LDLIBS)
 bench-tools: $(BENCHBIN)

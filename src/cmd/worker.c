@@ -73,8 +73,13 @@ static void on_accept(ot_loop *loop, int fd, unsigned ev, void *data)
             reject_conn(c);
             continue;
         }
-        int one = 1;
+        int one = 1, lowat = 16384;
         setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        /* Keep unsent output in our buffers, where the per-connection cap and
+         * the write deadline see it, instead of letting the kernel's
+         * autotuned send buffer (megabytes on loopback) hide a slow reader:
+         * writes now block once 16 KiB sit unsent (issue 10, finding 7). */
+        setsockopt(c, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
         ot_metrics_inc(OT_C_CONNS_ACCEPTED, 1);
         ot_http_conn_new(w, c, (struct sockaddr *)&ss, sl);
     }

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,46 +20,58 @@ typedef struct {
     opt_type type;
     size_t off;
     const char *help;
+    /* Inclusive range of a numeric option, refused outside it (T_SIZE, T_U32,
+     * T_INT, T_DOUBLE; doubles hold every bound exactly). */
+    double min, max;
 } opt_def;
 
+#define KiB 1024.0
+#define MiB (1024.0 * 1024.0)
+#define GiB (1024.0 * 1024.0 * 1024.0)
+#define HOUR_MS 3600000.0
 #define O(f) offsetof(ot_config, f)
 static const opt_def opts[] = {
-    { "--listen", "ORDERTRACK_LISTEN", T_LISTEN, 0, "HOST:PORT to listen on (default 127.0.0.1:8080)" },
-    { "--workers", "ORDERTRACK_WORKERS", T_INT, O(workers), "worker processes (default: number of cores)" },
-    { "--backlog", "ORDERTRACK_BACKLOG", T_INT, O(backlog), "listen(2) backlog (default 4096)" },
-    { "--database-url", "DATABASE_URL", T_STR, O(database_url), "libpq URI or conninfo of PostgreSQL" },
-    { "--redis-url", "REDIS_URL", T_STR, O(redis_url), "redis://host:port to fan events out across processes/hosts" },
-    { "--jwt-secret", "JWT_SECRET", T_SECRET, O(jwt_secret), "HS256 secret for tokens, >= 32 bytes (required; prefer JWT_SECRET_FILE)" },
-    { "--jwt-secret-file", "JWT_SECRET_FILE", T_STR, O(jwt_secret_file), "file holding the JWT secret (or systemd credential jwt_secret)" },
-    { "--jwt-secret-previous", "JWT_SECRET_PREVIOUS", T_SECRET, O(jwt_secret_previous), "rotation: old secret still accepted for verification" },
-    { "--jwt-secret-previous-file", "JWT_SECRET_PREVIOUS_FILE", T_STR, O(jwt_secret_previous_file), "file holding the previous JWT secret (or credential jwt_secret_previous)" },
-    { "--jwt-previous-overlap-s", "ORDERTRACK_JWT_PREVIOUS_OVERLAP_S", T_U32, O(jwt_previous_overlap_s), "seconds after start the previous secret is accepted (default: --jwt-ttl-s)" },
-    { "--database-url-file", "DATABASE_URL_FILE", T_STR, O(database_url_file), "file holding DATABASE_URL (or systemd credential database_url)" },
-    { "--tls-cert", "ORDERTRACK_TLS_CERT", T_STR, O(tls_cert), "PEM certificate chain: serve HTTPS/WSS" },
-    { "--tls-key", "ORDERTRACK_TLS_KEY", T_STR, O(tls_key), "PEM private key for --tls-cert" },
-    { "--web-dir", "ORDERTRACK_WEB_DIR", T_STR, O(web_dir), "folder with dashboards and docs (default ./web)" },
-    { "--log-level", "ORDERTRACK_LOG_LEVEL", T_STR, O(log_level), "debug|info|warn|error (default info)" },
-    { "--max-uri-bytes", "ORDERTRACK_MAX_URI_BYTES", T_SIZE, O(max_uri_bytes), "request-target limit, 414 beyond (default 4096)" },
-    { "--max-header-bytes", "ORDERTRACK_MAX_HEADER_BYTES", T_SIZE, O(max_header_bytes), "request head limit, 431 beyond (default 8192)" },
-    { "--max-headers", "ORDERTRACK_MAX_HEADERS", T_SIZE, O(max_headers), "header field count limit, 431 beyond (default 64)" },
-    { "--max-body-bytes", "ORDERTRACK_MAX_BODY_BYTES", T_SIZE, O(max_body_bytes), "request body limit, 413 beyond (default 1048576)" },
-    { "--header-timeout-ms", "ORDERTRACK_HEADER_TIMEOUT_MS", T_U32, O(header_timeout_ms), "time allowed to send a whole request once begun (default 10000)" },
-    { "--idle-timeout-ms", "ORDERTRACK_IDLE_TIMEOUT_MS", T_U32, O(idle_timeout_ms), "keep-alive idle timeout (default 60000)" },
-    { "--write-timeout-ms", "ORDERTRACK_WRITE_TIMEOUT_MS", T_U32, O(write_timeout_ms), "time a response may stay unflushed (default 30000)" },
-    { "--shutdown-timeout-ms", "ORDERTRACK_SHUTDOWN_TIMEOUT_MS", T_U32, O(shutdown_timeout_ms), "graceful drain bound on SIGTERM (default 10000)" },
-    { "--max-conns", "ORDERTRACK_MAX_CONNS", T_INT, O(max_conns), "connections per worker; 503 beyond (default: from RLIMIT_NOFILE)" },
-    { "--pg-pool", "ORDERTRACK_PG_POOL", T_INT, O(pg_pool), "PostgreSQL connections per worker (default 4)" },
-    { "--rate-ip", "ORDERTRACK_RATE_IP", T_DOUBLE, O(rate_ip), "requests/s per client IP per worker, 0 = off (default 0)" },
-    { "--rate-ip-burst", "ORDERTRACK_RATE_IP_BURST", T_DOUBLE, O(rate_ip_burst), "burst per client IP (default 100)" },
-    { "--rate-user", "ORDERTRACK_RATE_USER", T_DOUBLE, O(rate_user), "requests/s per user per worker, 0 = off (default 0)" },
-    { "--rate-user-burst", "ORDERTRACK_RATE_USER_BURST", T_DOUBLE, O(rate_user_burst), "burst per user (default 50)" },
-    { "--scrypt-log2n", "ORDERTRACK_SCRYPT_LOG2N", T_INT, O(scrypt_log2n), "log2 of scrypt N for new password hashes, 16..18 (default 16; older hashes are upgraded at login)" },
-    { "--password-min-length", "ORDERTRACK_PASSWORD_MIN_LENGTH", T_SIZE, O(password_min_length), "shortest password accepted at registration, 8..1024 (default 8)" },
-    { "--jwt-ttl-s", "ORDERTRACK_JWT_TTL_S", T_U32, O(jwt_ttl_s), "lifetime of issued tokens (default 3600)" },
-    { "--ws-max-message", "ORDERTRACK_WS_MAX_MESSAGE", T_SIZE, O(ws_max_message), "largest WebSocket message accepted, 1009 beyond (default 65536)" },
-    { "--ws-max-queue", "ORDERTRACK_WS_MAX_QUEUE", T_SIZE, O(ws_max_queue), "outgoing bytes queued per WebSocket before the client is dropped (default 1048576)" },
-    { "--ws-ping-ms", "ORDERTRACK_WS_PING_MS", T_U32, O(ws_ping_ms), "WebSocket keep-alive ping interval (default 20000)" },
-    { "--ws-pong-timeout-ms", "ORDERTRACK_WS_PONG_TIMEOUT_MS", T_U32, O(ws_pong_timeout_ms), "dead-peer timeout after a ping (default 10000)" },
+    { "--listen", "ORDERTRACK_LISTEN", T_LISTEN, 0, "HOST:PORT to listen on (default 127.0.0.1:8080)", 0, 0 },
+    { "--workers", "ORDERTRACK_WORKERS", T_INT, O(workers), "worker processes (default: number of cores)", 1, 1024 },
+    { "--backlog", "ORDERTRACK_BACKLOG", T_INT, O(backlog), "listen(2) backlog (default 4096)", 1, 65535 },
+    { "--database-url", "DATABASE_URL", T_STR, O(database_url), "libpq URI or conninfo of PostgreSQL", 0, 0 },
+    { "--redis-url", "REDIS_URL", T_STR, O(redis_url), "redis://host:port to fan events out across processes/hosts", 0, 0 },
+    { "--jwt-secret", "JWT_SECRET", T_SECRET, O(jwt_secret), "HS256 secret for tokens, >= 32 bytes (required; prefer JWT_SECRET_FILE)", 0, 0 },
+    { "--jwt-secret-file", "JWT_SECRET_FILE", T_STR, O(jwt_secret_file), "file holding the JWT secret (or systemd credential jwt_secret)", 0, 0 },
+    { "--jwt-secret-previous", "JWT_SECRET_PREVIOUS", T_SECRET, O(jwt_secret_previous), "rotation: old secret still accepted for verification", 0, 0 },
+    { "--jwt-secret-previous-file", "JWT_SECRET_PREVIOUS_FILE", T_STR, O(jwt_secret_previous_file), "file holding the previous JWT secret (or credential jwt_secret_previous)", 0, 0 },
+    { "--jwt-previous-overlap-s", "ORDERTRACK_JWT_PREVIOUS_OVERLAP_S", T_U32, O(jwt_previous_overlap_s), "seconds after start the previous secret is accepted (default: --jwt-ttl-s)", 0, 31536000 },
+    { "--database-url-file", "DATABASE_URL_FILE", T_STR, O(database_url_file), "file holding DATABASE_URL (or systemd credential database_url)", 0, 0 },
+    { "--tls-cert", "ORDERTRACK_TLS_CERT", T_STR, O(tls_cert), "PEM certificate chain: serve HTTPS/WSS", 0, 0 },
+    { "--tls-key", "ORDERTRACK_TLS_KEY", T_STR, O(tls_key), "PEM private key for --tls-cert", 0, 0 },
+    { "--web-dir", "ORDERTRACK_WEB_DIR", T_STR, O(web_dir), "folder with dashboards and docs (default ./web)", 0, 0 },
+    { "--log-level", "ORDERTRACK_LOG_LEVEL", T_STR, O(log_level), "debug|info|warn|error (default info)", 0, 0 },
+    { "--max-uri-bytes", "ORDERTRACK_MAX_URI_BYTES", T_SIZE, O(max_uri_bytes), "request-target limit, 414 beyond (default 4096)", 16, MiB },
+    { "--max-header-bytes", "ORDERTRACK_MAX_HEADER_BYTES", T_SIZE, O(max_header_bytes), "request head limit, 431 beyond (default 8192)", 256, MiB },
+    /* 127: the header array per connection has 128 slots (http.c). */
+    { "--max-headers", "ORDERTRACK_MAX_HEADERS", T_SIZE, O(max_headers), "header field count limit, 431 beyond (default 64)", 1, 127 },
+    { "--max-body-bytes", "ORDERTRACK_MAX_BODY_BYTES", T_SIZE, O(max_body_bytes), "request body limit, 413 beyond (default 1048576)", 0, GiB },
+    { "--header-timeout-ms", "ORDERTRACK_HEADER_TIMEOUT_MS", T_U32, O(header_timeout_ms), "time allowed to send a whole request once begun (default 10000)", 10, HOUR_MS },
+    { "--idle-timeout-ms", "ORDERTRACK_IDLE_TIMEOUT_MS", T_U32, O(idle_timeout_ms), "keep-alive idle timeout (default 60000)", 10, 24 * HOUR_MS },
+    { "--write-timeout-ms", "ORDERTRACK_WRITE_TIMEOUT_MS", T_U32, O(write_timeout_ms), "queued output must drain within this once a write blocks; progress does not extend it (default 30000)", 10, HOUR_MS },
+    { "--shutdown-timeout-ms", "ORDERTRACK_SHUTDOWN_TIMEOUT_MS", T_U32, O(shutdown_timeout_ms), "graceful drain bound on SIGTERM (default 10000)", 1, HOUR_MS },
+    { "--max-conns", "ORDERTRACK_MAX_CONNS", T_INT, O(max_conns), "connections per worker; 503 beyond; 0 = from RLIMIT_NOFILE (default 0)", 0, 1000000 },
+    { "--max-conns-per-ip", "ORDERTRACK_MAX_CONNS_PER_IP", T_U32, O(max_conns_per_ip), "open HTTP connections per client address per worker, 429 beyond; 0 = off (default 256)", 0, 1000000 },
+    { "--http-output-high-water", "ORDERTRACK_HTTP_OUTPUT_HIGH_WATER", T_SIZE, O(http_output_high_water), "queued response bytes per connection above which pipelined requests are not read (default 65536)", KiB, GiB },
+    { "--max-output-bytes", "ORDERTRACK_MAX_OUTPUT_BYTES", T_SIZE, O(max_output_bytes), "queued response bytes per connection; a response past it closes the connection (default 8388608)", 64 * KiB, 4 * GiB },
+    { "--pg-pool", "ORDERTRACK_PG_POOL", T_INT, O(pg_pool), "PostgreSQL connections per worker (default 4)", 1, 256 },
+    { "--rate-ip", "ORDERTRACK_RATE_IP", T_DOUBLE, O(rate_ip), "requests/s per client IP per worker, 0 = off (default 0)", 0, 1e6 },
+    { "--rate-ip-burst", "ORDERTRACK_RATE_IP_BURST", T_DOUBLE, O(rate_ip_burst), "burst per client IP (default 100)", 1, 1e6 },
+    { "--rate-user", "ORDERTRACK_RATE_USER", T_DOUBLE, O(rate_user), "requests/s per user per worker, 0 = off (default 0)", 0, 1e6 },
+    { "--rate-user-burst", "ORDERTRACK_RATE_USER_BURST", T_DOUBLE, O(rate_user_burst), "burst per user (default 50)", 1, 1e6 },
+    { "--scrypt-log2n", "ORDERTRACK_SCRYPT_LOG2N", T_INT, O(scrypt_log2n), "log2 of scrypt N for new password hashes (default 16; older hashes are upgraded at login)", 16, 18 },
+    { "--password-min-length", "ORDERTRACK_PASSWORD_MIN_LENGTH", T_SIZE, O(password_min_length), "shortest password accepted at registration (default 8)", 8, 1024 },
+    { "--jwt-ttl-s", "ORDERTRACK_JWT_TTL_S", T_U32, O(jwt_ttl_s), "lifetime of issued tokens (default 3600)", 1, 31536000 },
+    /* 64 MiB: WebSocket lengths are 32-bit inside, and a message is buffered whole. */
+    { "--ws-max-message", "ORDERTRACK_WS_MAX_MESSAGE", T_SIZE, O(ws_max_message), "largest WebSocket message accepted, 1009 beyond (default 65536)", 125, 64 * MiB },
+    { "--ws-max-queue", "ORDERTRACK_WS_MAX_QUEUE", T_SIZE, O(ws_max_queue), "outgoing bytes queued per WebSocket before the client is dropped (default 1048576)", KiB, GiB },
+    { "--ws-ping-ms", "ORDERTRACK_WS_PING_MS", T_U32, O(ws_ping_ms), "WebSocket keep-alive ping interval (default 20000)", 10, HOUR_MS },
+    { "--ws-pong-timeout-ms", "ORDERTRACK_WS_PONG_TIMEOUT_MS", T_U32, O(ws_pong_timeout_ms), "dead-peer timeout after a ping (default 10000)", 10, HOUR_MS },
 };
 #undef O
 
@@ -80,6 +93,9 @@ void ot_config_defaults(ot_config *c)
     c->idle_timeout_ms = 60000;
     c->write_timeout_ms = 30000;
     c->shutdown_timeout_ms = 10000;
+    c->max_conns_per_ip = 256;
+    c->http_output_high_water = 64 * 1024;
+    c->max_output_bytes = 8u << 20;
     c->pg_pool = 4;
     c->rate_ip_burst = 100;
     c->rate_user_burst = 50;
@@ -115,10 +131,51 @@ int ot_parse_hostport(const char *s, char *host, size_t hostcap, int *port)
     return 0;
 }
 
+/* Strict numbers: DIGIT+ for integers, DIGIT+ ["." DIGIT+] for rates. No
+ * whitespace, sign, exponent, hex, "nan" or "inf" (strtod/strtoull accept
+ * all of these, and " -1" became SIZE_MAX), then the option's range. */
+int ot_config_parse_uint(const char *v, uint64_t max, uint64_t *out)
+{
+    uint64_t x = 0;
+    if (!v || !*v)
+        return OT_ERR;
+    for (const char *p = v; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return OT_ERR;
+        unsigned d = (unsigned)(*p - '0');
+        if (d > max || x > (max - d) / 10)
+            return OT_ERR; /* past max, overflow included (d > max: max - d would wrap) */
+        x = x * 10 + d;
+    }
+    *out = x;
+    return 0;
+}
+
+int ot_config_parse_rate(const char *v, double max, double *out)
+{
+    const char *p = v;
+    size_t int_digits = 0, frac_digits = 0;
+    if (!v)
+        return OT_ERR;
+    for (; *p >= '0' && *p <= '9'; p++)
+        int_digits++;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            frac_digits++;
+    if (*p || int_digits == 0 || (p[-1] == '.') || int_digits > 15 || frac_digits > 15)
+        return OT_ERR;
+    double x = strtod(v, NULL); /* the grammar above leaves strtod nothing to guess */
+    if (!(x <= max))
+        return OT_ERR;
+    *out = x;
+    return 0;
+}
+
 static int apply(ot_config *c, const opt_def *o, const char *v)
 {
-    char *base = (char *)c, *end;
-    errno = 0;
+    char *base = (char *)c;
+    uint64_t u;
+    double d;
     switch (o->type) {
     case T_STR:
         *(const char **)(base + o->off) = v;
@@ -132,35 +189,61 @@ static int apply(ot_config *c, const opt_def *o, const char *v)
     }
     case T_LISTEN:
         return ot_parse_hostport(v, c->listen_host, sizeof(c->listen_host), &c->listen_port);
-    case T_SIZE: {
-        unsigned long long x = strtoull(v, &end, 10);
-        if (errno || *end || end == v || v[0] == '-')
+    case T_SIZE:
+    case T_U32:
+    case T_INT:
+        if (ot_config_parse_uint(v, (uint64_t)o->max, &u) < 0 || (double)u < o->min)
             return OT_ERR;
-        *(size_t *)(base + o->off) = (size_t)x;
+        if (o->type == T_SIZE)
+            *(size_t *)(base + o->off) = (size_t)u;
+        else if (o->type == T_U32)
+            *(uint32_t *)(base + o->off) = (uint32_t)u;
+        else
+            *(int *)(base + o->off) = (int)u;
+        return 0;
+    case T_DOUBLE:
+        if (ot_config_parse_rate(v, o->max, &d) < 0 || d < o->min)
+            return OT_ERR;
+        *(double *)(base + o->off) = d;
         return 0;
     }
-    case T_U32: {
-        unsigned long long x = strtoull(v, &end, 10);
-        if (errno || *end || end == v || v[0] == '-' || x > UINT32_MAX)
-            return OT_ERR;
-        *(uint32_t *)(base + o->off) = (uint32_t)x;
-        return 0;
+    return OT_ERR;
+}
+
+/* "an integer in 16..1048576", so the error says what would be accepted. */
+static void describe(const opt_def *o, char *out, size_t cap)
+{
+    switch (o->type) {
+    case T_SIZE:
+    case T_U32:
+    case T_INT:
+        snprintf(out, cap, "an integer in %.0f..%.0f", o->min, o->max);
+        break;
+    case T_DOUBLE:
+        snprintf(out, cap, "a decimal number in %.15g..%.15g", o->min, o->max);
+        break;
+    case T_LISTEN:
+        snprintf(out, cap, "HOST:PORT with a port in 0..65535");
+        break;
+    default:
+        snprintf(out, cap, "a string");
     }
-    case T_INT: {
-        long x = strtol(v, &end, 10);
-        if (errno || *end || end == v || x < 0 || x > 1000000)
-            return OT_ERR;
-        *(int *)(base + o->off) = (int)x;
-        return 0;
-    }
-    case T_DOUBLE: {
-        double x = strtod(v, &end);
-        if (errno || *end || end == v || x < 0)
-            return OT_ERR;
-        *(double *)(base + o->off) = x;
-        return 0;
-    }
-    }
+}
+
+static void refuse(const char *name, const opt_def *o, const char *v)
+{
+    char want[96];
+    describe(o, want, sizeof(want));
+    fprintf(stderr, "ordertrack: invalid value for %s: \"%s\" (expected %s)\n", name, v, want);
+}
+
+int ot_config_check(const char *flag, const char *value)
+{
+    ot_config scratch;
+    ot_config_defaults(&scratch);
+    for (size_t k = 0; k < OT_ARRAY_LEN(opts); k++)
+        if (strcmp(opts[k].flag, flag) == 0)
+            return apply(&scratch, &opts[k], value);
     return OT_ERR;
 }
 
@@ -169,7 +252,7 @@ int ot_config_from_env(ot_config *c)
     for (size_t i = 0; i < OT_ARRAY_LEN(opts); i++) {
         const char *v = getenv(opts[i].env);
         if (v && *v && apply(c, &opts[i], v) < 0) {
-            fprintf(stderr, "ordertrack: invalid value for %s: %s\n", opts[i].env, v);
+            refuse(opts[i].env, &opts[i], opts[i].type == T_SECRET ? "(hidden)" : v);
             return OT_ERR;
         }
     }
@@ -199,7 +282,7 @@ int ot_config_from_args(ot_config *c, int argc, char **argv, int first)
             return OT_ERR;
         }
         if (apply(c, o, val) < 0) {
-            fprintf(stderr, "ordertrack: invalid value for %s: %s\n", o->flag, o->type == T_SECRET ? "(hidden)" : val);
+            refuse(o->flag, o, o->type == T_SECRET ? "(hidden)" : val);
             return OT_ERR;
         }
         if (o->type == T_SECRET) {
@@ -216,8 +299,15 @@ int ot_config_from_args(ot_config *c, int argc, char **argv, int first)
 void ot_config_usage(FILE *out)
 {
     fprintf(out, "usage: ordertrack serve [options]\n\nOptions (flag, environment variable, meaning); flags override the environment:\n");
-    for (size_t i = 0; i < OT_ARRAY_LEN(opts); i++)
-        fprintf(out, "  %-22s %-32s %s\n", opts[i].flag, opts[i].env, opts[i].help);
+    for (size_t i = 0; i < OT_ARRAY_LEN(opts); i++) {
+        const opt_def *o = &opts[i];
+        fprintf(out, "  %-26s %-36s %s", o->flag, o->env, o->help);
+        if (o->type == T_SIZE || o->type == T_U32 || o->type == T_INT)
+            fprintf(out, " [range %.0f..%.0f]", o->min, o->max);
+        else if (o->type == T_DOUBLE)
+            fprintf(out, " [range %.15g..%.15g]", o->min, o->max);
+        fputc('\n', out);
+    }
 }
 
 /* ---- secrets: value, *_FILE, or $CREDENTIALS_DIRECTORY/<credential> ---- */

@@ -5,12 +5,14 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "ot/codec/json.h"
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
 #include "ot/core/ratelimit.h"
@@ -25,9 +27,22 @@ enum conn_state {
 
 #define OT_READ_CHUNK 16384
 #define OT_MAX_HEADER_ARRAY 128
-/* Pipelined responses beyond this stay unprocessed until the client reads:
- * a client that pipelines without reading cannot make us buffer forever. */
-#define OT_WBUF_HIGH_WATER (1u << 20)
+/* Buffers larger than this are freed once empty, so an idle keep-alive
+ * connection does not keep the memory of its biggest response. */
+#define OT_BUF_KEEP (64u * 1024)
+
+/* Output policy (issue 10, finding 7). Every byte queued to the client (100
+ * Continue, responses) goes through wbuf and counts against one cap:
+ *  - above cfg->http_output_high_water no further pipelined request is read
+ *    or parsed; reading resumes once the client has drained below it, so a
+ *    client that pipelines without reading holds at most high-water + one
+ *    response (plus the kernel's socket buffer);
+ *  - a response that would take wbuf past cfg->max_output_bytes closes the
+ *    connection instead of being queued;
+ *  - minimum transfer rate: once a write would block, everything queued must
+ *    drain within cfg->write_timeout_ms. Partial progress does not extend the
+ *    deadline (the wtimer is started on the first EAGAIN and stopped only when
+ *    wbuf is empty), so a peer reading a few bytes per interval is closed. */
 
 struct ot_http_conn {
     ot_io io;
@@ -36,6 +51,7 @@ struct ot_http_conn {
     enum conn_state state;
     ot_buf rbuf, wbuf;
     ot_timer timer;
+    ot_timer wtimer;     /* write deadline, see the output policy above */
     ot_defer resume;     /* continue processing after an async response */
     ot_defer reap;       /* free after the current event batch */
     bool closed;
@@ -43,8 +59,8 @@ struct ot_http_conn {
     bool sent_continue;
     bool dispatching;    /* inside the handler call: a response now is synchronous */
     bool chunked;
+    bool ip_counted;     /* holds a slot in the per-IP connection count */
     size_t head_len;
-    const char *head_at; /* where the parsed head sat in rbuf (see head_revalidate) */
     uint64_t body_need;  /* Content-Length */
     size_t body_raw;     /* raw body bytes consumed from rbuf after the head */
     size_t body_len;     /* decoded bytes (== body_raw for Content-Length) */
@@ -59,6 +75,7 @@ static void conn_close(ot_http_conn *c);
 static void conn_flush(ot_http_conn *c);
 static void on_resume(ot_loop *loop, ot_defer *d);
 static void reset_request(ot_http_conn *c);
+static void fail(ot_http_conn *c, int status, const char *code, const char *msg);
 
 /* ---- date header, formatted once per second ---- */
 static char date_buf[64];
@@ -125,8 +142,13 @@ static void on_timer(ot_loop *loop, ot_timer *t)
         if (c->state != ST_CLOSING || ot_buf_rlen(&c->wbuf) == 0)
             conn_close(c);
         break;
-    case ST_CLOSING: /* write timeout: the peer stopped reading */
     case ST_IDLE:
+        /* Still sending the last response: the write deadline governs. */
+        if (ot_buf_rlen(&c->wbuf) > 0)
+            break;
+        conn_close(c);
+        break;
+    case ST_CLOSING: /* closing bound: the peer stopped reading */
     default:
         conn_close(c);
         break;
@@ -134,6 +156,68 @@ static void on_timer(ot_loop *loop, ot_timer *t)
 }
 
 static void arm(ot_http_conn *c, uint32_t ms) { ot_timer_start(c->w->loop, &c->timer, ms); }
+
+static void on_write_timeout(ot_loop *loop, ot_timer *t)
+{
+    ot_http_conn *c = t->data;
+    ot_logf(OT_LOG_DEBUG, "closing %s: %zu bytes not drained within %u ms", c->req.remote, ot_buf_rlen(&c->wbuf),
+            c->w->cfg->write_timeout_ms);
+    conn_close(c);
+}
+
+/* ---- per-IP connection count ----
+ * Chained hash of the client addresses with open HTTP connections in this
+ * worker (workers share nothing, so the cap is per worker, like max_conns).
+ * An entry lives while its count is > 0. */
+typedef struct ip_slot {
+    struct ip_slot *next;
+    uint8_t key[16];
+    uint8_t len;
+    uint32_t n;
+} ip_slot;
+
+#define IP_BUCKETS 4096
+static ip_slot *ip_table[IP_BUCKETS];
+
+static ip_slot **ip_find(const uint8_t *key, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ key[i]) * 16777619u;
+    ip_slot **pp = &ip_table[h & (IP_BUCKETS - 1)];
+    while (*pp && ((*pp)->len != len || memcmp((*pp)->key, key, len) != 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Takes a slot for this address; false when it already holds `cap` (0 = no cap). */
+static bool ip_take(const uint8_t *key, size_t len, uint32_t cap)
+{
+    if (cap == 0 || len == 0)
+        return true;
+    ip_slot **pp = ip_find(key, len);
+    if (!*pp) {
+        ip_slot *e = calloc(1, sizeof(*e));
+        if (!e)
+            return false;
+        memcpy(e->key, key, len);
+        e->len = (uint8_t)len;
+        *pp = e;
+    }
+    if ((*pp)->n >= cap)
+        return false;
+    (*pp)->n++;
+    return true;
+}
+
+static void ip_release(const uint8_t *key, size_t len)
+{
+    ip_slot **pp = ip_find(key, len), *e = *pp;
+    if (e && --e->n == 0) {
+        *pp = e->next;
+        free(e);
+    }
+}
 
 /* ---- lifecycle ---- */
 
@@ -156,6 +240,10 @@ static void conn_unlink(ot_http_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
+    if (c->ip_counted) {
+        ip_release(c->req.remote_key, c->req.remote_key_len);
+        c->ip_counted = false;
+    }
     w->nconns--;
     ot_metrics_set(OT_G_CONNS_OPEN, w->nconns);
 }
@@ -171,6 +259,7 @@ static void conn_close(ot_http_conn *c)
         c->req.on_abort = NULL;
     }
     ot_timer_stop(loop, &c->timer);
+    ot_timer_stop(loop, &c->wtimer);
     ot_defer_cancel(loop, &c->resume);
     ot_loop_del_fd(loop, c->io.fd);
     ot_io_close(&c->io);
@@ -204,7 +293,8 @@ void ot_http_conn_new(ot_worker *w, int fd, const struct sockaddr *sa, socklen_t
 {
     ot_http_conn *c = calloc(1, sizeof(*c));
     size_t cap = w->cfg->max_headers < OT_MAX_HEADER_ARRAY ? w->cfg->max_headers + 1 : OT_MAX_HEADER_ARRAY;
-    ot_http_header *h = c ? malloc(cap * sizeof(*h)) : NULL;
+    /* calloc: rbuf_moved walks every slot, and stale slots must hold defined values. */
+    ot_http_header *h = c ? calloc(cap, sizeof(*h)) : NULL;
     if (!c || !h) {
         free(c);
         free(h);
@@ -216,6 +306,7 @@ void ot_http_conn_new(ot_worker *w, int fd, const struct sockaddr *sa, socklen_t
     c->w = w;
     ot_io_init(&c->io, fd, w->tls);
     ot_timer_init(&c->timer, on_timer, c);
+    ot_timer_init(&c->wtimer, on_write_timeout, c);
     ot_defer_init(&c->reap, on_reap, c);
     ot_defer_init(&c->resume, on_resume, c);
     reset_request(c);
@@ -234,6 +325,16 @@ void ot_http_conn_new(ot_worker *w, int fd, const struct sockaddr *sa, socklen_t
         return;
     }
     arm(c, w->cfg->header_timeout_ms);
+    c->ip_counted = ip_take(c->req.remote_key, c->req.remote_key_len, w->cfg->max_conns_per_ip);
+    if (!c->ip_counted) {
+        /* Over the per-address cap: a client-specific limit, hence 429 (the
+         * worker-wide limit is 503), answered without reading the request. */
+        ot_metrics_inc(OT_C_CONNS_REJECTED, 1);
+        ot_resp_header(&c->req, "Retry-After", "1");
+        fail(c, 429, "too_many_connections_from_address", "too many open connections from this address");
+        conn_flush(c);
+        return;
+    }
     /* Data usually arrives with the connection: try now instead of waiting
      * for the first edge (it may already have fired before registration). */
     conn_process(c);
@@ -247,8 +348,8 @@ static void conn_flush(ot_http_conn *c)
         struct iovec iov = { (void *)ot_buf_rptr(&c->wbuf), ot_buf_rlen(&c->wbuf) };
         ssize_t n = ot_io_writev(&c->io, &iov, 1);
         if (n == OT_EAGAIN) {
-            if (!ot_timer_active(&c->timer) || c->state == ST_IDLE)
-                arm(c, c->w->cfg->write_timeout_ms);
+            if (!ot_timer_active(&c->wtimer))
+                ot_timer_start(c->w->loop, &c->wtimer, c->w->cfg->write_timeout_ms);
             return;
         }
         if (n <= 0) {
@@ -257,9 +358,14 @@ static void conn_flush(ot_http_conn *c)
         }
         ot_buf_consume(&c->wbuf, (size_t)n);
     }
+    ot_timer_stop(c->w->loop, &c->wtimer);
+    if (c->wbuf.cap > OT_BUF_KEEP)
+        ot_buf_free(&c->wbuf);
     if (c->state == ST_CLOSING) {
         ot_io_shutdown(&c->io);
         conn_close(c);
+    } else if (c->state == ST_IDLE && !ot_timer_active(&c->timer)) {
+        arm(c, c->w->cfg->idle_timeout_ms);
     }
 }
 
@@ -283,6 +389,13 @@ void ot_respond(ot_req *r, int status, const char *content_type, ot_str body)
         c->close_after = true;
     ot_buf *b = &c->wbuf;
     size_t before = ot_buf_rlen(b);
+    if (before + (r->head_only ? 0 : body.len) > w->cfg->max_output_bytes) {
+        ot_logf(OT_LOG_WARN, "closing %s: a %zu-byte response over %zu queued exceeds --max-output-bytes", r->remote,
+                body.len, before);
+        ot_log_access(r->head.method, r->head.path, status, 0, ot_now_us() - r->start_us, ot_str_c(r->remote));
+        conn_close(c);
+        return;
+    }
     ot_buf_printf(b, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Length: %zu\r\n", status, ot_http_status_text(status),
                   http_date(), body.len);
     if (content_type)
@@ -307,33 +420,48 @@ void ot_respond(ot_req *r, int status, const char *content_type, ot_str body)
 
 void ot_respond_json(ot_req *r, int status, ot_str json) { ot_respond(r, status, "application/json", json); }
 
-static void json_escape_into(char *out, size_t cap, const char *s)
+/* Length of s[0..n) without a trailing UTF-8 sequence that was cut short:
+ * messages are truncated by snprintf here and by callers' fixed buffers, and
+ * a cut must fall on a code point boundary (issue 10, finding 8). Invalid
+ * bytes elsewhere are left to ot_json_escape, which replaces them. */
+static size_t utf8_trim_cut(const char *s, size_t n)
 {
-    size_t o = 0;
-    for (; *s && o + 7 < cap; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)ch;
-        } else if (ch < 0x20) {
-            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", ch);
-        } else {
-            out[o++] = (char)ch;
-        }
+    for (size_t back = 1; back <= 4 && back <= n; back++) {
+        unsigned char ch = (unsigned char)s[n - back];
+        if ((ch & 0xC0) == 0x80)
+            continue; /* continuation byte: keep looking for the lead */
+        size_t want = ch >= 0xF0 && ch <= 0xF7 ? 4 : ch >= 0xE0 ? 3 : ch >= 0xC2 && ch < 0xE0 ? 2 : 1;
+        return want > back ? n - back : n;
     }
-    out[o] = 0;
+    return n;
 }
 
 void ot_respond_error(ot_req *r, int status, const char *code, const char *fmt, ...)
 {
-    char msg[256], esc[1600], body[1800];
+    char msg[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    json_escape_into(esc, sizeof(esc), msg);
-    int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, esc);
-    ot_respond(r, status, "application/json", ot_str_make(body, (size_t)n));
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+    len = utf8_trim_cut(msg, len);
+    /* ot_json_escape validates UTF-8, so the body is valid JSON whatever the
+     * message holds; no fixed-size body buffer can cut it again. */
+    ot_buf body = OT_BUF_INIT;
+    int rc = ot_buf_append_str(&body, "{\"error\":{\"code\":\"");
+    rc |= ot_json_escape(&body, code, strlen(code));
+    rc |= ot_buf_append_str(&body, "\",\"message\":\"");
+    rc |= ot_json_escape(&body, msg, len);
+    rc |= ot_buf_append_str(&body, "\"}}");
+    if (rc < 0) {
+        /* Out of memory: a fixed body is still a valid answer. */
+        static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        ot_buf_free(&body);
+        ot_respond(r, status, "application/json", ot_str_make(oom, sizeof(oom) - 1));
+        return;
+    }
+    ot_respond(r, status, "application/json", ot_buf_str(&body));
+    ot_buf_free(&body);
 }
 
 bool ot_req_json_content(ot_req *r)
@@ -374,7 +502,6 @@ static void reset_request(ot_http_conn *c)
     r->ctx = NULL;
     r->extra_len = 0;
     c->head_len = 0;
-    c->head_at = NULL;
     c->body_raw = c->body_len = 0;
     c->body_need = 0;
     c->chunked = false;
@@ -387,6 +514,8 @@ static void request_done(ot_http_conn *c)
     bool was_async = c->state == ST_HANDLING && !c->dispatching;
     if (c->head_len > 0)
         ot_buf_consume(&c->rbuf, c->head_len + c->body_raw);
+    if (ot_buf_rlen(&c->rbuf) == 0 && c->rbuf.cap > OT_BUF_KEEP)
+        ot_buf_free(&c->rbuf);
     if (c->close_after) {
         c->state = ST_CLOSING;
         arm(c, c->w->cfg->write_timeout_ms);
@@ -410,13 +539,77 @@ static void on_resume(ot_loop *loop, ot_defer *d)
         conn_process(c);
 }
 
+/* The parsed request (head fields, header array, body, route params) points
+ * into rbuf, and so does a partial parse (an incomplete head still names its
+ * method and path, which the 408 logs). rbuf moves only through the two
+ * functions below, and both re-anchor every such pointer right after the
+ * move, by its offset from the old read position, so no parsed pointer can
+ * outlive a buffer move (issue 10, finding 1). Pointers outside the old
+ * unconsumed bytes (the parser's static "/", stale header slots) are left
+ * alone. Addresses are compared as integers: the old block may be freed. */
+static void rebase_str(ot_str *s, uintptr_t old, size_t len, const char *now)
+{
+    uintptr_t p = (uintptr_t)s->base;
+    if (s->base && p >= old && p + s->len <= old + len)
+        s->base = now + (p - old);
+}
+
+/* The read position as an integer; an empty ot_buf has no data pointer. */
+static uintptr_t rbuf_pos(const ot_http_conn *c) { return c->rbuf.data ? (uintptr_t)ot_buf_rptr(&c->rbuf) : 0; }
+
+static void rbuf_moved(ot_http_conn *c, uintptr_t old, size_t len)
+{
+    if (rbuf_pos(c) == old || !c->rbuf.data || len == 0)
+        return;
+    const char *now = ot_buf_rptr(&c->rbuf);
+    ot_req *r = &c->req;
+    ot_http_request *h = &r->head;
+    ot_str *f[] = { &h->method, &h->target, &h->path, &h->query, &h->host, &h->authorization,
+                    &h->content_type, &h->idempotency_key, &h->if_match, &r->body };
+    for (size_t i = 0; i < OT_ARRAY_LEN(f); i++)
+        rebase_str(f[i], old, len, now);
+    for (size_t i = 0; i < c->nhdrs_cap; i++) {
+        rebase_str(&c->hdrs[i].name, old, len, now);
+        rebase_str(&c->hdrs[i].value, old, len, now);
+    }
+    for (int i = 0; i < OT_MAX_PARAMS; i++)
+        rebase_str(&r->params[i], old, len, now);
+}
+
+static int rbuf_reserve(ot_http_conn *c, size_t n)
+{
+    uintptr_t old = rbuf_pos(c);
+    size_t len = ot_buf_rlen(&c->rbuf);
+    int rc = ot_buf_reserve(&c->rbuf, n); /* may realloc, or compact in place */
+    rbuf_moved(c, old, len);
+    return rc;
+}
+
+void ot_http_conn_move_rbuf(ot_http_conn *c)
+{
+    ot_buf *b = &c->rbuf;
+    if (!b->data)
+        return;
+    char *p = malloc(b->cap);
+    if (!p)
+        return;
+    uintptr_t old = rbuf_pos(c);
+    size_t len = ot_buf_rlen(b);
+    memcpy(p, b->data, b->len);
+    /* Poison the old block so a missed pointer reads garbage even without ASan. */
+    memset(b->data, 0xA5, b->cap);
+    free(b->data);
+    b->data = p;
+    rbuf_moved(c, old, len);
+}
+
 /* Reads until EAGAIN (edge-triggered contract) or until `limit` bytes are buffered. */
 static int conn_read(ot_http_conn *c, size_t limit)
 {
     for (;;) {
         if (ot_buf_rlen(&c->rbuf) >= limit)
             return 0;
-        if (ot_buf_reserve(&c->rbuf, OT_READ_CHUNK) < 0)
+        if (rbuf_reserve(c, OT_READ_CHUNK) < 0)
             return OT_ERR;
         size_t room = c->rbuf.cap - c->rbuf.len;
         ssize_t n = ot_io_read(&c->io, c->rbuf.data + c->rbuf.len, room);
@@ -473,21 +666,6 @@ static void dispatch(ot_http_conn *c)
     c->dispatching = false;
 }
 
-/* The parsed head points into rbuf; reading a body may grow (realloc) or
- * compact it. Parsing the same bytes again yields the same head with fresh
- * pointers (http_parser.h), and is needed only when the buffer moved. */
-static void head_revalidate(ot_http_conn *c)
-{
-    const ot_config *cfg = c->w->cfg;
-    if (c->head_len == 0 || ot_buf_rptr(&c->rbuf) == c->head_at)
-        return;
-    ot_http_limits lim = { cfg->max_uri_bytes, cfg->max_header_bytes, cfg->max_headers };
-    c->req.head.headers = c->hdrs;
-    c->req.head.num_headers = c->nhdrs_cap;
-    ot_http_parse_request(ot_buf_rptr(&c->rbuf), c->head_len, &c->req.head, &lim);
-    c->head_at = ot_buf_rptr(&c->rbuf);
-}
-
 /* Returns true when the body is complete. */
 static bool body_ready(ot_http_conn *c)
 {
@@ -535,10 +713,10 @@ static void conn_process(ot_http_conn *c)
             conn_flush(c);
             return;
         }
-        if (ot_buf_rlen(&c->wbuf) > OT_WBUF_HIGH_WATER) {
+        if (ot_buf_rlen(&c->wbuf) > cfg->http_output_high_water) {
             conn_flush(c);
-            if (c->closed || ot_buf_rlen(&c->wbuf) > OT_WBUF_HIGH_WATER)
-                return; /* resume on writable */
+            if (c->closed || ot_buf_rlen(&c->wbuf) > cfg->http_output_high_water)
+                return; /* neither read nor parse: resume on writable */
         }
         bool progress;
         if (c->state == ST_IDLE || c->state == ST_HEAD) {
@@ -575,7 +753,6 @@ static void conn_process(ot_http_conn *c)
                 continue;
             }
             c->head_len = (size_t)rc;
-            c->head_at = ot_buf_rptr(&c->rbuf);
             /* RFC 9110 §9.3.2: no content in any response to HEAD, errors
              * (404, 405, 413...) included, or the client misframes the stream. */
             c->req.head_only = ot_str_eq_lit(c->req.head.method, "HEAD");
@@ -612,7 +789,6 @@ static void conn_process(ot_http_conn *c)
             eof = true;
         if (c->closed)
             return;
-        head_revalidate(c);
         if (ot_buf_rlen(&c->rbuf) == before) {
             if (eof)
                 conn_close(c);
@@ -657,6 +833,11 @@ void ot_http_takeover(ot_req *r, ot_io *io_out, ot_buf *leftover)
     ot_buf_consume(&c->rbuf, c->head_len + c->body_raw);
     ot_buf_append(leftover, ot_buf_rptr(&c->rbuf), ot_buf_rlen(&c->rbuf));
     *io_out = c->io;
+    /* The accept path set TCP_NOTSENT_LOWAT for HTTP's write deadline; the
+     * WebSocket layer has its own queue policy, sized with the kernel's
+     * default buffering in mind: 0 restores the system default. */
+    int lowat = 0;
+    setsockopt(io_out->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
     c->io.fd = -1;
     c->io.ssl = NULL;
     ot_loop_del_fd(loop, io_out->fd);

@@ -37,6 +37,9 @@ typedef struct {
     uint32_t write_timeout_ms;   /* a response that cannot be flushed this long -> close */
     uint32_t shutdown_timeout_ms;/* graceful drain bound on SIGTERM */
     int max_conns;             /* per worker; 0 = derive from RLIMIT_NOFILE */
+    uint32_t max_conns_per_ip; /* open HTTP connections per client address per worker; 429 beyond, 0 = off */
+    size_t http_output_high_water; /* queued response bytes above which pipelined requests wait */
+    size_t max_output_bytes;   /* queued response bytes per connection; a response past it closes */
     int pg_pool;               /* libpq connections per worker */
     double rate_ip, rate_ip_burst;     /* requests/s per client IP (0 = off) */
     double rate_user, rate_user_burst; /* requests/s per user */
@@ -54,6 +57,7 @@ void ot_config_defaults(ot_config *c);
 int ot_config_from_env(ot_config *c);
 /* Parses serve's flags from argv[first..argc); prints the error and returns OT_ERR on bad input. */
 int ot_config_from_args(ot_config *c, int argc, char **argv, int first);
+/* --help: every option with its environment variable, meaning and range. */
 void ot_config_usage(FILE *out);
 
 #define OT_JWT_SECRET_MIN 32 /* bytes: HS256's key should be at least its 256-bit output (RFC 7518 §3.2) */
@@ -68,6 +72,13 @@ int ot_config_load_secrets(ot_config *c);
 int ot_secret_resolve(const char **value, const char *file, const char *env, const char *credential);
 /* Whole file, one trailing newline removed; NULL (reason printed) on error. */
 char *ot_secret_read_file(const char *path, const char *what);
+/* Whether `value` is acceptable for `flag` (0 or OT_ERR), without printing. */
+int ot_config_check(const char *flag, const char *value);
+/* The strict number grammar of every numeric option: DIGIT+ (integers) and
+ * DIGIT+ ["." DIGIT+] (rates); no whitespace, sign, exponent, nan or inf;
+ * OT_ERR above max (so overflow is never silent). */
+int ot_config_parse_uint(const char *v, uint64_t max, uint64_t *out);
+int ot_config_parse_rate(const char *v, double max, double *out);
 int ot_parse_hostport(const char *s, char *host, size_t hostcap, int *port);
 
 #endif

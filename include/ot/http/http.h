@@ -18,7 +18,8 @@
 typedef struct ot_http_conn ot_http_conn;
 
 struct ot_req {
-    ot_http_request head;      /* points into the connection's read buffer */
+    ot_http_request head;      /* points into the connection's read buffer; re-anchored by
+                                * the connection whenever that buffer moves (http.c) */
     ot_str body;               /* decoded body, same lifetime */
     ot_str params[OT_MAX_PARAMS];
     int nparams;
@@ -66,5 +67,10 @@ bool ot_req_need_db(ot_req *r);
  * io (fd + TLS) and any bytes read past the request head into the caller's
  * hands, unregisters and frees the HTTP connection. The request is finished. */
 void ot_http_takeover(ot_req *r, ot_io *io_out, ot_buf *leftover);
+
+/* For tests and fuzzing: moves the connection's read buffer to a fresh block
+ * (poisoning and freeing the old one), through the same re-anchoring path a
+ * growth takes, so a test can move it between a parse and any later use. */
+void ot_http_conn_move_rbuf(ot_http_conn *c);
 
 #endif
