@@ -11,6 +11,7 @@ pkgs=(
   postgresql postgresql-client redis-server
   python3 python3-pytest python3-psycopg2
   wrk nginx-light kcat hyperfine curl nodejs npm
+  maven unzip openjdk-17-jre-headless # scripts/kafka.sh, scripts/elasticsearch.sh
 )
 
 missing=()

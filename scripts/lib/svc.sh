@@ -8,7 +8,11 @@ die() { say "$*"; exit 1; }
 
 # Downloads live outside the checkout so every worktree and every clean clone
 # shares one copy; OT_CACHE_DIR moves the whole cache (both services).
-svc_cache_root() { echo "${OT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ordertrack}"; }
+# HOME may be unset under a bare CI runner or cron: fall back to passwd.
+svc_cache_root() {
+  local h=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+  echo "${OT_CACHE_DIR:-${XDG_CACHE_HOME:-${h:-/tmp}/.cache}/ordertrack}"
+}
 
 need_cmd() { # cmd package
   command -v "$1" >/dev/null 2>&1 || die "$1 is missing (Debian package: $2)"
