@@ -148,3 +148,8 @@ clean:
 	rm -rf build
 
 -include $(OBJS:.o=.d) $(AOBJS:.o=.d)
+
+# Real Kafka and Elasticsearch (scripts/kafka.sh, scripts/elasticsearch.sh); not part of `make test`.
+.PHONY: test-services
+test-services:
+	tests/services/test_services.sh

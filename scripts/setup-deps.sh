@@ -12,6 +12,7 @@ pkgs=(
   python3 python3-pytest python3-psycopg2
   wrk nginx-light kcat hyperfine curl nodejs npm
   prometheus gnuplot-nox systemd openssl
+  maven unzip openjdk-17-jre-headless # scripts/kafka.sh, scripts/elasticsearch.sh
 )
 # Debian has no promtool-only package: `prometheus` ships promtool beside the
 # server. Its postinst would start the server; policy-rc.d (below) stops that.
