@@ -322,6 +322,40 @@ void ot_hub_drain(ot_hub *h)
 }
 
 int ot_hub_count(const ot_hub *h) { return h ? h->count : 0; }
+
+static bool is_user(const ot_ws_conn *c, const char *sub, size_t len)
+{
+    return c->state == OT_WS_OPEN && c->sub_len == len && memcmp(c->sub, sub, len) == 0;
+}
+
+int ot_hub_close_user(ot_hub *h, ot_str user_id, uint16_t code, const char *reason)
+{
+    if (!h || user_id.len == 0 || user_id.len > OT_JWT_SUB_MAX)
+        return 0;
+    char sub[OT_JWT_SUB_MAX + 1];
+    size_t len = user_id.len;
+    memcpy(sub, user_id.base, len);
+    sub[len] = 0;
+    normalize_sub(sub, &len);
+    int n = 0;
+    uint32_t hv = hash_bytes(sub, len);
+    ot_ws_conn *c, *next;
+    for (c = h->buckets[hv & (h->nbuckets - 1)]; c; c = next) {
+        next = c->next; /* closing does not unlink, but stay safe if it ever does */
+        if (c->hash == hv && is_user(c, sub, len)) {
+            ot_ws_close(c, code, reason);
+            n++;
+        }
+    }
+    for (c = h->admins; c; c = next) {
+        next = c->next;
+        if (is_user(c, sub, len)) {
+            ot_ws_close(c, code, reason);
+            n++;
+        }
+    }
+    return n;
+}
 ot_worker *ot_hub_worker(const ot_hub *h) { return h->w; }
 ot_wsbuf *ot_hub_ping_frame(ot_hub *h) { return h->ping; }
 

@@ -526,3 +526,21 @@ Test(ws_live, drain_closes_with_1001)
     cr_assert_eq(close_code_of(fd), 1001);
     close(fd);
 }
+
+Test(ws_live, close_user_closes_only_that_users_sockets_with_the_given_code)
+{
+    int a1 = ws_open(USER_A, OT_ROLE_CUSTOMER, 3600);
+    int a2 = ws_open(USER_A, OT_ROLE_ADMIN, 3600);
+    int b = ws_open(USER_B, OT_ROLE_CUSTOMER, 3600);
+    /* Upper case: the id is normalised like a token's sub. */
+    cr_assert_eq(ot_hub_close_user(app.hub, OT_STR("11111111-1111-4111-8111-111111111111"), 4401, "token revoked"),
+                 2);
+    cr_assert_eq(close_code_of(a1), 4401);
+    cr_assert_eq(close_code_of(a2), 4401);
+    fake_event(77, USER_B, OID);
+    cr_assert(received_seq(b, 77), "another user's socket stays open");
+    cr_assert_eq(ot_hub_close_user(app.hub, OT_STR("not-a-user"), 4401, "x"), 0);
+    close(a1);
+    close(a2);
+    close(b);
+}

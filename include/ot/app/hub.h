@@ -45,6 +45,10 @@ void ot_hub_event(void *hub, const ot_event *ev);
 void ot_hub_drain(ot_hub *h);
 /* Open sockets (the worker's drain ends at 0). */
 int ot_hub_count(const ot_hub *h);
+/* Starts the closing handshake with code/reason on every open socket of
+ * user_id (any role; a UUID in either case): token revocation uses 4401.
+ * Returns how many were closed. */
+int ot_hub_close_user(ot_hub *h, ot_str user_id, uint16_t code, const char *reason);
 
 /* Statements the pool must prepare. */
 extern const ot_pg_stmt ot_hub_stmts[];
