@@ -467,20 +467,13 @@ static void push(ot_ws_conn *c, const ot_event *ev, const uint8_t *oid, ot_wsbuf
     }
     ot_hub_replay *rp = c->replay;
     if (!rp) {
-        ot_ws_send(c, *frame, true);
+        ot_ws_send(c, *frame);
         return;
     }
-    /* Held events have the cap to themselves: the replay's own pages are
-     * paced separately (replay_fetch), so a fast reader is never dropped for
-     * the size of a page. */
-    if (rp->held.bytes + (*frame)->len > ot_hub_worker(c->hub)->cfg->ws_max_queue) {
-        ot_ws_drop_slow(c);
-        return;
-    }
-    if (ot_wsq_push(&rp->held, ot_wsbuf_ref(*frame)) < 0) {
-        ot_wsbuf_unref(*frame);
-        ot_ws_abort(c); /* a gap would break the resume promise */
-    }
+    /* Held, they count against the socket's one cap like any queued byte
+     * (over it: slow consumer; out of memory: aborted, a gap would break the
+     * resume promise). */
+    ot_ws_enqueue(c, *frame, &rp->held);
 }
 
 void ot_hub_event(void *hub, const ot_event *ev)
@@ -698,7 +691,7 @@ static void replay_finish(ot_hub_replay *rp, const char *code, const char *msg)
     ot_wsbuf *b;
     /* Already bounded by the cap while held; from now on live sends check it. */
     while ((b = ot_wsq_pop(&rp->held))) {
-        ot_ws_send(c, b, false);
+        ot_ws_send(c, b);
         ot_wsbuf_unref(b);
     }
     replay_free(rp);
@@ -722,14 +715,23 @@ static void on_page(void *data, int status, PGresult *res)
         return;
     }
     int rows = PQntuples(res);
+    size_t pace = OT_WS_LOW_WATER(ot_hub_worker(c->hub)->cfg->ws_max_queue);
     for (int i = 0; i < rows && c->state == OT_WS_OPEN; i++) {
+        if (ot_ws_unsent(c) > pace) {
+            /* The reader is behind: stop mid-page and read on from the last
+             * row queued once it drained, so a replay never fills the cap. */
+            rp->paused = true;
+            return;
+        }
         rp->cursor = strtoll(PQgetvalue(res, i, 0), NULL, 10);
         ot_event ev;
         if (ot_event_parse(ot_str_make(PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1)), &ev) < 0 ||
             !replay_visible(c, &ev))
             continue;
         ot_wsbuf *f = event_frame(&ev);
-        if (!f || ot_ws_send(c, f, false) < 0) {
+        if (!f)
+            ot_ws_abort(c);
+        if (!f || ot_ws_send(c, f) < 0) {
             ot_wsbuf_unref(f);
             return; /* the socket is gone or going: detach frees the replay */
         }
@@ -753,10 +755,9 @@ static void replay_fetch(ot_hub_replay *rp)
 {
     ot_ws_conn *c = rp->c;
     ot_worker *w = ot_hub_worker(c->hub);
-    /* Pace the replay by the reader: the next page waits until the queue is
-     * under a quarter of the cap, so a socket holds at most that plus one page
-     * of replay plus the cap of held live events. */
-    if (c->out.bytes > w->cfg->ws_max_queue / 4) {
+    /* Pace the replay by the reader: pages are read only while the output is
+     * under the low-water mark (and on_page stops mid-page above it). */
+    if (ot_ws_unsent(c) > OT_WS_LOW_WATER(w->cfg->ws_max_queue)) {
         rp->paused = true;
         return;
     }
@@ -831,7 +832,7 @@ void ot_hub_resume(ot_ws_conn *c, int64_t since)
 void ot_hub_on_drained(ot_ws_conn *c)
 {
     ot_hub_replay *rp = c->replay;
-    if (rp && rp->paused && !rp->q && c->out.bytes <= ot_hub_worker(c->hub)->cfg->ws_max_queue / 4)
+    if (rp && rp->paused && !rp->q && ot_ws_unsent(c) <= OT_WS_LOW_WATER(ot_hub_worker(c->hub)->cfg->ws_max_queue))
         replay_fetch(rp);
 }
 

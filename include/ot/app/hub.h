@@ -12,10 +12,12 @@
  * ot_events_watermark() at that moment; live events from then on (seq >= W)
  * are held for the socket while the rows since < seq < W it may see are read
  * from order_events in pages of OT_HUB_REPLAY_PAGE, then the held events are
- * released: no gap, no duplicate. Pages are fetched only while the socket's
- * queue is under a quarter of ws_max_queue, so a replay moves at the reader's
- * pace; the held live events have their own ws_max_queue cap (a client that
- * does not read during a long replay is dropped as a slow consumer). At most OT_HUB_REPLAY_MAX events are replayed: beyond, the
+ * released: no gap, no duplicate. Pages are read only while the socket's
+ * unsent output is under the low-water mark (ws.h), and a page stops midway
+ * above it (the next fetch starts after the last row queued), so a replay
+ * moves at the reader's pace; held live events count against the same
+ * ws_max_queue cap as everything else (a client that does not read during a
+ * long replay is dropped as a slow consumer). At most OT_HUB_REPLAY_MAX events are replayed: beyond, the
  * client gets {"event":"error","data":{"code":"resume_truncated","lastSeq":N}}
  * and live events continue; it may resume again from N (events it then sees
  * twice carry the same eventId) or reload state over HTTP. */

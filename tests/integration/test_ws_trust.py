@@ -1,0 +1,124 @@
+"""Issue 10 on the WebSocket: every byte queued to a socket counts against one
+cap (ws_max_queue) with back-pressure on input; resume delivers every event
+with seq > since exactly once whatever the worker's position; per-user/IP
+socket caps and a token bucket on client actions."""
+
+import json
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from conftest import make_token, mk_user, request, scaled
+from test_ws import create_order, is_push, max_seq, rss_kb, start_env, worker_pids
+from wsclient import OP_CLOSE, OP_PONG, OP_TEXT, WS, Closed, HandshakeError
+
+EMPTY_TEXT = b"\x81\x80\x00\x00\x00\x00"  # masked, empty text frame (mask key 0)
+EMPTY_PING = b"\x89\x80\x00\x00\x00\x00"
+UNIT = EMPTY_TEXT + EMPTY_PING
+
+
+def flood(ws, budget, stall=1.0):
+    """Sends text+ping pairs without ever reading, until `budget` bytes are
+    out or the server stopped taking them for `stall` seconds. Finishes the
+    last pair (blocking, in a thread) so whole frames were sent; returns
+    (pairs sent, finisher thread)."""
+    sock = ws.sock
+    blob = UNIT * (65536 // len(UNIT))
+    sock.setblocking(False)
+    sent, last_progress = 0, time.monotonic()
+    while sent < budget and time.monotonic() - last_progress < stall:
+        try:
+            n = sock.send(blob[sent % len(blob):])
+        except BlockingIOError:
+            time.sleep(0.01)
+            continue
+        sent += n
+        last_progress = time.monotonic()
+    tail = (-sent) % len(UNIT)
+    rest = UNIT[len(UNIT) - tail:] if tail else b""
+
+    def finish():
+        sock.setblocking(True)
+        if rest:
+            sock.sendall(rest)
+
+    t = threading.Thread(target=finish)
+    t.start()
+    return (sent + tail) // len(UNIT), t
+
+
+def metric(port, name):
+    status, _, body = request(port, "GET", "/metrics")
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+# ---------------------------------------------------------------- finding 2: one queue cap for every byte
+
+def test_replies_to_a_client_that_never_reads_are_bounded_and_input_pauses(server, db):
+    """Old code: each empty text frame (6 bytes) queued a ~100-byte error
+    reply and each ping a pong, uncapped, while input kept being read: the
+    worker grew by tens of MB. Now input stops above the high-water mark, so
+    the queue (and RSS) stays bounded, the socket stays open, and once the
+    client reads, every frame it sent is answered exactly once, in order."""
+    e = start_env(server, db, args=["--ws-max-queue", "65536"])
+    pid = worker_pids(e.srv)[0]
+    base = rss_kb(pid)
+    ws = WS.connect(e.port, e.ta, rcvbuf=4096)
+    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    pairs, finisher = flood(ws, budget=3 << 20)
+    grown = rss_kb(pid) - base
+    assert grown < 12 * 1024, "worker RSS grew by %d KB while the client did not read" % grown
+    # The server stopped reading: far fewer than the budget got in.
+    assert pairs * len(UNIT) < (3 << 20), "the server kept reading while its output piled up"
+    # Reading now: answers resume; each pair gives one error event and one pong.
+    ws.auto_pong = False
+    errors = pongs = 0
+    deadline = time.monotonic() + scaled(30)
+    while (errors < pairs or pongs < pairs) and time.monotonic() < deadline:
+        fin, op, payload = ws.recv_frame(max(0.1, deadline - time.monotonic()))
+        if op == OP_TEXT:
+            m = json.loads(payload)
+            assert m["event"] == "error" and m["data"]["code"] == "bad_request", m
+            errors += 1
+        elif op == OP_PONG:
+            pongs += 1
+        else:
+            assert op != OP_CLOSE, "closed: %r" % payload
+    finisher.join()
+    assert (errors, pongs) == (pairs, pairs)
+    assert e.srv.alive()
+    ws.shutdown()
+
+
+def test_pushes_to_a_paused_flooder_hit_the_hard_cap_and_close_1008(server, db):
+    e = start_env(server, db, args=["--ws-max-queue", "65536"])
+    pid = worker_pids(e.srv)[0]
+    base = rss_kb(pid)
+    before = metric(e.port, "ordertrack_ws_slow_clients_dropped_total")
+    ws = WS.connect(e.port, e.ta, rcvbuf=4096)
+    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    pairs, finisher = flood(ws, budget=1 << 20, stall=0.5)
+    big = json.dumps([{"productId": "sku-%04d" % i, "qty": 1} for i in range(40)])  # ~1.3 KB events
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM (SELECT ot_create_order(%s::uuid, %s::jsonb, NULL, NULL) "
+                    "FROM generate_series(1, 300)) s", (e.a, big))
+    deadline = time.monotonic() + scaled(10)
+    while metric(e.port, "ordertrack_ws_slow_clients_dropped_total") <= before:
+        assert time.monotonic() < deadline, "the flooder was never dropped"
+        time.sleep(0.1)
+    assert rss_kb(pid) - base < 12 * 1024
+    code = None
+    try:
+        while True:
+            fin, op, payload = ws.recv_frame(scaled(5))
+            if op == OP_CLOSE:
+                code = struct.unpack("!H", payload[:2])[0]
+    except (Closed, socket.timeout, OSError):
+        pass
+    finisher.join(timeout=scaled(5))
+    ws.shutdown()
+    assert code == 1008
