@@ -456,7 +456,9 @@ static ot_wsbuf *event_frame(const ot_event *ev)
 
 static void push(ot_ws_conn *c, const ot_event *ev, const uint8_t *oid, ot_wsbuf **frame)
 {
-    if (c->state != OT_WS_OPEN || !may_see(c, ev, oid))
+    /* ev->seq <= floor: the client said it has it (a worker that is behind
+     * the client's since delivers it only now). */
+    if (c->state != OT_WS_OPEN || ev->seq <= c->floor || !may_see(c, ev, oid))
         return;
     if (!*frame) {
         /* Encoded once, on the first socket that wants it. */
@@ -686,7 +688,8 @@ static void replay_finish(ot_hub_replay *rp, const char *code, const char *msg)
                  (long long)rp->cursor);
     else
         send_fmt(c, "{\"event\":\"resumed\",\"data\":{\"since\":%lld,\"lastSeq\":%lld,\"count\":%u}}",
-                 (long long)rp->since, (long long)(rp->until - 1), rp->count);
+                 (long long)rp->since, (long long)(rp->since > rp->until - 1 ? rp->since : rp->until - 1),
+                 rp->count);
     c->replay = NULL;
     ot_wsbuf *b;
     /* Already bounded by the cap while held; from now on live sends check it. */
@@ -796,6 +799,9 @@ static void replay_begin(ot_hub_replay *rp)
             continue;
         ot_wsbuf_unref(b);
     }
+    /* since >= wm - 1: nothing to read. If since is ahead of this worker
+     * (it is behind another one the client was on), the events in between
+     * still come through the reader, and push() skips them by c->floor. */
     if (rp->since >= wm - 1)
         replay_finish(rp, NULL, NULL);
     else
@@ -813,6 +819,8 @@ void ot_hub_resume(ot_ws_conn *c, int64_t since)
         send_error(c, "resume_in_progress", "a resume is already running", NULL);
         return;
     }
+    /* Whatever happens to the replay, the client has everything <= since. */
+    c->floor = since;
     if (!w->pg || !w->app || !w->app->events) {
         send_error(c, "unavailable", "resume needs the database", NULL);
         return;

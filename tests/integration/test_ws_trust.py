@@ -122,3 +122,64 @@ def test_pushes_to_a_paused_flooder_hit_the_hard_cap_and_close_1008(server, db):
     finisher.join(timeout=scaled(5))
     ws.shutdown()
     assert code == 1008
+
+
+# ---------------------------------------------------------------- finding 3: resume on a worker that is behind
+
+from test_ws_scale import api_create, private_redis, wait_subscribers  # noqa: E402,F401 (fixture)
+
+
+def pushes_within(ws, seconds):
+    return [m for m in ws.collect(seconds) if is_push(m)]
+
+
+def test_resume_on_a_worker_behind_the_client_sends_nothing_twice(server, db, private_redis):
+    """Old code: B's watermark is below the client's since (with Redis down B
+    learns of A's commits only by its 1 s tail), so the replay was skipped and
+    then every event up to since came again live from B's reader."""
+    r = private_redis
+    inst_a = server(workers=1, args=["--redis-url", r.url])
+    inst_b = server(workers=1, args=["--redis-url", r.url])
+    wait_subscribers(r, 2, scaled(10))
+    a = mk_user(db)
+    ta = make_token(a)
+    on_a = WS.connect(inst_a.port, ta)
+    watch_b = WS.connect(inst_b.port, ta)
+    # Both live: one event through Redis.
+    oid = api_create(inst_a.port, ta)["id"]
+    for c in (on_a, watch_b):
+        c.wait_for(lambda m: is_push(m, oid), timeout=scaled(5))
+    r.kill()
+    tried = 0
+    while True:
+        tried += 1
+        assert tried <= 5, "B was never behind A: the scenario did not happen"
+        oids = [api_create(inst_a.port, ta)["id"] for _ in range(5)]
+        # A delivers its own commits at once.
+        got = []
+        while len(got) < 5:
+            m = on_a.recv_msg(scaled(5))
+            if is_push(m):
+                got.append(m["data"])
+        assert [d["orderId"] for d in got] == oids
+        since = got[-1]["seq"]
+        resumed = WS.connect(inst_b.port, ta, query="since=%d" % since)
+        ack, before = resumed.wait_for(lambda m: m["event"] == "resumed", timeout=scaled(5))
+        behind = not any(is_push(m) for m in watch_b.collect(0.0))
+        assert [m for m in before if is_push(m)] == []
+        # B's tail catches up within its 1 s poll; then one more commit.
+        late = pushes_within(resumed, scaled(2.5))
+        assert [m["data"]["seq"] for m in late if m["data"]["seq"] <= since] == [], "sent again after the resume"
+        pushes_within(watch_b, 0.2)
+        nxt = api_create(inst_a.port, ta)["id"]
+        on_a.wait_for(lambda m: is_push(m, nxt), timeout=scaled(5))
+        after = pushes_within(resumed, scaled(2.5))
+        assert [m["data"]["orderId"] for m in late + after] == [nxt], "the next event exactly once"
+        assert ack["data"]["since"] == since and ack["data"]["lastSeq"] >= since
+        resumed.shutdown()
+        pushes_within(on_a, 0.0)
+        pushes_within(watch_b, scaled(1.5))
+        if behind:
+            break
+    for c in (on_a, watch_b):
+        c.shutdown()

@@ -544,3 +544,24 @@ Test(ws_live, close_user_closes_only_that_users_sockets_with_the_given_code)
     close(a2);
     close(b);
 }
+
+Test(ws_live, events_at_or_below_a_resumes_since_are_never_pushed)
+{
+    /* A worker behind the client's since (it learnt of those events later
+     * than the worker the client came from) must not send them again. Here
+     * the resume itself cannot run (no database), which changes nothing:
+     * the client has every event <= since. */
+    int fd = ws_open(USER_A, OT_ROLE_CUSTOMER, 3600);
+    const char *msg = "{\"action\":\"resume\",\"since\":50}";
+    send_frame(fd, 0x81, msg, strlen(msg), true);
+    spin(5);
+    fake_event(49, USER_A, OID);
+    fake_event(50, USER_A, OID);
+    fake_event(51, USER_A, OID);
+    uint8_t buf[8192];
+    size_t n = drain_client(fd, buf, sizeof(buf));
+    cr_assert_null(memmem(buf, n, "\"seq\":49,", 9), "%.*s", (int)n, buf);
+    cr_assert_null(memmem(buf, n, "\"seq\":50,", 9), "%.*s", (int)n, buf);
+    cr_assert_not_null(memmem(buf, n, "\"seq\":51,", 9), "%.*s", (int)n, buf);
+    close(fd);
+}

@@ -8,7 +8,9 @@
  * sockets touched are flushed together after the loop batch, so a burst of
  * events reaches each socket in one writev.
  *
- * Resume (since=SEQ, on the URL or as {"action":"resume"}): W is taken from
+ * Resume (since=SEQ, on the URL or as {"action":"resume"}): the socket's
+ * floor becomes SEQ (events <= floor are never pushed to it: the client has
+ * them, even if this worker is behind and delivers them only later). W is taken from
  * ot_events_watermark() at that moment; live events from then on (seq >= W)
  * are held for the socket while the rows since < seq < W it may see are read
  * from order_events in pages of OT_HUB_REPLAY_PAGE, then the held events are

@@ -105,6 +105,7 @@ struct ot_ws_conn {
     ot_role role;
     uint32_t hash;         /* of sub, for the per-user index */
     int64_t exp;           /* token expiry, seconds since the epoch */
+    int64_t floor;         /* the client has every event with seq <= floor (resume): never push those */
     ot_timer timer;        /* ping / pong deadline / close linger */
     ot_timer expiry;       /* token expiry -> 4401 */
     uint8_t (*subs)[16];   /* subscribed order ids; NULL = every event this socket may see */
