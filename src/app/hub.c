@@ -21,8 +21,23 @@
 #define OT_STR_(x) #x
 #define OT_XSTR(x) OT_STR_(x)
 
+/* Open sockets per key (user id or IP bytes): a chained table, grown like
+ * the socket index, with one node per key that has a socket. */
+struct ot_hub_slot {
+    ot_hub_slot *next;
+    uint32_t hash, n;
+    uint8_t klen;
+    uint8_t key[];
+};
+
+typedef struct {
+    ot_hub_slot **b;
+    uint32_t nb, nkeys; /* nb: power of two */
+} ot_hub_ctab;
+
 struct ot_hub {
     ot_worker *w;
+    ot_hub_ctab per_user, per_ip;
     ot_ws_conn **buckets; /* customers by hash(sub) */
     uint32_t nbuckets;    /* power of two */
     ot_ws_conn *admins;
@@ -307,6 +322,8 @@ void ot_hub_free(ot_hub *h)
     }
     free(h->dirty);
     free(h->buckets);
+    free(h->per_user.b); /* empty: every socket released its slots */
+    free(h->per_ip.b);
     ot_wsbuf_unref(h->ping);
     free(h);
 }
@@ -372,6 +389,108 @@ bool ot_hub_accepting(const ot_hub *h)
     return !h->draining && !h->w->draining && h->count + h->w->nconns <= h->w->max_conns;
 }
 
+/* ---------------------------------------------------------------- per-user / per-IP caps */
+
+static ot_hub_slot *ctab_find(ot_hub_ctab *t, const uint8_t *key, size_t klen, uint32_t hv)
+{
+    if (!t->nb)
+        return NULL;
+    for (ot_hub_slot *e = t->b[hv & (t->nb - 1)]; e; e = e->next)
+        if (e->hash == hv && e->klen == klen && memcmp(e->key, key, klen) == 0)
+            return e;
+    return NULL;
+}
+
+static void ctab_grow(ot_hub_ctab *t)
+{
+    uint32_t n = t->nb ? t->nb * 2 : 64;
+    ot_hub_slot **nb = calloc(n, sizeof(*nb));
+    if (!nb)
+        return; /* longer chains, still correct */
+    for (uint32_t i = 0; i < t->nb; i++) {
+        ot_hub_slot *e = t->b[i], *next;
+        for (; e; e = next) {
+            next = e->next;
+            e->next = nb[e->hash & (n - 1)];
+            nb[e->hash & (n - 1)] = e;
+        }
+    }
+    free(t->b);
+    t->b = nb;
+    t->nb = n;
+}
+
+/* The node for key with n + 1 <= cap, counted; NULL when over the cap or out of memory. */
+static ot_hub_slot *ctab_take(ot_hub_ctab *t, const uint8_t *key, size_t klen, uint32_t cap)
+{
+    uint32_t hv = hash_bytes((const char *)key, klen);
+    ot_hub_slot *e = ctab_find(t, key, klen, hv);
+    if (e) {
+        if (cap && e->n >= cap)
+            return NULL;
+        e->n++;
+        return e;
+    }
+    if (t->nkeys >= t->nb * 2)
+        ctab_grow(t);
+    if (!t->nb || !(e = malloc(sizeof(*e) + klen)))
+        return NULL;
+    e->hash = hv;
+    e->n = 1;
+    e->klen = (uint8_t)klen;
+    memcpy(e->key, key, klen);
+    e->next = t->b[hv & (t->nb - 1)];
+    t->b[hv & (t->nb - 1)] = e;
+    t->nkeys++;
+    return e;
+}
+
+static void ctab_put(ot_hub_ctab *t, ot_hub_slot *e)
+{
+    if (!e || --e->n > 0)
+        return;
+    for (ot_hub_slot **pp = &t->b[e->hash & (t->nb - 1)]; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+    }
+    t->nkeys--;
+    free(e);
+}
+
+int ot_hub_admit(ot_hub *h, const char *sub, size_t sublen, const uint8_t *ip, size_t iplen,
+                 ot_hub_slot *slots[2])
+{
+    const ot_config *cfg = h->w->cfg;
+    char key[OT_JWT_SUB_MAX + 1];
+    size_t kl = sublen < OT_JWT_SUB_MAX ? sublen : OT_JWT_SUB_MAX;
+    memcpy(key, sub, kl);
+    key[kl] = 0;
+    normalize_sub(key, &kl);
+    slots[0] = slots[1] = NULL;
+    /* Allocation failure refuses too: a socket we cannot count would escape the cap. */
+    slots[0] = ctab_take(&h->per_user, (const uint8_t *)key, kl, cfg->ws_max_per_user);
+    if (!slots[0])
+        return OT_HUB_OVER_USER;
+    if (iplen) {
+        slots[1] = ctab_take(&h->per_ip, ip, iplen > 16 ? 16 : iplen, cfg->ws_max_per_ip);
+        if (!slots[1]) {
+            ctab_put(&h->per_user, slots[0]);
+            slots[0] = NULL;
+            return OT_HUB_OVER_IP;
+        }
+    }
+    return 0;
+}
+
+void ot_hub_release(ot_hub *h, ot_hub_slot *slots[2])
+{
+    ctab_put(&h->per_user, slots[0]);
+    ctab_put(&h->per_ip, slots[1]);
+    slots[0] = slots[1] = NULL;
+}
+
 void ot_hub_attach(ot_hub *h, ot_ws_conn *c)
 {
     size_t len = c->sub_len;
@@ -400,6 +519,9 @@ void ot_hub_detach(ot_hub *h, ot_ws_conn *c)
         replay_free(c->replay);
         c->replay = NULL;
     }
+    ot_hub_slot *slots[2] = { c->user_slot, c->ip_slot };
+    ot_hub_release(h, slots);
+    c->user_slot = c->ip_slot = NULL;
     h->count--;
     ot_metrics_set(OT_G_WS_CONNS_OPEN, h->count);
     c->next = h->zombies;
@@ -846,11 +968,56 @@ void ot_hub_on_drained(ot_ws_conn *c)
 
 /* ---------------------------------------------------------------- client messages */
 
+bool ot_hub_bucket_take(double *tokens, uint64_t *last_ms, uint64_t now_ms, double rate, double burst)
+{
+    if (!(rate > 0))
+        return true;
+    if (!(burst >= 1))
+        burst = 1;
+    if (*last_ms == 0) {
+        *tokens = burst;
+        *last_ms = now_ms ? now_ms : 1;
+    } else if (now_ms > *last_ms) {
+        *tokens += (double)(now_ms - *last_ms) * rate / 1000.0;
+        if (*tokens > burst)
+            *tokens = burst;
+        *last_ms = now_ms;
+    }
+    if (*tokens < 1.0)
+        return false;
+    *tokens -= 1.0;
+    return true;
+}
+
+/* Actions that cost a query or a signature check go through the socket's
+ * bucket; refused ones get an error, and a client that keeps going while
+ * refused (burst refusals in a row) is closed 1008. */
+static bool action_allowed(ot_ws_conn *c)
+{
+    ot_worker *w = ot_hub_worker(c->hub);
+    const ot_config *cfg = w->cfg;
+    if (ot_hub_bucket_take(&c->tokens, &c->tokens_ms, ot_loop_now_ms(w->loop), cfg->ws_rate, cfg->ws_rate_burst)) {
+        c->refused = 0;
+        return true;
+    }
+    if (c->refused < UINT16_MAX)
+        c->refused++;
+    if (c->refused >= (cfg->ws_rate_burst >= 1 ? cfg->ws_rate_burst : 1)) {
+        ot_ws_close(c, 1008, "rate limit exceeded");
+        return false;
+    }
+    send_error(c, "rate_limited", "too many actions on this socket; slow down", NULL);
+    return false;
+}
+
 void ot_hub_on_text(ot_ws_conn *c, const uint8_t *p, size_t n)
 {
     char tok[OT_JWT_MAX_LEN];
     ot_hub_msg m;
-    switch (ot_hub_parse_msg(ot_str_make((const char *)p, n), &m, tok, sizeof(tok))) {
+    ot_hub_msg_kind kind = ot_hub_parse_msg(ot_str_make((const char *)p, n), &m, tok, sizeof(tok));
+    if (kind != OT_HUB_MSG_INVALID && kind != OT_HUB_MSG_PING && !action_allowed(c))
+        return;
+    switch (kind) {
     case OT_HUB_MSG_SUBSCRIBE:
         subscribe(c, m.order_id);
         break;

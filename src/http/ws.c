@@ -726,6 +726,20 @@ void ot_h_ws(ot_req *r)
         ot_respond_error(r, 503, "unavailable", "not accepting WebSocket connections now");
         return;
     }
+    /* Caps per user and per IP, checked before the upgrade so a refusal is a
+     * plain 429 the client can back off from (Retry-After). */
+    ot_hub_slot *slots[2];
+    int over = ot_hub_admit(hub, cl.sub, strlen(cl.sub), r->remote_key, r->remote_key_len, slots);
+    if (over) {
+        ot_resp_header(r, "Retry-After", "5");
+        if (over == OT_HUB_OVER_USER)
+            ot_respond_error(r, 429, "too_many_connections", "at most %u open WebSockets per user",
+                             (unsigned)w->cfg->ws_max_per_user);
+        else
+            ot_respond_error(r, 429, "too_many_connections", "at most %u open WebSockets per client address",
+                             (unsigned)w->cfg->ws_max_per_ip);
+        return;
+    }
     char resp[192];
     int rn = snprintf(resp, sizeof(resp),
                       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -736,6 +750,7 @@ void ot_h_ws(ot_req *r)
     if (!c || !hello) {
         free(c);
         ot_wsbuf_unref(hello);
+        ot_hub_release(hub, slots);
         ot_respond_error(r, 500, "internal", "out of memory");
         return;
     }
@@ -747,6 +762,8 @@ void ot_h_ws(ot_req *r)
     ot_http_takeover(r, &c->io, &left);
 
     c->hub = hub;
+    c->user_slot = slots[0];
+    c->ip_slot = slots[1];
     size_t sl = strlen(cl.sub); /* our own NUL-terminated copy, <= OT_JWT_SUB_MAX */
     memcpy(c->sub, cl.sub, sl + 1);
     c->sub_len = (uint8_t)sl;

@@ -183,3 +183,81 @@ def test_resume_on_a_worker_behind_the_client_sends_nothing_twice(server, db, pr
             break
     for c in (on_a, watch_b):
         c.shutdown()
+
+
+# ---------------------------------------------------------------- finding 7: caps on sockets, rate of actions
+
+def test_one_user_is_refused_past_32_sockets_per_worker_by_default(server, db):
+    """Old code upgraded every one of them (3,000 in 0.4 s in the report)."""
+    e = start_env(server, db, live=False)
+    socks = []
+    try:
+        for _ in range(32):
+            socks.append(WS.connect(e.port, e.ta))
+        with pytest.raises(HandshakeError) as ei:
+            WS.connect(e.port, e.ta)
+        assert ei.value.status == 429
+        assert ei.value.json()["error"]["code"] == "too_many_connections"
+        assert ei.value.headers.get("retry-after")
+        # Another user is not affected; a freed slot can be used again.
+        WS.connect(e.port, e.tb).shutdown()
+        socks.pop().close()  # a Close frame: the server ends the socket and releases the slot
+        deadline = time.monotonic() + scaled(5)
+        while True:
+            try:
+                socks.append(WS.connect(e.port, e.ta))
+                break
+            except HandshakeError as err:
+                assert err.status == 429 and time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        for s in socks:
+            s.shutdown()
+
+
+def test_sockets_per_client_address_are_capped(server, db):
+    e = start_env(server, db, args=["--ws-max-per-ip", "3"], live=False)
+    users = [make_token(mk_user(db)) for _ in range(4)]
+    socks = [WS.connect(e.port, t) for t in users[:3]]
+    try:
+        with pytest.raises(HandshakeError) as ei:
+            WS.connect(e.port, users[3])
+        assert ei.value.status == 429 and ei.value.json()["error"]["code"] == "too_many_connections"
+        assert "address" in ei.value.json()["error"]["message"]
+    finally:
+        for s in socks:
+            s.shutdown()
+
+
+def test_flooding_subscribe_is_rate_limited_then_closed_1008(server, db):
+    """Each subscribe costs a query; old code answered every one of them."""
+    e = start_env(server, db, args=["--ws-rate", "5", "--ws-rate-burst", "10"], live=False)
+    oid, _ = create_order(db, e.a)
+    with WS.connect(e.port, e.ta) as ws:
+        # Within the rate: every one answered.
+        for _ in range(3):
+            ws.send_json({"action": "subscribe", "orderId": oid})
+            m, _ = ws.wait_for(lambda m: m["event"] in ("subscribed", "error"), timeout=scaled(3))
+            assert m["event"] == "subscribed", m
+        # A flood: the bucket (7 left, 5/s) answers a few, refuses the rest, then the socket is closed.
+        t0 = time.monotonic()
+        for _ in range(200):
+            try:
+                ws.send_json({"action": "unsubscribe", "orderId": oid})
+            except OSError:
+                break
+        answered, limited, code = 0, 0, None
+        try:
+            while True:
+                m = ws.recv_msg(scaled(5))
+                if m["event"] == "unsubscribed":
+                    answered += 1
+                elif m["event"] == "error":
+                    assert m["data"]["code"] == "rate_limited", m
+                    limited += 1
+        except Closed as c:
+            code = getattr(c, "code", None)
+        elapsed = time.monotonic() - t0
+        assert code == 1008
+        assert answered <= 7 + 5 * elapsed + 1, (answered, elapsed)
+        assert limited >= 1 and answered + limited < 200

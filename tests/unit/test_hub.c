@@ -565,3 +565,22 @@ Test(ws_live, events_at_or_below_a_resumes_since_are_never_pushed)
     cr_assert_not_null(memmem(buf, n, "\"seq\":51,", 9), "%.*s", (int)n, buf);
     close(fd);
 }
+
+Test(hub_bucket, burst_then_rate_and_off_when_rate_is_zero_or_nan)
+{
+    double tok = 0;
+    uint64_t last = 0;
+    int ok = 0;
+    for (int i = 0; i < 100; i++)
+        ok += ot_hub_bucket_take(&tok, &last, 1000, 20, 40);
+    cr_assert_eq(ok, 40, "a full burst, then nothing at the same instant");
+    cr_assert(!ot_hub_bucket_take(&tok, &last, 1049, 20, 40), "0.98 token after 49 ms at 20/s");
+    cr_assert(ot_hub_bucket_take(&tok, &last, 1050, 20, 40), "one token per 50 ms");
+    cr_assert(!ot_hub_bucket_take(&tok, &last, 900, 20, 40), "a clock step back adds nothing");
+    ok = 0;
+    for (int i = 0; i < 100; i++)
+        ok += ot_hub_bucket_take(&tok, &last, 1000000, 20, 40);
+    cr_assert_eq(ok, 40, "refills to the burst, never beyond");
+    cr_assert(ot_hub_bucket_take(&tok, &last, 1000000, 0, 40));
+    cr_assert(ot_hub_bucket_take(&tok, &last, 1000000, 0.0 / 0.0, 40));
+}

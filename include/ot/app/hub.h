@@ -33,6 +33,7 @@
 typedef struct ot_worker ot_worker;
 typedef struct ot_hub ot_hub;
 typedef struct ot_ws_conn ot_ws_conn;
+typedef struct ot_hub_slot ot_hub_slot;
 
 #define OT_HUB_MAX_SUBS 64          /* subscriptions per socket */
 #define OT_HUB_MAX_SUBQ 8           /* subscribe checks in flight per socket */
@@ -62,6 +63,17 @@ extern const size_t ot_hub_nstmts;
 
 /* False while draining or over the worker's connection limit. */
 bool ot_hub_accepting(const ot_hub *h);
+/* The per-user and per-IP caps on open sockets (cfg ws_max_per_user,
+ * ws_max_per_ip, per worker). Counts one more socket for user sub (a UUID is
+ * counted in its canonical spelling) and client IP bytes ip[0..iplen) (iplen
+ * 0: not an IP peer, no IP cap) into slots[0..2). 0, or OT_HUB_OVER_USER /
+ * OT_HUB_OVER_IP with nothing counted. Give the slots to the socket before
+ * ot_hub_attach (its detach releases them), or back with ot_hub_release. */
+#define OT_HUB_OVER_USER 1
+#define OT_HUB_OVER_IP 2
+int ot_hub_admit(ot_hub *h, const char *sub, size_t sublen, const uint8_t *ip, size_t iplen,
+                 ot_hub_slot *slots[2]);
+void ot_hub_release(ot_hub *h, ot_hub_slot *slots[2]);
 /* Indexes a new open socket (claims already in c). */
 void ot_hub_attach(ot_hub *h, ot_ws_conn *c);
 /* Unindexes a dying socket, cancels its queries and resume, and schedules
@@ -84,6 +96,11 @@ struct ot_wsbuf *ot_hub_ping_frame(ot_hub *h);
 ot_worker *ot_hub_worker(const ot_hub *h);
 
 /* ---- pure helpers (unit-tested) ---- */
+
+/* A token bucket of `burst` tokens refilled at `rate`/s: takes one token at
+ * now_ms (a monotonic ms clock; *last_ms = 0: a full bucket not started yet).
+ * rate <= 0 (or NaN) always allows. */
+bool ot_hub_bucket_take(double *tokens, uint64_t *last_ms, uint64_t now_ms, double rate, double burst);
 
 /* Canonical 8-4-4-4-12 hex UUID (either case) -> 16 bytes; OT_ERR otherwise. */
 int ot_uuid_parse(ot_str s, uint8_t out[16]);

@@ -76,6 +76,7 @@ enum ot_ws_state {
 
 typedef struct ot_hub_replay ot_hub_replay;
 typedef struct ot_hub_subq ot_hub_subq;
+typedef struct ot_hub_slot ot_hub_slot;
 
 typedef struct ot_ws_conn ot_ws_conn;
 struct ot_ws_conn {
@@ -106,6 +107,10 @@ struct ot_ws_conn {
     uint32_t hash;         /* of sub, for the per-user index */
     int64_t exp;           /* token expiry, seconds since the epoch */
     int64_t floor;         /* the client has every event with seq <= floor (resume): never push those */
+    ot_hub_slot *user_slot, *ip_slot; /* this socket's share of the per-user / per-IP caps */
+    double tokens;         /* action token bucket (cfg ws_rate, ws_rate_burst) */
+    uint64_t tokens_ms;    /* last refill, loop clock; 0 = bucket not started */
+    uint16_t refused;      /* actions refused in a row by the bucket */
     ot_timer timer;        /* ping / pong deadline / close linger */
     ot_timer expiry;       /* token expiry -> 4401 */
     uint8_t (*subs)[16];   /* subscribed order ids; NULL = every event this socket may see */
