@@ -29,6 +29,7 @@
 #include "ot/core/common.h"
 #include "ot/app/events.h"
 #include "ot/adapters/pg.h"
+#include "ot/codec/clientmsg.h" /* ot_hub_parse_msg, ot_uuid_*: the pure part of the hub */
 
 typedef struct ot_worker ot_worker;
 typedef struct ot_hub ot_hub;
@@ -101,30 +102,5 @@ ot_worker *ot_hub_worker(const ot_hub *h);
  * now_ms (a monotonic ms clock; *last_ms = 0: a full bucket not started yet).
  * rate <= 0 (or NaN) always allows. */
 bool ot_hub_bucket_take(double *tokens, uint64_t *last_ms, uint64_t now_ms, double rate, double burst);
-
-/* Canonical 8-4-4-4-12 hex UUID (either case) -> 16 bytes; OT_ERR otherwise. */
-int ot_uuid_parse(ot_str s, uint8_t out[16]);
-void ot_uuid_format(const uint8_t id[16], char out[37]);
-
-typedef enum {
-    OT_HUB_MSG_INVALID = -1, /* not JSON, no/unknown action, bad field: m->error says why */
-    OT_HUB_MSG_SUBSCRIBE = 1,
-    OT_HUB_MSG_UNSUBSCRIBE,
-    OT_HUB_MSG_AUTH,
-    OT_HUB_MSG_RESUME,
-    OT_HUB_MSG_PING,
-} ot_hub_msg_kind;
-
-typedef struct {
-    uint8_t order_id[16];  /* subscribe / unsubscribe */
-    size_t token_len;      /* auth: token in the caller's buffer */
-    int64_t since;         /* resume */
-    const char *error;     /* code for {"event":"error"} when INVALID */
-    const char *message;
-} ot_hub_msg;
-
-/* Parses one client message ({"action":...}). The token of an auth message is
- * unescaped into tok[0..tokcap). */
-ot_hub_msg_kind ot_hub_parse_msg(ot_str text, ot_hub_msg *m, char *tok, size_t tokcap);
 
 #endif
