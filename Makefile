@@ -27,8 +27,11 @@ ALIBOBJS:= $(LIBSRCS:src/%.c=build/asan/obj/%.o)
 UNIT    := $(wildcard tests/unit/test_*.c)
 UNITBIN := $(UNIT:tests/unit/%.c=build/tests/%)
 AUNITBIN:= $(UNIT:tests/unit/%.c=build/asan/tests/%)
-FUZZ    := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZBIN := $(FUZZ:tests/fuzz/%.c=build/fuzz/%)
+# Connection-layer targets drive the real ws/hub code on a real loop, so
+# they link every module but main (rule below); the rest link codec + core.
+FUZZCONN:= tests/fuzz/fuzz_ws_conn.c
+FUZZ    := $(filter-out $(FUZZCONN),$(wildcard tests/fuzz/fuzz_*.c))
+FUZZBIN := $(FUZZ:tests/fuzz/%.c=build/fuzz/%) $(FUZZCONN:tests/fuzz/%.c=build/fuzz/%)
 BENCH   := $(wildcard tests/bench/*.c)
 BENCHBIN:= $(BENCH:tests/bench/%.c=build/bench/%)
 
@@ -57,6 +60,8 @@ build/asan/tests/%: tests/unit/%.c $(ALIBOBJS) | build/asan/tests
 # libFuzzer targets link the pure modules they exercise, built by clang.
 build/fuzz/%: tests/fuzz/%.c $(FUZZSRCS) | build/fuzz
 	clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined $< $(FUZZSRCS) -o $@ $(LDLIBS)
+build/fuzz/fuzz_ws_conn: tests/fuzz/fuzz_ws_conn.c $(LIBSRCS) | build/fuzz
+	clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined $< $(LIBSRCS) -o $@ $(LDLIBS)
 
 build/bench/%: tests/bench/%.c | build/bench
 	$(CC) $(BASE_CFLAGS) -O2 $< -o $@ $(LDLIBS)

@@ -870,7 +870,7 @@ void ot_hub_resume(ot_ws_conn *c, int64_t since)
 void ot_hub_on_drained(ot_ws_conn *c)
 {
     ot_hub_replay *rp = c->replay;
-    if (rp && rp->paused && !rp->q && ot_ws_unsent(c) <= OT_WS_LOW_WATER(ot_hub_worker(c->hub)->cfg->ws_max_queue))
+    if (rp && rp->paused && !rp->q && c->state == OT_WS_OPEN && ot_ws_unsent(c) <= OT_WS_LOW_WATER(ot_hub_worker(c->hub)->cfg->ws_max_queue))
         replay_fetch(rp);
 }
 

@@ -88,7 +88,7 @@ uint8_t *ot_hub_scratch(ot_hub *h, size_t *cap);
 void ot_hub_on_text(ot_ws_conn *c, const uint8_t *p, size_t n);
 /* Starts a resume from `since` (answers an error if one is running). */
 void ot_hub_resume(ot_ws_conn *c, int64_t since);
-/* The socket's queue drained below half the cap: a paused resume goes on. */
+/* The socket's output drained: a resume paused by the low-water mark goes on. */
 void ot_hub_on_drained(ot_ws_conn *c);
 /* Bytes of live events held back by a resume. */
 size_t ot_hub_held_bytes(const ot_ws_conn *c);
