@@ -45,7 +45,7 @@ static const opt_def opts[] = {
     { "--rate-user-burst", "ORDERTRACK_RATE_USER_BURST", T_DOUBLE, O(rate_user_burst), "burst per user (default 50)" },
     { "--jwt-ttl-s", "ORDERTRACK_JWT_TTL_S", T_U32, O(jwt_ttl_s), "lifetime of issued tokens (default 3600)" },
     { "--ws-max-message", "ORDERTRACK_WS_MAX_MESSAGE", T_SIZE, O(ws_max_message), "largest WebSocket message accepted, 1009 beyond (default 65536)" },
-    { "--ws-max-queue", "ORDERTRACK_WS_MAX_QUEUE", T_SIZE, O(ws_max_queue), "outgoing bytes queued per WebSocket before the client is dropped (default 1048576)" },
+    { "--ws-max-queue", "ORDERTRACK_WS_MAX_QUEUE", T_SIZE, O(ws_max_queue), "bytes queued per WebSocket (every frame counts), 1008 beyond; input paused above half (default 1048576)" },
     { "--ws-ping-ms", "ORDERTRACK_WS_PING_MS", T_U32, O(ws_ping_ms), "WebSocket keep-alive ping interval (default 20000)" },
     { "--ws-pong-timeout-ms", "ORDERTRACK_WS_PONG_TIMEOUT_MS", T_U32, O(ws_pong_timeout_ms), "dead-peer timeout after a ping (default 10000)" },
     { "--ws-max-per-user", "ORDERTRACK_WS_MAX_PER_USER", T_U32, O(ws_max_per_user), "open WebSockets per user per worker, 429 beyond, 0 = no cap (default 32)" },
