@@ -584,3 +584,52 @@ Test(hub_bucket, burst_then_rate_and_off_when_rate_is_zero_or_nan)
     cr_assert(ot_hub_bucket_take(&tok, &last, 1000000, 0, 40));
     cr_assert(ot_hub_bucket_take(&tok, &last, 1000000, 0.0 / 0.0, 40));
 }
+
+Test(ws_live, a_client_that_sends_without_reading_is_no_longer_read_then_fully_answered)
+{
+    int fd = ws_open(USER_A, OT_ROLE_CUSTOMER, 3600);
+    /* 125-byte pings, masked: each is answered by a 127-byte pong. */
+    uint8_t ping[131] = { 0x89, 0x80 | 125, 0, 0, 0, 0 };
+    memset(ping + 6, 'p', 125);
+    size_t sent = 0, limit = 4u << 20;
+    int idle = 0;
+    while (sent < limit && idle < 50) {
+        ssize_t w = write(fd, ping + sent % sizeof(ping), sizeof(ping) - sent % sizeof(ping));
+        if (w > 0) {
+            sent += (size_t)w;
+            idle = 0;
+        } else {
+            idle++;
+        }
+        spin(1);
+    }
+    /* Old code read and answered all 4 MiB, queueing every pong. */
+    cr_assert_lt(sent, limit, "the server kept reading while its output was above the high-water mark");
+    cr_assert_eq(ot_hub_count(app.hub), 1, "paused, not dropped");
+    /* Finish the last frame, then read: input resumes and every ping is answered. */
+    size_t npings = (sent + sizeof(ping) - 1) / sizeof(ping), pongs = 0;
+    uint8_t buf[65536];
+    size_t have = 0;
+    for (int rounds = 0; rounds < 20000 && pongs < npings; rounds++) {
+        if (sent % sizeof(ping)) {
+            ssize_t w = write(fd, ping + sent % sizeof(ping), sizeof(ping) - sent % sizeof(ping));
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        spin(1);
+        ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+        if (n > 0)
+            have += (size_t)n;
+        size_t off = 0;
+        while (have - off >= 2 && have - off >= 2 + (size_t)(buf[off + 1] & 0x7f)) {
+            if ((buf[off] & 0x0f) == OT_WS_OP_PONG)
+                pongs++;
+            off += 2 + (buf[off + 1] & 0x7f);
+        }
+        memmove(buf, buf + off, have - off);
+        have -= off;
+    }
+    cr_assert_eq(pongs, npings);
+    cr_assert_eq(ot_hub_count(app.hub), 1);
+    close(fd);
+}
