@@ -789,7 +789,9 @@ void ot_h_ws(ot_req *r)
         if (rbuf_reserve(c, n) == 0) {
             memcpy(c->rbuf, ot_buf_rptr(&left), n);
             c->rlen = (uint32_t)n;
+            c->in_read = true; /* a flush from in here must not re-enter consume */
             consume(c, c->rbuf, c->rlen, true);
+            c->in_read = false;
         } else {
             ot_ws_abort(c);
         }
