@@ -48,6 +48,7 @@ struct ot_hub {
     ot_ws_conn *zombies; /* dead, freed after this batch */
     ot_defer after;
     ot_wsbuf *ping;
+    ot_hub_source src;
     uint8_t scratch[OT_HUB_SCRATCH];
 };
 
@@ -61,7 +62,7 @@ struct ot_hub_subq {
 struct ot_hub_replay {
     ot_ws_conn *c;
     int64_t since, cursor, until;
-    ot_pg_query *q;
+    void *q; /* the source's read in flight */
     ot_wsq held; /* live events (seq >= until) waiting for the replay to end */
     uint32_t count, tries;
     bool paused; /* waiting for the socket's queue to drain */
@@ -213,6 +214,7 @@ ot_hub *ot_hub_new(ot_worker *w)
         return NULL;
     }
     ot_defer_init(&h->after, on_after, h);
+    ot_hub_set_source(h, NULL);
     return h;
 }
 
@@ -702,9 +704,10 @@ size_t ot_hub_held_bytes(const ot_ws_conn *c) { return c->replay ? c->replay->he
 
 static void replay_free(ot_hub_replay *rp)
 {
+    ot_hub *h = rp->c->hub;
     if (rp->q)
-        ot_pg_cancel(rp->q);
-    ot_timer_stop(ot_hub_worker(rp->c->hub)->loop, &rp->retry);
+        h->src.cancel(h->src.ctx, rp->q);
+    ot_timer_stop(ot_hub_worker(h)->loop, &rp->retry);
     ot_wsq_clear(&rp->held);
     free(rp);
 }
@@ -738,28 +741,25 @@ static bool replay_visible(const ot_ws_conn *c, const ot_event *ev)
     return may_see(c, ev, ot_uuid_parse(ev->order_id, oid) == 0 ? oid : NULL);
 }
 
-static void on_page(void *data, int status, PGresult *res)
+void ot_hub_replay_rows(ot_hub_replay *rp, bool ok, const ot_hub_row *rows, int nrows)
 {
-    ot_hub_replay *rp = data;
     ot_ws_conn *c = rp->c;
     rp->q = NULL;
-    if (status != OT_PG_OK) {
+    if (!ok) {
         replay_finish(rp, "resume_failed", "could not read missed events; reload state over HTTP");
         return;
     }
-    int rows = PQntuples(res);
     size_t pace = OT_WS_LOW_WATER(ot_hub_worker(c->hub)->cfg->ws_max_queue);
-    for (int i = 0; i < rows && c->state == OT_WS_OPEN; i++) {
+    for (int i = 0; i < nrows && c->state == OT_WS_OPEN; i++) {
         if (ot_ws_unsent(c) > pace) {
             /* The reader is behind: stop mid-page and read on from the last
              * row queued once it drained, so a replay never fills the cap. */
             rp->paused = true;
             return;
         }
-        rp->cursor = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        rp->cursor = rows[i].seq;
         ot_event ev;
-        if (ot_event_parse(ot_str_make(PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1)), &ev) < 0 ||
-            !replay_visible(c, &ev))
+        if (ot_event_parse(rows[i].json, &ev) < 0 || !replay_visible(c, &ev))
             continue;
         ot_wsbuf *f = event_frame(&ev);
         if (!f)
@@ -778,7 +778,7 @@ static void on_page(void *data, int status, PGresult *res)
     }
     if (c->state != OT_WS_OPEN)
         return;
-    if (rows >= OT_HUB_REPLAY_PAGE)
+    if (nrows >= OT_HUB_REPLAY_PAGE)
         replay_fetch(rp);
     else
         replay_finish(rp, NULL, NULL);
@@ -787,29 +787,69 @@ static void on_page(void *data, int status, PGresult *res)
 static void replay_fetch(ot_hub_replay *rp)
 {
     ot_ws_conn *c = rp->c;
-    ot_worker *w = ot_hub_worker(c->hub);
+    ot_hub *h = c->hub;
     /* Pace the replay by the reader: pages are read only while the output is
-     * under the low-water mark (and on_page stops mid-page above it). */
-    if (ot_ws_unsent(c) > OT_WS_LOW_WATER(w->cfg->ws_max_queue)) {
+     * under the low-water mark (and ot_hub_replay_rows stops mid-page above it). */
+    if (ot_ws_unsent(c) > OT_WS_LOW_WATER(h->w->cfg->ws_max_queue)) {
         rp->paused = true;
         return;
     }
     rp->paused = false;
-    char a[24], b[24];
-    snprintf(a, sizeof(a), "%lld", (long long)rp->cursor);
-    snprintf(b, sizeof(b), "%lld", (long long)rp->until);
-    const char *vals[3] = { a, b, c->sub };
-    bool admin = c->role == OT_ROLE_ADMIN;
-    rp->q = ot_pg_exec(w->pg, admin ? "hub_replay_all" : "hub_replay_user", admin ? 2 : 3, vals, NULL, on_page, rp);
+    rp->q = h->src.fetch(h->src.ctx, rp->cursor, rp->until, c->role == OT_ROLE_ADMIN ? NULL : c->sub, rp);
     if (!rp->q)
         replay_finish(rp, "resume_failed", "out of memory");
+}
+
+/* ---- the PostgreSQL source (order_events) ---- */
+
+static bool pg_available(void *ctx)
+{
+    ot_worker *w = ((ot_hub *)ctx)->w;
+    return w->pg && w->app && w->app->events;
+}
+
+static int64_t pg_watermark(void *ctx) { return ot_events_watermark(((ot_hub *)ctx)->w->app->events); }
+
+static void pg_page(void *data, int status, PGresult *res)
+{
+    static ot_hub_row rows[OT_HUB_REPLAY_PAGE]; /* one loop per process: one page at a time */
+    int n = status == OT_PG_OK ? PQntuples(res) : 0;
+    if (n > OT_HUB_REPLAY_PAGE)
+        n = OT_HUB_REPLAY_PAGE;
+    for (int i = 0; i < n; i++) {
+        rows[i].seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        rows[i].json = ot_str_make(PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1));
+    }
+    ot_hub_replay_rows(data, status == OT_PG_OK, rows, n);
+}
+
+static void *pg_fetch(void *ctx, int64_t since, int64_t until, const char *user, ot_hub_replay *rp)
+{
+    char a[24], b[24];
+    snprintf(a, sizeof(a), "%lld", (long long)since);
+    snprintf(b, sizeof(b), "%lld", (long long)until);
+    const char *vals[3] = { a, b, user };
+    return ot_pg_exec(((ot_hub *)ctx)->w->pg, user ? "hub_replay_user" : "hub_replay_all", user ? 3 : 2, vals, NULL,
+                      pg_page, rp);
+}
+
+static void pg_cancel(void *ctx, void *q) { ot_pg_cancel(q); }
+
+void ot_hub_set_source(ot_hub *h, const ot_hub_source *src)
+{
+    if (src) {
+        h->src = *src;
+        return;
+    }
+    h->src = (ot_hub_source){ .ctx = h, .available = pg_available, .watermark = pg_watermark, .fetch = pg_fetch,
+                              .cancel = pg_cancel };
 }
 
 static void replay_begin(ot_hub_replay *rp)
 {
     ot_ws_conn *c = rp->c;
     ot_worker *w = ot_hub_worker(c->hub);
-    int64_t wm = ot_events_watermark(w->app->events);
+    int64_t wm = c->hub->src.watermark(c->hub->src.ctx);
     if (wm <= 0) {
         /* The event stream has not found its start yet: nothing is live, so
          * nothing is lost by waiting for it. */
@@ -842,7 +882,6 @@ static void on_retry(ot_loop *loop, ot_timer *t) { replay_begin(t->data); }
 
 void ot_hub_resume(ot_ws_conn *c, int64_t since)
 {
-    ot_worker *w = ot_hub_worker(c->hub);
     if (c->state != OT_WS_OPEN)
         return;
     if (c->replay) {
@@ -851,7 +890,7 @@ void ot_hub_resume(ot_ws_conn *c, int64_t since)
     }
     /* Whatever happens to the replay, the client has everything <= since. */
     c->floor = since;
-    if (!w->pg || !w->app || !w->app->events) {
+    if (!c->hub->src.available(c->hub->src.ctx)) {
         send_error(c, "unavailable", "resume needs the database", NULL);
         return;
     }

@@ -96,6 +96,37 @@ size_t ot_hub_held_bytes(const ot_ws_conn *c);
 struct ot_wsbuf *ot_hub_ping_frame(ot_hub *h);
 ot_worker *ot_hub_worker(const ot_hub *h);
 
+/* ---- where a resume reads missed events ---- */
+
+/* One order_events row: seq and the event object (ot_event_json). */
+typedef struct {
+    int64_t seq;
+    ot_str json;
+} ot_hub_row;
+
+typedef struct ot_hub_replay ot_hub_replay;
+
+/* The default reads order_events through the worker's pool with the
+ * watermark of its event reader; tests substitute an in-memory log. */
+typedef struct {
+    void *ctx;
+    bool (*available)(void *ctx);
+    /* ot_events_watermark: every seq below it was handed to ot_hub_event (or never existed); <= 0: not yet known. */
+    int64_t (*watermark)(void *ctx);
+    /* Starts reading, in seq order, at most OT_HUB_REPLAY_PAGE rows with
+     * since < seq < until (only user's when user is not NULL), answered later
+     * (never from inside the call) with ot_hub_replay_rows(rp, ...). Returns
+     * a handle for cancel, or NULL on failure. */
+    void *(*fetch)(void *ctx, int64_t since, int64_t until, const char *user, ot_hub_replay *rp);
+    /* The socket died: the answer must not come. */
+    void (*cancel)(void *ctx, void *q);
+} ot_hub_source;
+
+/* NULL: back to the PostgreSQL source. */
+void ot_hub_set_source(ot_hub *h, const ot_hub_source *src);
+/* A source's answer to fetch (rows valid during the call only; ok false: the read failed). */
+void ot_hub_replay_rows(ot_hub_replay *rp, bool ok, const ot_hub_row *rows, int nrows);
+
 /* ---- pure helpers (unit-tested) ---- */
 
 /* A token bucket of `burst` tokens refilled at `rate`/s: takes one token at
