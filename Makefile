@@ -29,8 +29,11 @@ ALIBOBJS:= $(LIBSRCS:src/%.c=build/asan/obj/%.o)
 UNIT    := $(wildcard tests/unit/test_*.c)
 UNITBIN := $(UNIT:tests/unit/%.c=build/tests/%)
 AUNITBIN:= $(UNIT:tests/unit/%.c=build/asan/tests/%)
-FUZZ    := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZBIN := $(FUZZ:tests/fuzz/%.c=build/fuzz/%)
+# Connection-layer targets drive the real ws/hub code on a real loop, so
+# they link every module but main (rule below); the rest link codec + core.
+FUZZCONN:= tests/fuzz/fuzz_ws_conn.c
+FUZZ    := $(filter-out $(FUZZCONN),$(wildcard tests/fuzz/fuzz_*.c))
+FUZZBIN := $(FUZZ:tests/fuzz/%.c=build/fuzz/%) $(FUZZCONN:tests/fuzz/%.c=build/fuzz/%)
 BENCH   := $(wildcard tests/bench/*.c)
 BENCHBIN:= $(BENCH:tests/bench/%.c=build/bench/%)
 
@@ -60,6 +63,8 @@ build/asan/tests/%: tests/unit/%.c $(ALIBOBJS) | build/asan/tests
 # libFuzzer targets link the pure modules they exercise, built by clang.
 build/fuzz/%: tests/fuzz/%.c $(FUZZSRCS) | build/fuzz
 	clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined $< $(FUZZSRCS) -o $@ $(LDLIBS)
+build/fuzz/fuzz_ws_conn: tests/fuzz/fuzz_ws_conn.c $(LIBSRCS) | build/fuzz
+	clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined $< $(LIBSRCS) -o $@ $(LDLIBS)
 
 # The connection fuzzer also needs the HTTP layer; it brings its own fake
 # loop and socket (tests/fuzz/fuzz_http_conn.c), so src/event stays out.
@@ -89,10 +94,12 @@ integration-asan: build/asan/ordertrack
 # Seeds live in tests/fuzz/seeds/<target>/; the growing corpus stays in build/.
 fuzz-smoke: $(FUZZBIN)
 	@set -e; for f in $(FUZZBIN); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
-	  echo "== $$n (10 s smoke)"; $$f -max_total_time=10 -seed=1 build/corpus/$$n tests/fuzz/seeds/$$n 2>&1 | tail -1; done
+	  d=; [ -f tests/fuzz/$$n.dict ] && d=-dict=tests/fuzz/$$n.dict; \
+	  echo "== $$n (10 s smoke)"; $$f $$d -max_total_time=10 -seed=1 build/corpus/$$n tests/fuzz/seeds/$$n 2>&1 | tail -1; done
 fuzz: $(FUZZBIN)
 	@set -e; for f in $(FUZZBIN); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
-	  $$f -max_total_time=$${FUZZ_SECONDS:-300} build/corpus/$$n tests/fuzz/seeds/$$n; done
+	  d=; [ -f tests/fuzz/$$n.dict ] && d=-dict=tests/fuzz/$$n.dict; \
+	  $$f $$d -max_total_time=$${FUZZ_SECONDS:-300} build/corpus/$$n tests/fuzz/seeds/$$n; done
 
 check-layers:
 	scripts/check-layers.sh

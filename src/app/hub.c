@@ -21,8 +21,23 @@
 #define OT_STR_(x) #x
 #define OT_XSTR(x) OT_STR_(x)
 
+/* Open sockets per key (user id or IP bytes): a chained table, grown like
+ * the socket index, with one node per key that has a socket. */
+struct ot_hub_slot {
+    ot_hub_slot *next;
+    uint32_t hash, n;
+    uint8_t klen;
+    uint8_t key[];
+};
+
+typedef struct {
+    ot_hub_slot **b;
+    uint32_t nb, nkeys; /* nb: power of two */
+} ot_hub_ctab;
+
 struct ot_hub {
     ot_worker *w;
+    ot_hub_ctab per_user, per_ip;
     ot_ws_conn **buckets; /* customers by hash(sub) */
     uint32_t nbuckets;    /* power of two */
     ot_ws_conn *admins;
@@ -33,6 +48,7 @@ struct ot_hub {
     ot_ws_conn *zombies; /* dead, freed after this batch */
     ot_defer after;
     ot_wsbuf *ping;
+    ot_hub_source src;
     uint8_t scratch[OT_HUB_SCRATCH];
 };
 
@@ -46,7 +62,7 @@ struct ot_hub_subq {
 struct ot_hub_replay {
     ot_ws_conn *c;
     int64_t since, cursor, until;
-    ot_pg_query *q;
+    void *q; /* the source's read in flight */
     ot_wsq held; /* live events (seq >= until) waiting for the replay to end */
     uint32_t count, tries;
     bool paused; /* waiting for the socket's queue to drain */
@@ -66,98 +82,6 @@ const ot_pg_stmt ot_hub_stmts[] = {
       3, true },
 };
 const size_t ot_hub_nstmts = OT_ARRAY_LEN(ot_hub_stmts);
-
-/* ---------------------------------------------------------------- pure helpers */
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-int ot_uuid_parse(ot_str s, uint8_t out[16])
-{
-    if (s.len != 36)
-        return OT_ERR;
-    size_t o = 0;
-    for (size_t i = 0; i < 36;) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s.base[i] != '-')
-                return OT_ERR;
-            i++;
-            continue;
-        }
-        int hi = hexval(s.base[i]), lo = hexval(s.base[i + 1]);
-        if (hi < 0 || lo < 0)
-            return OT_ERR;
-        out[o++] = (uint8_t)(hi << 4 | lo);
-        i += 2;
-    }
-    return 0;
-}
-
-void ot_uuid_format(const uint8_t id[16], char out[37])
-{
-    static const char hx[] = "0123456789abcdef";
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hx[id[i] >> 4];
-        out[o++] = hx[id[i] & 15];
-    }
-    out[o] = 0;
-}
-
-static ot_hub_msg_kind invalid(ot_hub_msg *m, const char *code, const char *msg)
-{
-    m->error = code;
-    m->message = msg;
-    return OT_HUB_MSG_INVALID;
-}
-
-ot_hub_msg_kind ot_hub_parse_msg(ot_str text, ot_hub_msg *m, char *tok, size_t tokcap)
-{
-    memset(m, 0, sizeof(*m));
-    /* Valid messages are flat objects of two members: a few tokens suffice,
-     * and anything needing more is not one of ours. */
-    jsmntok_t toks[16];
-    ot_json d;
-    if (ot_json_parse(&d, text.base, text.len, toks, (int)OT_ARRAY_LEN(toks)) < 0 || !ot_json_is_obj(&d, 0))
-        return invalid(m, "bad_request", "expected a JSON object with an action");
-    int a = ot_json_obj_get(&d, 0, "action");
-    if (a < 0 || !ot_json_is_str(&d, a))
-        return invalid(m, "bad_request", "missing action");
-    if (ot_json_str_eq(&d, a, "subscribe") || ot_json_str_eq(&d, a, "unsubscribe")) {
-        int t = ot_json_obj_get(&d, 0, "orderId");
-        char buf[40];
-        size_t n;
-        if (t < 0 || ot_json_get_str_buf(&d, t, buf, sizeof(buf), &n) < 0 ||
-            ot_uuid_parse(ot_str_make(buf, n), m->order_id) < 0)
-            return invalid(m, "bad_request", "orderId must be a UUID");
-        return ot_json_str_eq(&d, a, "subscribe") ? OT_HUB_MSG_SUBSCRIBE : OT_HUB_MSG_UNSUBSCRIBE;
-    }
-    if (ot_json_str_eq(&d, a, "auth")) {
-        int t = ot_json_obj_get(&d, 0, "token");
-        if (t < 0 || ot_json_get_str_buf(&d, t, tok, tokcap, &m->token_len) < 0 || m->token_len == 0)
-            return invalid(m, "bad_request", "token must be a non-empty string");
-        return OT_HUB_MSG_AUTH;
-    }
-    if (ot_json_str_eq(&d, a, "resume")) {
-        int t = ot_json_obj_get(&d, 0, "since");
-        if (t < 0 || ot_json_get_int64(&d, t, &m->since) < 0 || m->since < 0)
-            return invalid(m, "bad_request", "since must be a non-negative integer");
-        return OT_HUB_MSG_RESUME;
-    }
-    if (ot_json_str_eq(&d, a, "ping"))
-        return OT_HUB_MSG_PING;
-    return invalid(m, "unknown_action", "action must be subscribe, unsubscribe, auth, resume or ping");
-}
 
 /* ---------------------------------------------------------------- index */
 
@@ -290,6 +214,7 @@ ot_hub *ot_hub_new(ot_worker *w)
         return NULL;
     }
     ot_defer_init(&h->after, on_after, h);
+    ot_hub_set_source(h, NULL);
     return h;
 }
 
@@ -307,6 +232,8 @@ void ot_hub_free(ot_hub *h)
     }
     free(h->dirty);
     free(h->buckets);
+    free(h->per_user.b); /* empty: every socket released its slots */
+    free(h->per_ip.b);
     ot_wsbuf_unref(h->ping);
     free(h);
 }
@@ -322,6 +249,40 @@ void ot_hub_drain(ot_hub *h)
 }
 
 int ot_hub_count(const ot_hub *h) { return h ? h->count : 0; }
+
+static bool is_user(const ot_ws_conn *c, const char *sub, size_t len)
+{
+    return c->state == OT_WS_OPEN && c->sub_len == len && memcmp(c->sub, sub, len) == 0;
+}
+
+int ot_hub_close_user(ot_hub *h, ot_str user_id, uint16_t code, const char *reason)
+{
+    if (!h || user_id.len == 0 || user_id.len > OT_JWT_SUB_MAX)
+        return 0;
+    char sub[OT_JWT_SUB_MAX + 1];
+    size_t len = user_id.len;
+    memcpy(sub, user_id.base, len);
+    sub[len] = 0;
+    normalize_sub(sub, &len);
+    int n = 0;
+    uint32_t hv = hash_bytes(sub, len);
+    ot_ws_conn *c, *next;
+    for (c = h->buckets[hv & (h->nbuckets - 1)]; c; c = next) {
+        next = c->next; /* closing does not unlink, but stay safe if it ever does */
+        if (c->hash == hv && is_user(c, sub, len)) {
+            ot_ws_close(c, code, reason);
+            n++;
+        }
+    }
+    for (c = h->admins; c; c = next) {
+        next = c->next;
+        if (is_user(c, sub, len)) {
+            ot_ws_close(c, code, reason);
+            n++;
+        }
+    }
+    return n;
+}
 ot_worker *ot_hub_worker(const ot_hub *h) { return h->w; }
 ot_wsbuf *ot_hub_ping_frame(ot_hub *h) { return h->ping; }
 
@@ -336,6 +297,108 @@ bool ot_hub_accepting(const ot_hub *h)
     /* WebSockets leave the HTTP count at takeover; together they stay under
      * the worker's fd budget (the request being upgraded is still counted). */
     return !h->draining && !h->w->draining && h->count + h->w->nconns <= h->w->max_conns;
+}
+
+/* ---------------------------------------------------------------- per-user / per-IP caps */
+
+static ot_hub_slot *ctab_find(ot_hub_ctab *t, const uint8_t *key, size_t klen, uint32_t hv)
+{
+    if (!t->nb)
+        return NULL;
+    for (ot_hub_slot *e = t->b[hv & (t->nb - 1)]; e; e = e->next)
+        if (e->hash == hv && e->klen == klen && memcmp(e->key, key, klen) == 0)
+            return e;
+    return NULL;
+}
+
+static void ctab_grow(ot_hub_ctab *t)
+{
+    uint32_t n = t->nb ? t->nb * 2 : 64;
+    ot_hub_slot **nb = calloc(n, sizeof(*nb));
+    if (!nb)
+        return; /* longer chains, still correct */
+    for (uint32_t i = 0; i < t->nb; i++) {
+        ot_hub_slot *e = t->b[i], *next;
+        for (; e; e = next) {
+            next = e->next;
+            e->next = nb[e->hash & (n - 1)];
+            nb[e->hash & (n - 1)] = e;
+        }
+    }
+    free(t->b);
+    t->b = nb;
+    t->nb = n;
+}
+
+/* The node for key with n + 1 <= cap, counted; NULL when over the cap or out of memory. */
+static ot_hub_slot *ctab_take(ot_hub_ctab *t, const uint8_t *key, size_t klen, uint32_t cap)
+{
+    uint32_t hv = hash_bytes((const char *)key, klen);
+    ot_hub_slot *e = ctab_find(t, key, klen, hv);
+    if (e) {
+        if (cap && e->n >= cap)
+            return NULL;
+        e->n++;
+        return e;
+    }
+    if (t->nkeys >= t->nb * 2)
+        ctab_grow(t);
+    if (!t->nb || !(e = malloc(sizeof(*e) + klen)))
+        return NULL;
+    e->hash = hv;
+    e->n = 1;
+    e->klen = (uint8_t)klen;
+    memcpy(e->key, key, klen);
+    e->next = t->b[hv & (t->nb - 1)];
+    t->b[hv & (t->nb - 1)] = e;
+    t->nkeys++;
+    return e;
+}
+
+static void ctab_put(ot_hub_ctab *t, ot_hub_slot *e)
+{
+    if (!e || --e->n > 0)
+        return;
+    for (ot_hub_slot **pp = &t->b[e->hash & (t->nb - 1)]; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+    }
+    t->nkeys--;
+    free(e);
+}
+
+int ot_hub_admit(ot_hub *h, const char *sub, size_t sublen, const uint8_t *ip, size_t iplen,
+                 ot_hub_slot *slots[2])
+{
+    const ot_config *cfg = h->w->cfg;
+    char key[OT_JWT_SUB_MAX + 1];
+    size_t kl = sublen < OT_JWT_SUB_MAX ? sublen : OT_JWT_SUB_MAX;
+    memcpy(key, sub, kl);
+    key[kl] = 0;
+    normalize_sub(key, &kl);
+    slots[0] = slots[1] = NULL;
+    /* Allocation failure refuses too: a socket we cannot count would escape the cap. */
+    slots[0] = ctab_take(&h->per_user, (const uint8_t *)key, kl, cfg->ws_max_per_user);
+    if (!slots[0])
+        return OT_HUB_OVER_USER;
+    if (iplen) {
+        slots[1] = ctab_take(&h->per_ip, ip, iplen > 16 ? 16 : iplen, cfg->ws_max_per_ip);
+        if (!slots[1]) {
+            ctab_put(&h->per_user, slots[0]);
+            slots[0] = NULL;
+            return OT_HUB_OVER_IP;
+        }
+    }
+    return 0;
+}
+
+void ot_hub_release(ot_hub *h, ot_hub_slot *slots[2])
+{
+    ctab_put(&h->per_user, slots[0]);
+    ctab_put(&h->per_ip, slots[1]);
+    slots[0] = slots[1] = NULL;
 }
 
 void ot_hub_attach(ot_hub *h, ot_ws_conn *c)
@@ -366,6 +429,9 @@ void ot_hub_detach(ot_hub *h, ot_ws_conn *c)
         replay_free(c->replay);
         c->replay = NULL;
     }
+    ot_hub_slot *slots[2] = { c->user_slot, c->ip_slot };
+    ot_hub_release(h, slots);
+    c->user_slot = c->ip_slot = NULL;
     h->count--;
     ot_metrics_set(OT_G_WS_CONNS_OPEN, h->count);
     c->next = h->zombies;
@@ -422,7 +488,9 @@ static ot_wsbuf *event_frame(const ot_event *ev)
 
 static void push(ot_ws_conn *c, const ot_event *ev, const uint8_t *oid, ot_wsbuf **frame)
 {
-    if (c->state != OT_WS_OPEN || !may_see(c, ev, oid))
+    /* ev->seq <= floor: the client said it has it (a worker that is behind
+     * the client's since delivers it only now). */
+    if (c->state != OT_WS_OPEN || ev->seq <= c->floor || !may_see(c, ev, oid))
         return;
     if (!*frame) {
         /* Encoded once, on the first socket that wants it. */
@@ -433,20 +501,13 @@ static void push(ot_ws_conn *c, const ot_event *ev, const uint8_t *oid, ot_wsbuf
     }
     ot_hub_replay *rp = c->replay;
     if (!rp) {
-        ot_ws_send(c, *frame, true);
+        ot_ws_send(c, *frame);
         return;
     }
-    /* Held events have the cap to themselves: the replay's own pages are
-     * paced separately (replay_fetch), so a fast reader is never dropped for
-     * the size of a page. */
-    if (rp->held.bytes + (*frame)->len > ot_hub_worker(c->hub)->cfg->ws_max_queue) {
-        ot_ws_drop_slow(c);
-        return;
-    }
-    if (ot_wsq_push(&rp->held, ot_wsbuf_ref(*frame)) < 0) {
-        ot_wsbuf_unref(*frame);
-        ot_ws_abort(c); /* a gap would break the resume promise */
-    }
+    /* Held, they count against the socket's one cap like any queued byte
+     * (over it: slow consumer; out of memory: aborted, a gap would break the
+     * resume promise). */
+    ot_ws_enqueue(c, *frame, &rp->held);
 }
 
 void ot_hub_event(void *hub, const ot_event *ev)
@@ -643,9 +704,10 @@ size_t ot_hub_held_bytes(const ot_ws_conn *c) { return c->replay ? c->replay->he
 
 static void replay_free(ot_hub_replay *rp)
 {
+    ot_hub *h = rp->c->hub;
     if (rp->q)
-        ot_pg_cancel(rp->q);
-    ot_timer_stop(ot_hub_worker(rp->c->hub)->loop, &rp->retry);
+        h->src.cancel(h->src.ctx, rp->q);
+    ot_timer_stop(ot_hub_worker(h)->loop, &rp->retry);
     ot_wsq_clear(&rp->held);
     free(rp);
 }
@@ -659,12 +721,13 @@ static void replay_finish(ot_hub_replay *rp, const char *code, const char *msg)
                  (long long)rp->cursor);
     else
         send_fmt(c, "{\"event\":\"resumed\",\"data\":{\"since\":%lld,\"lastSeq\":%lld,\"count\":%u}}",
-                 (long long)rp->since, (long long)(rp->until - 1), rp->count);
+                 (long long)rp->since, (long long)(rp->since > rp->until - 1 ? rp->since : rp->until - 1),
+                 rp->count);
     c->replay = NULL;
     ot_wsbuf *b;
     /* Already bounded by the cap while held; from now on live sends check it. */
     while ((b = ot_wsq_pop(&rp->held))) {
-        ot_ws_send(c, b, false);
+        ot_ws_send(c, b);
         ot_wsbuf_unref(b);
     }
     replay_free(rp);
@@ -678,24 +741,30 @@ static bool replay_visible(const ot_ws_conn *c, const ot_event *ev)
     return may_see(c, ev, ot_uuid_parse(ev->order_id, oid) == 0 ? oid : NULL);
 }
 
-static void on_page(void *data, int status, PGresult *res)
+void ot_hub_replay_rows(ot_hub_replay *rp, bool ok, const ot_hub_row *rows, int nrows)
 {
-    ot_hub_replay *rp = data;
     ot_ws_conn *c = rp->c;
     rp->q = NULL;
-    if (status != OT_PG_OK) {
+    if (!ok) {
         replay_finish(rp, "resume_failed", "could not read missed events; reload state over HTTP");
         return;
     }
-    int rows = PQntuples(res);
-    for (int i = 0; i < rows && c->state == OT_WS_OPEN; i++) {
-        rp->cursor = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    size_t pace = OT_WS_LOW_WATER(ot_hub_worker(c->hub)->cfg->ws_max_queue);
+    for (int i = 0; i < nrows && c->state == OT_WS_OPEN; i++) {
+        if (ot_ws_unsent(c) > pace) {
+            /* The reader is behind: stop mid-page and read on from the last
+             * row queued once it drained, so a replay never fills the cap. */
+            rp->paused = true;
+            return;
+        }
+        rp->cursor = rows[i].seq;
         ot_event ev;
-        if (ot_event_parse(ot_str_make(PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1)), &ev) < 0 ||
-            !replay_visible(c, &ev))
+        if (ot_event_parse(rows[i].json, &ev) < 0 || !replay_visible(c, &ev))
             continue;
         ot_wsbuf *f = event_frame(&ev);
-        if (!f || ot_ws_send(c, f, false) < 0) {
+        if (!f)
+            ot_ws_abort(c);
+        if (!f || ot_ws_send(c, f) < 0) {
             ot_wsbuf_unref(f);
             return; /* the socket is gone or going: detach frees the replay */
         }
@@ -709,7 +778,7 @@ static void on_page(void *data, int status, PGresult *res)
     }
     if (c->state != OT_WS_OPEN)
         return;
-    if (rows >= OT_HUB_REPLAY_PAGE)
+    if (nrows >= OT_HUB_REPLAY_PAGE)
         replay_fetch(rp);
     else
         replay_finish(rp, NULL, NULL);
@@ -718,30 +787,69 @@ static void on_page(void *data, int status, PGresult *res)
 static void replay_fetch(ot_hub_replay *rp)
 {
     ot_ws_conn *c = rp->c;
-    ot_worker *w = ot_hub_worker(c->hub);
-    /* Pace the replay by the reader: the next page waits until the queue is
-     * under a quarter of the cap, so a socket holds at most that plus one page
-     * of replay plus the cap of held live events. */
-    if (c->out.bytes > w->cfg->ws_max_queue / 4) {
+    ot_hub *h = c->hub;
+    /* Pace the replay by the reader: pages are read only while the output is
+     * under the low-water mark (and ot_hub_replay_rows stops mid-page above it). */
+    if (ot_ws_unsent(c) > OT_WS_LOW_WATER(h->w->cfg->ws_max_queue)) {
         rp->paused = true;
         return;
     }
     rp->paused = false;
-    char a[24], b[24];
-    snprintf(a, sizeof(a), "%lld", (long long)rp->cursor);
-    snprintf(b, sizeof(b), "%lld", (long long)rp->until);
-    const char *vals[3] = { a, b, c->sub };
-    bool admin = c->role == OT_ROLE_ADMIN;
-    rp->q = ot_pg_exec(w->pg, admin ? "hub_replay_all" : "hub_replay_user", admin ? 2 : 3, vals, NULL, on_page, rp);
+    rp->q = h->src.fetch(h->src.ctx, rp->cursor, rp->until, c->role == OT_ROLE_ADMIN ? NULL : c->sub, rp);
     if (!rp->q)
         replay_finish(rp, "resume_failed", "out of memory");
+}
+
+/* ---- the PostgreSQL source (order_events) ---- */
+
+static bool pg_available(void *ctx)
+{
+    ot_worker *w = ((ot_hub *)ctx)->w;
+    return w->pg && w->app && w->app->events;
+}
+
+static int64_t pg_watermark(void *ctx) { return ot_events_watermark(((ot_hub *)ctx)->w->app->events); }
+
+static void pg_page(void *data, int status, PGresult *res)
+{
+    static ot_hub_row rows[OT_HUB_REPLAY_PAGE]; /* one loop per process: one page at a time */
+    int n = status == OT_PG_OK ? PQntuples(res) : 0;
+    if (n > OT_HUB_REPLAY_PAGE)
+        n = OT_HUB_REPLAY_PAGE;
+    for (int i = 0; i < n; i++) {
+        rows[i].seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        rows[i].json = ot_str_make(PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1));
+    }
+    ot_hub_replay_rows(data, status == OT_PG_OK, rows, n);
+}
+
+static void *pg_fetch(void *ctx, int64_t since, int64_t until, const char *user, ot_hub_replay *rp)
+{
+    char a[24], b[24];
+    snprintf(a, sizeof(a), "%lld", (long long)since);
+    snprintf(b, sizeof(b), "%lld", (long long)until);
+    const char *vals[3] = { a, b, user };
+    return ot_pg_exec(((ot_hub *)ctx)->w->pg, user ? "hub_replay_user" : "hub_replay_all", user ? 3 : 2, vals, NULL,
+                      pg_page, rp);
+}
+
+static void pg_cancel(void *ctx, void *q) { ot_pg_cancel(q); }
+
+void ot_hub_set_source(ot_hub *h, const ot_hub_source *src)
+{
+    if (src) {
+        h->src = *src;
+        return;
+    }
+    h->src = (ot_hub_source){ .ctx = h, .available = pg_available, .watermark = pg_watermark, .fetch = pg_fetch,
+                              .cancel = pg_cancel };
 }
 
 static void replay_begin(ot_hub_replay *rp)
 {
     ot_ws_conn *c = rp->c;
     ot_worker *w = ot_hub_worker(c->hub);
-    int64_t wm = ot_events_watermark(w->app->events);
+    int64_t wm = c->hub->src.watermark(c->hub->src.ctx);
     if (wm <= 0) {
         /* The event stream has not found its start yet: nothing is live, so
          * nothing is lost by waiting for it. */
@@ -761,6 +869,9 @@ static void replay_begin(ot_hub_replay *rp)
             continue;
         ot_wsbuf_unref(b);
     }
+    /* since >= wm - 1: nothing to read. If since is ahead of this worker
+     * (it is behind another one the client was on), the events in between
+     * still come through the reader, and push() skips them by c->floor. */
     if (rp->since >= wm - 1)
         replay_finish(rp, NULL, NULL);
     else
@@ -771,14 +882,15 @@ static void on_retry(ot_loop *loop, ot_timer *t) { replay_begin(t->data); }
 
 void ot_hub_resume(ot_ws_conn *c, int64_t since)
 {
-    ot_worker *w = ot_hub_worker(c->hub);
     if (c->state != OT_WS_OPEN)
         return;
     if (c->replay) {
         send_error(c, "resume_in_progress", "a resume is already running", NULL);
         return;
     }
-    if (!w->pg || !w->app || !w->app->events) {
+    /* Whatever happens to the replay, the client has everything <= since. */
+    c->floor = since;
+    if (!c->hub->src.available(c->hub->src.ctx)) {
         send_error(c, "unavailable", "resume needs the database", NULL);
         return;
     }
@@ -797,17 +909,62 @@ void ot_hub_resume(ot_ws_conn *c, int64_t since)
 void ot_hub_on_drained(ot_ws_conn *c)
 {
     ot_hub_replay *rp = c->replay;
-    if (rp && rp->paused && !rp->q && c->out.bytes <= ot_hub_worker(c->hub)->cfg->ws_max_queue / 4)
+    if (rp && rp->paused && !rp->q && c->state == OT_WS_OPEN && ot_ws_unsent(c) <= OT_WS_LOW_WATER(ot_hub_worker(c->hub)->cfg->ws_max_queue))
         replay_fetch(rp);
 }
 
 /* ---------------------------------------------------------------- client messages */
 
+bool ot_hub_bucket_take(double *tokens, uint64_t *last_ms, uint64_t now_ms, double rate, double burst)
+{
+    if (!(rate > 0))
+        return true;
+    if (!(burst >= 1))
+        burst = 1;
+    if (*last_ms == 0) {
+        *tokens = burst;
+        *last_ms = now_ms ? now_ms : 1;
+    } else if (now_ms > *last_ms) {
+        *tokens += (double)(now_ms - *last_ms) * rate / 1000.0;
+        if (*tokens > burst)
+            *tokens = burst;
+        *last_ms = now_ms;
+    }
+    if (*tokens < 1.0)
+        return false;
+    *tokens -= 1.0;
+    return true;
+}
+
+/* Actions that cost a query or a signature check go through the socket's
+ * bucket; refused ones get an error, and a client that keeps going while
+ * refused (burst refusals in a row) is closed 1008. */
+static bool action_allowed(ot_ws_conn *c)
+{
+    ot_worker *w = ot_hub_worker(c->hub);
+    const ot_config *cfg = w->cfg;
+    if (ot_hub_bucket_take(&c->tokens, &c->tokens_ms, ot_loop_now_ms(w->loop), cfg->ws_rate, cfg->ws_rate_burst)) {
+        c->refused = 0;
+        return true;
+    }
+    if (c->refused < UINT16_MAX)
+        c->refused++;
+    if (c->refused >= (cfg->ws_rate_burst >= 1 ? cfg->ws_rate_burst : 1)) {
+        ot_ws_close(c, 1008, "rate limit exceeded");
+        return false;
+    }
+    send_error(c, "rate_limited", "too many actions on this socket; slow down", NULL);
+    return false;
+}
+
 void ot_hub_on_text(ot_ws_conn *c, const uint8_t *p, size_t n)
 {
     char tok[OT_JWT_MAX_LEN];
     ot_hub_msg m;
-    switch (ot_hub_parse_msg(ot_str_make((const char *)p, n), &m, tok, sizeof(tok))) {
+    ot_hub_msg_kind kind = ot_hub_parse_msg(ot_str_make((const char *)p, n), &m, tok, sizeof(tok));
+    if (kind != OT_HUB_MSG_INVALID && kind != OT_HUB_MSG_PING && !action_allowed(c))
+        return;
+    switch (kind) {
     case OT_HUB_MSG_SUBSCRIBE:
         subscribe(c, m.order_id);
         break;

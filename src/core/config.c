@@ -69,9 +69,13 @@ static const opt_def opts[] = {
     { "--jwt-ttl-s", "ORDERTRACK_JWT_TTL_S", T_U32, O(jwt_ttl_s), "lifetime of issued tokens (default 3600)", 1, 31536000 },
     /* 64 MiB: WebSocket lengths are 32-bit inside, and a message is buffered whole. */
     { "--ws-max-message", "ORDERTRACK_WS_MAX_MESSAGE", T_SIZE, O(ws_max_message), "largest WebSocket message accepted, 1009 beyond (default 65536)", 125, 64 * MiB },
-    { "--ws-max-queue", "ORDERTRACK_WS_MAX_QUEUE", T_SIZE, O(ws_max_queue), "outgoing bytes queued per WebSocket before the client is dropped (default 1048576)", KiB, GiB },
+    { "--ws-max-queue", "ORDERTRACK_WS_MAX_QUEUE", T_SIZE, O(ws_max_queue), "bytes queued per WebSocket (every frame counts), 1008 beyond; input paused above half (default 1048576)", KiB, GiB },
     { "--ws-ping-ms", "ORDERTRACK_WS_PING_MS", T_U32, O(ws_ping_ms), "WebSocket keep-alive ping interval (default 20000)", 10, HOUR_MS },
     { "--ws-pong-timeout-ms", "ORDERTRACK_WS_PONG_TIMEOUT_MS", T_U32, O(ws_pong_timeout_ms), "dead-peer timeout after a ping (default 10000)", 10, HOUR_MS },
+    { "--ws-max-per-user", "ORDERTRACK_WS_MAX_PER_USER", T_U32, O(ws_max_per_user), "open WebSockets per user per worker, 429 beyond, 0 = no cap (default 32)", 0, 1000000 },
+    { "--ws-max-per-ip", "ORDERTRACK_WS_MAX_PER_IP", T_U32, O(ws_max_per_ip), "open WebSockets per client IP per worker, 429 beyond, 0 = no cap (default 256)", 0, 1000000 },
+    { "--ws-rate", "ORDERTRACK_WS_RATE", T_DOUBLE, O(ws_rate), "subscribe/unsubscribe/auth/resume actions/s per WebSocket, 0 = off (default 20)", 0, 1e6 },
+    { "--ws-rate-burst", "ORDERTRACK_WS_RATE_BURST", T_DOUBLE, O(ws_rate_burst), "burst of WebSocket actions; as many refused in a row close 1008 (default 80: a full set of 64 subscriptions at once)", 1, 1e6 },
 };
 #undef O
 
@@ -106,6 +110,10 @@ void ot_config_defaults(ot_config *c)
     c->ws_max_queue = 1 << 20;
     c->ws_ping_ms = 20000;
     c->ws_pong_timeout_ms = 10000;
+    c->ws_max_per_user = 32;
+    c->ws_max_per_ip = 256;
+    c->ws_rate = 20;
+    c->ws_rate_burst = 80;
 }
 
 int ot_parse_hostport(const char *s, char *host, size_t hostcap, int *port)

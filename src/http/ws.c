@@ -207,57 +207,68 @@ int ot_ws_token(const ot_http_request *h, char *out, size_t cap, size_t *len)
 /* ---------------------------------------------------------------- queueing and closing */
 
 size_t ot_ws_queued(const ot_ws_conn *c) { return c->out.bytes - c->out_off + ot_hub_held_bytes(c); }
+size_t ot_ws_unsent(const ot_ws_conn *c) { return c->out.bytes - c->out_off; }
 
-static int enqueue(ot_ws_conn *c, ot_wsbuf *b)
+/* Frees every frame not yet on the wire; a half-written head is kept so what
+ * follows still lands on a frame boundary. */
+static int discard_unsent(ot_ws_conn *c)
 {
-    if (ot_wsq_push(&c->out, b) < 0)
+    ot_wsbuf *keep = c->out_off > 0 ? ot_wsq_pop(&c->out) : NULL;
+    ot_wsq_clear(&c->out);
+    if (keep && ot_wsq_push(&c->out, keep) < 0) {
+        ot_wsbuf_unref(keep);
+        c->out_off = 0;
         return OT_ERR;
-    ot_wsbuf_ref(b); /* the queue's reference */
-    ot_hub_mark_dirty(c->hub, c);
+    }
+    if (!keep)
+        c->out_off = 0;
     return 0;
 }
 
 /* A client that does not read cannot make us buffer without limit: past the
- * cap everything not yet on the wire is dropped (a half-written frame is kept
- * so the Close frame lands on a frame boundary) and the socket is closed. */
+ * cap everything not yet on the wire is dropped and the socket is closed. */
 void ot_ws_drop_slow(ot_ws_conn *c)
 {
     if (c->state != OT_WS_OPEN)
         return;
     ot_metrics_inc(OT_C_WS_SLOW_DROPPED, 1);
-    ot_wsbuf *keep = c->out_off > 0 ? ot_wsq_pop(&c->out) : NULL;
-    ot_wsq_clear(&c->out);
-    if (keep && ot_wsq_push(&c->out, keep) < 0) {
-        ot_wsbuf_unref(keep);
+    if (discard_unsent(c) < 0) {
         ot_ws_abort(c);
         return;
     }
-    if (!keep)
-        c->out_off = 0;
     ot_ws_close(c, 1008, "slow consumer");
 }
 
-int ot_ws_send(ot_ws_conn *c, ot_wsbuf *b, bool enforce_cap)
+int ot_ws_enqueue(ot_ws_conn *c, ot_wsbuf *b, ot_wsq *q)
 {
     if (c->state != OT_WS_OPEN)
         return OT_ERR;
-    if (enforce_cap && ot_ws_queued(c) + b->len > cfg_of(c)->ws_max_queue) {
+    if (ot_ws_queued(c) + b->len > cfg_of(c)->ws_max_queue) {
         ot_ws_drop_slow(c);
         return OT_ERR;
     }
-    if (enqueue(c, b) < 0) {
+    if (ot_wsq_push(q ? q : &c->out, b) < 0) {
         ot_ws_abort(c);
         return OT_ERR;
     }
+    ot_wsbuf_ref(b); /* the queue's reference */
+    if (!q)
+        ot_hub_mark_dirty(c->hub, c);
     return 0;
 }
 
+int ot_ws_send(ot_ws_conn *c, ot_wsbuf *b) { return ot_ws_enqueue(c, b, NULL); }
+
 int ot_ws_send_text(ot_ws_conn *c, ot_str json)
 {
-    ot_wsbuf *b = ot_wsbuf_frame(OT_WS_OP_TEXT, json, OT_STR_NULL, OT_STR_NULL);
-    if (!b)
+    if (c->state != OT_WS_OPEN)
         return OT_ERR;
-    int rc = ot_ws_send(c, b, false);
+    ot_wsbuf *b = ot_wsbuf_frame(OT_WS_OP_TEXT, json, OT_STR_NULL, OT_STR_NULL);
+    if (!b) {
+        ot_ws_abort(c);
+        return OT_ERR;
+    }
+    int rc = ot_ws_send(c, b);
     ot_wsbuf_unref(b);
     return rc;
 }
@@ -279,12 +290,14 @@ void ot_ws_close(ot_ws_conn *c, uint16_t code, const char *reason)
     ot_timer_stop(loop, &c->expiry);
     ot_timer_start(loop, &c->timer, OT_WS_LINGER_MS);
     ot_wsbuf *b = ot_wsbuf_frame(OT_WS_OP_CLOSE, ot_str_make((const char *)pl, 2 + rl), OT_STR_NULL, OT_STR_NULL);
-    if (!b || enqueue(c, b) < 0) {
+    /* The one frame allowed past the cap (see ot_ws_enqueue): it is the last. */
+    if (!b || (ot_ws_queued(c) + b->len > cfg_of(c)->ws_max_queue && discard_unsent(c) < 0) ||
+        ot_wsq_push(&c->out, b) < 0) {
         ot_wsbuf_unref(b);
         ot_ws_abort(c);
         return;
     }
-    ot_wsbuf_unref(b);
+    ot_hub_mark_dirty(c->hub, c);
 }
 
 void ot_ws_abort(ot_ws_conn *c)
@@ -310,6 +323,8 @@ void ot_ws_conn_free(ot_ws_conn *c)
     free(c->subs);
     free(c);
 }
+
+static void ws_read(ot_ws_conn *c);
 
 void ot_ws_flush(ot_ws_conn *c)
 {
@@ -351,6 +366,12 @@ void ot_ws_flush(ot_ws_conn *c)
     }
     if (pushed)
         ot_metrics_inc(OT_C_WS_MESSAGES_PUSHED, pushed);
+    if (c->rd_paused && c->state != OT_WS_DEAD &&
+        (c->state != OT_WS_OPEN || ot_ws_unsent(c) <= OT_WS_LOW_WATER(cfg_of(c)->ws_max_queue))) {
+        /* No edge will come for input already in the kernel: read it now. */
+        c->rd_paused = false;
+        ws_read(c);
+    }
     if (c->state == OT_WS_DEAD || c->out.len)
         return;
     if (c->out.cap > OT_WS_RING_MIN)
@@ -379,7 +400,7 @@ static void on_timer(ot_loop *loop, ot_timer *t)
         ot_ws_abort(c);
         return;
     }
-    if (ot_ws_send(c, ot_hub_ping_frame(c->hub), false) < 0)
+    if (ot_ws_send(c, ot_hub_ping_frame(c->hub)) < 0)
         return;
     c->ping_out = true;
     ot_timer_start(loop, &c->timer, cfg_of(c)->ws_pong_timeout_ms);
@@ -440,8 +461,10 @@ static void on_control(ot_ws_conn *c, const ot_ws_frame *f, const uint8_t *p, si
         /* §5.5.3: a Pong echoes the Ping's application data. */
         if (c->state == OT_WS_OPEN) {
             ot_wsbuf *b = ot_wsbuf_frame(OT_WS_OP_PONG, ot_str_make((const char *)p, n), OT_STR_NULL, OT_STR_NULL);
-            if (b)
-                ot_ws_send(c, b, false);
+            if (!b)
+                ot_ws_abort(c);
+            else
+                ot_ws_send(c, b);
             ot_wsbuf_unref(b);
         }
         return;
@@ -542,8 +565,14 @@ static int rbuf_reserve(ot_ws_conn *c, size_t need)
 /* Parses whole frames from buf[0..len) and keeps the incomplete tail. */
 static void consume(ot_ws_conn *c, uint8_t *buf, size_t len, bool in_rbuf)
 {
-    size_t off = 0, max = cfg_of(c)->ws_max_message;
+    size_t off = 0, max = cfg_of(c)->ws_max_message, high = OT_WS_HIGH_WATER(cfg_of(c)->ws_max_queue);
     while (off < len && input_open(c)) {
+        if (c->state == OT_WS_OPEN && ot_ws_unsent(c) > high) {
+            /* Back-pressure: the rest waits (here and in the kernel) until
+             * the client has read our answers to what came before. */
+            c->rd_paused = true;
+            break;
+        }
         ot_ws_frame f;
         int hl = ot_ws_parse_header(buf + off, len - off, max, &f);
         if (hl == OT_WS_INCOMPLETE)
@@ -580,12 +609,20 @@ static void consume(ot_ws_conn *c, uint8_t *buf, size_t len, bool in_rbuf)
     }
 }
 
+/* Input waits only while the socket is open and would be answered. */
+static bool read_paused(const ot_ws_conn *c) { return c->rd_paused && c->state == OT_WS_OPEN && input_open(c); }
+
 static void ws_read(ot_ws_conn *c)
 {
+    if (c->in_read)
+        return;
+    c->in_read = true;
     size_t scap;
     uint8_t *scratch = ot_hub_scratch(c->hub, &scap);
     size_t limit = cfg_of(c)->ws_max_message + OT_WS_MAX_HEADER + OT_WS_READ_STEP;
-    while (c->state != OT_WS_DEAD) {
+    if (c->rlen && input_open(c) && !read_paused(c))
+        consume(c, c->rbuf, c->rlen, true); /* whole frames a pause left behind */
+    while (c->state != OT_WS_DEAD && !read_paused(c)) {
         uint8_t *dst = scratch;
         size_t room = scap;
         if (c->rlen) {
@@ -594,19 +631,19 @@ static void ws_read(ot_ws_conn *c)
             size_t want = c->rlen + OT_WS_READ_STEP;
             if (rbuf_reserve(c, want < limit ? want : limit) < 0) {
                 ot_ws_abort(c);
-                return;
+                break;
             }
             dst = c->rbuf + c->rlen;
             room = c->rcap - c->rlen;
         }
         ssize_t n = ot_io_read(&c->io, dst, room);
         if (n == OT_EAGAIN)
-            return;
+            break;
         if (n <= 0) {
             /* EOF: the end of a lingering close, or a peer that vanished
              * without a Close (1006, §7.1.5). Either way we are done. */
             ot_ws_abort(c);
-            return;
+            break;
         }
         if (!input_open(c))
             continue; /* drained and dropped */
@@ -617,6 +654,7 @@ static void ws_read(ot_ws_conn *c)
             consume(c, scratch, (size_t)n, false);
         }
     }
+    c->in_read = false;
 }
 
 static void on_io(ot_loop *loop, int fd, unsigned ev, void *data)
@@ -688,6 +726,20 @@ void ot_h_ws(ot_req *r)
         ot_respond_error(r, 503, "unavailable", "not accepting WebSocket connections now");
         return;
     }
+    /* Caps per user and per IP, checked before the upgrade so a refusal is a
+     * plain 429 the client can back off from (Retry-After). */
+    ot_hub_slot *slots[2];
+    int over = ot_hub_admit(hub, cl.sub, strlen(cl.sub), r->remote_key, r->remote_key_len, slots);
+    if (over) {
+        ot_resp_header(r, "Retry-After", "5");
+        if (over == OT_HUB_OVER_USER)
+            ot_respond_error(r, 429, "too_many_connections", "at most %u open WebSockets per user",
+                             (unsigned)w->cfg->ws_max_per_user);
+        else
+            ot_respond_error(r, 429, "too_many_connections", "at most %u open WebSockets per client address",
+                             (unsigned)w->cfg->ws_max_per_ip);
+        return;
+    }
     char resp[192];
     int rn = snprintf(resp, sizeof(resp),
                       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -698,6 +750,7 @@ void ot_h_ws(ot_req *r)
     if (!c || !hello) {
         free(c);
         ot_wsbuf_unref(hello);
+        ot_hub_release(hub, slots);
         ot_respond_error(r, 500, "internal", "out of memory");
         return;
     }
@@ -709,6 +762,8 @@ void ot_h_ws(ot_req *r)
     ot_http_takeover(r, &c->io, &left);
 
     c->hub = hub;
+    c->user_slot = slots[0];
+    c->ip_slot = slots[1];
     size_t sl = strlen(cl.sub); /* our own NUL-terminated copy, <= OT_JWT_SUB_MAX */
     memcpy(c->sub, cl.sub, sl + 1);
     c->sub_len = (uint8_t)sl;
@@ -734,7 +789,9 @@ void ot_h_ws(ot_req *r)
         if (rbuf_reserve(c, n) == 0) {
             memcpy(c->rbuf, ot_buf_rptr(&left), n);
             c->rlen = (uint32_t)n;
+            c->in_read = true; /* a flush from in here must not re-enter consume */
             consume(c, c->rbuf, c->rlen, true);
+            c->in_read = false;
         } else {
             ot_ws_abort(c);
         }

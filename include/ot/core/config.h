@@ -50,6 +50,9 @@ typedef struct {
     size_t ws_max_queue;       /* outgoing bytes queued per client before it is dropped (1008) */
     uint32_t ws_ping_ms;       /* server keep-alive ping interval */
     uint32_t ws_pong_timeout_ms;
+    uint32_t ws_max_per_user;  /* open WebSockets per user per worker; 429 beyond; 0 = no cap */
+    uint32_t ws_max_per_ip;    /* open WebSockets per client IP per worker; 429 beyond; 0 = no cap */
+    double ws_rate, ws_rate_burst; /* subscribe/unsubscribe/auth/resume per socket per second (0 = off) */
 } ot_config;
 
 void ot_config_defaults(ot_config *c);

@@ -76,6 +76,7 @@ enum ot_ws_state {
 
 typedef struct ot_hub_replay ot_hub_replay;
 typedef struct ot_hub_subq ot_hub_subq;
+typedef struct ot_hub_slot ot_hub_slot;
 
 typedef struct ot_ws_conn ot_ws_conn;
 struct ot_ws_conn {
@@ -98,11 +99,18 @@ struct ot_ws_conn {
     bool shut;             /* our side is half-closed: only waiting for EOF */
     bool dirty;            /* in the hub's flush list */
     bool drop_input;       /* after a protocol error: discard whatever else arrives */
+    bool rd_paused;        /* output over the high-water mark: input waits (see ot_ws_enqueue) */
+    bool in_read;          /* ws_read is on the stack (no re-entry from a flush) */
     uint8_t nsubs, subs_cap, nsubq;
     uint8_t sub_len;
     ot_role role;
     uint32_t hash;         /* of sub, for the per-user index */
     int64_t exp;           /* token expiry, seconds since the epoch */
+    int64_t floor;         /* the client has every event with seq <= floor (resume): never push those */
+    ot_hub_slot *user_slot, *ip_slot; /* this socket's share of the per-user / per-IP caps */
+    double tokens;         /* action token bucket (cfg ws_rate, ws_rate_burst) */
+    uint64_t tokens_ms;    /* last refill, loop clock; 0 = bucket not started */
+    uint16_t refused;      /* actions refused in a row by the bucket */
     ot_timer timer;        /* ping / pong deadline / close linger */
     ot_timer expiry;       /* token expiry -> 4401 */
     uint8_t (*subs)[16];   /* subscribed order ids; NULL = every event this socket may see */
@@ -111,12 +119,30 @@ struct ot_ws_conn {
     char sub[OT_JWT_SUB_MAX + 1];
 };
 
-/* Queues a reference to b (taking a new one). Over cfg->ws_max_queue (when
- * enforce_cap; the held-back live events of a resume count too) the socket is
- * dropped as a slow consumer (1008) and OT_ERR returned. Flushed after the
- * current loop batch. */
-int ot_ws_send(ot_ws_conn *c, ot_wsbuf *b, bool enforce_cap);
-/* A JSON text message of our own (acks, errors): never over the cap. */
+/* The queue policy. Every byte queued to a socket (pushes, replayed events,
+ * live events held by a resume, replies and errors, pongs, pings, the 101)
+ * goes through ot_ws_enqueue and counts against one cap, cfg->ws_max_queue,
+ * measured by ot_ws_queued():
+ *  - hard cap: a frame that would take ot_ws_queued() past ws_max_queue is
+ *    not queued; the socket is dropped as a slow consumer (1008).
+ *  - high-water (ws_max_queue / 2) on the unsent output: above it no further
+ *    input frame is parsed, so a client that sends without reading stops
+ *    being read (TCP pushes back on it) instead of piling up replies;
+ *  - low-water (ws_max_queue / 4): once the output drained below, parsing
+ *    and reading resume where they stopped.
+ * Only our Close frame (<= 127 bytes) may go past the cap: unsent frames are
+ * discarded first when it would not fit, as it is the last frame anyway. */
+#define OT_WS_HIGH_WATER(cap) ((cap) / 2)
+#define OT_WS_LOW_WATER(cap) ((cap) / 4)
+
+/* Queues a reference to b (taking a new one) on q, or on the socket's output
+ * when q is NULL (then flushed after the current loop batch). OT_ERR when the
+ * socket is not open, is over the cap (then dropped, see above) or out of
+ * memory (then aborted). */
+int ot_ws_enqueue(ot_ws_conn *c, ot_wsbuf *b, ot_wsq *q);
+/* ot_ws_enqueue on the socket's output. */
+int ot_ws_send(ot_ws_conn *c, ot_wsbuf *b);
+/* A JSON text message of our own (acks, errors), through ot_ws_send. */
 int ot_ws_send_text(ot_ws_conn *c, ot_str json);
 /* Starts the closing handshake (§7.1.2) with code and reason (UTF-8, <= 123
  * bytes): no more data is queued after it. */
@@ -134,6 +160,8 @@ void ot_ws_flush(ot_ws_conn *c);
 void ot_ws_conn_free(ot_ws_conn *c);
 /* Bytes waiting: the outgoing queue plus events held back by a resume. */
 size_t ot_ws_queued(const ot_ws_conn *c);
+/* Unsent bytes of the outgoing queue alone (what the high-water mark limits). */
+size_t ot_ws_unsent(const ot_ws_conn *c);
 
 /* ---- pure helpers (unit-tested) ---- */
 

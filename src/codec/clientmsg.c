@@ -1,0 +1,98 @@
+/* The hub's client messages and UUIDs: pure, no loop, no socket (fuzzed by
+ * tests/fuzz/fuzz_hub_msg.c). */
+#include "ot/codec/clientmsg.h"
+
+#include <string.h>
+
+#include "ot/codec/json.h"
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+int ot_uuid_parse(ot_str s, uint8_t out[16])
+{
+    if (s.len != 36)
+        return OT_ERR;
+    size_t o = 0;
+    for (size_t i = 0; i < 36;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s.base[i] != '-')
+                return OT_ERR;
+            i++;
+            continue;
+        }
+        int hi = hexval(s.base[i]), lo = hexval(s.base[i + 1]);
+        if (hi < 0 || lo < 0)
+            return OT_ERR;
+        out[o++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return 0;
+}
+
+void ot_uuid_format(const uint8_t id[16], char out[37])
+{
+    static const char hx[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hx[id[i] >> 4];
+        out[o++] = hx[id[i] & 15];
+    }
+    out[o] = 0;
+}
+
+static ot_hub_msg_kind invalid(ot_hub_msg *m, const char *code, const char *msg)
+{
+    m->error = code;
+    m->message = msg;
+    return OT_HUB_MSG_INVALID;
+}
+
+ot_hub_msg_kind ot_hub_parse_msg(ot_str text, ot_hub_msg *m, char *tok, size_t tokcap)
+{
+    memset(m, 0, sizeof(*m));
+    /* Valid messages are flat objects of two members: a few tokens suffice,
+     * and anything needing more is not one of ours. */
+    jsmntok_t toks[16];
+    ot_json d;
+    if (ot_json_parse(&d, text.base, text.len, toks, (int)OT_ARRAY_LEN(toks)) < 0 || !ot_json_is_obj(&d, 0))
+        return invalid(m, "bad_request", "expected a JSON object with an action");
+    int a = ot_json_obj_get(&d, 0, "action");
+    if (a < 0 || !ot_json_is_str(&d, a))
+        return invalid(m, "bad_request", "missing action");
+    if (ot_json_str_eq(&d, a, "subscribe") || ot_json_str_eq(&d, a, "unsubscribe")) {
+        int t = ot_json_obj_get(&d, 0, "orderId");
+        char buf[40];
+        size_t n;
+        if (t < 0 || ot_json_get_str_buf(&d, t, buf, sizeof(buf), &n) < 0 ||
+            ot_uuid_parse(ot_str_make(buf, n), m->order_id) < 0)
+            return invalid(m, "bad_request", "orderId must be a UUID");
+        return ot_json_str_eq(&d, a, "subscribe") ? OT_HUB_MSG_SUBSCRIBE : OT_HUB_MSG_UNSUBSCRIBE;
+    }
+    if (ot_json_str_eq(&d, a, "auth")) {
+        int t = ot_json_obj_get(&d, 0, "token");
+        if (t < 0 || ot_json_get_str_buf(&d, t, tok, tokcap, &m->token_len) < 0 || m->token_len == 0)
+            return invalid(m, "bad_request", "token must be a non-empty string");
+        return OT_HUB_MSG_AUTH;
+    }
+    if (ot_json_str_eq(&d, a, "resume")) {
+        int t = ot_json_obj_get(&d, 0, "since");
+        if (t < 0 || ot_json_get_int64(&d, t, &m->since) < 0 || m->since < 0)
+            return invalid(m, "bad_request", "since must be a non-negative integer");
+        return OT_HUB_MSG_RESUME;
+    }
+    if (ot_json_str_eq(&d, a, "ping"))
+        return OT_HUB_MSG_PING;
+    return invalid(m, "unknown_action", "action must be subscribe, unsubscribe, auth, resume or ping");
+}
+
