@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ot/core/fmt.h"
 #include "ot/core/metrics.h"
 
 /* Room kept after the last string field for `","truncated":true}\n`. */
@@ -30,6 +31,24 @@ static int log_worker = -1;
  * fork by the atfork handler, so a child never logs its parent's pid). */
 static char who[48];
 static size_t who_len;
+static bool rid_ready;
+static void atfork_prepare(void) { ot_log_flush(); }
+static void atfork_child(void)
+{
+    who_len = 0;
+    rid_ready = false;
+}
+/* Flush before fork so the child cannot write the parent's lines again; the
+ * child re-formats its pid and draws a new request-id prefix. */
+static void hook_fork(void)
+{
+    static bool hooked;
+    if (!hooked) {
+        pthread_atfork(atfork_prepare, NULL, atfork_child);
+        hooked = true;
+    }
+}
+
 static int fd_is_socket = -1; /* -1 = not checked yet */
 static uint64_t log_drops;
 
@@ -100,24 +119,10 @@ static void put_raw(line *w, const char *s, size_t n)
 
 #define PUT_LIT(w, lit) put_raw((w), (lit), sizeof(lit) - 1)
 
-/* Decimal digits of v into out (room for 20); returns their count. */
-static size_t fmt_u64(char *out, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
 static void put_u64(line *w, uint64_t v)
 {
-    char d[20];
-    put_raw(w, d, fmt_u64(d, v));
+    char d[OT_FMT_U64_MAX];
+    put_raw(w, d, ot_fmt_u64(d, v));
 }
 
 static void put_i64(line *w, int64_t v)
@@ -243,17 +248,9 @@ static void two(char *p, int v)
     p[1] = (char)('0' + v % 10);
 }
 
-static void atfork_prepare(void) { ot_log_flush(); }
-static void atfork_child(void) { who_len = 0; }
-
 static void refresh_who(void)
 {
-    static bool hooked;
-    if (!hooked) {
-        /* Flush before fork so the child cannot write the parent's lines again. */
-        pthread_atfork(atfork_prepare, NULL, atfork_child);
-        hooked = true;
-    }
+    hook_fork();
     line w = { .cap = sizeof who };
     PUT_LIT(&w, ",\"worker\":");
     put_i64(&w, log_worker);
@@ -428,24 +425,25 @@ void ot_logf(ot_log_level l, const char *fmt, ...)
     errno = saved_errno;
 }
 
+/* Per process: a random prefix (re-drawn after fork: the atfork handler
+ * clears it) plus a counter, so ids never repeat across workers. No getpid()
+ * per call: it is a real system call, and this runs once per request. */
+static uint32_t rid_prefix, rid_counter;
+
 size_t ot_log_request_id(char *out)
 {
-    /* Per process: a random prefix (re-drawn after fork, noticed by the pid
-     * changing) plus a counter, so ids never repeat across workers. */
-    static pid_t owner;
-    static uint32_t prefix, counter;
-    pid_t pid = getpid();
-    if (pid != owner) {
-        owner = pid;
-        counter = 0;
-        if (getrandom(&prefix, sizeof prefix, GRND_NONBLOCK) != (ssize_t)sizeof prefix) {
+    if (!rid_ready) {
+        rid_counter = 0;
+        if (getrandom(&rid_prefix, sizeof rid_prefix, GRND_NONBLOCK) != (ssize_t)sizeof rid_prefix) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            prefix = (uint32_t)pid * 2654435761u ^ (uint32_t)ts.tv_nsec;
+            rid_prefix = (uint32_t)getpid() * 2654435761u ^ (uint32_t)ts.tv_nsec;
         }
+        rid_ready = true;
+        hook_fork();
     }
     static const char hex[] = "0123456789abcdef";
-    uint64_t v = (uint64_t)prefix << 32 | counter++;
+    uint64_t v = (uint64_t)rid_prefix << 32 | rid_counter++;
     for (int i = 15; i >= 0; i--, v >>= 4)
         out[i] = hex[v & 15];
     out[16] = '\0';

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ot/codec/json.h"
+#include "ot/core/fmt.h"
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
 #include "ot/core/ratelimit.h"
@@ -60,6 +61,10 @@ struct ot_http_conn {
     bool dispatching;    /* inside the handler call: a response now is synchronous */
     bool chunked;
     bool ip_counted;     /* holds a slot in the per-IP connection count */
+    /* The socket was read dry (a short read or EAGAIN) and no readiness edge
+     * has come since: with edge-triggered epoll, another read now could only
+     * return EAGAIN, one wasted system call per request (issue 12). */
+    bool rdrained;
     size_t head_len;
     uint64_t body_need;  /* Content-Length */
     size_t body_raw;     /* raw body bytes consumed from rbuf after the head */
@@ -78,19 +83,45 @@ static void reset_request(ot_http_conn *c);
 static void fail(ot_http_conn *c, int status, const char *code, const char *msg);
 
 /* ---- date header, formatted once per second ---- */
-static char date_buf[64];
-static time_t date_sec;
 
-static const char *http_date(void)
+/* "Date: Tue, 01 Dec 2026 10:00:00 GMT\r\n" (RFC 9110 §5.6.7 IMF-fixdate),
+ * kept whole with its length so a response head copies it in one go. */
+static char date_line[64];
+static size_t date_len;
+static time_t date_sec = (time_t)-1;
+
+static void two_digits(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10 % 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+static ot_str http_date_line(void)
 {
     time_t now = time(NULL);
     if (now != date_sec) {
+        static const char days[] = "SunMonTueWedThuFriSat";
+        static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
         struct tm tm;
         gmtime_r(&now, &tm);
-        strftime(date_buf, sizeof(date_buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        char *p = date_line;
+        memcpy(p, "Date: ", 6), p += 6;
+        memcpy(p, days + 3 * tm.tm_wday, 3), p += 3;
+        *p++ = ',', *p++ = ' ';
+        two_digits(p, tm.tm_mday), p += 2;
+        *p++ = ' ';
+        memcpy(p, months + 3 * tm.tm_mon, 3), p += 3;
+        *p++ = ' ';
+        int y = tm.tm_year + 1900;
+        two_digits(p, y / 100), two_digits(p + 2, y % 100), p += 4;
+        *p++ = ' ';
+        two_digits(p, tm.tm_hour), p[2] = ':', two_digits(p + 3, tm.tm_min), p[5] = ':';
+        two_digits(p + 6, tm.tm_sec), p += 8;
+        memcpy(p, " GMT\r\n", 6), p += 6;
+        date_len = (size_t)(p - date_line);
         date_sec = now;
     }
-    return date_buf;
+    return ot_str_make(date_line, date_len);
 }
 
 const char *ot_http_status_text(int s)
@@ -371,9 +402,16 @@ static void conn_flush(ot_http_conn *c)
 
 void ot_resp_header(ot_req *r, const char *name, const char *value)
 {
-    int n = snprintf(r->extra + r->extra_len, sizeof(r->extra) - r->extra_len, "%s: %s\r\n", name, value);
-    if (n > 0 && (size_t)n < sizeof(r->extra) - r->extra_len)
-        r->extra_len += (size_t)n;
+    /* All or nothing: a header that does not fit is left out whole, never cut. */
+    size_t nl = strlen(name), vl = strlen(value), need = nl + 2 + vl + 2;
+    if (need > sizeof(r->extra) - r->extra_len)
+        return;
+    char *p = r->extra + r->extra_len;
+    memcpy(p, name, nl), p += nl;
+    *p++ = ':', *p++ = ' ';
+    memcpy(p, value, vl), p += vl;
+    *p++ = '\r', *p++ = '\n';
+    r->extra_len += need;
 }
 
 static void request_done(ot_http_conn *c);
@@ -396,10 +434,34 @@ void ot_respond(ot_req *r, int status, const char *content_type, ot_str body)
         conn_close(c);
         return;
     }
-    ot_buf_printf(b, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Length: %zu\r\n", status, ot_http_status_text(status),
-                  http_date(), body.len);
-    if (content_type)
-        ot_buf_printf(b, "Content-Type: %s\r\n", content_type);
+    /* The head is assembled in one stack buffer and appended once: no printf
+     * on the path every request takes (issue 12). Every part is bounded: the
+     * status text and content types are the server's own constants. */
+    char head[512];
+    size_t hl = 0;
+    const char *reason = ot_http_status_text(status);
+    size_t rlen = strlen(reason);
+    size_t ctlen = content_type ? strlen(content_type) : 0;
+    if (status < 100 || status > 999 || rlen > 64 || ctlen > 200)
+        status = 500, reason = ot_http_status_text(500), rlen = strlen(reason), content_type = NULL, ctlen = 0;
+    memcpy(head, "HTTP/1.1 ", 9), hl = 9;
+    head[hl++] = (char)('0' + status / 100);
+    head[hl++] = (char)('0' + status / 10 % 10);
+    head[hl++] = (char)('0' + status % 10);
+    head[hl++] = ' ';
+    memcpy(head + hl, reason, rlen), hl += rlen;
+    head[hl++] = '\r', head[hl++] = '\n';
+    ot_str date = http_date_line();
+    memcpy(head + hl, date.base, date.len), hl += date.len;
+    memcpy(head + hl, "Content-Length: ", 16), hl += 16;
+    hl += ot_fmt_u64(head + hl, body.len);
+    head[hl++] = '\r', head[hl++] = '\n';
+    if (content_type) {
+        memcpy(head + hl, "Content-Type: ", 14), hl += 14;
+        memcpy(head + hl, content_type, ctlen), hl += ctlen;
+        head[hl++] = '\r', head[hl++] = '\n';
+    }
+    ot_buf_append(b, head, hl);
     if (c->close_after)
         ot_buf_append_str(b, "Connection: close\r\n");
     else if (r->head.minor_version == 0)
@@ -607,19 +669,28 @@ void ot_http_conn_move_rbuf(ot_http_conn *c)
 static int conn_read(ot_http_conn *c, size_t limit)
 {
     for (;;) {
-        if (ot_buf_rlen(&c->rbuf) >= limit)
+        if (ot_buf_rlen(&c->rbuf) >= limit || c->rdrained)
             return 0;
         if (rbuf_reserve(c, OT_READ_CHUNK) < 0)
             return OT_ERR;
         size_t room = c->rbuf.cap - c->rbuf.len;
         ssize_t n = ot_io_read(&c->io, c->rbuf.data + c->rbuf.len, room);
-        if (n == OT_EAGAIN)
+        if (n == OT_EAGAIN) {
+            /* TLS may want to write (a key update) rather than read: only a
+             * read-side EAGAIN means the socket is dry. */
+            c->rdrained = !c->io.ssl || c->io.want_read;
             return 0;
+        }
         if (n <= 0)
             return OT_ERR; /* EOF or error: nothing more will come */
         c->rbuf.len += (size_t)n;
-        if ((size_t)n < room && !c->io.ssl)
-            return 0; /* short read: the socket is drained (saves an EAGAIN syscall) */
+        /* A short read means the kernel had no more at that moment (the next
+         * bytes bring a new edge). Not for TLS: OpenSSL may hold decrypted
+         * bytes of a record it read whole (SSL_pending), which no edge announces. */
+        if ((size_t)n < room && !c->io.ssl) {
+            c->rdrained = true;
+            return 0;
+        }
     }
 }
 
@@ -802,6 +873,8 @@ static void conn_process(ot_http_conn *c)
 static void on_io(ot_loop *loop, int fd, unsigned ev, void *data)
 {
     ot_http_conn *c = data;
+    if (ev & (OT_READABLE | OT_HANGUP))
+        c->rdrained = false; /* a new edge: there may be bytes (or EOF) to read */
     if (ev & OT_WRITABLE) {
         conn_flush(c);
         if (c->closed)

@@ -195,6 +195,22 @@ def test_100_pipelined_requests_in_one_write_are_answered_in_order(server):
     assert [p for p in paths if p and p.startswith("/no-such-path/")] == want
 
 
+def test_pipelined_burst_larger_than_the_read_buffer_is_read_whole(server):
+    """The short-read rule (a read that returns less than asked means the
+    socket is dry until the next edge) must not strand bytes: 1,000 requests
+    (~45 KB, several 16 KiB read chunks) in one write all get answered."""
+    srv = server(workers=1)
+    reqs, expect = _pipeline(1000)
+    data = b"".join(reqs)
+    assert len(data) > 2 * 16384
+    with connect(srv.port) as s:
+        r = Reader(s)
+        s.sendall(data)
+        got = [r.response()[0] for _ in range(1000)]
+        assert got == expect
+        assert not r.closed(timeout=0.2)
+
+
 @pytest.mark.parametrize("step", [1, 3, 7, 61])
 def test_pipelined_requests_split_at_odd_byte_boundaries(server, step):
     reqs, expect = _pipeline(9)
