@@ -283,3 +283,189 @@ def test_per_user_rate_limit_answers_429_with_retry_after(server, db):
     assert int(got[3][1]["retry-after"]) >= 1, err
     # The bucket is per user: someone else is not throttled.
     assert request(srv.port, "GET", "/orders/user/" + other, token=make_token(other))[0] == 200
+
+
+# ---------------------------------------------------------------- revocation (issue 10, finding 5)
+# A token names a user that exists and is active, with the role it had when it
+# was issued. Deleting, disabling, demoting or re-passwording a user kills its
+# tokens on REST and closes its open sockets with 4401 within a second.
+
+from conftest import run_cli, scaled  # noqa: E402
+from wsclient import WS, HandshakeError  # noqa: E402
+
+
+def _until(pred, timeout):
+    """Polls pred() until it is true or `timeout` (scaled) seconds pass; returns its last value."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(0.02)
+
+
+def _status(port, path, tok):
+    return request(port, "GET", path, token=tok)[0]
+
+
+def _ws_refused(port, tok):
+    try:
+        WS.connect(port, tok).close()
+    except HandshakeError as e:
+        return e.status
+    return 101
+
+
+def _loads(port):
+    """ordertrack_auth_user_loads_total summed over workers."""
+    st, _, body = request(port, "GET", "/metrics")
+    assert st == 200
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("ordertrack_auth_user_loads_total"))
+
+
+def _revoked_everywhere(srv, path, tok, ws):
+    """REST answers 401 and the open socket is closed with 4401, each within a second."""
+    t0 = time.monotonic()
+    code, reason = ws.wait_close(scaled(1.5))
+    assert code == 4401, (code, reason)
+    assert time.monotonic() - t0 < scaled(1.0) + 0.5
+    assert _until(lambda: _status(srv.port, path, tok) == 401, 1.0), "REST still accepts the token"
+    err = assert_error(request(srv.port, "GET", path, token=tok), 401)
+    assert err["code"] == "invalid_token", err
+    assert _ws_refused(srv.port, tok) == 401
+
+
+def test_revoc_deleted_user_token_is_401_and_its_socket_closed_4401(srv, db):
+    uid = mk_user(db)
+    tok = make_token(uid)
+    path = "/orders/user/" + uid
+    assert _status(srv.port, path, tok) == 200
+    with WS.connect(srv.port, tok) as ws:
+        with db.cursor() as cur:
+            cur.execute("DELETE FROM users WHERE id = %s", (uid,))
+        _revoked_everywhere(srv, path, tok, ws)
+
+
+def test_revoc_demoted_admin_can_no_longer_move_orders(srv, db):
+    admin, cust = mk_user(db, "ADMIN"), mk_user(db)
+    tadmin = make_token(admin, "ADMIN")
+    st, _, o = request(srv.port, "POST", "/orders", {"items": ITEMS}, token=make_token(cust))
+    assert st == 201, o
+    patch = "/orders/%s/status" % o["id"]
+    assert request(srv.port, "PATCH", patch, {"status": "ACCEPTED"}, token=tadmin)[0] == 200
+    with WS.connect(srv.port, tadmin) as ws:
+        with db.cursor() as cur:
+            cur.execute("UPDATE users SET role = 'CUSTOMER' WHERE id = %s", (admin,))
+        _revoked_everywhere(srv, "/orders/user/" + cust, tadmin, ws)
+    err = assert_error(request(srv.port, "PATCH", patch, {"status": "PREPARED"}, token=tadmin), 401)
+    assert err["code"] == "invalid_token"
+    with db.cursor() as cur:
+        cur.execute("SELECT status::text FROM orders WHERE id = %s", (o["id"],))
+        assert cur.fetchone()[0] == "ACCEPTED"
+
+
+def test_revoc_token_role_other_than_the_users_role_is_401(srv, db):
+    # Was test_role_comes_from_the_token_only (the old behaviour, now the bug):
+    # a token may only carry the role its user has.
+    uid = mk_user(db)
+    st, _, o = request(srv.port, "POST", "/orders", {"items": ITEMS}, token=make_token(uid))
+    assert st == 201
+    st, _, body = request(srv.port, "PATCH", "/orders/%s/status" % o["id"], {"status": "ACCEPTED"},
+                          token=make_token(uid, role="ADMIN"))
+    assert st == 401, body
+
+
+def test_revoc_password_change_kills_old_tokens_and_in_band_reauth_with_them(server, db_url):
+    srv = server(workers=2)
+    (st, _, body), email = register(srv.port)
+    assert st == 201, body
+    st, _, lo = login(srv.port, email)
+    assert st == 200, lo
+    old, uid = lo["token"], lo["user"]["id"]
+    path = "/orders/user/" + uid
+    assert _status(srv.port, path, old) == 200
+    with WS.connect(srv.port, old) as ws:
+        r = run_cli("user", "add", "--email", email, "--name", "Ann", "--password", "another horse",
+                    env={"DATABASE_URL": db_url})
+        assert r.returncode == 0, r.stderr
+        _revoked_everywhere(srv, path, old, ws)
+    assert login(srv.port, email)[0] == 401
+    st, _, lo = login(srv.port, email, "another horse")
+    assert st == 200, lo
+    new = lo["token"]
+    assert _status(srv.port, path, new) == 200
+    with WS.connect(srv.port, new) as ws:
+        ws.send_json({"action": "auth", "token": old})
+        m, _ = ws.wait_for(lambda m: m["event"] in ("authenticated", "error"), timeout=scaled(3))
+        assert m["event"] == "error" and m["data"]["code"] == "invalid_token", m
+        ws.send_json({"action": "auth", "token": new})
+        m, _ = ws.wait_for(lambda m: m["event"] in ("authenticated", "error"), timeout=scaled(3))
+        assert m["event"] == "authenticated", m
+
+
+@pytest.mark.parametrize("sub", ["not-a-uuid", "admin", "00000000-0000-0000-0000-00000000000g",
+                                 "%s " % uuid.uuid4()])
+def test_revoc_signed_token_with_non_uuid_sub_is_401_and_refused_on_ws(srv, db, sub):
+    victim = mk_user(db)
+    tok = make_token(sub, role="ADMIN")
+    err = assert_error(request(srv.port, "GET", "/orders/user/" + victim, token=tok), 401)
+    assert err["code"] == "invalid_token"
+    assert _ws_refused(srv.port, tok) == 401
+
+
+def test_revoc_signed_token_of_no_existing_user_is_401_and_refused_on_ws(srv, db):
+    ghost = str(uuid.uuid4())
+    for role in ("CUSTOMER", "ADMIN"):
+        tok = make_token(ghost, role=role)
+        err = assert_error(request(srv.port, "GET", "/orders/user/" + ghost, token=tok), 401)
+        assert err["code"] == "invalid_token"
+        assert _ws_refused(srv.port, tok) == 401
+
+
+def test_revoc_disabled_user_is_401_and_cannot_log_in_until_enabled(srv, db):
+    (st, _, body), _ = register(srv.port)
+    assert st == 201
+    st, _, lo = login(srv.port, body["email"])
+    tok, uid = lo["token"], lo["user"]["id"]
+    path = "/orders/user/" + uid
+    assert _status(srv.port, path, tok) == 200
+    with WS.connect(srv.port, tok) as ws:
+        with db.cursor() as cur:
+            cur.execute("UPDATE users SET active = false WHERE id = %s", (uid,))
+        _revoked_everywhere(srv, path, tok, ws)
+    err = assert_error(login(srv.port, body["email"]), 403, "account_disabled")
+    assert assert_error(login(srv.port, body["email"], "wrong password"), 401)["code"] == "invalid_credentials"
+    with db.cursor() as cur:
+        cur.execute("UPDATE users SET active = true WHERE id = %s", (uid,))
+    # Enabling again does not resurrect the old token: its epoch is gone.
+    assert _status(srv.port, path, tok) == 401
+    st, _, lo = login(srv.port, body["email"])
+    assert st == 200 and _status(srv.port, path, lo["token"]) == 200
+
+
+def test_revoc_issued_tokens_carry_the_epoch_and_unrelated_updates_keep_them(srv, db):
+    (st, _, body), _ = register(srv.port)
+    st, _, lo = login(srv.port, body["email"])
+    payload = json.loads(base64.urlsafe_b64decode(lo["token"].split(".")[1] + "=="))
+    assert payload["ep"] == 0 and payload["role"] == "CUSTOMER", payload
+    with db.cursor() as cur:
+        cur.execute("UPDATE users SET name = 'Renamed' WHERE id = %s", (lo["user"]["id"],))
+    time.sleep(scaled(0.3))
+    assert _status(srv.port, "/orders/user/" + lo["user"]["id"], lo["token"]) == 200
+
+
+def test_revoc_steady_state_costs_no_database_round_trip_per_request(srv, db):
+    uid = mk_user(db)
+    tok = make_token(uid)
+    path = "/orders/user/" + uid
+    before = _loads(srv.port)
+    assert _status(srv.port, path, tok) == 200
+    after_first = _loads(srv.port)
+    assert after_first == before + 1, (before, after_first)
+    for _ in range(30):
+        assert _status(srv.port, path, tok) == 200
+    with WS.connect(srv.port, tok):
+        pass
+    assert _loads(srv.port) == after_first
