@@ -6,8 +6,10 @@
 
 #include <openssl/crypto.h>
 
+#include "ot/app/principals.h"
 #include "ot/codec/json.h"
 #include "ot/core/metrics.h"
+#include "ot/http/ws.h"
 #include "ot/codec/pwhash.h"
 #include "ot/core/ratelimit.h"
 
@@ -16,29 +18,111 @@ const ot_pg_stmt ot_auth_stmts[] = {
       "INSERT INTO users (name, email, role, password_hash) VALUES ($1, $2, 'CUSTOMER', $3) "
       "RETURNING id, name, email, role, ot_iso(created_at)",
       3, false },
-    { "user_by_email", "SELECT id, name, email, role, password_hash FROM users WHERE lower(email) = lower($1)", 1, true },
+    { "user_by_email",
+      "SELECT id, name, email, role, password_hash, token_epoch, active FROM users WHERE lower(email) = lower($1)", 1,
+      true },
 };
 const size_t ot_auth_nstmts = OT_ARRAY_LEN(ot_auth_stmts);
 
-bool ot_uuid_valid(ot_str s)
+/* One worker per process: the revocation cache and the login throttles are
+ * process state, set once by the app wiring (ot_auth_setup). */
+static struct {
+    ot_principals *principals; /* NULL without a database: signature checks only */
+} g_auth;
+
+void ot_auth_setup(ot_principals *p) { g_auth.principals = p; }
+
+/* The signature, then the user: a token is honoured only for a UUID sub
+ * naming a user that exists, is active, and still has the token's role and
+ * epoch. */
+static int token_check(const ot_config *cfg, ot_str token, ot_jwt_claims *out, uint8_t id[16])
 {
-    if (s.len != 36)
-        return false;
-    for (size_t i = 0; i < 36; i++) {
-        char ch = s.base[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (ch != '-')
-                return false;
-        } else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F'))) {
-            return false;
-        }
+    int rc = ot_jwt_verify(ot_str_c(cfg->jwt_secret), token, (int64_t)time(NULL), out);
+    if (rc != OT_JWT_OK)
+        return rc;
+    /* Every id we issue is a users.id; anything else was not minted for a user. */
+    if (ot_uuid_to_bytes(ot_str_c(out->sub), id) < 0)
+        return OT_JWT_ECLAIMS;
+    if (!g_auth.principals)
+        return OT_JWT_OK;
+    switch (ot_principals_check(g_auth.principals, id, out->ep, out->role)) {
+    case OT_PRINCIPAL_OK: return OT_JWT_OK;
+    case OT_PRINCIPAL_REVOKED: ot_metrics_inc(OT_C_AUTH_REVOKED, 1); return OT_JWT_EREVOKED;
+    default: return OT_JWT_EUNVERIFIED;
     }
-    return true;
 }
 
 int ot_auth_token(const ot_config *cfg, ot_str token, ot_jwt_claims *out)
 {
-    return ot_jwt_verify(ot_str_c(cfg->jwt_secret), token, (int64_t)time(NULL), out);
+    uint8_t id[16];
+    int rc = token_check(cfg, token, out, id);
+    if (rc == OT_JWT_EUNVERIFIED)
+        ot_principals_prefetch(g_auth.principals, id); /* no one waits here: the next try finds it */
+    return rc;
+}
+
+/* A request parked until its token's user is loaded, then run again from the
+ * top of its handler (which finds the user cached this time). */
+typedef struct {
+    ot_req *r;
+    ot_principals_wait wait;
+    ot_handler *again;
+} auth_wait;
+
+/* The request whose handler is being re-run: it must not wait a second time. */
+static ot_req *g_rerun;
+
+static void wait_abort(ot_req *r)
+{
+    auth_wait *a = r->ctx;
+    ot_principals_cancel(&a->wait);
+    free(a);
+}
+
+static void wait_done(void *data, int status)
+{
+    auth_wait *a = data;
+    ot_req *r = a->r;
+    ot_handler *again = a->again;
+    r->on_abort = NULL;
+    r->ctx = NULL;
+    free(a);
+    if (status != OT_PG_OK) {
+        ot_resp_header(r, "Retry-After", "1");
+        ot_respond_error(r, 503, "database_unavailable", "cannot check the token's user now, retry shortly");
+        return;
+    }
+    g_rerun = r;
+    again(r);
+    g_rerun = NULL;
+}
+
+/* Parks r until the user `id` is loaded, then calls again(r). False if it
+ * answered instead (out of memory, or already re-run once). */
+static bool wait_for_user(ot_req *r, const uint8_t id[16], ot_handler *again)
+{
+    if (g_rerun == r) {
+        ot_resp_header(r, "Retry-After", "1");
+        ot_respond_error(r, 503, "busy", "cannot check the token's user now, retry shortly");
+        return false;
+    }
+    auth_wait *a = calloc(1, sizeof(*a));
+    if (!a) {
+        ot_respond_error(r, 500, "internal", "out of memory");
+        return false;
+    }
+    a->r = r;
+    a->again = again;
+    r->ctx = a;
+    r->on_abort = wait_abort;
+    ot_principals_load(g_auth.principals, id, &a->wait, wait_done, a);
+    return true;
+}
+
+static void token_refused(ot_req *r, int rc)
+{
+    ot_resp_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    ot_respond_error(r, 401, rc == OT_JWT_EEXPIRED ? "token_expired" : "invalid_token", "%s", ot_jwt_strerror(rc));
 }
 
 bool ot_auth_require(ot_req *r, ot_role need)
@@ -50,10 +134,15 @@ bool ot_auth_require(ot_req *r, ot_role need)
         return false;
     }
     ot_str tok = ot_str_make(h.base + 7, h.len - 7);
-    int rc = ot_auth_token(r->w->cfg, tok, &r->auth);
+    uint8_t id[16];
+    int rc = token_check(r->w->cfg, tok, &r->auth, id);
+    if (rc == OT_JWT_EUNVERIFIED) {
+        /* First sight of this user on this worker: one query, then again. */
+        wait_for_user(r, id, r->w->router.routes[r->route].handler);
+        return false;
+    }
     if (rc != OT_JWT_OK) {
-        ot_resp_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-        ot_respond_error(r, 401, rc == OT_JWT_EEXPIRED ? "token_expired" : "invalid_token", "%s", ot_jwt_strerror(rc));
+        token_refused(r, rc);
         return false;
     }
     r->authed = true;
@@ -74,6 +163,22 @@ bool ot_auth_require(ot_req *r, ot_role need)
     return true;
 }
 
+void ot_h_ws_auth(ot_req *r)
+{
+    /* The WebSocket handler checks the token itself, synchronously: make
+     * sure the user is cached first. Any other refusal is its to answer. */
+    char tok[OT_JWT_MAX_LEN];
+    size_t toklen = 0;
+    ot_jwt_claims cl;
+    uint8_t id[16];
+    if (g_auth.principals && g_rerun != r && ot_ws_token(&r->head, tok, sizeof(tok), &toklen) == 0 &&
+        token_check(r->w->cfg, ot_str_make(tok, toklen), &cl, id) == OT_JWT_EUNVERIFIED) {
+        wait_for_user(r, id, ot_h_ws_auth);
+        return;
+    }
+    ot_h_ws(r);
+}
+
 /* ---- shared async plumbing for the two handlers ---- */
 
 typedef struct {
@@ -88,6 +193,8 @@ typedef struct {
     /* login: what the database said */
     bool found;
     char uid[64], uname[201], role[16];
+    int64_t epoch;
+    bool active;
 } auth_ctx;
 
 static void ctx_release(auth_ctx *c)
@@ -325,12 +432,25 @@ static void login_verify_done(ot_loop *loop, void *data)
         ot_respond_error(r, 401, "invalid_credentials", "wrong email or password");
         return;
     }
-    ot_jwt_claims cl = { .role = !strcmp(c->role, "ADMIN") ? OT_ROLE_ADMIN : OT_ROLE_CUSTOMER };
+    if (!c->active) {
+        /* Said only to whoever knows the password: no oracle for others. */
+        finish(c);
+        ot_respond_error(r, 403, "account_disabled", "this account is disabled");
+        return;
+    }
+    /* The epoch read with the hash: a change committed since makes this
+     * token stale at once, which is what that change asked for. */
+    ot_jwt_claims cl = { .role = !strcmp(c->role, "ADMIN") ? OT_ROLE_ADMIN : OT_ROLE_CUSTOMER, .ep = c->epoch };
     snprintf(cl.sub, sizeof(cl.sub), "%s", c->uid);
     cl.iat = (int64_t)time(NULL);
     cl.exp = cl.iat + r->w->cfg->jwt_ttl_s;
     ot_buf tok = OT_BUF_INIT, b = OT_BUF_INIT;
-    ot_jwt_sign(ot_str_c(r->w->cfg->jwt_secret), &cl, &tok);
+    if (ot_jwt_sign(ot_str_c(r->w->cfg->jwt_secret), &cl, &tok) < 0) {
+        finish(c);
+        ot_buf_free(&tok);
+        ot_respond_error(r, 500, "internal", "could not sign the token");
+        return;
+    }
     ot_jw w;
     ot_jw_init(&w, &b);
     ot_jw_obj_open(&w);
@@ -367,6 +487,8 @@ static void login_found(void *data, int status, PGresult *res)
         snprintf(c->email, sizeof(c->email), "%s", PQgetvalue(res, 0, 2));
         snprintf(c->role, sizeof(c->role), "%s", PQgetvalue(res, 0, 3));
         snprintf(c->hash, sizeof(c->hash), "%s", PQgetvalue(res, 0, 4));
+        c->epoch = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+        c->active = PQgetvalue(res, 0, 6)[0] == 't';
     }
     c->in_work = true;
     if (ot_loop_queue_work(r->w->loop, login_verify_work, login_verify_done, c) < 0) {

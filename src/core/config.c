@@ -44,6 +44,7 @@ static const opt_def opts[] = {
     { "--rate-user", "ORDERTRACK_RATE_USER", T_DOUBLE, O(rate_user), "requests/s per user per worker, 0 = off (default 0)" },
     { "--rate-user-burst", "ORDERTRACK_RATE_USER_BURST", T_DOUBLE, O(rate_user_burst), "burst per user (default 50)" },
     { "--jwt-ttl-s", "ORDERTRACK_JWT_TTL_S", T_U32, O(jwt_ttl_s), "lifetime of issued tokens (default 3600)" },
+    { "--auth-cache-users", "ORDERTRACK_AUTH_CACHE_USERS", T_SIZE, O(auth_cache_users), "users whose token state a worker caches, LRU beyond (default 65536, min 1)" },
     { "--ws-max-message", "ORDERTRACK_WS_MAX_MESSAGE", T_SIZE, O(ws_max_message), "largest WebSocket message accepted, 1009 beyond (default 65536)" },
     { "--ws-max-queue", "ORDERTRACK_WS_MAX_QUEUE", T_SIZE, O(ws_max_queue), "outgoing bytes queued per WebSocket before the client is dropped (default 1048576)" },
     { "--ws-ping-ms", "ORDERTRACK_WS_PING_MS", T_U32, O(ws_ping_ms), "WebSocket keep-alive ping interval (default 20000)" },
@@ -73,6 +74,7 @@ void ot_config_defaults(ot_config *c)
     c->rate_ip_burst = 100;
     c->rate_user_burst = 50;
     c->jwt_ttl_s = 3600;
+    c->auth_cache_users = 65536;
     c->ws_max_message = 65536;
     c->ws_max_queue = 1 << 20;
     c->ws_ping_ms = 20000;

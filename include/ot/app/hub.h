@@ -43,6 +43,9 @@ void ot_hub_free(ot_hub *h);
 void ot_hub_event(void *hub, const ot_event *ev);
 /* SIGTERM: every socket is closed with 1001 "going away"; new upgrades get 503. */
 void ot_hub_drain(ot_hub *h);
+/* Closes every open socket of user_id (its tokens were revoked), e.g. with
+ * 4401; a NUL-terminated id in any case spelling. */
+void ot_hub_close_user(ot_hub *h, const char *user_id, uint16_t code, const char *reason);
 /* Open sockets (the worker's drain ends at 0). */
 int ot_hub_count(const ot_hub *h);
 

@@ -32,6 +32,7 @@ typedef struct {
     double rate_ip, rate_ip_burst;     /* requests/s per client IP (0 = off) */
     double rate_user, rate_user_burst; /* requests/s per user */
     uint32_t jwt_ttl_s;
+    size_t auth_cache_users;   /* per-worker user cache behind token revocation (LRU) */
 
     /* WebSocket gateway */
     size_t ws_max_message;     /* 1009 beyond */

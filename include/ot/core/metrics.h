@@ -58,6 +58,9 @@ typedef enum {
     OT_C_RATE_LIMITED,
     OT_C_PG_ERRORS,
     OT_C_LOG_DROPPED,
+    OT_C_AUTH_USER_LOADS,
+    OT_C_AUTH_REVOKED,
+    OT_C_AUTH_THROTTLED,
     OT_M_COUNT
 } ot_metric_id;
 
