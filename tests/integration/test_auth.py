@@ -459,3 +459,39 @@ def test_revoc_steady_state_costs_no_database_round_trip_per_request(srv, db):
     with WS.connect(srv.port, tok):
         pass
     assert _loads(srv.port) == after_first
+
+
+def test_revoc_change_missed_while_the_listen_connection_was_down_still_closes_and_refuses(srv, db, db_url):
+    import psycopg2
+    # Notifications sent while the LISTEN connection is down are lost: the
+    # worker must not trust its cache past the blind TTL (1 s), and must find
+    # the changes it missed (closing those sockets) once it listens again.
+    rest_user, ws_user = mk_user(db), mk_user(db)
+    t_rest, t_ws = make_token(rest_user), make_token(ws_user)
+    path = "/orders/user/" + rest_user
+    assert _status(srv.port, path, t_rest) == 200
+    ws = WS.connect(srv.port, t_ws)
+    admin = psycopg2.connect(db_url.rsplit("/", 1)[0] + "/postgres")
+    admin.autocommit = True
+    with db.cursor() as cur, admin.cursor() as acur:
+        cur.execute("SELECT current_database()")
+        dbname = cur.fetchone()[0]
+        # Keep the listener from coming back until the changes are committed.
+        acur.execute('ALTER DATABASE "%s" ALLOW_CONNECTIONS false' % dbname)
+        try:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND query ILIKE 'LISTEN%%ot_users%%'")
+            pids = [r[0] for r in cur.fetchall()]
+            assert pids
+            cur.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid", (pids,))
+            assert _until(lambda: (cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)",
+                                               (pids,)) or cur.fetchone()[0] == 0), 3.0)
+            cur.execute("UPDATE users SET active = false WHERE id IN (%s, %s)", (rest_user, ws_user))
+            # REST: within the blind TTL plus a reload through the pool.
+            assert _until(lambda: _status(srv.port, path, t_rest) == 401, 2.5)
+        finally:
+            acur.execute('ALTER DATABASE "%s" ALLOW_CONNECTIONS true' % dbname)
+    admin.close()
+    code, reason = ws.wait_close(scaled(8))
+    assert code == 4401, (code, reason)
+    ws.close()
