@@ -1,8 +1,15 @@
 """Per-client-IP token bucket: bursts beyond the limit get 429 with Retry-After,
 monitoring endpoints stay reachable, and the bucket refills."""
+import http.client
+import json
+import os
+import selectors
+import socket
+import threading
 import time
+import uuid
 
-from conftest import request
+from conftest import request, scaled
 
 NO_DB = {"DATABASE_URL": None}
 
@@ -22,6 +29,148 @@ def test_ip_limit_gives_429_with_retry_after_and_spares_healthz(server):
     assert request(srv.port, "GET", "/no-such-route")[0] == 404
 
 
-def test_ip_limit_off_by_default(server):
+def test_ip_limit_on_by_default_with_room_for_normal_use(server):
+    # Was test_ip_limit_off_by_default (issue 10 #6: limits must be on by
+    # default). Normal use passes; a flood from one address does not.
     srv = server(workers=1, env=NO_DB)
     assert all(request(srv.port, "GET", "/nope")[0] == 404 for _ in range(150))
+    codes = [request(srv.port, "GET", "/nope")[0] for _ in range(300)]
+    assert 429 in codes, codes
+
+
+# ---------------------------------------------------------------- login flooding (issue 10, finding 6)
+
+class LoginFlood:
+    """Keeps `n` bogus logins in flight from 127.0.0.1 (one selectors thread, so
+    the attacker costs little CPU): each socket sends a login with a random
+    email and, as soon as it is answered or closed, the next one."""
+
+    def __init__(self, port, n=100):
+        self.port, self.n = port, n
+        self.stop = threading.Event()
+        self.statuses = {}
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _open(self, sel):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", self.port))
+        body = json.dumps({"email": "nobody-%s@example.test" % uuid.uuid4().hex, "password": "wrong password"})
+        req = ("POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               "Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)).encode()
+        sel.register(s, selectors.EVENT_WRITE, [req, b""])
+
+    def _run(self):
+        sel = selectors.DefaultSelector()
+        for _ in range(self.n):
+            self._open(sel)
+        while not self.stop.is_set():
+            for key, ev in sel.select(0.05):
+                s, st = key.fileobj, key.data
+                try:
+                    if ev & selectors.EVENT_WRITE and st[0]:
+                        st[0] = st[0][s.send(st[0]):]
+                        if not st[0]:
+                            sel.modify(s, selectors.EVENT_READ, st)
+                        continue
+                    chunk = s.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if chunk:
+                    st[1] += chunk
+                    continue
+                sel.unregister(s)
+                s.close()
+                code = st[1][9:12].decode(errors="replace") if st[1].startswith(b"HTTP/1.1 ") else "none"
+                self.statuses[code] = self.statuses.get(code, 0) + 1
+                self._open(sel)
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+
+
+def _login_from(port, src, email, password):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=scaled(30), source_address=(src, 0))
+    t0 = time.monotonic()
+    try:
+        conn.request("POST", "/auth/login", body=json.dumps({"email": email, "password": password}),
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, time.monotonic() - t0
+    finally:
+        conn.close()
+
+
+def test_real_login_from_another_address_stays_fast_while_100_bogus_logins_are_in_flight(server):
+    srv = server(workers=2)  # default limits: this is what "on by default" must survive
+    email = "real-%s@example.test" % uuid.uuid4().hex[:10]
+    st, _, body = request(srv.port, "POST", "/auth/register", {"name": "Real", "email": email, "password": "real password"},
+                          headers={}, timeout=30)
+    assert st == 201, body
+    assert _login_from(srv.port, "127.0.0.2", email, "real password")[0] == 200  # warm: threads started
+    with LoginFlood(srv.port, 100) as flood:
+        time.sleep(scaled(1.0))
+        took = []
+        for _ in range(5):
+            st, dt = _login_from(srv.port, "127.0.0.2", email, "real password")
+            assert st == 200, st
+            took.append(dt)
+            time.sleep(0.1)
+        seen = dict(flood.statuses)
+    assert max(took) < scaled(1.0), (took, seen)
+    # The flood was refused before the password hash (429/503), not queued.
+    assert seen.get("429", 0) + seen.get("503", 0) > 100, seen
+
+
+def test_auth_throttle_is_per_address_and_before_the_password_hash(server):
+    srv = server(workers=1, args=["--auth-rate-ip", "1", "--auth-rate-ip-burst", "3"])
+    body = {"email": "nobody@example.test", "password": "whatever pass"}
+    codes = [request(srv.port, "POST", "/auth/login", body)[0] for _ in range(5)]
+    assert codes[:3] == [401] * 3 and codes[3:] == [429, 429], codes
+    st, h, err = request(srv.port, "POST", "/auth/login", body)
+    assert st == 429 and int(h["retry-after"]) >= 1 and err["error"]["code"] == "rate_limited", err
+    # Register shares the bucket: /auth/* as a whole.
+    reg = {"name": "N", "email": "x-%s@example.test" % uuid.uuid4().hex[:8], "password": "longenough"}
+    assert request(srv.port, "POST", "/auth/register", reg)[0] == 429
+    # Another address has its own bucket.
+    assert _login_from(srv.port, "127.0.0.3", "nobody@example.test", "whatever pass")[0] == 401
+    time.sleep(1.1)
+    assert request(srv.port, "POST", "/auth/login", body)[0] == 401
+
+
+def test_kdf_queue_per_address_share_and_global_bound(server):
+    # Unthrottled bucket, so only the KDF queue bounds apply: 1 job per address, 3 in all.
+    srv = server(workers=1, args=["--auth-rate-ip", "1000", "--auth-rate-ip-burst", "1000",
+                                  "--kdf-max-per-ip", "1", "--kdf-max-queue", "3"])
+    results = []
+
+    def one(src):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=scaled(30), source_address=(src, 0))
+        conn.request("POST", "/auth/login", body=json.dumps({"email": "n@example.test", "password": "x" * 8}),
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        results.append((src, r.status, r.getheader("Retry-After"), json.loads(r.read())["error"]["code"]))
+        conn.close()
+
+    threads = [threading.Thread(target=one, args=(src,)) for src in ["127.0.0.1"] * 6 + ["127.0.0.%d" % i for i in range(2, 8)]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    mine = [r for r in results if r[0] == "127.0.0.1"]
+    # One address never has more than one job: the other five are 429 at once.
+    assert sum(1 for r in mine if r[1] == 429 and r[3] == "too_many_logins") >= 5, results
+    # The whole queue holds 3: beyond, 503 with Retry-After.
+    full = [r for r in results if r[1] == 503]
+    assert full and all(r[2] == "1" and r[3] == "busy" for r in full), results
+    assert sum(1 for r in results if r[1] == 401) <= 3 + 2, results  # at most the queue plus the 2 that finished meanwhile
