@@ -28,9 +28,55 @@ const size_t ot_auth_nstmts = OT_ARRAY_LEN(ot_auth_stmts);
  * process state, set once by the app wiring (ot_auth_setup). */
 static struct {
     ot_principals *principals; /* NULL without a database: signature checks only */
+    ot_ratelimit *rl_auth;     /* /auth/... per client address (NULL: off) */
+    ot_inflight *kdf;          /* password hashes queued or running */
 } g_auth;
 
-void ot_auth_setup(ot_principals *p) { g_auth.principals = p; }
+int ot_auth_setup(const ot_config *cfg, ot_principals *p)
+{
+    ot_auth_teardown();
+    g_auth.principals = p;
+    if (cfg->auth_rate_ip > 0 &&
+        !(g_auth.rl_auth = ot_ratelimit_new(cfg->auth_rate_ip, cfg->auth_rate_ip_burst, OT_AUTH_RL_KEYS)))
+        return OT_ERR;
+    g_auth.kdf = ot_inflight_new(cfg->kdf_max_queue, cfg->kdf_max_per_ip);
+    return g_auth.kdf ? 0 : OT_ERR;
+}
+
+void ot_auth_teardown(void)
+{
+    ot_ratelimit_free(g_auth.rl_auth);
+    ot_inflight_free(g_auth.kdf);
+    memset(&g_auth, 0, sizeof(g_auth));
+}
+
+/* One client for the login limits: its IPv4 address, or the /64 of an IPv6
+ * one (a single host is usually handed a whole /64). */
+static size_t client_key(const ot_req *r, const uint8_t **key)
+{
+    *key = r->remote_key;
+    return r->remote_key_len == 16 ? 8 : r->remote_key_len;
+}
+
+/* Login and register cost a password hash (~100 ms of a pool thread, 32 MiB):
+ * throttle per address before anything else, so a flood is refused at the
+ * cost of a table lookup. */
+static bool auth_throttle(ot_req *r)
+{
+    const uint8_t *key;
+    size_t klen = client_key(r, &key);
+    uint32_t retry;
+    if (g_auth.rl_auth && klen &&
+        ot_ratelimit_take(g_auth.rl_auth, key, klen, ot_loop_now_ms(r->w->loop), &retry) < 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%u", retry);
+        ot_resp_header(r, "Retry-After", ra);
+        ot_metrics_inc(OT_C_AUTH_THROTTLED, 1);
+        ot_respond_error(r, 429, "rate_limited", "too many login or register attempts from this address");
+        return false;
+    }
+    return true;
+}
 
 /* The signature, then the user: a token is honoured only for a UUID sub
  * naming a user that exists, is active, and still has the token's role and
@@ -195,10 +241,15 @@ typedef struct {
     char uid[64], uname[201], role[16];
     int64_t epoch;
     bool active;
+    bool kdf_held;         /* holds a slot of g_auth.kdf under key[] */
+    uint8_t key[16];
+    size_t keylen;
 } auth_ctx;
 
 static void ctx_release(auth_ctx *c)
 {
+    if (c->kdf_held && g_auth.kdf)
+        ot_inflight_release(g_auth.kdf, c->key, c->keylen);
     /* The password must not linger in freed memory. */
     OPENSSL_cleanse(c->password, sizeof(c->password));
     free(c);
@@ -260,6 +311,34 @@ static bool db_ok(ot_req *r, int status, const PGresult *res)
     } else {
         ot_respond_error(r, 500, "internal", "database error");
     }
+    return false;
+}
+
+/* Queues the password hash for c, within the queue's bounds: one address
+ * gets at most kdf_max_per_ip of the kdf_max_queue places, so others still
+ * get theirs in time. On refusal it answers (429/503) and returns false. */
+static bool kdf_submit(auth_ctx *c, ot_work_fn *work, ot_work_done_fn *done)
+{
+    ot_req *r = c->r;
+    const uint8_t *key;
+    c->keylen = client_key(r, &key);
+    memcpy(c->key, key, c->keylen);
+    int rc = g_auth.kdf ? ot_inflight_acquire(g_auth.kdf, c->key, c->keylen) : 0;
+    if (rc == 0) {
+        c->kdf_held = g_auth.kdf != NULL;
+        c->in_work = true;
+        if (ot_loop_queue_work(r->w->loop, work, done, c) == 0)
+            return true;
+        c->in_work = false;
+        rc = OT_INFLIGHT_EFULL;
+    }
+    ot_metrics_inc(OT_C_AUTH_THROTTLED, 1);
+    finish(c);
+    ot_resp_header(r, "Retry-After", "1");
+    if (rc == OT_INFLIGHT_EKEY)
+        ot_respond_error(r, 429, "too_many_logins", "too many password checks in progress for this address");
+    else
+        ot_respond_error(r, 503, "busy", "too many password operations in progress");
     return false;
 }
 
@@ -372,7 +451,7 @@ static bool email_valid(const char *e)
 
 void ot_h_register(ot_req *r)
 {
-    if (!ot_req_need_db(r))
+    if (!auth_throttle(r) || !ot_req_need_db(r))
         return;
     jsmntok_t toks[32];
     ot_json d;
@@ -393,13 +472,7 @@ void ot_h_register(ot_req *r)
         return;
     }
     /* scrypt takes tens of milliseconds: never on the loop thread. */
-    c->in_work = true;
-    if (ot_loop_queue_work(r->w->loop, reg_hash_work, reg_hash_done, c) < 0) {
-        c->in_work = false;
-        finish(c);
-        ot_resp_header(r, "Retry-After", "1");
-        ot_respond_error(r, 503, "busy", "too many password operations in progress");
-    }
+    kdf_submit(c, reg_hash_work, reg_hash_done);
 }
 
 /* ---- POST /auth/login ---- */
@@ -490,18 +563,12 @@ static void login_found(void *data, int status, PGresult *res)
         c->epoch = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
         c->active = PQgetvalue(res, 0, 6)[0] == 't';
     }
-    c->in_work = true;
-    if (ot_loop_queue_work(r->w->loop, login_verify_work, login_verify_done, c) < 0) {
-        c->in_work = false;
-        finish(c);
-        ot_resp_header(r, "Retry-After", "1");
-        ot_respond_error(r, 503, "busy", "too many password operations in progress");
-    }
+    kdf_submit(c, login_verify_work, login_verify_done);
 }
 
 void ot_h_login(ot_req *r)
 {
-    if (!ot_req_need_db(r))
+    if (!auth_throttle(r) || !ot_req_need_db(r))
         return;
     jsmntok_t toks[16];
     ot_json d;

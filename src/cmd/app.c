@@ -111,7 +111,10 @@ int ot_app_start(ot_worker *w)
             ot_logf(OT_LOG_ERROR, "token revocation cache setup failed");
             return OT_ERR;
         }
-        ot_auth_setup(app->principals);
+        if (ot_auth_setup(w->cfg, app->principals) < 0) {
+            ot_logf(OT_LOG_ERROR, "login limits setup failed (--kdf-max-queue and --kdf-max-per-ip must be >= 1)");
+            return OT_ERR;
+        }
         app->events = ot_events_start(w, ot_hub_event, app->hub);
         ot_timer_init(&stats_timer, on_stats, w);
         ot_timer_start(w->loop, &stats_timer, 10);
@@ -130,7 +133,7 @@ void ot_app_stop(ot_worker *w)
         return;
     ot_timer_stop(w->loop, &stats_timer);
     ot_events_free(app->events);
-    ot_auth_setup(NULL);
+    ot_auth_teardown();
     ot_principals_free(app->principals);
     ot_hub_free(app->hub);
     if (w->pg)

@@ -39,10 +39,14 @@ static const opt_def opts[] = {
     { "--shutdown-timeout-ms", "ORDERTRACK_SHUTDOWN_TIMEOUT_MS", T_U32, O(shutdown_timeout_ms), "graceful drain bound on SIGTERM (default 10000)" },
     { "--max-conns", "ORDERTRACK_MAX_CONNS", T_INT, O(max_conns), "connections per worker; 503 beyond (default: from RLIMIT_NOFILE)" },
     { "--pg-pool", "ORDERTRACK_PG_POOL", T_INT, O(pg_pool), "PostgreSQL connections per worker (default 4)" },
-    { "--rate-ip", "ORDERTRACK_RATE_IP", T_DOUBLE, O(rate_ip), "requests/s per client IP per worker, 0 = off (default 0)" },
-    { "--rate-ip-burst", "ORDERTRACK_RATE_IP_BURST", T_DOUBLE, O(rate_ip_burst), "burst per client IP (default 100)" },
-    { "--rate-user", "ORDERTRACK_RATE_USER", T_DOUBLE, O(rate_user), "requests/s per user per worker, 0 = off (default 0)" },
-    { "--rate-user-burst", "ORDERTRACK_RATE_USER_BURST", T_DOUBLE, O(rate_user_burst), "burst per user (default 50)" },
+    { "--rate-ip", "ORDERTRACK_RATE_IP", T_DOUBLE, O(rate_ip), "requests/s per client IP per worker, 0 = off (default 100)" },
+    { "--rate-ip-burst", "ORDERTRACK_RATE_IP_BURST", T_DOUBLE, O(rate_ip_burst), "burst per client IP (default 200)" },
+    { "--rate-user", "ORDERTRACK_RATE_USER", T_DOUBLE, O(rate_user), "requests/s per user per worker, 0 = off (default 50)" },
+    { "--rate-user-burst", "ORDERTRACK_RATE_USER_BURST", T_DOUBLE, O(rate_user_burst), "burst per user (default 200)" },
+    { "--auth-rate-ip", "ORDERTRACK_AUTH_RATE_IP", T_DOUBLE, O(auth_rate_ip), "/auth/* requests/s per client IP (IPv6: per /64) per worker, checked before the password hash; 0 = off (default 1)" },
+    { "--auth-rate-ip-burst", "ORDERTRACK_AUTH_RATE_IP_BURST", T_DOUBLE, O(auth_rate_ip_burst), "/auth/* burst per client IP (default 10)" },
+    { "--kdf-max-queue", "ORDERTRACK_KDF_MAX_QUEUE", T_U32, O(kdf_max_queue), "password hashes queued or running per worker, 503 beyond (default 64, min 1)" },
+    { "--kdf-max-per-ip", "ORDERTRACK_KDF_MAX_PER_IP", T_U32, O(kdf_max_per_ip), "password hashes in flight per client IP per worker, 429 beyond (default 1, min 1)" },
     { "--jwt-ttl-s", "ORDERTRACK_JWT_TTL_S", T_U32, O(jwt_ttl_s), "lifetime of issued tokens (default 3600)" },
     { "--auth-cache-users", "ORDERTRACK_AUTH_CACHE_USERS", T_SIZE, O(auth_cache_users), "users whose token state a worker caches, LRU beyond (default 65536, min 1)" },
     { "--ws-max-message", "ORDERTRACK_WS_MAX_MESSAGE", T_SIZE, O(ws_max_message), "largest WebSocket message accepted, 1009 beyond (default 65536)" },
@@ -71,8 +75,18 @@ void ot_config_defaults(ot_config *c)
     c->write_timeout_ms = 30000;
     c->shutdown_timeout_ms = 10000;
     c->pg_pool = 4;
-    c->rate_ip_burst = 100;
-    c->rate_user_burst = 50;
+    /* Abuse limits are on by default (issue 10): room for a busy dashboard,
+     * not for a flood. */
+    c->rate_ip = 100;
+    c->rate_ip_burst = 200;
+    c->rate_user = 50;
+    c->rate_user_burst = 200;
+    /* One password check at a time per address: a client can hold at most
+     * one of the pool's threads, so logins from elsewhere still find one. */
+    c->auth_rate_ip = 1;
+    c->auth_rate_ip_burst = 10;
+    c->kdf_max_queue = 64;
+    c->kdf_max_per_ip = 1;
     c->jwt_ttl_s = 3600;
     c->auth_cache_users = 65536;
     c->ws_max_message = 65536;

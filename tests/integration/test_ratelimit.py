@@ -43,10 +43,12 @@ def test_ip_limit_on_by_default_with_room_for_normal_use(server):
 class LoginFlood:
     """Keeps `n` bogus logins in flight from 127.0.0.1 (one selectors thread, so
     the attacker costs little CPU): each socket sends a login with a random
-    email and, as soon as it is answered or closed, the next one."""
+    email and, `pause` seconds after it is answered or closed, the next one.
+    The pause keeps this a queueing attack, not a CPU flood of two shared
+    cores (no limiter answers that; connection caps are another finding)."""
 
-    def __init__(self, port, n=100):
-        self.port, self.n = port, n
+    def __init__(self, port, n=100, pause=0.1):
+        self.port, self.n, self.pause = port, n, pause
         self.stop = threading.Event()
         self.statuses = {}
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -64,8 +66,13 @@ class LoginFlood:
         sel = selectors.DefaultSelector()
         for _ in range(self.n):
             self._open(sel)
+        due = []
         while not self.stop.is_set():
-            for key, ev in sel.select(0.05):
+            now = time.monotonic()
+            while due and due[0] <= now:
+                due.pop(0)
+                self._open(sel)
+            for key, ev in sel.select(0.01):
                 s, st = key.fileobj, key.data
                 try:
                     if ev & selectors.EVENT_WRITE and st[0]:
@@ -85,7 +92,7 @@ class LoginFlood:
                 s.close()
                 code = st[1][9:12].decode(errors="replace") if st[1].startswith(b"HTTP/1.1 ") else "none"
                 self.statuses[code] = self.statuses.get(code, 0) + 1
-                self._open(sel)
+                due.append(time.monotonic() + self.pause)
         for key in list(sel.get_map().values()):
             key.fileobj.close()
 
@@ -117,7 +124,8 @@ def test_real_login_from_another_address_stays_fast_while_100_bogus_logins_are_i
     st, _, body = request(srv.port, "POST", "/auth/register", {"name": "Real", "email": email, "password": "real password"},
                           headers={}, timeout=30)
     assert st == 201, body
-    assert _login_from(srv.port, "127.0.0.2", email, "real password")[0] == 200  # warm: threads started
+    st, base = _login_from(srv.port, "127.0.0.2", email, "real password")  # warm: pool threads started
+    assert st == 200
     with LoginFlood(srv.port, 100) as flood:
         time.sleep(scaled(1.0))
         took = []
@@ -127,7 +135,7 @@ def test_real_login_from_another_address_stays_fast_while_100_bogus_logins_are_i
             took.append(dt)
             time.sleep(0.1)
         seen = dict(flood.statuses)
-    assert max(took) < scaled(1.0), (took, seen)
+    assert max(took) < scaled(1.0), (took, seen, "unloaded login: %.3fs" % base)
     # The flood was refused before the password hash (429/503), not queued.
     assert seen.get("429", 0) + seen.get("503", 0) > 100, seen
 

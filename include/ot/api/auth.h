@@ -15,8 +15,14 @@ extern const size_t ot_auth_nstmts;
 void ot_h_register(ot_req *r);
 void ot_h_login(ot_req *r);
 
-/* The worker's user cache (NULL: no database, signatures only). Once, at start. */
-void ot_auth_setup(ot_principals *p);
+/* Keys the /auth/... per-address bucket tracks (LRU-ish beyond, see ratelimit.h). */
+#define OT_AUTH_RL_KEYS 65536
+
+/* Once per worker, at start: the user cache (NULL: no database, signatures
+ * only), the /auth/... throttle and the password-hash queue bounds from cfg.
+ * OT_ERR on allocation failure or a zero kdf bound. */
+int ot_auth_setup(const ot_config *cfg, ot_principals *p);
+void ot_auth_teardown(void);
 
 /* Verifies `Authorization: Bearer <jwt>` (r->auth filled, r->authed set), that
  * its user exists, is active and has the token's role and epoch, and the
