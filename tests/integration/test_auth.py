@@ -495,3 +495,59 @@ def test_revoc_change_missed_while_the_listen_connection_was_down_still_closes_a
     code, reason = ws.wait_close(scaled(8))
     assert code == 4401, (code, reason)
     ws.close()
+
+
+# ---------------------------------------------------------------- register validation (issue 10, finding 8)
+
+def _reg(port, **fields):
+    body = {"name": "Ann", "email": "ann-%s@example.test" % uuid.uuid4().hex[:10], "password": "correct horse"}
+    body.update(fields)
+    return request(port, "POST", "/auth/register", body)
+
+
+@pytest.mark.parametrize("extra", [{"role": "ADMIN"}, {"Role": "ADMIN"}, {"id": str(uuid.uuid4())}, {"emails": "x"}])
+def test_register_refuses_unknown_fields_naming_them(srv, db, extra):
+    st, _, body = _reg(srv.port, **extra)
+    err = assert_error((st, {}, body), 400, "invalid_field")
+    assert list(extra)[0] in err["message"], err
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM users WHERE role = 'ADMIN' AND name = 'Ann'")
+        assert cur.fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("name", ["\u0000", "a\u0000b", "tab\there", "new\nline", "\u001b[31mred", "del\u007f",
+                                  "\u0085nel", " ", ""])
+def test_register_refuses_names_with_control_characters_or_nothing_visible(srv, db, name):
+    st, _, body = _reg(srv.port, name=name)
+    err = assert_error((st, {}, body), 400, "invalid_field")
+    assert err["message"].startswith("name"), err
+
+
+@pytest.mark.parametrize("email", ["a@b.", "a@.b", "a@b..c", "a@-b.c", "a@b-.c", "@b.c", "a@", "a@b@c.d",
+                                   "a b@c.d", "ops@localhost", "a@b_c.d", "a@" + "b" * 64 + ".c"])
+def test_register_refuses_malformed_emails(srv, db, email):
+    st, _, body = _reg(srv.port, email=email)
+    err = assert_error((st, {}, body), 400, "invalid_field")
+    assert err["message"].startswith("email"), err
+
+
+@pytest.mark.parametrize("email", ["a@b.c", "First.Last+tag@Example.co.uk", "x@xn--bcher-kva.example",
+                                   "o'brien@sub-domain.example.org"])
+def test_register_accepts_ordinary_emails(srv, db, email):
+    st, _, body = _reg(srv.port, email=email.replace("@", "-%s@" % uuid.uuid4().hex[:6]))
+    assert st == 201, body
+
+
+@pytest.mark.parametrize("email,ok", [("ops@localhost", False), ("a@b.", False), ("a@-b.c", False),
+                                      ("ops@example.test", True)])
+def test_user_cli_and_api_share_one_email_rule(srv, db, db_url, email, ok):
+    from conftest import run_cli
+    if ok:
+        email = email.replace("@", "-%s@" % uuid.uuid4().hex[:6])
+    r = run_cli("user", "add", "--email", email, "--name", "Ops", "--password", "password-1",
+                env={"DATABASE_URL": db_url})
+    api = _reg(srv.port, email=email.replace("@", "-api@") if ok else email)
+    assert (r.returncode == 0) == ok, r.stderr
+    assert (api[0] == 201) == ok, api
+    if not ok:
+        assert "email" in r.stderr
