@@ -8,6 +8,7 @@
 
 #include "ot/app/principals.h"
 #include "ot/codec/json.h"
+#include "ot/codec/user_fields.h"
 #include "ot/core/metrics.h"
 #include "ot/http/ws.h"
 #include "ot/codec/pwhash.h"
@@ -443,10 +444,25 @@ static void reg_hash_done(ot_loop *loop, void *data)
     }
 }
 
-static bool email_valid(const char *e)
+/* Field names are echoed back cut at a code point, so the error body stays
+ * valid UTF-8 (and JSON) whatever a client sent. */
+static int utf8_prefix(ot_str s, int max)
 {
-    const char *at = strchr(e, '@');
-    return at && at != e && at[1] && !strchr(at + 1, '@') && strchr(at + 1, '.') && !strpbrk(e, " \t\r\n<>\"");
+    size_t n = 0;
+    for (size_t k; n < s.len; n += k) {
+        k = ot_utf8_seq_len((const unsigned char *)s.base + n, s.len - n);
+        if (!k || n + k > (size_t)max)
+            break;
+    }
+    return (int)n;
+}
+
+static bool field_fails(ot_req *r, const char *field, const char *why)
+{
+    if (!why)
+        return false;
+    ot_respond_error(r, 400, "invalid_field", "%s: %s", field, why);
+    return true;
 }
 
 void ot_h_register(ot_req *r)
@@ -457,18 +473,27 @@ void ot_h_register(ot_req *r)
     ot_json d;
     if (!parse_body(r, &d, toks, 32))
         return;
+    /* Refused rather than ignored: a "role" someone hoped would stick, or a
+     * typo, must be visible (duplicates are refused by the parser). */
+    for (int t = 1; t < d.ntoks; t = ot_json_skip(&d, t + 1)) {
+        if (!ot_json_str_eq(&d, t, "name") && !ot_json_str_eq(&d, t, "email") && !ot_json_str_eq(&d, t, "password")) {
+            ot_str k = ot_json_raw(&d, t);
+            ot_respond_error(r, 400, "invalid_field", "unknown field: %.*s (allowed: name, email, password)",
+                             utf8_prefix(k, 64), k.base);
+            return;
+        }
+    }
     auth_ctx *c = ctx_new(r);
     if (!c)
         return;
-    if (get_str_field(r, &d, "name", c->name, sizeof(c->name), 1, NULL) < 0 ||
-        get_str_field(r, &d, "email", c->email, sizeof(c->email), 3, NULL) < 0 ||
-        get_str_field(r, &d, "password", c->password, sizeof(c->password), 8, &c->pwlen) < 0) {
+    size_t nlen = 0, elen = 0;
+    if (get_str_field(r, &d, "name", c->name, sizeof(c->name), 1, &nlen) < 0 ||
+        get_str_field(r, &d, "email", c->email, sizeof(c->email), 3, &elen) < 0 ||
+        get_str_field(r, &d, "password", c->password, sizeof(c->password), 8, &c->pwlen) < 0 ||
+        field_fails(r, "name", ot_user_check_name(ot_str_make(c->name, nlen))) ||
+        field_fails(r, "email", ot_user_check_email(ot_str_make(c->email, elen))) ||
+        field_fails(r, "password", ot_user_check_password(ot_str_make(c->password, c->pwlen)))) {
         finish(c);
-        return;
-    }
-    if (!email_valid(c->email)) {
-        finish(c);
-        ot_respond_error(r, 400, "invalid_field", "email: not a valid address");
         return;
     }
     /* scrypt takes tens of milliseconds: never on the loop thread. */

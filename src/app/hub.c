@@ -8,6 +8,7 @@
 
 #include "ot/cmd/app.h"
 #include "ot/api/auth.h"
+#include "ot/codec/event_view.h"
 #include "ot/codec/json.h"
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
@@ -412,21 +413,33 @@ static bool may_see(const ot_ws_conn *c, const ot_event *ev, const uint8_t *oid)
     return c->nsubs == 0 || (oid && has_sub(c, oid));
 }
 
-static ot_wsbuf *event_frame(const ot_event *ev)
+/* Customers get the event without staff-only fields (codec/event_view.h);
+ * on failure (allocation) no frame, rather than the admin's view. */
+static ot_wsbuf *event_frame(const ot_event *ev, bool customer)
 {
-    ot_wsbuf *b = ot_wsbuf_frame(OT_WS_OP_TEXT, OT_STR("{\"event\":\"order.updated\",\"data\":"), ev->json, OT_STR("}"));
+    ot_buf view = OT_BUF_INIT;
+    if (customer && ot_event_view_customer(ev->json, &view) < 0) {
+        ot_buf_free(&view);
+        return NULL;
+    }
+    ot_wsbuf *b = ot_wsbuf_frame(OT_WS_OP_TEXT, OT_STR("{\"event\":\"order.updated\",\"data\":"),
+                                 customer ? ot_buf_str(&view) : ev->json, OT_STR("}"));
+    ot_buf_free(&view);
     if (b)
         b->seq = ev->seq;
     return b;
 }
 
-static void push(ot_ws_conn *c, const ot_event *ev, const uint8_t *oid, ot_wsbuf **frame)
+/* frames[0]: the admins' encoding, frames[1]: the customers'. */
+static void push(ot_ws_conn *c, const ot_event *ev, const uint8_t *oid, ot_wsbuf **frames)
 {
     if (c->state != OT_WS_OPEN || !may_see(c, ev, oid))
         return;
+    bool customer = c->role != OT_ROLE_ADMIN;
+    ot_wsbuf **frame = &frames[customer];
     if (!*frame) {
         /* Encoded once, on the first socket that wants it. */
-        *frame = event_frame(ev);
+        *frame = event_frame(ev, customer);
         if (!*frame)
             return;
         (*frame)->seen_us = ev->seen_us ? ev->seen_us : ot_now_us();
@@ -456,21 +469,22 @@ void ot_hub_event(void *hub, const ot_event *ev)
         return;
     uint8_t oid[16];
     const uint8_t *op = ot_uuid_parse(ev->order_id, oid) == 0 ? oid : NULL;
-    ot_wsbuf *frame = NULL;
+    ot_wsbuf *frames[2] = { NULL, NULL };
     ot_ws_conn *c, *next;
     if (h->ncust) {
         uint32_t hv = hash_bytes(ev->user_id.base, ev->user_id.len);
         for (c = h->buckets[hv & (h->nbuckets - 1)]; c; c = next) {
             next = c->next;
             if (c->hash == hv)
-                push(c, ev, op, &frame);
+                push(c, ev, op, frames);
         }
     }
     for (c = h->admins; c; c = next) {
         next = c->next;
-        push(c, ev, op, &frame);
+        push(c, ev, op, frames);
     }
-    ot_wsbuf_unref(frame);
+    ot_wsbuf_unref(frames[0]);
+    ot_wsbuf_unref(frames[1]);
 }
 
 /* ---------------------------------------------------------------- replies */
@@ -700,7 +714,7 @@ static void on_page(void *data, int status, PGresult *res)
         if (ot_event_parse(ot_str_make(PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1)), &ev) < 0 ||
             !replay_visible(c, &ev))
             continue;
-        ot_wsbuf *f = event_frame(&ev);
+        ot_wsbuf *f = event_frame(&ev, c->role != OT_ROLE_ADMIN);
         if (!f || ot_ws_send(c, f, false) < 0) {
             ot_wsbuf_unref(f);
             return; /* the socket is gone or going: detach frees the replay */
