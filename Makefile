@@ -80,10 +80,12 @@ integration-asan: build/asan/ordertrack
 # Seeds live in tests/fuzz/seeds/<target>/; the growing corpus stays in build/.
 fuzz-smoke: $(FUZZBIN)
 	@set -e; for f in $(FUZZBIN); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
-	  echo "== $$n (10 s smoke)"; $$f -max_total_time=10 -seed=1 build/corpus/$$n tests/fuzz/seeds/$$n 2>&1 | tail -1; done
+	  d=$$(test -f tests/fuzz/$$n.dict && echo -dict=tests/fuzz/$$n.dict); \
+	  echo "== $$n (10 s smoke)"; $$f $$d -max_total_time=10 -seed=1 build/corpus/$$n tests/fuzz/seeds/$$n 2>&1 | tail -1; done
 fuzz: $(FUZZBIN)
 	@set -e; for f in $(FUZZBIN); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
-	  $$f -max_total_time=$${FUZZ_SECONDS:-300} build/corpus/$$n tests/fuzz/seeds/$$n; done
+	  d=$$(test -f tests/fuzz/$$n.dict && echo -dict=tests/fuzz/$$n.dict); \
+	  $$f $$d -max_total_time=$${FUZZ_SECONDS:-300} build/corpus/$$n tests/fuzz/seeds/$$n; done
 
 test: all unit integration unit-asan integration-asan fuzz-smoke
 	@echo "make test: all suites passed"
