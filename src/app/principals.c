@@ -497,10 +497,22 @@ void ot_principals_free(ot_principals *p)
     ot_defer_cancel(p->loop, &p->fire);
     if (p->recheck)
         ot_pg_cancel(p->recheck);
+    /* Waiters still parked (their requests die with the process) must not
+     * point into freed entries if they are cancelled after this. */
+    for (ot_principals_wait *w = p->failed, *n; w; w = n) {
+        n = w->next;
+        w->parked = false;
+        w->next = NULL;
+    }
     while (p->lru_head) {
         ot_principals_entry *e = p->lru_head;
         if (e->q)
             ot_pg_cancel(e->q);
+        for (ot_principals_wait *w = e->waiters, *n; w; w = n) {
+            n = w->next;
+            w->e = NULL;
+            w->prev = w->next = NULL;
+        }
         entry_remove(p, e);
     }
     free(p->buckets);
