@@ -62,6 +62,11 @@ int main(int argc, char **argv)
                         "`make run` generates a development one\n");
         return 2;
     }
+    /* Zero would refuse every login or cache no user: a typo, not a setting. */
+    if (cfg.kdf_max_queue < 1 || cfg.kdf_max_per_ip < 1 || cfg.auth_cache_users < 1) {
+        fprintf(stderr, "ordertrack: --kdf-max-queue, --kdf-max-per-ip and --auth-cache-users must be at least 1\n");
+        return 2;
+    }
     if ((cfg.tls_cert == NULL) != (cfg.tls_key == NULL)) {
         fprintf(stderr, "ordertrack: --tls-cert and --tls-key go together\n");
         return 2;

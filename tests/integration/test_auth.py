@@ -551,3 +551,25 @@ def test_user_cli_and_api_share_one_email_rule(srv, db, db_url, email, ok):
     assert (api[0] == 201) == ok, api
     if not ok:
         assert "email" in r.stderr
+
+
+def test_revoc_cache_is_bounded_and_evicted_users_are_reloaded_not_trusted(server, db):
+    srv = server(workers=1, args=["--auth-cache-users", "1"])
+    a, b = mk_user(db), mk_user(db)
+    ta, tb = make_token(a), make_token(b)
+    before = _loads(srv.port)
+    for _ in range(3):
+        assert _status(srv.port, "/orders/user/" + a, ta) == 200
+        assert _status(srv.port, "/orders/user/" + b, tb) == 200
+    # One slot for two users: every switch is a reload.
+    assert _loads(srv.port) - before == 6
+    with db.cursor() as cur:
+        cur.execute("UPDATE users SET role = 'ADMIN' WHERE id = %s", (a,))
+    assert _until(lambda: _status(srv.port, "/orders/user/" + a, ta) == 401, 1.0)
+
+
+@pytest.mark.parametrize("flag", ["--kdf-max-queue", "--kdf-max-per-ip", "--auth-cache-users"])
+def test_login_and_cache_limits_of_zero_are_refused_at_start(server, flag):
+    srv = server(workers=1, args=[flag, "0"], wait=False)
+    assert srv.proc.wait(timeout=scaled(10)) == 2
+    assert flag in srv.log_text()
