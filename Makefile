@@ -80,11 +80,11 @@ integration-asan: build/asan/ordertrack
 # Seeds live in tests/fuzz/seeds/<target>/; the growing corpus stays in build/.
 fuzz-smoke: $(FUZZBIN)
 	@set -e; for f in $(FUZZBIN); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
-	  d=$$(test -f tests/fuzz/$$n.dict && echo -dict=tests/fuzz/$$n.dict); \
+	  d=$$(test -f tests/fuzz/$$n.dict && echo -dict=tests/fuzz/$$n.dict || true); \
 	  echo "== $$n (10 s smoke)"; $$f $$d -max_total_time=10 -seed=1 build/corpus/$$n tests/fuzz/seeds/$$n 2>&1 | tail -1; done
 fuzz: $(FUZZBIN)
 	@set -e; for f in $(FUZZBIN); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
-	  d=$$(test -f tests/fuzz/$$n.dict && echo -dict=tests/fuzz/$$n.dict); \
+	  d=$$(test -f tests/fuzz/$$n.dict && echo -dict=tests/fuzz/$$n.dict || true); \
 	  $$f $$d -max_total_time=$${FUZZ_SECONDS:-300} build/corpus/$$n tests/fuzz/seeds/$$n; done
 
 test: all unit integration unit-asan integration-asan fuzz-smoke
