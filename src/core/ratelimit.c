@@ -214,12 +214,14 @@ static inflight_slot *inflight_find(ot_inflight *f, const void *key, size_t n, i
 
 int ot_inflight_acquire(ot_inflight *f, const void *key, size_t keylen)
 {
-    if (f->total >= f->max_total)
-        return OT_INFLIGHT_EFULL;
+    /* A key over its share hears so (429: its own doing) even when the
+     * queue is full too (503: everyone's). */
     inflight_slot *fs;
     inflight_slot *s = inflight_find(f, key, keylen, &fs);
     if (s && s->count >= f->max_per_key)
         return OT_INFLIGHT_EKEY;
+    if (f->total >= f->max_total)
+        return OT_INFLIGHT_EFULL;
     if (!s) {
         s = fs; /* total < max_total leaves at least one slot free */
         s->keylen = (uint32_t)(keylen > OT_RATELIMIT_KEY_MAX ? OT_RATELIMIT_KEY_MAX : keylen);

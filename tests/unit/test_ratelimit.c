@@ -198,6 +198,7 @@ Test(inflight, per_key_share_then_global_bound_then_release)
     cr_assert_eq(ot_inflight_acquire(f, "a", 1), OT_INFLIGHT_EKEY);
     cr_assert_eq(ot_inflight_acquire(f, "b", 1), 0);
     cr_assert_eq(ot_inflight_acquire(f, "c", 1), OT_INFLIGHT_EFULL);
+    cr_assert_eq(ot_inflight_acquire(f, "a", 1), OT_INFLIGHT_EKEY); /* its share first, though full */
     cr_assert_eq(ot_inflight_count(f), 3);
     ot_inflight_release(f, "a", 1);
     cr_assert_eq(ot_inflight_acquire(f, "c", 1), 0);

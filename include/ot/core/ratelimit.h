@@ -52,7 +52,8 @@ enum { OT_INFLIGHT_EKEY = -2, OT_INFLIGHT_EFULL = -3 };
 ot_inflight *ot_inflight_new(uint32_t max_total, uint32_t max_per_key);
 void ot_inflight_free(ot_inflight *f);
 /* 0: the job may start (release it later with the same key); OT_INFLIGHT_EKEY:
- * this key has max_per_key in flight; OT_INFLIGHT_EFULL: max_total in flight.
+ * this key has max_per_key in flight (checked first); OT_INFLIGHT_EFULL:
+ * max_total in flight.
  * Keys longer than OT_RATELIMIT_KEY_MAX are compared on their first bytes. */
 int ot_inflight_acquire(ot_inflight *f, const void *key, size_t keylen);
 void ot_inflight_release(ot_inflight *f, const void *key, size_t keylen);
