@@ -48,7 +48,7 @@ struct ot_principals {
     bool listening, was_up;
     ot_pg_query *recheck; /* the re-read after a LISTEN gap */
     ot_defer fire;        /* delivers callbacks of loads that failed at once */
-    ot_principals_wait *failed;
+    ot_principals_wait *ready; /* answered waiters whose callbacks are due */
     uint64_t loads, notifications, evictions;
 };
 
@@ -152,17 +152,32 @@ static bool entry_valid(const ot_principals *p, const ot_principals_entry *e)
 static void query_start(ot_principals_entry *e);
 static void park(ot_principals *p, ot_principals_wait *w);
 
-static void answer_waiters(ot_principals_entry *e, int status)
+/* Waiters are answered from one list in p, popped one at a time: a callback
+ * (a re-run handler) may cancel another waiter or park new ones safely. */
+static void take_waiters(ot_principals *p, ot_principals_entry *e, int status)
 {
-    /* Detach first: a callback may re-check, start another load or cancel. */
     ot_principals_wait *w = e->waiters;
     e->waiters = NULL;
     while (w) {
-        ot_principals_wait *next = w->next;
+        ot_principals_wait *n = w->next;
+        w->status = status;
         w->e = NULL;
-        w->prev = w->next = NULL;
-        w->cb(w->data, status);
-        w = next;
+        w->prev = NULL;
+        w->parked = true;
+        w->next = p->ready;
+        p->ready = w;
+        w = n;
+    }
+}
+
+static void deliver(ot_principals *p)
+{
+    while (p->ready) {
+        ot_principals_wait *w = p->ready;
+        p->ready = w->next;
+        w->next = NULL;
+        w->parked = false;
+        w->cb(w->data, w->status);
     }
 }
 
@@ -183,16 +198,10 @@ static void on_loaded(void *data, int status, PGresult *res)
     }
     e->state = E_READY;
     if (status != OT_PG_OK) {
-        ot_principals_wait *w = e->waiters;
-        e->waiters = NULL;
+        take_waiters(p, e, status);
         if (!e->have)
             entry_remove(p, e);
-        for (ot_principals_wait *n; w; w = n) {
-            n = w->next;
-            w->e = NULL;
-            w->prev = w->next = NULL;
-            w->cb(w->data, status);
-        }
+        deliver(p);
         return;
     }
     bool exists = PQntuples(res) == 1;
@@ -216,7 +225,8 @@ static void on_loaded(void *data, int status, PGresult *res)
         ot_uuid_to_text(e->id, ids);
         p->changed(p->data, ids);
     }
-    answer_waiters(e, OT_PG_OK);
+    take_waiters(p, e, OT_PG_OK);
+    deliver(p);
 }
 
 static void query_start(ot_principals_entry *e)
@@ -234,39 +244,23 @@ static void query_start(ot_principals_entry *e)
         /* Never called back: fail the waiters after this batch, not inside
          * the caller's ot_principals_load. */
         e->state = E_READY;
-        ot_principals_wait *w = e->waiters;
-        e->waiters = NULL;
-        while (w) {
-            ot_principals_wait *n = w->next;
-            park(p, w);
-            w = n;
-        }
+        take_waiters(p, e, OT_PG_EFULL);
+        ot_defer_queue(p->loop, &p->fire);
         if (!e->have)
             entry_remove(p, e);
     }
 }
 
-static void on_fire(ot_loop *loop, ot_defer *d)
-{
-    ot_principals *p = d->data;
-    ot_principals_wait *w = p->failed;
-    p->failed = NULL;
-    while (w) {
-        ot_principals_wait *n = w->next;
-        w->next = NULL;
-        w->parked = false;
-        w->cb(w->data, OT_PG_EFULL);
-        w = n;
-    }
-}
+static void on_fire(ot_loop *loop, ot_defer *d) { deliver(d->data); }
 
 static void park(ot_principals *p, ot_principals_wait *w)
 {
+    w->status = OT_PG_EFULL;
     w->e = NULL;
     w->prev = NULL;
     w->parked = true;
-    w->next = p->failed;
-    p->failed = w;
+    w->next = p->ready;
+    p->ready = w;
     ot_defer_queue(p->loop, &p->fire);
 }
 
@@ -328,7 +322,7 @@ void ot_principals_cancel(ot_principals_wait *w)
     }
     if (w->parked) {
         /* Waiting for the deferred failure callback: unpark. */
-        for (ot_principals_wait **pp = &w->p->failed; *pp; pp = &(*pp)->next) {
+        for (ot_principals_wait **pp = &w->p->ready; *pp; pp = &(*pp)->next) {
             if (*pp == w) {
                 *pp = w->next;
                 break;
@@ -499,7 +493,7 @@ void ot_principals_free(ot_principals *p)
         ot_pg_cancel(p->recheck);
     /* Waiters still parked (their requests die with the process) must not
      * point into freed entries if they are cancelled after this. */
-    for (ot_principals_wait *w = p->failed, *n; w; w = n) {
+    for (ot_principals_wait *w = p->ready, *n; w; w = n) {
         n = w->next;
         w->parked = false;
         w->next = NULL;

@@ -573,3 +573,19 @@ def test_login_and_cache_limits_of_zero_are_refused_at_start(server, flag):
     srv = server(workers=1, args=[flag, "0"], wait=False)
     assert srv.proc.wait(timeout=scaled(10)) == 2
     assert flag in srv.log_text()
+
+
+def test_revoc_concurrent_first_requests_for_one_user_share_one_query(srv, db):
+    import threading
+    uid = mk_user(db)
+    tok = make_token(uid)
+    before = _loads(srv.port)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(_status(srv.port, "/orders/user/" + uid, tok)))
+               for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert got == [200] * 20, got
+    assert _loads(srv.port) - before == 1

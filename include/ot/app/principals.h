@@ -37,7 +37,8 @@ struct ot_principals_wait {
     ot_principals_wait *prev, *next;
     ot_principals *p;
     ot_principals_entry *e; /* the load waited for; NULL when parked or done */
-    bool parked;            /* on the list of loads refused at once, answered after the batch */
+    bool parked;            /* answered, its callback about to run (now, or after the batch) */
+    int status;             /* what the callback will be told */
     ot_principals_loaded_fn *cb;
     void *data;
 };
