@@ -6,8 +6,12 @@
 
 #include <openssl/crypto.h>
 
+#include "ot/app/principals.h"
 #include "ot/codec/json.h"
+#include "ot/codec/jwt_cache.h"
+#include "ot/codec/user_fields.h"
 #include "ot/core/metrics.h"
+#include "ot/http/ws.h"
 #include "ot/codec/pwhash.h"
 #include "ot/core/ratelimit.h"
 
@@ -16,37 +20,170 @@ const ot_pg_stmt ot_auth_stmts[] = {
       "INSERT INTO users (name, email, role, password_hash) VALUES ($1, $2, 'CUSTOMER', $3) "
       "RETURNING id, name, email, role, ot_iso(created_at)",
       3, false },
-    { "user_by_email", "SELECT id, name, email, role, password_hash FROM users WHERE lower(email) = lower($1)", 1, true },
+    { "user_by_email",
+      "SELECT id, name, email, role, password_hash, token_epoch, active FROM users WHERE lower(email) = lower($1)", 1,
+      true },
     /* Rehash on login (stronger scrypt cost): only if the hash is still the one
      * verified, so a concurrent password change wins. See sql/005. */
     { "user_rehash", "SELECT ot_user_rehash($1, $2, $3)", 3, false },
 };
 const size_t ot_auth_nstmts = OT_ARRAY_LEN(ot_auth_stmts);
 
-bool ot_uuid_valid(ot_str s)
+/* One worker per process: the revocation cache and the login throttles are
+ * process state, set once by the app wiring (ot_auth_setup). */
+static struct {
+    ot_principals *principals; /* NULL without a database: signature checks only */
+    ot_ratelimit *rl_auth;     /* /auth/... per client address (NULL: off) */
+    ot_inflight *kdf;          /* password hashes queued or running */
+    ot_jwt_cache *jwt_cache;   /* recently verified tokens (NULL: verify every time) */
+} g_auth;
+
+int ot_auth_setup(const ot_config *cfg, ot_principals *p)
 {
-    if (s.len != 36)
+    ot_auth_teardown();
+    g_auth.principals = p;
+    if (cfg->auth_rate_ip > 0 &&
+        !(g_auth.rl_auth = ot_ratelimit_new(cfg->auth_rate_ip, cfg->auth_rate_ip_burst, OT_AUTH_RL_KEYS)))
+        return OT_ERR;
+    if (cfg->jwt_cache_entries > 0 && !(g_auth.jwt_cache = ot_jwt_cache_new(cfg->jwt_cache_entries)))
+        return OT_ERR;
+    g_auth.kdf = ot_inflight_new(cfg->kdf_max_queue, cfg->kdf_max_per_ip);
+    return g_auth.kdf ? 0 : OT_ERR;
+}
+
+void ot_auth_teardown(void)
+{
+    ot_ratelimit_free(g_auth.rl_auth);
+    ot_inflight_free(g_auth.kdf);
+    ot_jwt_cache_free(g_auth.jwt_cache);
+    memset(&g_auth, 0, sizeof(g_auth));
+}
+
+/* One client for the login limits: its IPv4 address, or the /64 of an IPv6
+ * one (a single host is usually handed a whole /64). */
+static size_t client_key(const ot_req *r, const uint8_t **key)
+{
+    *key = r->remote_key;
+    return r->remote_key_len == 16 ? 8 : r->remote_key_len;
+}
+
+/* Login and register cost a password hash (~100 ms of a pool thread, 32 MiB):
+ * throttle per address before anything else, so a flood is refused at the
+ * cost of a table lookup. */
+static bool auth_throttle(ot_req *r)
+{
+    const uint8_t *key;
+    size_t klen = client_key(r, &key);
+    uint32_t retry;
+    if (g_auth.rl_auth && klen &&
+        ot_ratelimit_take(g_auth.rl_auth, key, klen, ot_loop_now_ms(r->w->loop), &retry) < 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%u", retry);
+        ot_resp_header(r, "Retry-After", ra);
+        ot_metrics_inc(OT_C_AUTH_THROTTLED, 1);
+        ot_respond_error(r, 429, "rate_limited", "too many login or register attempts from this address");
         return false;
-    for (size_t i = 0; i < 36; i++) {
-        char ch = s.base[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (ch != '-')
-                return false;
-        } else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F'))) {
-            return false;
-        }
     }
     return true;
 }
 
-int ot_auth_token(const ot_config *cfg, ot_str token, ot_jwt_claims *out)
+/* The signature, then the user: a token is honoured only for a UUID sub
+ * naming a user that exists, is active, and still has the token's role and
+ * epoch. */
+static int token_check(const ot_config *cfg, ot_str token, ot_jwt_claims *out, uint8_t id[16])
 {
     int64_t now = (int64_t)time(NULL);
-    int rc = ot_jwt_verify(ot_str_c(cfg->jwt_secret), token, now, out);
+    /* A keep-alive client presents the same bytes again and again: the cache
+     * answers those without HMAC, base64 or JSON (codec/jwt_cache.h). */
+    int rc = ot_jwt_verify_cached(g_auth.jwt_cache, ot_str_c(cfg->jwt_secret), token, now, out);
     /* Secret rotation: tokens minted before it keep working for the overlap. */
     if (rc == OT_JWT_ESIG && cfg->jwt_secret_previous && now < cfg->jwt_previous_until_s)
         rc = ot_jwt_verify(ot_str_c(cfg->jwt_secret_previous), token, now, out);
+    if (rc != OT_JWT_OK)
+        return rc;
+    /* Every id we issue is a users.id; anything else was not minted for a user. */
+    if (ot_uuid_to_bytes(ot_str_c(out->sub), id) < 0)
+        return OT_JWT_ECLAIMS;
+    if (!g_auth.principals)
+        return OT_JWT_OK;
+    switch (ot_principals_check(g_auth.principals, id, out->ep, out->role)) {
+    case OT_PRINCIPAL_OK: return OT_JWT_OK;
+    case OT_PRINCIPAL_REVOKED: ot_metrics_inc(OT_C_AUTH_REVOKED, 1); return OT_JWT_EREVOKED;
+    default: return OT_JWT_EUNVERIFIED;
+    }
+}
+
+int ot_auth_token(const ot_config *cfg, ot_str token, ot_jwt_claims *out)
+{
+    uint8_t id[16];
+    int rc = token_check(cfg, token, out, id);
+    if (rc == OT_JWT_EUNVERIFIED)
+        ot_principals_prefetch(g_auth.principals, id); /* no one waits here: the next try finds it */
     return rc;
+}
+
+/* A request parked until its token's user is loaded, then run again from the
+ * top of its handler (which finds the user cached this time). */
+typedef struct {
+    ot_req *r;
+    ot_principals_wait wait;
+    ot_handler *again;
+} auth_wait;
+
+/* The request whose handler is being re-run: it must not wait a second time. */
+static ot_req *g_rerun;
+
+static void wait_abort(ot_req *r)
+{
+    auth_wait *a = r->ctx;
+    ot_principals_cancel(&a->wait);
+    free(a);
+}
+
+static void wait_done(void *data, int status)
+{
+    auth_wait *a = data;
+    ot_req *r = a->r;
+    ot_handler *again = a->again;
+    r->on_abort = NULL;
+    r->ctx = NULL;
+    free(a);
+    if (status != OT_PG_OK) {
+        ot_resp_header(r, "Retry-After", "1");
+        ot_respond_error(r, 503, "database_unavailable", "cannot check the token's user now, retry shortly");
+        return;
+    }
+    g_rerun = r;
+    again(r);
+    g_rerun = NULL;
+}
+
+/* Parks r until the user `id` is loaded, then calls again(r). False if it
+ * answered instead (out of memory, or already re-run once). */
+static bool wait_for_user(ot_req *r, const uint8_t id[16], ot_handler *again)
+{
+    if (g_rerun == r) {
+        ot_resp_header(r, "Retry-After", "1");
+        ot_respond_error(r, 503, "busy", "cannot check the token's user now, retry shortly");
+        return false;
+    }
+    auth_wait *a = calloc(1, sizeof(*a));
+    if (!a) {
+        ot_respond_error(r, 500, "internal", "out of memory");
+        return false;
+    }
+    a->r = r;
+    a->again = again;
+    r->ctx = a;
+    r->on_abort = wait_abort;
+    ot_principals_load(g_auth.principals, id, &a->wait, wait_done, a);
+    return true;
+}
+
+static void token_refused(ot_req *r, int rc)
+{
+    ot_resp_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    ot_respond_error(r, 401, rc == OT_JWT_EEXPIRED ? "token_expired" : "invalid_token", "%s", ot_jwt_strerror(rc));
 }
 
 bool ot_auth_require(ot_req *r, ot_role need)
@@ -58,10 +195,15 @@ bool ot_auth_require(ot_req *r, ot_role need)
         return false;
     }
     ot_str tok = ot_str_make(h.base + 7, h.len - 7);
-    int rc = ot_auth_token(r->w->cfg, tok, &r->auth);
+    uint8_t id[16];
+    int rc = token_check(r->w->cfg, tok, &r->auth, id);
+    if (rc == OT_JWT_EUNVERIFIED) {
+        /* First sight of this user on this worker: one query, then again. */
+        wait_for_user(r, id, r->w->router.routes[r->route].handler);
+        return false;
+    }
     if (rc != OT_JWT_OK) {
-        ot_resp_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-        ot_respond_error(r, 401, rc == OT_JWT_EEXPIRED ? "token_expired" : "invalid_token", "%s", ot_jwt_strerror(rc));
+        token_refused(r, rc);
         return false;
     }
     r->authed = true;
@@ -82,6 +224,22 @@ bool ot_auth_require(ot_req *r, ot_role need)
     return true;
 }
 
+void ot_h_ws_auth(ot_req *r)
+{
+    /* The WebSocket handler checks the token itself, synchronously: make
+     * sure the user is cached first. Any other refusal is its to answer. */
+    char tok[OT_JWT_MAX_LEN];
+    size_t toklen = 0;
+    ot_jwt_claims cl;
+    uint8_t id[16];
+    if (g_auth.principals && g_rerun != r && ot_ws_token(&r->head, tok, sizeof(tok), &toklen) == 0 &&
+        token_check(r->w->cfg, ot_str_make(tok, toklen), &cl, id) == OT_JWT_EUNVERIFIED) {
+        wait_for_user(r, id, ot_h_ws_auth);
+        return;
+    }
+    ot_h_ws(r);
+}
+
 /* ---- shared async plumbing for the two handlers ---- */
 
 typedef struct {
@@ -98,10 +256,17 @@ typedef struct {
     /* login: what the database said */
     bool found;
     char uid[64], uname[201], role[16];
+    int64_t epoch;
+    bool active;
+    bool kdf_held;         /* holds a slot of g_auth.kdf under key[] */
+    uint8_t key[16];
+    size_t keylen;
 } auth_ctx;
 
 static void ctx_release(auth_ctx *c)
 {
+    if (c->kdf_held && g_auth.kdf)
+        ot_inflight_release(g_auth.kdf, c->key, c->keylen);
     /* The password must not linger in freed memory. */
     OPENSSL_cleanse(c->password, sizeof(c->password));
     free(c);
@@ -163,6 +328,34 @@ static bool db_ok(ot_req *r, int status, const PGresult *res)
     } else {
         ot_respond_error(r, 500, "internal", "database error");
     }
+    return false;
+}
+
+/* Queues the password hash for c, within the queue's bounds: one address
+ * gets at most kdf_max_per_ip of the kdf_max_queue places, so others still
+ * get theirs in time. On refusal it answers (429/503) and returns false. */
+static bool kdf_submit(auth_ctx *c, ot_work_fn *work, ot_work_done_fn *done)
+{
+    ot_req *r = c->r;
+    const uint8_t *key;
+    c->keylen = client_key(r, &key);
+    memcpy(c->key, key, c->keylen);
+    int rc = g_auth.kdf ? ot_inflight_acquire(g_auth.kdf, c->key, c->keylen) : 0;
+    if (rc == 0) {
+        c->kdf_held = g_auth.kdf != NULL;
+        c->in_work = true;
+        if (ot_loop_queue_work(r->w->loop, work, done, c) == 0)
+            return true;
+        c->in_work = false;
+        rc = OT_INFLIGHT_EFULL;
+    }
+    ot_metrics_inc(OT_C_AUTH_THROTTLED, 1);
+    finish(c);
+    ot_resp_header(r, "Retry-After", "1");
+    if (rc == OT_INFLIGHT_EKEY)
+        ot_respond_error(r, 429, "too_many_logins", "too many password checks in progress for this address");
+    else
+        ot_respond_error(r, 503, "busy", "too many password operations in progress");
     return false;
 }
 
@@ -267,32 +460,56 @@ static void reg_hash_done(ot_loop *loop, void *data)
     }
 }
 
-static bool email_valid(const char *e)
+/* Field names are echoed back cut at a code point, so the error body stays
+ * valid UTF-8 (and JSON) whatever a client sent. */
+static int utf8_prefix(ot_str s, int max)
 {
-    const char *at = strchr(e, '@');
-    return at && at != e && at[1] && !strchr(at + 1, '@') && strchr(at + 1, '.') && !strpbrk(e, " \t\r\n<>\"");
+    size_t n = 0;
+    for (size_t k; n < s.len; n += k) {
+        k = ot_utf8_seq_len((const unsigned char *)s.base + n, s.len - n);
+        if (!k || n + k > (size_t)max)
+            break;
+    }
+    return (int)n;
+}
+
+static bool field_fails(ot_req *r, const char *field, const char *why)
+{
+    if (!why)
+        return false;
+    ot_respond_error(r, 400, "invalid_field", "%s: %s", field, why);
+    return true;
 }
 
 void ot_h_register(ot_req *r)
 {
-    if (!ot_req_need_db(r))
+    if (!auth_throttle(r) || !ot_req_need_db(r))
         return;
     jsmntok_t toks[32];
     ot_json d;
     if (!parse_body(r, &d, toks, 32))
         return;
+    /* Refused rather than ignored: a "role" someone hoped would stick, or a
+     * typo, must be visible (duplicates are refused by the parser). */
+    for (int t = 1; t < d.ntoks; t = ot_json_skip(&d, t + 1)) {
+        if (!ot_json_str_eq(&d, t, "name") && !ot_json_str_eq(&d, t, "email") && !ot_json_str_eq(&d, t, "password")) {
+            ot_str k = ot_json_raw(&d, t);
+            ot_respond_error(r, 400, "invalid_field", "unknown field: %.*s (allowed: name, email, password)",
+                             utf8_prefix(k, 64), k.base);
+            return;
+        }
+    }
     auth_ctx *c = ctx_new(r);
     if (!c)
         return;
-    if (get_str_field(r, &d, "name", c->name, sizeof(c->name), 1, NULL) < 0 ||
-        get_str_field(r, &d, "email", c->email, sizeof(c->email), 3, NULL) < 0 ||
-        get_str_field(r, &d, "password", c->password, sizeof(c->password), 8, &c->pwlen) < 0) {
+    size_t nlen = 0, elen = 0;
+    if (get_str_field(r, &d, "name", c->name, sizeof(c->name), 1, &nlen) < 0 ||
+        get_str_field(r, &d, "email", c->email, sizeof(c->email), 3, &elen) < 0 ||
+        get_str_field(r, &d, "password", c->password, sizeof(c->password), 8, &c->pwlen) < 0 ||
+        field_fails(r, "name", ot_user_check_name(ot_str_make(c->name, nlen))) ||
+        field_fails(r, "email", ot_user_check_email(ot_str_make(c->email, elen))) ||
+        field_fails(r, "password", ot_user_check_password(ot_str_make(c->password, c->pwlen)))) {
         finish(c);
-        return;
-    }
-    if (!email_valid(c->email)) {
-        finish(c);
-        ot_respond_error(r, 400, "invalid_field", "email: not a valid address");
         return;
     }
     const char *weak = ot_password_check(c->password, c->pwlen, c->email, r->w->cfg->password_min_length);
@@ -302,13 +519,7 @@ void ot_h_register(ot_req *r)
         return;
     }
     /* scrypt takes tens of milliseconds: never on the loop thread. */
-    c->in_work = true;
-    if (ot_loop_queue_work(r->w->loop, reg_hash_work, reg_hash_done, c) < 0) {
-        c->in_work = false;
-        finish(c);
-        ot_resp_header(r, "Retry-After", "1");
-        ot_respond_error(r, 503, "busy", "too many password operations in progress");
-    }
+    kdf_submit(c, reg_hash_work, reg_hash_done);
 }
 
 /* ---- POST /auth/login ---- */
@@ -345,17 +556,32 @@ static void login_verify_done(ot_loop *loop, void *data)
         ot_respond_error(r, 401, "invalid_credentials", "wrong email or password");
         return;
     }
+    if (!c->active) {
+        /* Said only to whoever knows the password: no oracle for others. */
+        finish(c);
+        ot_respond_error(r, 403, "account_disabled", "this account is disabled");
+        return;
+    }
     if (c->rehashed) {
-        /* Best effort, answered or not: the next login simply tries again. */
+        /* Best effort, answered or not: the next login simply tries again. The
+         * rehash does not bump the token epoch (sql/003 skips it), so the token
+         * issued below stays valid. */
         const char *vals[3] = { c->uid, c->old_hash, c->hash };
         ot_pg_exec(r->w->pg, "user_rehash", 3, vals, NULL, NULL, NULL);
     }
-    ot_jwt_claims cl = { .role = !strcmp(c->role, "ADMIN") ? OT_ROLE_ADMIN : OT_ROLE_CUSTOMER };
+    /* The epoch read with the hash: a change committed since makes this
+     * token stale at once, which is what that change asked for. */
+    ot_jwt_claims cl = { .role = !strcmp(c->role, "ADMIN") ? OT_ROLE_ADMIN : OT_ROLE_CUSTOMER, .ep = c->epoch };
     snprintf(cl.sub, sizeof(cl.sub), "%s", c->uid);
     cl.iat = (int64_t)time(NULL);
     cl.exp = cl.iat + r->w->cfg->jwt_ttl_s;
     ot_buf tok = OT_BUF_INIT, b = OT_BUF_INIT;
-    ot_jwt_sign(ot_str_c(r->w->cfg->jwt_secret), &cl, &tok);
+    if (ot_jwt_sign(ot_str_c(r->w->cfg->jwt_secret), &cl, &tok) < 0) {
+        finish(c);
+        ot_buf_free(&tok);
+        ot_respond_error(r, 500, "internal", "could not sign the token");
+        return;
+    }
     ot_jw w;
     ot_jw_init(&w, &b);
     ot_jw_obj_open(&w);
@@ -394,19 +620,15 @@ static void login_found(void *data, int status, PGresult *res)
         snprintf(c->email, sizeof(c->email), "%s", PQgetvalue(res, 0, 2));
         snprintf(c->role, sizeof(c->role), "%s", PQgetvalue(res, 0, 3));
         snprintf(c->hash, sizeof(c->hash), "%s", PQgetvalue(res, 0, 4));
+        c->epoch = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+        c->active = PQgetvalue(res, 0, 6)[0] == 't';
     }
-    c->in_work = true;
-    if (ot_loop_queue_work(r->w->loop, login_verify_work, login_verify_done, c) < 0) {
-        c->in_work = false;
-        finish(c);
-        ot_resp_header(r, "Retry-After", "1");
-        ot_respond_error(r, 503, "busy", "too many password operations in progress");
-    }
+    kdf_submit(c, login_verify_work, login_verify_done);
 }
 
 void ot_h_login(ot_req *r)
 {
-    if (!ot_req_need_db(r))
+    if (!auth_throttle(r) || !ot_req_need_db(r))
         return;
     jsmntok_t toks[16];
     ot_json d;

@@ -8,6 +8,7 @@
 
 #include "ot/cmd/app.h"
 #include "ot/api/auth.h"
+#include "ot/codec/event_view.h"
 #include "ot/codec/json.h"
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
@@ -478,23 +479,35 @@ static bool may_see(const ot_ws_conn *c, const ot_event *ev, const uint8_t *oid)
     return c->nsubs == 0 || (oid && has_sub(c, oid));
 }
 
-static ot_wsbuf *event_frame(const ot_event *ev)
+/* Customers get the event without staff-only fields (codec/event_view.h);
+ * on failure (allocation) no frame, rather than the admin's view. */
+static ot_wsbuf *event_frame(const ot_event *ev, bool customer)
 {
-    ot_wsbuf *b = ot_wsbuf_frame(OT_WS_OP_TEXT, OT_STR("{\"event\":\"order.updated\",\"data\":"), ev->json, OT_STR("}"));
+    ot_buf view = OT_BUF_INIT;
+    if (customer && ot_event_view_customer(ev->json, &view) < 0) {
+        ot_buf_free(&view);
+        return NULL;
+    }
+    ot_wsbuf *b = ot_wsbuf_frame(OT_WS_OP_TEXT, OT_STR("{\"event\":\"order.updated\",\"data\":"),
+                                 customer ? ot_buf_str(&view) : ev->json, OT_STR("}"));
+    ot_buf_free(&view);
     if (b)
         b->seq = ev->seq;
     return b;
 }
 
-static void push(ot_ws_conn *c, const ot_event *ev, const uint8_t *oid, ot_wsbuf **frame)
+/* frames[0]: the admins' encoding, frames[1]: the customers'. */
+static void push(ot_ws_conn *c, const ot_event *ev, const uint8_t *oid, ot_wsbuf **frames)
 {
     /* ev->seq <= floor: the client said it has it (a worker that is behind
      * the client's since delivers it only now). */
     if (c->state != OT_WS_OPEN || ev->seq <= c->floor || !may_see(c, ev, oid))
         return;
+    bool customer = c->role != OT_ROLE_ADMIN;
+    ot_wsbuf **frame = &frames[customer];
     if (!*frame) {
         /* Encoded once, on the first socket that wants it. */
-        *frame = event_frame(ev);
+        *frame = event_frame(ev, customer);
         if (!*frame)
             return;
         (*frame)->seen_us = ev->seen_us ? ev->seen_us : ot_now_us();
@@ -517,21 +530,22 @@ void ot_hub_event(void *hub, const ot_event *ev)
         return;
     uint8_t oid[16];
     const uint8_t *op = ot_uuid_parse(ev->order_id, oid) == 0 ? oid : NULL;
-    ot_wsbuf *frame = NULL;
+    ot_wsbuf *frames[2] = { NULL, NULL };
     ot_ws_conn *c, *next;
     if (h->ncust) {
         uint32_t hv = hash_bytes(ev->user_id.base, ev->user_id.len);
         for (c = h->buckets[hv & (h->nbuckets - 1)]; c; c = next) {
             next = c->next;
             if (c->hash == hv)
-                push(c, ev, op, &frame);
+                push(c, ev, op, frames);
         }
     }
     for (c = h->admins; c; c = next) {
         next = c->next;
-        push(c, ev, op, &frame);
+        push(c, ev, op, frames);
     }
-    ot_wsbuf_unref(frame);
+    ot_wsbuf_unref(frames[0]);
+    ot_wsbuf_unref(frames[1]);
 }
 
 /* ---------------------------------------------------------------- replies */
@@ -676,7 +690,9 @@ static void reauth(ot_ws_conn *c, const char *tok, size_t len)
 {
     ot_jwt_claims cl;
     int rc = ot_auth_token(ot_hub_worker(c->hub)->cfg, ot_str_make(tok, len), &cl);
-    if (rc != OT_JWT_OK) {
+    /* EUNVERIFIED: signed by us, its user not cached here; the owner check
+     * comes first so another user's token is still named as such. */
+    if (rc != OT_JWT_OK && rc != OT_JWT_EUNVERIFIED) {
         send_error(c, rc == OT_JWT_EEXPIRED ? "token_expired" : "invalid_token", ot_jwt_strerror(rc), NULL);
         return;
     }
@@ -684,6 +700,10 @@ static void reauth(ot_ws_conn *c, const char *tok, size_t len)
     normalize_sub(cl.sub, &sl);
     if (sl != c->sub_len || memcmp(cl.sub, c->sub, sl) != 0) {
         send_error(c, "forbidden", "the token belongs to another user", NULL);
+        return;
+    }
+    if (rc != OT_JWT_OK) {
+        send_error(c, "invalid_token", ot_jwt_strerror(rc), NULL);
         return;
     }
     if (cl.role != c->role) {
@@ -761,7 +781,7 @@ void ot_hub_replay_rows(ot_hub_replay *rp, bool ok, const ot_hub_row *rows, int 
         ot_event ev;
         if (ot_event_parse(rows[i].json, &ev) < 0 || !replay_visible(c, &ev))
             continue;
-        ot_wsbuf *f = event_frame(&ev);
+        ot_wsbuf *f = event_frame(&ev, c->role != OT_ROLE_ADMIN);
         if (!f)
             ot_ws_abort(c);
         if (!f || ot_ws_send(c, f) < 0) {
@@ -986,3 +1006,4 @@ void ot_hub_on_text(ot_ws_conn *c, const uint8_t *p, size_t n)
         break;
     }
 }
+

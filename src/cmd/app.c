@@ -10,6 +10,8 @@
 #include "ot/api/audit.h"
 #include "ot/api/auth.h"
 #include "ot/app/events.h"
+#include "ot/app/hub.h"
+#include "ot/app/principals.h"
 #include "ot/http/http.h"
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
@@ -42,7 +44,7 @@ void ot_app_routes(ot_router *rt)
     ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get);
     ot_router_add(rt, "GET", "/orders/:id/events", "orders_events", ot_h_order_events);
     ot_router_add(rt, "PATCH", "/orders/:id/status", "orders_status", ot_h_order_status);
-    ot_router_add(rt, "GET", "/ws/orders", "ws_orders", ot_h_ws);
+    ot_router_add(rt, "GET", "/ws/orders", "ws_orders", ot_h_ws_auth);
     ot_router_add(rt, "GET", "/", "static", ot_h_static);
     ot_router_add(rt, "GET", "/web/:file", "static", ot_h_static);
 }
@@ -131,6 +133,15 @@ static void on_stats(ot_loop *loop, ot_timer *t)
     ot_timer_start(loop, t, OT_STATS_MS);
 }
 
+/* A user's tokens died (deleted, disabled, demoted, new password): so do its
+ * sockets on this worker, the way an expired token closes them. */
+static void on_user_changed(void *data, const char *user_id)
+{
+    ot_worker *w = data;
+    if (w->app && w->app->hub)
+        ot_hub_close_user(w->app->hub, ot_str_c(user_id), 4401, "token revoked");
+}
+
 int ot_app_start(ot_worker *w)
 {
     ot_app_routes(&w->router);
@@ -150,9 +161,9 @@ int ot_app_start(ot_worker *w)
         static ot_pg_stmt stmts[64];
         size_t n = 0;
         const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_stmts, ot_audit_stmts,
-                                       ops_stmts };
+                                       ops_stmts, ot_principals_stmts };
         size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_nstmts, ot_audit_nstmts,
-                            OT_ARRAY_LEN(ops_stmts) };
+                            OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts };
         for (size_t g = 0; g < OT_ARRAY_LEN(groups); g++)
             for (size_t i = 0; i < counts[g] && n < OT_ARRAY_LEN(stmts); i++)
                 stmts[n++] = groups[g][i];
@@ -163,6 +174,15 @@ int ot_app_start(ot_worker *w)
         w->pg = ot_pg_new(w->loop, &pc, stmts, n);
         if (!w->pg) {
             ot_logf(OT_LOG_ERROR, "database pool setup failed");
+            return OT_ERR;
+        }
+        app->principals = ot_principals_new(w->loop, w->pg, &pc, w->cfg->auth_cache_users, on_user_changed, w);
+        if (!app->principals) {
+            ot_logf(OT_LOG_ERROR, "token revocation cache setup failed");
+            return OT_ERR;
+        }
+        if (ot_auth_setup(w->cfg, app->principals) < 0) {
+            ot_logf(OT_LOG_ERROR, "login limits setup failed (--kdf-max-queue and --kdf-max-per-ip must be >= 1)");
             return OT_ERR;
         }
         app->events = ot_events_start(w, ot_hub_event, app->hub);
@@ -187,6 +207,8 @@ void ot_app_stop(ot_worker *w)
         outbox_q = NULL;
     }
     ot_events_free(app->events);
+    ot_auth_teardown();
+    ot_principals_free(app->principals);
     ot_hub_free(app->hub);
     if (w->pg)
         ot_pg_free(w->pg);

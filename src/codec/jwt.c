@@ -44,6 +44,8 @@ const char *ot_jwt_strerror(int err)
     case OT_JWT_ESIG: return "invalid signature";
     case OT_JWT_EEXPIRED: return "token expired";
     case OT_JWT_ECLAIMS: return "invalid claims";
+    case OT_JWT_EREVOKED: return "token revoked";
+    case OT_JWT_EUNVERIFIED: return "token not verifiable yet, retry";
     default: return "unknown error";
     }
 }
@@ -81,7 +83,8 @@ static int put_b64url(ot_buf *out, const void *in, size_t n)
 int ot_jwt_sign(ot_str secret, const ot_jwt_claims *c, ot_buf *out)
 {
     size_t sublen = strnlen(c->sub, sizeof c->sub);
-    if (secret.len == 0 || !sub_ok(c->sub, sublen) || (c->role != OT_ROLE_CUSTOMER && c->role != OT_ROLE_ADMIN))
+    if (secret.len == 0 || !sub_ok(c->sub, sublen) || (c->role != OT_ROLE_CUSTOMER && c->role != OT_ROLE_ADMIN) ||
+        c->ep < 0)
         return OT_ERR;
 
     /* Signing happens at login, not per request: a heap scratch is fine. */
@@ -97,6 +100,8 @@ int ot_jwt_sign(ot_str secret, const ot_jwt_claims *c, ot_buf *out)
     ot_jw_int(&w, c->iat);
     ot_jw_key(&w, "exp");
     ot_jw_int(&w, c->exp);
+    ot_jw_key(&w, "ep");
+    ot_jw_int(&w, c->ep);
     ot_jw_obj_close(&w);
 
     size_t start = out->len;
@@ -192,7 +197,8 @@ int ot_jwt_verify(ot_str secret, ot_str token, int64_t now_s, ot_jwt_claims *out
     if (ot_json_get_str_buf(&doc, sub, c.sub, OT_JWT_SUB_MAX, &sublen) < 0 || sublen == 0 ||
         memchr(c.sub, '\0', sublen) || !ot_json_is_str(&doc, role) ||
         ot_role_parse(ot_json_raw(&doc, role), &c.role) < 0 || get_time(&doc, "iat", &c.iat) != 1 ||
-        get_time(&doc, "exp", &c.exp) != 1 || get_time(&doc, "nbf", &nbf) < 0)
+        get_time(&doc, "exp", &c.exp) != 1 || get_time(&doc, "nbf", &nbf) < 0 ||
+        get_time(&doc, "ep", &c.ep) < 0 || c.ep < 0)
         return OT_JWT_ECLAIMS;
     c.sub[sublen] = '\0';
     /* RFC 7519 §4.1.4: not accepted on or after exp. */

@@ -60,12 +60,18 @@ static const opt_def opts[] = {
     { "--http-output-high-water", "ORDERTRACK_HTTP_OUTPUT_HIGH_WATER", T_SIZE, O(http_output_high_water), "queued response bytes per connection above which pipelined requests are not read (default 65536)", KiB, GiB },
     { "--max-output-bytes", "ORDERTRACK_MAX_OUTPUT_BYTES", T_SIZE, O(max_output_bytes), "queued response bytes per connection; a response past it closes the connection (default 8388608)", 64 * KiB, 4 * GiB },
     { "--pg-pool", "ORDERTRACK_PG_POOL", T_INT, O(pg_pool), "PostgreSQL connections per worker (default 4)", 1, 256 },
-    { "--rate-ip", "ORDERTRACK_RATE_IP", T_DOUBLE, O(rate_ip), "requests/s per client IP per worker, 0 = off (default 0)", 0, 1e6 },
-    { "--rate-ip-burst", "ORDERTRACK_RATE_IP_BURST", T_DOUBLE, O(rate_ip_burst), "burst per client IP (default 100)", 1, 1e6 },
-    { "--rate-user", "ORDERTRACK_RATE_USER", T_DOUBLE, O(rate_user), "requests/s per user per worker, 0 = off (default 0)", 0, 1e6 },
-    { "--rate-user-burst", "ORDERTRACK_RATE_USER_BURST", T_DOUBLE, O(rate_user_burst), "burst per user (default 50)", 1, 1e6 },
+    { "--rate-ip", "ORDERTRACK_RATE_IP", T_DOUBLE, O(rate_ip), "requests/s per client IP per worker, 0 = off (default 100)", 0, 1e6 },
+    { "--rate-ip-burst", "ORDERTRACK_RATE_IP_BURST", T_DOUBLE, O(rate_ip_burst), "burst per client IP (default 200)", 1, 1e6 },
+    { "--rate-user", "ORDERTRACK_RATE_USER", T_DOUBLE, O(rate_user), "requests/s per user per worker, 0 = off (default 50)", 0, 1e6 },
+    { "--rate-user-burst", "ORDERTRACK_RATE_USER_BURST", T_DOUBLE, O(rate_user_burst), "burst per user (default 200)", 1, 1e6 },
     { "--scrypt-log2n", "ORDERTRACK_SCRYPT_LOG2N", T_INT, O(scrypt_log2n), "log2 of scrypt N for new password hashes (default 16; older hashes are upgraded at login)", 16, 18 },
     { "--password-min-length", "ORDERTRACK_PASSWORD_MIN_LENGTH", T_SIZE, O(password_min_length), "shortest password accepted at registration (default 8)", 8, 1024 },
+    { "--auth-rate-ip", "ORDERTRACK_AUTH_RATE_IP", T_DOUBLE, O(auth_rate_ip), "/auth/* requests/s per client IP (IPv6: per /64) per worker, checked before the password hash; 0 = off (default 1)", 0, 1e6 },
+    { "--auth-rate-ip-burst", "ORDERTRACK_AUTH_RATE_IP_BURST", T_DOUBLE, O(auth_rate_ip_burst), "/auth/* burst per client IP (default 10)", 1, 1e6 },
+    { "--kdf-max-queue", "ORDERTRACK_KDF_MAX_QUEUE", T_U32, O(kdf_max_queue), "password hashes queued or running per worker, 503 beyond (default 64)", 1, 1024 },
+    { "--kdf-max-per-ip", "ORDERTRACK_KDF_MAX_PER_IP", T_U32, O(kdf_max_per_ip), "password hashes in flight per client IP per worker, 429 beyond (default 1)", 1, 1024 },
+    { "--auth-cache-users", "ORDERTRACK_AUTH_CACHE_USERS", T_SIZE, O(auth_cache_users), "users whose token state a worker caches, LRU beyond (default 65536)", 1, 16777216 },
+    { "--jwt-cache-entries", "ORDERTRACK_JWT_CACHE_ENTRIES", T_SIZE, O(jwt_cache_entries), "verified tokens a worker remembers, so a keep-alive client skips HMAC; 0 = off (default 4096)", 0, 1048576 },
     { "--jwt-ttl-s", "ORDERTRACK_JWT_TTL_S", T_U32, O(jwt_ttl_s), "lifetime of issued tokens (default 3600)", 1, 31536000 },
     /* 64 MiB: WebSocket lengths are 32-bit inside, and a message is buffered whole. */
     { "--ws-max-message", "ORDERTRACK_WS_MAX_MESSAGE", T_SIZE, O(ws_max_message), "largest WebSocket message accepted, 1009 beyond (default 65536)", 125, 64 * MiB },
@@ -101,11 +107,23 @@ void ot_config_defaults(ot_config *c)
     c->http_output_high_water = 64 * 1024;
     c->max_output_bytes = 8u << 20;
     c->pg_pool = 4;
-    c->rate_ip_burst = 100;
-    c->rate_user_burst = 50;
+    /* Abuse limits are on by default (issue 10): room for a busy dashboard,
+     * not for a flood. */
+    c->rate_ip = 100;
+    c->rate_ip_burst = 200;
+    c->rate_user = 50;
+    c->rate_user_burst = 200;
+    /* One password check at a time per address: a client can hold at most
+     * one of the pool's threads, so logins from elsewhere still find one. */
+    c->auth_rate_ip = 1;
+    c->auth_rate_ip_burst = 10;
+    c->kdf_max_queue = 64;
+    c->kdf_max_per_ip = 1;
     c->jwt_ttl_s = 3600;
     c->scrypt_log2n = 16;
     c->password_min_length = 8;
+    c->auth_cache_users = 65536;
+    c->jwt_cache_entries = 4096;
     c->ws_max_message = 65536;
     c->ws_max_queue = 1 << 20;
     c->ws_ping_ms = 20000;

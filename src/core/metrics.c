@@ -87,6 +87,14 @@ static const struct {
     [OT_G_OUTBOX_OLDEST_MS] = { "ordertrack_outbox_oldest_unpublished_age_seconds",
                                 "Age of the oldest committed event this worker has not yet delivered.",
                                 KIND_GAUGE_MILLI },
+    [OT_C_AUTH_USER_LOADS] = { "ordertrack_auth_user_loads_total",
+                               "Users read from PostgreSQL to check a token (cache misses).", KIND_COUNTER },
+    [OT_C_AUTH_REVOKED] = { "ordertrack_auth_revoked_total",
+                            "Validly signed tokens refused: user gone, disabled or changed since issue.",
+                            KIND_COUNTER },
+    [OT_C_AUTH_THROTTLED] = { "ordertrack_auth_throttled_total",
+                              "Login/register requests refused before the password hash (429/503).",
+                              KIND_COUNTER },
 };
 
 typedef struct {

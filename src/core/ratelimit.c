@@ -155,3 +155,90 @@ int ot_ratelimit_take(ot_ratelimit *rl, const void *key, size_t keylen, uint64_t
         *retry_after_s = wait < 1 ? 1 : wait > UINT32_MAX ? UINT32_MAX : (uint32_t)wait;
     return OT_ERR;
 }
+
+/* ---------------------------------------------------------------- in-flight caps */
+
+typedef struct {
+    uint32_t count; /* 0: free slot */
+    uint32_t keylen;
+    unsigned char key[OT_RATELIMIT_KEY_MAX];
+} inflight_slot;
+
+struct ot_inflight {
+    uint32_t max_total, max_per_key, total;
+    inflight_slot *slots; /* max_total: never more distinct keys than jobs */
+};
+
+ot_inflight *ot_inflight_new(uint32_t max_total, uint32_t max_per_key)
+{
+    if (max_total == 0 || max_per_key == 0)
+        return NULL;
+    ot_inflight *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->slots = calloc(max_total, sizeof(*f->slots));
+    if (!f->slots) {
+        free(f);
+        return NULL;
+    }
+    f->max_total = max_total;
+    f->max_per_key = max_per_key;
+    return f;
+}
+
+void ot_inflight_free(ot_inflight *f)
+{
+    if (!f)
+        return;
+    free(f->slots);
+    free(f);
+}
+
+static inflight_slot *inflight_find(ot_inflight *f, const void *key, size_t n, inflight_slot **free_slot)
+{
+    if (n > OT_RATELIMIT_KEY_MAX)
+        n = OT_RATELIMIT_KEY_MAX;
+    if (free_slot)
+        *free_slot = NULL;
+    for (uint32_t i = 0; i < f->max_total; i++) {
+        inflight_slot *s = &f->slots[i];
+        if (s->count == 0) {
+            if (free_slot && !*free_slot)
+                *free_slot = s;
+        } else if (s->keylen == n && memcmp(s->key, key, n) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+int ot_inflight_acquire(ot_inflight *f, const void *key, size_t keylen)
+{
+    /* A key over its share hears so (429: its own doing) even when the
+     * queue is full too (503: everyone's). */
+    inflight_slot *fs;
+    inflight_slot *s = inflight_find(f, key, keylen, &fs);
+    if (s && s->count >= f->max_per_key)
+        return OT_INFLIGHT_EKEY;
+    if (f->total >= f->max_total)
+        return OT_INFLIGHT_EFULL;
+    if (!s) {
+        s = fs; /* total < max_total leaves at least one slot free */
+        s->keylen = (uint32_t)(keylen > OT_RATELIMIT_KEY_MAX ? OT_RATELIMIT_KEY_MAX : keylen);
+        memcpy(s->key, key, s->keylen);
+    }
+    s->count++;
+    f->total++;
+    return 0;
+}
+
+void ot_inflight_release(ot_inflight *f, const void *key, size_t keylen)
+{
+    inflight_slot *s = inflight_find(f, key, keylen, NULL);
+    if (!s)
+        return;
+    s->count--;
+    f->total--;
+}
+
+uint32_t ot_inflight_count(const ot_inflight *f) { return f->total; }

@@ -265,16 +265,6 @@ def test_customer_token_on_admin_route_is_403(srv, db):
     assert err["code"] == "forbidden"
 
 
-def test_role_comes_from_the_token_only(srv, db):
-    # A customer in the database holding a token that says ADMIN was signed by
-    # us: the token is the authority (that is what signing means).
-    uid = mk_user(db)
-    admin = make_token(uid, role="ADMIN")
-    st, _, o = request(srv.port, "POST", "/orders", {"items": ITEMS}, token=make_token(uid))
-    st, _, body = request(srv.port, "PATCH", "/orders/%s/status" % o["id"], {"status": "ACCEPTED"}, token=admin)
-    assert st == 200, body
-
-
 def test_per_user_rate_limit_answers_429_with_retry_after(server, db):
     srv = server(workers=1, args=["--rate-user", "0.5", "--rate-user-burst", "3"])
     uid, other = mk_user(db), mk_user(db)
@@ -284,3 +274,319 @@ def test_per_user_rate_limit_answers_429_with_retry_after(server, db):
     assert int(got[3][1]["retry-after"]) >= 1, err
     # The bucket is per user: someone else is not throttled.
     assert request(srv.port, "GET", "/orders/user/" + other, token=make_token(other))[0] == 200
+
+
+# ---------------------------------------------------------------- revocation (issue 10, finding 5)
+# A token names a user that exists and is active, with the role it had when it
+# was issued. Deleting, disabling, demoting or re-passwording a user kills its
+# tokens on REST and closes its open sockets with 4401 within a second.
+
+from conftest import run_cli, scaled  # noqa: E402
+from wsclient import WS, HandshakeError  # noqa: E402
+
+
+def _until(pred, timeout):
+    """Polls pred() until it is true or `timeout` (scaled) seconds pass; returns its last value."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(0.02)
+
+
+def _status(port, path, tok):
+    return request(port, "GET", path, token=tok)[0]
+
+
+def _ws_refused(port, tok):
+    try:
+        WS.connect(port, tok).close()
+    except HandshakeError as e:
+        return e.status
+    return 101
+
+
+def _loads(port):
+    """ordertrack_auth_user_loads_total summed over workers."""
+    st, _, body = request(port, "GET", "/metrics")
+    assert st == 200
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("ordertrack_auth_user_loads_total"))
+
+
+def _revoked_everywhere(srv, path, tok, ws):
+    """REST answers 401 and the open socket is closed with 4401, each within a second."""
+    t0 = time.monotonic()
+    code, reason = ws.wait_close(scaled(1.5))
+    assert code == 4401, (code, reason)
+    assert time.monotonic() - t0 < scaled(1.0) + 0.5
+    assert _until(lambda: _status(srv.port, path, tok) == 401, 1.0), "REST still accepts the token"
+    err = assert_error(request(srv.port, "GET", path, token=tok), 401)
+    assert err["code"] == "invalid_token", err
+    assert _ws_refused(srv.port, tok) == 401
+
+
+def test_revoc_deleted_user_token_is_401_and_its_socket_closed_4401(srv, db):
+    uid = mk_user(db)
+    tok = make_token(uid)
+    path = "/orders/user/" + uid
+    assert _status(srv.port, path, tok) == 200
+    with WS.connect(srv.port, tok) as ws:
+        with db.cursor() as cur:
+            cur.execute("DELETE FROM users WHERE id = %s", (uid,))
+        _revoked_everywhere(srv, path, tok, ws)
+
+
+def test_revoc_demoted_admin_can_no_longer_move_orders(srv, db):
+    admin, cust = mk_user(db, "ADMIN"), mk_user(db)
+    tadmin = make_token(admin, "ADMIN")
+    st, _, o = request(srv.port, "POST", "/orders", {"items": ITEMS}, token=make_token(cust))
+    assert st == 201, o
+    patch = "/orders/%s/status" % o["id"]
+    assert request(srv.port, "PATCH", patch, {"status": "ACCEPTED"}, token=tadmin)[0] == 200
+    with WS.connect(srv.port, tadmin) as ws:
+        with db.cursor() as cur:
+            cur.execute("UPDATE users SET role = 'CUSTOMER' WHERE id = %s", (admin,))
+        _revoked_everywhere(srv, "/orders/user/" + cust, tadmin, ws)
+    err = assert_error(request(srv.port, "PATCH", patch, {"status": "PREPARED"}, token=tadmin), 401)
+    assert err["code"] == "invalid_token"
+    with db.cursor() as cur:
+        cur.execute("SELECT status::text FROM orders WHERE id = %s", (o["id"],))
+        assert cur.fetchone()[0] == "ACCEPTED"
+
+
+def test_revoc_token_role_other_than_the_users_role_is_401(srv, db):
+    # Was test_role_comes_from_the_token_only (the old behaviour, now the bug):
+    # a token may only carry the role its user has.
+    uid = mk_user(db)
+    st, _, o = request(srv.port, "POST", "/orders", {"items": ITEMS}, token=make_token(uid))
+    assert st == 201
+    st, _, body = request(srv.port, "PATCH", "/orders/%s/status" % o["id"], {"status": "ACCEPTED"},
+                          token=make_token(uid, role="ADMIN"))
+    assert st == 401, body
+
+
+def test_revoc_password_change_kills_old_tokens_and_in_band_reauth_with_them(server, db_url):
+    srv = server(workers=2)
+    (st, _, body), email = register(srv.port)
+    assert st == 201, body
+    st, _, lo = login(srv.port, email)
+    assert st == 200, lo
+    old, uid = lo["token"], lo["user"]["id"]
+    path = "/orders/user/" + uid
+    assert _status(srv.port, path, old) == 200
+    with WS.connect(srv.port, old) as ws:
+        r = run_cli("user", "add", "--email", email, "--name", "Ann", "--password", "another horse",
+                    env={"DATABASE_URL": db_url})
+        assert r.returncode == 0, r.stderr
+        _revoked_everywhere(srv, path, old, ws)
+    assert login(srv.port, email)[0] == 401
+    st, _, lo = login(srv.port, email, "another horse")
+    assert st == 200, lo
+    new = lo["token"]
+    assert _status(srv.port, path, new) == 200
+    with WS.connect(srv.port, new) as ws:
+        ws.send_json({"action": "auth", "token": old})
+        m, _ = ws.wait_for(lambda m: m["event"] in ("authenticated", "error"), timeout=scaled(3))
+        assert m["event"] == "error" and m["data"]["code"] == "invalid_token", m
+        ws.send_json({"action": "auth", "token": new})
+        m, _ = ws.wait_for(lambda m: m["event"] in ("authenticated", "error"), timeout=scaled(3))
+        assert m["event"] == "authenticated", m
+
+
+@pytest.mark.parametrize("sub", ["not-a-uuid", "admin", "00000000-0000-0000-0000-00000000000g",
+                                 "%s " % uuid.uuid4()])
+def test_revoc_signed_token_with_non_uuid_sub_is_401_and_refused_on_ws(srv, db, sub):
+    victim = mk_user(db)
+    tok = make_token(sub, role="ADMIN")
+    err = assert_error(request(srv.port, "GET", "/orders/user/" + victim, token=tok), 401)
+    assert err["code"] == "invalid_token"
+    assert _ws_refused(srv.port, tok) == 401
+
+
+def test_revoc_signed_token_of_no_existing_user_is_401_and_refused_on_ws(srv, db):
+    ghost = str(uuid.uuid4())
+    for role in ("CUSTOMER", "ADMIN"):
+        tok = make_token(ghost, role=role)
+        err = assert_error(request(srv.port, "GET", "/orders/user/" + ghost, token=tok), 401)
+        assert err["code"] == "invalid_token"
+        assert _ws_refused(srv.port, tok) == 401
+
+
+def test_revoc_disabled_user_is_401_and_cannot_log_in_until_enabled(srv, db):
+    (st, _, body), _ = register(srv.port)
+    assert st == 201
+    st, _, lo = login(srv.port, body["email"])
+    tok, uid = lo["token"], lo["user"]["id"]
+    path = "/orders/user/" + uid
+    assert _status(srv.port, path, tok) == 200
+    with WS.connect(srv.port, tok) as ws:
+        with db.cursor() as cur:
+            cur.execute("UPDATE users SET active = false WHERE id = %s", (uid,))
+        _revoked_everywhere(srv, path, tok, ws)
+    err = assert_error(login(srv.port, body["email"]), 403, "account_disabled")
+    assert assert_error(login(srv.port, body["email"], "wrong password"), 401)["code"] == "invalid_credentials"
+    with db.cursor() as cur:
+        cur.execute("UPDATE users SET active = true WHERE id = %s", (uid,))
+    # Enabling again does not resurrect the old token: its epoch is gone.
+    assert _status(srv.port, path, tok) == 401
+    st, _, lo = login(srv.port, body["email"])
+    assert st == 200 and _status(srv.port, path, lo["token"]) == 200
+
+
+def test_revoc_issued_tokens_carry_the_epoch_and_unrelated_updates_keep_them(srv, db):
+    (st, _, body), _ = register(srv.port)
+    st, _, lo = login(srv.port, body["email"])
+    payload = json.loads(base64.urlsafe_b64decode(lo["token"].split(".")[1] + "=="))
+    assert payload["ep"] == 0 and payload["role"] == "CUSTOMER", payload
+    with db.cursor() as cur:
+        cur.execute("UPDATE users SET name = 'Renamed' WHERE id = %s", (lo["user"]["id"],))
+    time.sleep(scaled(0.3))
+    assert _status(srv.port, "/orders/user/" + lo["user"]["id"], lo["token"]) == 200
+
+
+def test_revoc_steady_state_costs_no_database_round_trip_per_request(srv, db):
+    uid = mk_user(db)
+    tok = make_token(uid)
+    path = "/orders/user/" + uid
+    before = _loads(srv.port)
+    assert _status(srv.port, path, tok) == 200
+    after_first = _loads(srv.port)
+    assert after_first == before + 1, (before, after_first)
+    for _ in range(30):
+        assert _status(srv.port, path, tok) == 200
+    with WS.connect(srv.port, tok):
+        pass
+    assert _loads(srv.port) == after_first
+
+
+def test_revoc_change_missed_while_the_listen_connection_was_down_still_closes_and_refuses(srv, db, db_url):
+    import psycopg2
+    # Notifications sent while the LISTEN connection is down are lost: the
+    # worker must not trust its cache past the blind TTL (1 s), and must find
+    # the changes it missed (closing those sockets) once it listens again.
+    rest_user, ws_user = mk_user(db), mk_user(db)
+    t_rest, t_ws = make_token(rest_user), make_token(ws_user)
+    path = "/orders/user/" + rest_user
+    assert _status(srv.port, path, t_rest) == 200
+    ws = WS.connect(srv.port, t_ws)
+    admin = psycopg2.connect(db_url.rsplit("/", 1)[0] + "/postgres")
+    admin.autocommit = True
+    with db.cursor() as cur, admin.cursor() as acur:
+        cur.execute("SELECT current_database()")
+        dbname = cur.fetchone()[0]
+        # Keep the listener from coming back until the changes are committed.
+        acur.execute('ALTER DATABASE "%s" ALLOW_CONNECTIONS false' % dbname)
+        try:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND query ILIKE 'LISTEN%%ot_users%%'")
+            pids = [r[0] for r in cur.fetchall()]
+            assert pids
+            cur.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid", (pids,))
+            assert _until(lambda: (cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)",
+                                               (pids,)) or cur.fetchone()[0] == 0), 3.0)
+            cur.execute("UPDATE users SET active = false WHERE id IN (%s, %s)", (rest_user, ws_user))
+            # REST: within the blind TTL plus a reload through the pool.
+            assert _until(lambda: _status(srv.port, path, t_rest) == 401, 2.5)
+        finally:
+            acur.execute('ALTER DATABASE "%s" ALLOW_CONNECTIONS true' % dbname)
+    admin.close()
+    code, reason = ws.wait_close(scaled(8))
+    assert code == 4401, (code, reason)
+    ws.close()
+
+
+# ---------------------------------------------------------------- register validation (issue 10, finding 8)
+
+def _reg(port, **fields):
+    body = {"name": "Ann", "email": "ann-%s@example.test" % uuid.uuid4().hex[:10], "password": "correct horse"}
+    body.update(fields)
+    return request(port, "POST", "/auth/register", body)
+
+
+@pytest.mark.parametrize("extra", [{"role": "ADMIN"}, {"Role": "ADMIN"}, {"id": str(uuid.uuid4())}, {"emails": "x"}])
+def test_register_refuses_unknown_fields_naming_them(srv, db, extra):
+    st, _, body = _reg(srv.port, **extra)
+    err = assert_error((st, {}, body), 400, "invalid_field")
+    assert list(extra)[0] in err["message"], err
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM users WHERE role = 'ADMIN' AND name = 'Ann'")
+        assert cur.fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("name", ["\u0000", "a\u0000b", "tab\there", "new\nline", "\u001b[31mred", "del\u007f",
+                                  "\u0085nel", " ", ""])
+def test_register_refuses_names_with_control_characters_or_nothing_visible(srv, db, name):
+    st, _, body = _reg(srv.port, name=name)
+    err = assert_error((st, {}, body), 400, "invalid_field")
+    assert err["message"].startswith("name"), err
+
+
+@pytest.mark.parametrize("email", ["a@b.", "a@.b", "a@b..c", "a@-b.c", "a@b-.c", "@b.c", "a@", "a@b@c.d",
+                                   "a b@c.d", "ops@localhost", "a@b_c.d", "a@" + "b" * 64 + ".c"])
+def test_register_refuses_malformed_emails(srv, db, email):
+    st, _, body = _reg(srv.port, email=email)
+    err = assert_error((st, {}, body), 400, "invalid_field")
+    assert err["message"].startswith("email"), err
+
+
+@pytest.mark.parametrize("email", ["a@b.c", "First.Last+tag@Example.co.uk", "x@xn--bcher-kva.example",
+                                   "o'brien@sub-domain.example.org"])
+def test_register_accepts_ordinary_emails(srv, db, email):
+    st, _, body = _reg(srv.port, email=email.replace("@", "-%s@" % uuid.uuid4().hex[:6]))
+    assert st == 201, body
+
+
+@pytest.mark.parametrize("email,ok", [("ops@localhost", False), ("a@b.", False), ("a@-b.c", False),
+                                      ("ops@example.test", True)])
+def test_user_cli_and_api_share_one_email_rule(srv, db, db_url, email, ok):
+    from conftest import run_cli
+    if ok:
+        email = email.replace("@", "-%s@" % uuid.uuid4().hex[:6])
+    r = run_cli("user", "add", "--email", email, "--name", "Ops", "--password", "password-1",
+                env={"DATABASE_URL": db_url})
+    api = _reg(srv.port, email=email.replace("@", "-api@") if ok else email)
+    assert (r.returncode == 0) == ok, r.stderr
+    assert (api[0] == 201) == ok, api
+    if not ok:
+        assert "email" in r.stderr
+
+
+def test_revoc_cache_is_bounded_and_evicted_users_are_reloaded_not_trusted(server, db):
+    srv = server(workers=1, args=["--auth-cache-users", "1"])
+    a, b = mk_user(db), mk_user(db)
+    ta, tb = make_token(a), make_token(b)
+    before = _loads(srv.port)
+    for _ in range(3):
+        assert _status(srv.port, "/orders/user/" + a, ta) == 200
+        assert _status(srv.port, "/orders/user/" + b, tb) == 200
+    # One slot for two users: every switch is a reload.
+    assert _loads(srv.port) - before == 6
+    with db.cursor() as cur:
+        cur.execute("UPDATE users SET role = 'ADMIN' WHERE id = %s", (a,))
+    assert _until(lambda: _status(srv.port, "/orders/user/" + a, ta) == 401, 1.0)
+
+
+@pytest.mark.parametrize("flag", ["--kdf-max-queue", "--kdf-max-per-ip", "--auth-cache-users"])
+def test_login_and_cache_limits_of_zero_are_refused_at_start(server, flag):
+    srv = server(workers=1, args=[flag, "0"], wait=False)
+    assert srv.proc.wait(timeout=scaled(10)) == 2
+    assert flag in srv.log_text()
+
+
+def test_revoc_concurrent_first_requests_for_one_user_share_one_query(srv, db):
+    import threading
+    uid = mk_user(db)
+    tok = make_token(uid)
+    before = _loads(srv.port)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(_status(srv.port, "/orders/user/" + uid, tok)))
+               for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert got == [200] * 20, got
+    assert _loads(srv.port) - before == 1

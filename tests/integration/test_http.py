@@ -618,7 +618,8 @@ def test_10000_keep_alive_requests_across_two_workers(server):
 def test_pipelining_client_that_reads_late_gets_every_response_in_order(server):
     # ~25 MB of responses against a 1 MiB write high-water mark: the server
     # must stop, wait for the socket to drain, and resume where it left off.
-    srv = server(workers=1)
+    # 2000 requests from one address: above the default per-IP limit on purpose.
+    srv = server(workers=1, args=["--rate-ip", "1e6", "--rate-ip-burst", "1e6", "--rate-user", "1e6", "--rate-user-burst", "1e6"])
     n = 2000
     reqs = [req("GET", "/metrics") if i % 2 == 0 else req("GET", "/nope/%d" % i) for i in range(n)]
     with connect(srv.port, timeout=10) as s:

@@ -462,3 +462,32 @@ def test_list_refuses_a_tampered_cursor(api):
         assert err["code"] == "invalid_query", (cursor, err)
     st, _, page2 = api.req("GET", "/orders/user/%s?limit=2&cursor=%s" % (api.a, good), token=api.t_a)
     assert st == 200 and len(page2["orders"]) == 1
+
+
+# ---------------------------------------------------------------- what customers see of events (issue 10, finding 8)
+
+def test_events_pushed_to_customers_do_not_carry_the_acting_admins_id(server, db):
+    from conftest import scaled
+    from test_ws import is_push, wait_live
+    from wsclient import WS
+    srv = server(workers=1)
+    api = Api(srv, db)
+    wait_live(srv, db, api.t_admin)
+    with WS.connect(srv.port, api.t_a) as wa, WS.connect(srv.port, api.t_admin) as wadm:
+        o = api.create(api.t_a)
+        st, _, body = api.req("PATCH", "/orders/%s/status" % o["id"], {"status": "ACCEPTED"}, token=api.t_admin)
+        assert st == 200, body
+        for ws, who in ((wa, "customer"), (wadm, "admin")):
+            m, _ = ws.wait_for(lambda m: is_push(m, o["id"], "ACCEPTED"), timeout=scaled(3))
+            if who == "customer":
+                assert "actor" not in m["data"], m
+                assert set(m["data"]) >= {"seq", "version", "eventId", "orderId", "userId", "type", "status"}, m
+            else:
+                assert m["data"]["actor"] == api.admin, m
+    # The replay a customer gets on resume follows the same rule.
+    with WS.connect(srv.port, api.t_a, query="since=0") as wa:
+        m, _ = wa.wait_for(lambda m: is_push(m, o["id"], "ACCEPTED"), timeout=scaled(3))
+        assert "actor" not in m["data"], m
+    with WS.connect(srv.port, api.t_admin, query="since=0") as wadm:
+        m, _ = wadm.wait_for(lambda m: is_push(m, o["id"], "ACCEPTED"), timeout=scaled(3))
+        assert m["data"]["actor"] == api.admin, m

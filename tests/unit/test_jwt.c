@@ -47,7 +47,7 @@ static void forge(ot_buf *out, const char *hdr, const char *payload, ot_str key)
 }
 
 #define HS256 "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
-#define GOODP "{\"sub\":\"u1\",\"role\":\"CUSTOMER\",\"iat\":1700000000,\"exp\":1700003600}"
+#define GOODP "{\"sub\":\"u1\",\"role\":\"CUSTOMER\",\"iat\":1700000000,\"exp\":1700003600,\"ep\":0}"
 
 Test(jwt, sign_then_verify_round_trips, .init = setup, .fini = teardown)
 {
@@ -306,4 +306,45 @@ Test(jwt, role_names_and_strerror)
     int codes[] = { OT_JWT_OK, OT_JWT_EMALFORMED, OT_JWT_EALG, OT_JWT_ESIG, OT_JWT_EEXPIRED, OT_JWT_ECLAIMS };
     for (size_t i = 1; i < OT_ARRAY_LEN(codes); i++)
         cr_assert_str_neq(ot_jwt_strerror(codes[i]), ot_jwt_strerror(codes[i - 1]));
+}
+
+/* ---- the token epoch (issue 10: revocation) ---- */
+
+Test(jwt, epoch_round_trips_and_defaults_to_zero_when_absent, .init = setup, .fini = teardown)
+{
+    ot_jwt_claims c = claims("u1", OT_ROLE_CUSTOMER, NOW, NOW + 3600), out;
+    c.ep = 9007199254740993LL;
+    sign_ok(&c);
+    cr_assert_eq(ot_jwt_verify(SECRET, ot_buf_str(&tok), NOW, &out), OT_JWT_OK);
+    cr_assert_eq(out.ep, 9007199254740993LL);
+    ot_buf_free(&tok);
+    tok = (ot_buf)OT_BUF_INIT;
+    forge(&tok, HS256, "{\"sub\":\"u1\",\"role\":\"CUSTOMER\",\"iat\":1700000000,\"exp\":1700003600}", SECRET);
+    out.ep = 77;
+    cr_assert_eq(ot_jwt_verify(SECRET, ot_buf_str(&tok), NOW, &out), OT_JWT_OK);
+    cr_assert_eq(out.ep, 0);
+}
+
+Test(jwt, epoch_that_is_not_a_non_negative_integer_is_eclaims, .init = setup, .fini = teardown)
+{
+    static const char *const bad[] = { "-1", "1.5", "\"3\"", "null", "true", "[0]", "1e3" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "{\"sub\":\"u1\",\"role\":\"CUSTOMER\",\"iat\":1700000000,\"exp\":1700003600,\"ep\":%s}",
+                 bad[i]);
+        ot_buf_free(&tok);
+        tok = (ot_buf)OT_BUF_INIT;
+        forge(&tok, HS256, p, SECRET);
+        ot_jwt_claims out;
+        cr_assert_eq(ot_jwt_verify(SECRET, ot_buf_str(&tok), NOW, &out), OT_JWT_ECLAIMS, "ep=%s", bad[i]);
+    }
+    ot_jwt_claims c = claims("u1", OT_ROLE_CUSTOMER, NOW, NOW + 3600);
+    c.ep = -1;
+    cr_assert_eq(ot_jwt_sign(SECRET, &c, &tok), OT_ERR);
+}
+
+Test(jwt, auth_layer_verdicts_have_messages)
+{
+    cr_assert_str_eq(ot_jwt_strerror(OT_JWT_EREVOKED), "token revoked");
+    cr_assert_str_neq(ot_jwt_strerror(OT_JWT_EUNVERIFIED), "unknown error");
 }

@@ -6,6 +6,7 @@
 
 #include "ot/api/auth.h"
 #include "ot/api/orders.h"
+#include "ot/codec/json.h"
 
 static char err[200];
 static ot_buf out = OT_BUF_INIT;
@@ -197,4 +198,35 @@ Test(uuid, refuses_everything_else)
     cr_assert(!ot_uuid_valid(ot_str_make("123e4567-e89b-12d3-a456-42661417\0000", 36)));
     /* Only the given length counts. */
     cr_assert(ot_uuid_valid(ot_str_make("123e4567-e89b-12d3-a456-426614174000ZZZ", 36)));
+}
+
+Test(orders_validate, user_id_is_checked_even_when_the_caller_does_not_ask_for_it)
+{
+    /* Found by fuzz_order_validation: the verdict depended on user_id_out. */
+    const char *js = "{\"userId\":\"not-a-uuid\",\"items\":[{\"productId\":\"a\",\"qty\":1}]}";
+    ot_str uid;
+    cr_assert_eq(validate_n(js, strlen(js), &uid), OT_ERR);
+    cr_assert_eq(validate_n(js, strlen(js), NULL), OT_ERR);
+    cr_assert(strstr(err, "userId") != NULL, "%s", err);
+}
+
+Test(orders_validate, error_messages_cut_short_stay_valid_utf8)
+{
+    /* {"a" + 150 x é + "":1}: the unknown-field message is longer than err. */
+    char js[512];
+    size_t n = 0;
+    js[n++] = '{';
+    js[n++] = '"';
+    js[n++] = 'a';
+    for (int i = 0; i < 150; i++) {
+        js[n++] = (char)0xc3;
+        js[n++] = (char)0xa9;
+    }
+    memcpy(js + n, "\":1}", 4);
+    n += 4;
+    cr_assert_eq(validate_n(js, n, NULL), OT_ERR);
+    size_t len = strlen(err);
+    cr_assert(len > 0 && len < sizeof(err));
+    for (size_t i = 0, k; i < len; i += k)
+        cr_assert_neq(k = ot_utf8_seq_len((const unsigned char *)err + i, len - i), 0, "cut inside a sequence at %zu", i);
 }

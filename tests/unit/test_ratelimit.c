@@ -186,3 +186,49 @@ Test(ratelimit, invalid_arguments_are_rejected)
     cr_assert_null(ot_ratelimit_new(1, NAN, 8));
     cr_assert_null(ot_ratelimit_new(1, 1, SIZE_MAX));
 }
+
+/* ---- in-flight caps (issue 10 #6: a bounded KDF queue with a per-client share) ---- */
+
+Test(inflight, per_key_share_then_global_bound_then_release)
+{
+    ot_inflight *f = ot_inflight_new(3, 2);
+    cr_assert_not_null(f);
+    cr_assert_eq(ot_inflight_acquire(f, "a", 1), 0);
+    cr_assert_eq(ot_inflight_acquire(f, "a", 1), 0);
+    cr_assert_eq(ot_inflight_acquire(f, "a", 1), OT_INFLIGHT_EKEY);
+    cr_assert_eq(ot_inflight_acquire(f, "b", 1), 0);
+    cr_assert_eq(ot_inflight_acquire(f, "c", 1), OT_INFLIGHT_EFULL);
+    cr_assert_eq(ot_inflight_acquire(f, "a", 1), OT_INFLIGHT_EKEY); /* its share first, though full */
+    cr_assert_eq(ot_inflight_count(f), 3);
+    ot_inflight_release(f, "a", 1);
+    cr_assert_eq(ot_inflight_acquire(f, "c", 1), 0);
+    ot_inflight_release(f, "zz", 2); /* unknown key: ignored */
+    cr_assert_eq(ot_inflight_count(f), 3);
+    ot_inflight_release(f, "a", 1);
+    ot_inflight_release(f, "b", 1);
+    ot_inflight_release(f, "c", 1);
+    cr_assert_eq(ot_inflight_count(f), 0);
+    /* Slots are reused after release, for any key. */
+    for (int round = 0; round < 100; round++) {
+        char k[2] = { (char)('a' + round % 26), 0 };
+        cr_assert_eq(ot_inflight_acquire(f, k, 1), 0);
+        ot_inflight_release(f, k, 1);
+    }
+    cr_assert_eq(ot_inflight_count(f), 0);
+    ot_inflight_free(f);
+}
+
+Test(inflight, keys_differing_in_length_or_beyond_the_key_max)
+{
+    ot_inflight *f = ot_inflight_new(8, 1);
+    unsigned char v4[4] = { 127, 0, 0, 1 }, v6[16] = { 127, 0, 0, 1 };
+    cr_assert_eq(ot_inflight_acquire(f, v4, 4), 0);
+    cr_assert_eq(ot_inflight_acquire(f, v6, 16), 0); /* same prefix, other length: another key */
+    char big[OT_RATELIMIT_KEY_MAX + 10];
+    memset(big, 'x', sizeof big);
+    cr_assert_eq(ot_inflight_acquire(f, big, sizeof big), 0);
+    cr_assert_eq(ot_inflight_acquire(f, big, sizeof big), OT_INFLIGHT_EKEY);
+    cr_assert_null(ot_inflight_new(0, 1));
+    cr_assert_null(ot_inflight_new(1, 0));
+    ot_inflight_free(f);
+}

@@ -5,6 +5,9 @@
 
 #include "ot/http/http.h"
 #include "ot/adapters/pg.h"
+#include "ot/codec/uuid.h"
+
+typedef struct ot_principals ot_principals;
 
 extern const ot_pg_stmt ot_auth_stmts[];
 extern const size_t ot_auth_nstmts;
@@ -12,15 +15,30 @@ extern const size_t ot_auth_nstmts;
 void ot_h_register(ot_req *r);
 void ot_h_login(ot_req *r);
 
-/* Verifies `Authorization: Bearer <jwt>` (r->auth filled, r->authed set) and
- * the per-user rate limit. On failure it has already answered 401/403/429 and
- * returns false. `need` = OT_ROLE_ADMIN for admin-only routes, else CUSTOMER
- * (which admins also pass). */
-bool ot_auth_require(ot_req *r, ot_role need);
-/* Token from a header value or a query string, without responding. */
-int ot_auth_token(const ot_config *cfg, ot_str token, ot_jwt_claims *out);
+/* Keys the /auth/... per-address bucket tracks (LRU-ish beyond, see ratelimit.h). */
+#define OT_AUTH_RL_KEYS 65536
 
-/* UUID text check (8-4-4-4-12 hex), so bad ids are a 400 before any query. */
-bool ot_uuid_valid(ot_str s);
+/* Once per worker, at start: the user cache (NULL: no database, signatures
+ * only), the /auth/... throttle and the password-hash queue bounds from cfg.
+ * OT_ERR on allocation failure or a zero kdf bound. */
+int ot_auth_setup(const ot_config *cfg, ot_principals *p);
+void ot_auth_teardown(void);
+
+/* Verifies `Authorization: Bearer <jwt>` (r->auth filled, r->authed set), that
+ * its user exists, is active and has the token's role and epoch, and the
+ * per-user rate limit. On failure it has already answered 401/403/429/503 and
+ * returns false. When this worker has not seen the user yet it returns false
+ * WITHOUT answering: the request waits for one query (r->ctx/on_abort are
+ * taken), then the route's handler runs again from the start. So call it
+ * first in a handler, before taking r->ctx. `need` = OT_ROLE_ADMIN for
+ * admin-only routes, else CUSTOMER (which admins also pass). */
+bool ot_auth_require(ot_req *r, ot_role need);
+/* The same token check without responding and without waiting: OT_JWT_OK,
+ * an ot_jwt_verify error, OT_JWT_ECLAIMS for a sub that is not a UUID,
+ * OT_JWT_EREVOKED, or OT_JWT_EUNVERIFIED when the user is not cached here. */
+int ot_auth_token(const ot_config *cfg, ot_str token, ot_jwt_claims *out);
+/* GET /ws/orders: loads the token's user if this worker has not seen it, then
+ * hands over to ot_h_ws (which checks the token with ot_auth_token). */
+void ot_h_ws_auth(ot_req *r);
 
 #endif

@@ -6,13 +6,11 @@
 
 #include "ot/http/http.h"
 #include "ot/adapters/pg.h"
+#include "ot/codec/order_body.h"
 
 extern const ot_pg_stmt ot_orders_stmts[];
 extern const size_t ot_orders_nstmts;
 
-#define OT_ITEMS_MAX 100
-#define OT_PRODUCT_ID_MAX 64
-#define OT_QTY_MAX 10000
 #define OT_IDEM_KEY_MAX 200
 #define OT_LIST_LIMIT_MAX 100
 
@@ -21,10 +19,7 @@ void ot_h_order_get(ot_req *r);
 void ot_h_orders_by_user(ot_req *r);
 void ot_h_order_status(ot_req *r);
 
-/* Validates {items:[{productId,qty}...]} and writes the normalised items array
- * to out. On failure writes a message naming the field into err. Pure. */
-int ot_orders_validate_items(const char *json, size_t len, ot_buf *out, char *err, size_t errcap,
-                             ot_str *user_id_out);
+/* ot_orders_validate_items (the body of POST /orders): ot/codec/order_body.h. */
 /* Parses an order status name; OT_ERR if unknown. Pure. */
 int ot_order_status_valid(ot_str s);
 

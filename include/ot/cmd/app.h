@@ -14,6 +14,7 @@ struct ot_app {
     ot_events *events; /* seq-ordered committed events (events.h) */
     ot_hub *hub;       /* WebSocket clients of this worker (ws.h) */
     ot_redis *redis;   /* NULL without REDIS_URL */
+    struct ot_principals *principals; /* token revocation cache; NULL without a database */
 };
 
 /* Registers every route (also used by the master to name metrics). */

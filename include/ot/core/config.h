@@ -43,7 +43,12 @@ typedef struct {
     int pg_pool;               /* libpq connections per worker */
     double rate_ip, rate_ip_burst;     /* requests/s per client IP (0 = off) */
     double rate_user, rate_user_burst; /* requests/s per user */
+    double auth_rate_ip, auth_rate_ip_burst; /* /auth/... per client IP, before the KDF (0 = off) */
+    uint32_t kdf_max_queue;    /* password hashes queued or running per worker (503 beyond) */
+    uint32_t kdf_max_per_ip;   /* ... of which one client IP may have (429 beyond) */
     uint32_t jwt_ttl_s;
+    size_t auth_cache_users;   /* per-worker user cache behind token revocation (LRU) */
+    size_t jwt_cache_entries;  /* verified-token cache slots per worker (0: off) */
 
     /* WebSocket gateway */
     size_t ws_max_message;     /* 1009 beyond */

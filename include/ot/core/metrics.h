@@ -67,6 +67,9 @@ typedef enum {
      * age of the oldest of them (ms, rendered in seconds). */
     OT_G_OUTBOX_BACKLOG,
     OT_G_OUTBOX_OLDEST_MS,
+    OT_C_AUTH_USER_LOADS,
+    OT_C_AUTH_REVOKED,
+    OT_C_AUTH_THROTTLED,
     OT_M_COUNT
 } ot_metric_id;
 

@@ -37,4 +37,26 @@ void ot_ratelimit_free(ot_ratelimit *rl);
 int ot_ratelimit_take(ot_ratelimit *rl, const void *key, size_t keylen, uint64_t now_ms,
                       uint32_t *retry_after_s);
 
+/* ---- concurrency caps per key (expensive jobs in flight) ----
+ *
+ * How many jobs (password hashes) may be queued or running at once: at most
+ * max_total in all and max_per_key for one key (client address), so one
+ * client cannot fill the queue others wait in. Memory is fixed: one slot per
+ * job that can be in flight, searched linearly (max_total is small: each job
+ * is tens of milliseconds of a pool thread). */
+typedef struct ot_inflight ot_inflight;
+
+enum { OT_INFLIGHT_EKEY = -2, OT_INFLIGHT_EFULL = -3 };
+
+/* NULL on allocation failure or a zero bound. */
+ot_inflight *ot_inflight_new(uint32_t max_total, uint32_t max_per_key);
+void ot_inflight_free(ot_inflight *f);
+/* 0: the job may start (release it later with the same key); OT_INFLIGHT_EKEY:
+ * this key has max_per_key in flight (checked first); OT_INFLIGHT_EFULL:
+ * max_total in flight.
+ * Keys longer than OT_RATELIMIT_KEY_MAX are compared on their first bytes. */
+int ot_inflight_acquire(ot_inflight *f, const void *key, size_t keylen);
+void ot_inflight_release(ot_inflight *f, const void *key, size_t keylen);
+uint32_t ot_inflight_count(const ot_inflight *f);
+
 #endif
