@@ -61,7 +61,10 @@ struct ot_events {
 };
 
 const ot_pg_stmt ot_events_stmts[] = {
-    { "ev_start", "SELECT coalesce(max(seq), 0) + 1 FROM order_events", 0, true },
+    /* Not max(seq) + 1: a transaction still running may own a lower seq and
+     * commit after we looked. sql/004 has each writer advertise, in the lock
+     * table, a bound below every seq it takes; the start is below all of them. */
+    { "ev_start", "SELECT ot_event_start_seq()", 0, true },
     { "ev_tail",
       /* The query's own xid, not pg_snapshot_xmax: that is only the latest
        * completed xid + 1, and a writer still running may hold a higher one.
@@ -282,8 +285,11 @@ static void on_start(void *data, int status, PGresult *res)
         schedule_tail(e, 500);
         return;
     }
-    /* Live delivery starts at the current end of the log; older events are
-     * what resuming clients replay from the database. */
+    /* Live delivery starts at the oldest seq that may still be in flight
+     * (every lower one is committed or rolled back for good); older events are
+     * what resuming clients replay from the database. Committed events from
+     * there on are delivered like any others, and a gap at an in-flight seq is
+     * held by the usual xid bound until its owner ends. */
     e->next = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     ot_logf(OT_LOG_DEBUG, "events: starting at seq %lld", (long long)e->next);
     schedule_tail(e, OT_EV_IDLE_POLL_MS);
