@@ -58,6 +58,11 @@ struct ot_events {
     ot_timer timer;
     ot_pg_listener *listener;
     ot_redis *redis;
+    /* Redis messages are sealed with this (event_json.h): a PUBLISH by anyone
+     * else who reaches that Redis is dropped and counted, never pushed. */
+    uint8_t mac_key[OT_EVENT_MAC_KEY_LEN];
+    bool have_key;
+    uint64_t forged;
 };
 
 const ot_pg_stmt ot_events_stmts[] = {
@@ -76,30 +81,6 @@ const ot_pg_stmt ot_events_stmts[] = {
       1, true },
 };
 const size_t ot_events_nstmts = OT_ARRAY_LEN(ot_events_stmts);
-
-int ot_event_parse(ot_str json, ot_event *out)
-{
-    jsmntok_t toks[1024];
-    ot_json d;
-    memset(out, 0, sizeof(*out));
-    if (ot_json_parse(&d, json.base, json.len, toks, (int)OT_ARRAY_LEN(toks)) < 0 || !ot_json_is_obj(&d, 0))
-        return OT_ERR;
-    int t;
-    if ((t = ot_json_obj_get(&d, 0, "seq")) < 0 || ot_json_get_int64(&d, t, &out->seq) < 0)
-        return OT_ERR;
-    if ((t = ot_json_obj_get(&d, 0, "version")) >= 0 && ot_json_get_int64(&d, t, &out->version) < 0)
-        return OT_ERR;
-    if ((t = ot_json_obj_get(&d, 0, "orderId")) >= 0 && ot_json_is_str(&d, t))
-        out->order_id = ot_json_raw(&d, t);
-    if ((t = ot_json_obj_get(&d, 0, "userId")) >= 0 && ot_json_is_str(&d, t))
-        out->user_id = ot_json_raw(&d, t);
-    if ((t = ot_json_obj_get(&d, 0, "status")) >= 0 && ot_json_is_str(&d, t))
-        out->status = ot_json_raw(&d, t);
-    if ((t = ot_json_obj_get(&d, 0, "type")) >= 0 && ot_json_is_str(&d, t))
-        out->type = ot_json_raw(&d, t);
-    out->json = json;
-    return 0;
-}
 
 static void schedule_tail(ot_events *e, uint32_t ms);
 static void run_tail(ot_events *e);
@@ -338,9 +319,22 @@ static void schedule_tail(ot_events *e, uint32_t ms)
 
 /* ---- sources ---- */
 
+/* NOTIFY is a wake-up hint, never data. Any role that may connect to the
+ * database can pg_notify('ot_events', anything), even one that may not write
+ * order_events, and NOTIFY cannot carry a MAC the database would check. So a
+ * notification only makes the reader tail order_events, where a row exists
+ * only if its transaction committed; a payload's seq below the watermark
+ * (our own commit, already delivered) saves the query. The cost is one tail
+ * query per burst (one in flight, at most one more queued), not per event. */
 static void on_notify(void *data, const char *channel, const char *payload, size_t len)
 {
-    feed_json(data, ot_str_make(payload, len));
+    ot_events *e = data;
+    ot_event ev;
+    if (e->next == 0)
+        return; /* the start query covers it */
+    if (ot_event_parse(ot_str_make(payload, len), &ev) == 0 && ev.seq < e->next)
+        return;
+    schedule_tail(e, 0);
 }
 
 static void on_listen_state(void *data, bool up)
@@ -350,7 +344,22 @@ static void on_listen_state(void *data, bool up)
         schedule_tail(e, 0); /* backfill whatever was committed while we were deaf */
 }
 
-static void on_redis_msg(void *data, ot_str channel, ot_str message) { feed_json(data, message); }
+static void on_redis_msg(void *data, ot_str channel, ot_str message)
+{
+    ot_events *e = data;
+    ot_str json;
+    if (!e->have_key || ot_event_open(e->mac_key, channel, message, &json) < 0) {
+        ot_metrics_inc(OT_C_EVENTS_FORGED, 1);
+        /* Powers of two: a flood of forgeries cannot flood the log too. */
+        uint64_t n = ++e->forged;
+        if ((n & (n - 1)) == 0)
+            ot_logf(OT_LOG_WARN, "events: dropped %llu pub/sub message(s) without a valid MAC (last on %.*s, %zu bytes)",
+                    (unsigned long long)n, (int)(channel.len > 64 ? 64 : channel.len), channel.base,
+                    message.len);
+        return;
+    }
+    feed_json(e, json);
+}
 
 static void on_redis_state(void *data, bool subscribed)
 {
@@ -376,6 +385,7 @@ ot_events *ot_events_start(ot_worker *w, ot_event_sink *sink, void *sink_data)
     ot_timer_init(&e->timer, on_timer, e);
     if (!w->pg)
         return e; /* no database: no events */
+    e->have_key = w->cfg->jwt_secret && ot_event_mac_key(ot_str_c(w->cfg->jwt_secret), e->mac_key) == 0;
     if (w->cfg->redis_url) {
         ot_redis_config rc;
         ot_redis_config_default(&rc);
@@ -411,6 +421,28 @@ void ot_events_free(ot_events *e)
     free(e);
 }
 
+/* Each channel gets its own seal: the MAC covers the channel name. */
+static void publish(ot_events *e, const ot_event *ev, ot_str event_json)
+{
+    size_t cap = event_json.len + OT_EVENT_SEAL_OVERHEAD;
+    char *buf = malloc(cap);
+    if (!buf)
+        return; /* the other processes' tails still find the row */
+    char ch[128];
+    for (int i = 0; i < 3; i++) {
+        if (i == 0)
+            snprintf(ch, sizeof(ch), "ot:admin");
+        else if (i == 1)
+            snprintf(ch, sizeof(ch), "ot:user:%.*s", (int)ev->user_id.len, ev->user_id.base);
+        else
+            snprintf(ch, sizeof(ch), "ot:order:%.*s", (int)ev->order_id.len, ev->order_id.base);
+        size_t n = ot_event_seal(e->mac_key, ot_str_c(ch), event_json, buf, cap);
+        if (n)
+            ot_redis_publish(e->redis, ot_str_c(ch), ot_str_make(buf, n));
+    }
+    free(buf);
+}
+
 void ot_events_committed(ot_events *e, ot_str event_json)
 {
     if (!e)
@@ -420,14 +452,8 @@ void ot_events_committed(ot_events *e, ot_str event_json)
         ot_logf(OT_LOG_WARN, "events: unparsable committed event ignored (%zu bytes)", event_json.len);
         return;
     }
-    if (e->redis) {
-        char ch[128];
-        ot_redis_publish(e->redis, OT_STR("ot:admin"), event_json);
-        snprintf(ch, sizeof(ch), "ot:user:%.*s", (int)ev.user_id.len, ev.user_id.base);
-        ot_redis_publish(e->redis, ot_str_c(ch), event_json);
-        snprintf(ch, sizeof(ch), "ot:order:%.*s", (int)ev.order_id.len, ev.order_id.base);
-        ot_redis_publish(e->redis, ot_str_c(ch), event_json);
-    }
+    if (e->redis && e->have_key)
+        publish(e, &ev, event_json);
     feed_live(e, &ev);
 }
 

@@ -6,10 +6,12 @@ or NOTIFY are believed only when they are authentic."""
 import json
 import socket
 import time
+import uuid
 
 import psycopg2
 
 from conftest import make_token, mk_user, scaled
+from test_ws_scale import api_create, metric, private_redis, wait_subscribers  # noqa: F401 (fixture)
 from wsclient import WS
 
 ITEMS = '[{"productId":"sku-ev","qty":1}]'
@@ -27,7 +29,10 @@ def pushes_until(ws, oid, timeout):
     got = []
     deadline = time.monotonic() + timeout
     while True:
-        m = ws.recv_msg(max(0.0, deadline - time.monotonic()))
+        try:
+            m = ws.recv_msg(max(0.0, deadline - time.monotonic()))
+        except socket.timeout:
+            raise socket.timeout("no push of %s; got %r" % (oid, [(g["seq"], g["orderId"]) for g in got]))
         if m.get("event") == "order.updated":
             got.append(m["data"])
             if m["data"]["orderId"] == oid:
@@ -64,3 +69,101 @@ def test_worker_started_during_an_uncommitted_write_delivers_it_when_it_commits(
         live.shutdown()
     finally:
         slow.close()
+
+
+# ---------------------------------------------------------------- forged pub/sub and NOTIFY
+
+def forged_event(seq, user):
+    oid = str(uuid.uuid4())
+    return oid, json.dumps({"seq": seq, "version": 1, "eventId": str(uuid.uuid4()), "orderId": oid,
+                            "userId": user, "type": "order.created", "status": "CREATED",
+                            "timestamp": "2026-01-01T00:00:00.000Z", "payload": {"items": []}, "actor": None})
+
+
+def max_seq(db):
+    with db.cursor() as cur:
+        cur.execute("SELECT coalesce(max(seq), 0) FROM order_events")
+        return cur.fetchone()[0]
+
+
+def test_forged_redis_publish_never_reaches_a_dashboard_and_is_counted(server, db, private_redis):
+    r = private_redis
+    writer = server(workers=1, args=["--redis-url", r.url])
+    reader = server(workers=1, args=["--redis-url", r.url])
+    admin, a = mk_user(db, "ADMIN"), mk_user(db)
+    tadmin, ta = make_token(admin, "ADMIN"), make_token(a)
+    wait_subscribers(r, 2, scaled(10))
+    dash = WS.connect(reader.port, tadmin)
+    try:
+        first = api_create(writer.port, ta)["id"]
+        pushes_until(dash, first, scaled(5))
+        # Forgeries: a bare event, a well-formed envelope with a wrong MAC, and a
+        # genuine-looking envelope whose MAC is for another channel.
+        nxt = max_seq(db) + 1
+        bare_oid, bare = forged_event(nxt, a)
+        bad_oid, bad = forged_event(nxt, a)
+        assert r.cmd("PUBLISH", "ot:admin", bare) >= 1
+        assert r.cmd("PUBLISH", "ot:admin", "ot1:" + "0" * 64 + ":" + bad) >= 1
+        assert r.cmd("PUBLISH", "ot:admin", "ot1:" + "ab" * 32 + ":" + bad) >= 1
+        # A genuine write after them still arrives, and it is the next push.
+        time.sleep(scaled(0.2))
+        genuine = api_create(writer.port, ta)["id"]
+        got = pushes_until(dash, genuine, scaled(5))
+        ids = [g["orderId"] for g in got]
+        assert bare_oid not in ids and bad_oid not in ids, ids
+        assert ids == [genuine], ids
+        assert sum(metric(reader.port, "ordertrack_events_forged_total")) == 3
+        # The writer's own sealed messages came back to it through Redis and
+        # verified: nothing genuine was counted as forged.
+        assert sum(metric(writer.port, "ordertrack_events_forged_total")) == 3
+    finally:
+        dash.shutdown()
+
+
+def test_genuine_redis_events_cross_instances_fast_and_verify(server, db, private_redis):
+    r = private_redis
+    writer = server(workers=1, args=["--redis-url", r.url])
+    reader = server(workers=1, args=["--redis-url", r.url])
+    admin, a = mk_user(db, "ADMIN"), mk_user(db)
+    tadmin, ta = make_token(admin, "ADMIN"), make_token(a)
+    wait_subscribers(r, 2, scaled(10))
+    dash = WS.connect(reader.port, tadmin)
+    try:
+        pushes_until(dash, api_create(writer.port, ta)["id"], scaled(5))
+        lat = []
+        for _ in range(5):
+            t0 = time.monotonic()
+            pushes_until(dash, api_create(writer.port, ta)["id"], scaled(5))
+            lat.append(time.monotonic() - t0)
+        # Through Redis, not the 1 s safety-net tail.
+        assert sorted(lat)[2] < scaled(0.5), lat
+        assert sum(metric(reader.port, "ordertrack_events_forged_total")) == 0
+    finally:
+        dash.shutdown()
+
+
+def test_forged_notify_is_only_a_hint_and_never_reaches_a_dashboard(server, db):
+    srv = server(workers=1)
+    admin, a = mk_user(db, "ADMIN"), mk_user(db)
+    tadmin = make_token(admin, "ADMIN")
+    dash = WS.connect(srv.port, tadmin)
+    try:
+        deadline = time.monotonic() + scaled(10)
+        while True:  # live once a committed write reaches the socket
+            with db.cursor() as cur:
+                oid, _ = create(cur, a)
+            try:
+                pushes_until(dash, oid, scaled(0.5))
+                break
+            except socket.timeout:
+                assert time.monotonic() < deadline, "events never reached the WebSocket"
+        forged_oid, forged = forged_event(max_seq(db) + 1, a)
+        with db.cursor() as cur:
+            cur.execute("SELECT pg_notify('ot_events', %s)", (forged,))
+        time.sleep(scaled(0.3))
+        with db.cursor() as cur:
+            genuine, _ = create(cur, a)
+        ids = [g["orderId"] for g in pushes_until(dash, genuine, scaled(5))]
+        assert ids == [genuine], ids
+    finally:
+        dash.shutdown()

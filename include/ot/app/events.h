@@ -13,17 +13,10 @@
 
 #include "ot/core/common.h"
 #include "ot/adapters/pg.h"
+#include "ot/codec/event_json.h"
 
 typedef struct ot_worker ot_worker;
 typedef struct ot_events ot_events;
-
-typedef struct {
-    int64_t seq;
-    int64_t version;
-    ot_str order_id, user_id, status, type;
-    ot_str json;       /* the whole event object as JSON (the "data" of a push) */
-    uint64_t seen_us;  /* ot_now_us() when this worker first learned of it */
-} ot_event;
 
 /* Called for each event in seq order. The event's memory is valid only during the call. */
 typedef void ot_event_sink(void *data, const ot_event *ev);
@@ -37,8 +30,6 @@ void ot_events_committed(ot_events *e, ot_str event_json);
  * never to exist). A resuming client replays (since, watermark) from the
  * database and then continues live, with no gap and no duplicate. */
 int64_t ot_events_watermark(const ot_events *e);
-/* Parses an event object (as produced by SQL ot_event_json). OT_ERR if malformed. */
-int ot_event_parse(ot_str json, ot_event *out);
 
 /* Prepared statements this module needs in the worker's pool. */
 extern const ot_pg_stmt ot_events_stmts[];
