@@ -1,11 +1,12 @@
-/* The seq-ordered event reader. See events.h for the why; the invariant here:
- * `next` is the lowest seq not yet handed to the sink, and every seq below it
- * was delivered or proven to belong to a rolled-back transaction. */
+/* The seq-ordered event reader: its sources, queries and timers. See events.h
+ * for the why; the ordering itself, its invariant and the gap proof are the
+ * pure sequencer's (evseq.h). */
 #include "ot/app/events.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "ot/app/evseq.h"
 #include "ot/cmd/app.h"
 #include "ot/codec/json.h"
 #include "ot/core/log.h"
@@ -29,29 +30,11 @@
 #define OT_EV_GAP_MAX_MS 200
 #define OT_EV_CHANNEL "ot_events"
 
-typedef struct {
-    int64_t seq;
-    uint64_t seen_us;
-    char *json;
-    size_t len;
-} ot_pending;
-
 struct ot_events {
     ot_worker *w;
     ot_event_sink *sink;
     void *sink_data;
-    int64_t next;           /* 0 until the start query answered */
-    ot_pending *pending;    /* sorted by seq, all > next */
-    size_t npending;
-    /* The gap at `next`, once a tail query has bounded it: the transaction
-     * that owns the missing seq got its xid before that query's own xid, so
-     * when a later snapshot's xmin reaches gap_xid, it is over either way. */
-    int64_t gap_seq;
-    uint64_t gap_xid;
-    bool gap_known;
-    /* Highest seq fed so far, and its value when the tail query in flight was
-     * sent: every commit up to it happened before that query ran. */
-    int64_t seen_max, tail_seen_max;
+    ot_evseq seq;           /* ordering, gaps and their proofs: evseq.h */
     uint32_t gap_delay_ms;
     bool tail_inflight, tail_again, init_inflight;
     ot_pg_query *q;
@@ -85,78 +68,18 @@ const size_t ot_events_nstmts = OT_ARRAY_LEN(ot_events_stmts);
 static void schedule_tail(ot_events *e, uint32_t ms);
 static void run_tail(ot_events *e);
 
-/* Events arrive parsed: each is parsed once where it enters the reader (a
- * held one once more when it leaves the pending list). */
-static void deliver(ot_events *e, const ot_event *ev)
+static void on_deliver(void *data, const ot_event *ev)
 {
-    e->next = ev->seq + 1;
+    ot_events *e = data;
     ot_metrics_inc(OT_C_EVENTS_RECEIVED, 1);
     e->sink(e->sink_data, ev);
 }
 
-static void drain_pending(ot_events *e)
-{
-    size_t i = 0;
-    while (i < e->npending && e->pending[i].seq <= e->next) {
-        ot_pending *p = &e->pending[i];
-        ot_event ev;
-        if (p->seq == e->next && ot_event_parse(ot_str_make(p->json, p->len), &ev) == 0) {
-            ev.seen_us = p->seen_us;
-            deliver(e, &ev);
-        }
-        free(p->json);
-        i++;
-    }
-    if (i) {
-        memmove(e->pending, e->pending + i, (e->npending - i) * sizeof(*e->pending));
-        e->npending -= i;
-    }
-    if (e->npending == 0)
-        e->gap_known = false;
-}
-
-static void hold(ot_events *e, int64_t seq, ot_str json, uint64_t seen_us)
-{
-    size_t lo = 0, hi = e->npending;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (e->pending[mid].seq < seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < e->npending && e->pending[lo].seq == seq)
-        return; /* duplicate */
-    if (e->npending >= OT_EV_PENDING_MAX) {
-        if (lo >= e->npending)
-            return; /* highest of all: forget it, the tail re-reads it */
-        free(e->pending[e->npending - 1].json);
-        e->npending--;
-    }
-    char *copy = malloc(json.len ? json.len : 1);
-    if (!copy)
-        return;
-    memcpy(copy, json.base, json.len);
-    memmove(e->pending + lo + 1, e->pending + lo, (e->npending - lo) * sizeof(*e->pending));
-    e->pending[lo] = (ot_pending){ seq, seen_us, copy, json.len };
-    e->npending++;
-}
-
-/* One event from any source. */
+/* One event from any source. Events arrive parsed: each is parsed once where
+ * it enters the reader (a held one once more when it leaves). */
 static void feed(ot_events *e, const ot_event *ev)
 {
-    int64_t seq = ev->seq;
-    if (seq > e->seen_max)
-        e->seen_max = seq;
-    if (e->next == 0 || seq < e->next)
-        return; /* not started yet (the start query will cover it) or already delivered */
-    if (seq == e->next) {
-        deliver(e, ev);
-        drain_pending(e);
-        return;
-    }
-    hold(e, seq, ev->json, ev->seen_us);
-    if (!e->gap_known || e->gap_seq != e->next) {
+    if (ot_evseq_feed(&e->seq, ev)) {
         e->gap_delay_ms = OT_EV_GAP_FIRST_MS;
         schedule_tail(e, e->gap_delay_ms);
     }
@@ -168,7 +91,7 @@ static void feed_live(ot_events *e, ot_event *ev)
     ev->seen_us = ot_now_us();
     if (ev->order_id.len == 0) {
         /* A {"seq":N} stub: the event was too large for NOTIFY; read it. */
-        if (e->next && ev->seq >= e->next)
+        if (ot_evseq_started(&e->seq) && ev->seq >= e->seq.next)
             schedule_tail(e, 0);
         return;
     }
@@ -204,7 +127,7 @@ static void on_tail(void *data, int status, PGresult *res)
     uint64_t now = ot_now_us();
     int rows = PQntuples(res), got = 0;
     uint64_t xmin = 0, xid = 0;
-    int64_t known = e->tail_seen_max; /* committed before this query ran */
+    int64_t max_row = 0;
     for (int i = 0; i < rows; i++) {
         xmin = parse_u64(PQgetvalue(res, i, 0));
         xid = parse_u64(PQgetvalue(res, i, 1));
@@ -212,8 +135,8 @@ static void on_tail(void *data, int status, PGresult *res)
             continue;
         got++;
         int64_t seq = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-        if (seq > known)
-            known = seq;
+        if (seq > max_row)
+            max_row = seq;
         ot_event ev;
         if (ot_event_parse(ot_str_make(PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3)), &ev) < 0 ||
             ev.seq != seq)
@@ -221,33 +144,14 @@ static void on_tail(void *data, int status, PGresult *res)
         ev.seen_us = now;
         feed(e, &ev);
     }
-    if (e->npending > 0) {
-        if (!e->gap_known || e->gap_seq != e->next) {
-            /* The owner of a missing seq got its xid before taking that seq
-             * (ot_create_order/ot_update_status write the order row first), so
-             * before any higher seq committed; this query's xid bounds it only
-             * if an event above the gap had committed before the query ran. An
-             * event learnt while it was in flight may sit above a gap whose
-             * owner began later: skipping on that bound loses a commit still in
-             * progress. The next query, sent after it, can bound that gap. */
-            if (e->pending[0].seq <= known) {
-                e->gap_known = true;
-                e->gap_seq = e->next;
-                e->gap_xid = xid;
-            }
-        } else if (xmin >= e->gap_xid) {
-            /* Every transaction that could own the missing numbers has ended
-             * and none of them committed a row: they rolled back. */
-            int64_t upto = e->pending[0].seq;
-            ot_metrics_inc(OT_C_EVENTS_GAPS_SKIPPED, (uint64_t)(upto - e->next));
-            e->next = upto;
-            drain_pending(e);
-        }
-    }
+    uint64_t skipped = e->seq.gaps_skipped;
+    ot_evseq_tail_done(&e->seq, xmin, xid, max_row);
+    if (e->seq.gaps_skipped != skipped)
+        ot_metrics_inc(OT_C_EVENTS_GAPS_SKIPPED, e->seq.gaps_skipped - skipped);
     if (got >= OT_EV_PAGE || e->tail_again) {
         e->tail_again = false;
         schedule_tail(e, 0);
-    } else if (e->npending > 0) {
+    } else if (e->seq.npending > 0) {
         e->gap_delay_ms = e->gap_delay_ms ? e->gap_delay_ms * 2 : OT_EV_GAP_FIRST_MS;
         if (e->gap_delay_ms > OT_EV_GAP_MAX_MS)
             e->gap_delay_ms = OT_EV_GAP_MAX_MS;
@@ -271,8 +175,8 @@ static void on_start(void *data, int status, PGresult *res)
      * what resuming clients replay from the database. Committed events from
      * there on are delivered like any others, and a gap at an in-flight seq is
      * held by the usual xid bound until its owner ends. */
-    e->next = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    ot_logf(OT_LOG_DEBUG, "events: starting at seq %lld", (long long)e->next);
+    ot_evseq_start(&e->seq, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+    ot_logf(OT_LOG_DEBUG, "events: starting at seq %lld", (long long)e->seq.next);
     schedule_tail(e, OT_EV_IDLE_POLL_MS);
 }
 
@@ -285,7 +189,7 @@ static void run_tail(ot_events *e)
         e->tail_again = true;
         return;
     }
-    if (e->next == 0) {
+    if (!ot_evseq_started(&e->seq)) {
         e->init_inflight = true;
         e->q = ot_pg_exec(pg, "ev_start", 0, NULL, NULL, on_start, e);
         if (!e->q)
@@ -293,10 +197,10 @@ static void run_tail(ot_events *e)
         return;
     }
     char from[24];
-    snprintf(from, sizeof(from), "%lld", (long long)e->next);
+    snprintf(from, sizeof(from), "%lld", (long long)e->seq.next);
     const char *vals[1] = { from };
     e->tail_inflight = true;
-    e->tail_seen_max = e->seen_max;
+    ot_evseq_tail_sent(&e->seq);
     e->q = ot_pg_exec(pg, "ev_tail", 1, vals, NULL, on_tail, e);
     if (!e->q)
         e->tail_inflight = false;
@@ -330,9 +234,9 @@ static void on_notify(void *data, const char *channel, const char *payload, size
 {
     ot_events *e = data;
     ot_event ev;
-    if (e->next == 0)
+    if (!ot_evseq_started(&e->seq))
         return; /* the start query covers it */
-    if (ot_event_parse(ot_str_make(payload, len), &ev) == 0 && ev.seq < e->next)
+    if (ot_event_parse(ot_str_make(payload, len), &ev) == 0 && ev.seq < e->seq.next)
         return;
     schedule_tail(e, 0);
 }
@@ -374,8 +278,7 @@ ot_events *ot_events_start(ot_worker *w, ot_event_sink *sink, void *sink_data)
     ot_events *e = calloc(1, sizeof(*e));
     if (!e)
         return NULL;
-    e->pending = calloc(OT_EV_PENDING_MAX, sizeof(*e->pending));
-    if (!e->pending) {
+    if (ot_evseq_init(&e->seq, OT_EV_PENDING_MAX, on_deliver, e) < 0) {
         free(e);
         return NULL;
     }
@@ -415,9 +318,7 @@ void ot_events_free(ot_events *e)
         ot_pg_listener_free(e->listener);
     if (e->redis)
         ot_redis_free(e->redis);
-    for (size_t i = 0; i < e->npending; i++)
-        free(e->pending[i].json);
-    free(e->pending);
+    ot_evseq_free(&e->seq);
     free(e);
 }
 
@@ -457,4 +358,4 @@ void ot_events_committed(ot_events *e, ot_str event_json)
     feed_live(e, &ev);
 }
 
-int64_t ot_events_watermark(const ot_events *e) { return e ? e->next : 0; }
+int64_t ot_events_watermark(const ot_events *e) { return e ? e->seq.next : 0; }
