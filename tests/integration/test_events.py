@@ -167,3 +167,117 @@ def test_forged_notify_is_only_a_hint_and_never_reaches_a_dashboard(server, db):
         assert ids == [genuine], ids
     finally:
         dash.shutdown()
+
+
+# ---------------------------------------------------------------- delivery property, real PostgreSQL
+
+def test_random_commits_rollbacks_and_restarts_reach_a_resuming_client_exactly_once(server, db, db_url):
+    """Writers with random delays between taking a seq and ending, a random
+    fifth rolled back, the server killed and restarted (so workers start with
+    writes in flight) while one admin client resumes with since=last each time:
+    it gets exactly the committed seqs after its floor, in order."""
+    import random
+    import threading
+
+    rnd = random.Random(int(time.time()))
+    seed = rnd.randrange(1 << 30)
+    rnd.seed(seed)
+    admin, users = mk_user(db, "ADMIN"), [mk_user(db) for _ in range(4)]
+    tadmin = make_token(admin, "ADMIN")
+    floor = max_seq(db)
+    srv = server(workers=2)
+    port = srv.port
+    stop = threading.Event()
+    errors = []
+
+    def writer(i):
+        r = random.Random(seed + i)
+        conn = psycopg2.connect(db_url)
+        try:
+            while not stop.is_set():
+                with conn.cursor() as cur:
+                    oid, _ = create(cur, users[i])
+                    time.sleep(r.random() * 0.03)
+                    if r.random() < 0.5:
+                        cur.execute("SELECT result FROM ot_update_status(%s::uuid, 'ACCEPTED', NULL, NULL)", (oid,))
+                        assert cur.fetchone()[0] == "ok"
+                        time.sleep(r.random() * 0.03)
+                if r.random() < 0.2:
+                    conn.rollback()
+                else:
+                    conn.commit()
+        except BaseException as e:  # noqa: B902 - reported to the main thread
+            errors.append(e)
+        finally:
+            conn.close()
+
+    got = []
+    log = []  # what the client saw besides pushes, for the failure message
+
+    def connect_and_resume(deadline):
+        while True:
+            try:
+                # On the URL: a resume sent after the upgrade races live pushes.
+                since = got[-1] if got else floor
+                ws = WS.connect(port, tadmin, query="since=%d" % since, timeout=scaled(2))
+                log.append(("resume", since))
+                return ws
+            except (OSError, ConnectionError):
+                assert time.monotonic() < deadline, "could not reconnect"
+                time.sleep(0.05)
+
+    def take(m):
+        if m.get("event") == "order.updated":
+            s = m["data"]["seq"]
+            assert not got or s > got[-1], "seq %d after %d: duplicate or out of order (seed %d); last: %r" % (
+                s, got[-1], seed, log[-12:])
+            got.append(s)
+            log.append(s)
+        elif m.get("event") == "resumed":
+            log.append(("resumed", m["data"]))
+        elif m.get("event") == "error":
+            raise AssertionError("error event %r (seed %d)" % (m, seed))
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(len(users))]
+    for t in threads:
+        t.start()
+    try:
+        ws = connect_and_resume(time.monotonic() + scaled(10))
+        t_end = time.monotonic() + scaled(6)
+        restarts = [time.monotonic() + scaled(x) for x in (1.5, 3.0, 4.5)]
+        while time.monotonic() < t_end:
+            if restarts and time.monotonic() >= restarts[0]:
+                restarts.pop(0)
+                srv.kill()
+                ws.shutdown()
+                srv = server(workers=2, port=port)
+                ws = connect_and_resume(time.monotonic() + scaled(10))
+            try:
+                take(ws.recv_msg(0.05))
+            except socket.timeout:
+                pass
+        stop.set()
+        for t in threads:
+            t.join(scaled(20))
+        assert not errors, errors
+        with db.cursor() as cur:
+            cur.execute("SELECT seq FROM order_events WHERE seq > %s ORDER BY seq", (floor,))
+            want = [r[0] for r in cur.fetchall()]
+        deadline = time.monotonic() + scaled(10)
+        while len(got) < len(want) and time.monotonic() < deadline:
+            try:
+                take(ws.recv_msg(0.2))
+            except socket.timeout:
+                pass
+        for m in ws.collect(scaled(0.3)):  # nothing more may come
+            take(m)
+        ws.shutdown()
+        missing = sorted(set(want) - set(got))
+        extra = sorted(set(got) - set(want))
+        assert not missing and not extra, "seed %d: missing %r, not committed %r" % (seed, missing[:20], extra[:20])
+        assert got == want
+        assert len(want) > 50, len(want)  # the run did exercise something
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(scaled(20))
