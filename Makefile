@@ -77,13 +77,16 @@ integration: build/ordertrack
 integration-asan: build/asan/ordertrack
 	OT_BIN=$(CURDIR)/build/asan/ordertrack OT_ASAN=1 scripts/test-integration.sh
 
-# Seeds live in tests/fuzz/seeds/<target>/; the growing corpus stays in build/.
+# Seeds live in tests/fuzz/seeds/<target>/, a dictionary (if any) in
+# tests/fuzz/<target>.dict; the growing corpus stays in build/.
 fuzz-smoke: $(FUZZBIN)
 	@set -e; for f in $(FUZZBIN); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
-	  echo "== $$n (10 s smoke)"; $$f -max_total_time=10 -seed=1 build/corpus/$$n tests/fuzz/seeds/$$n 2>&1 | tail -1; done
+	  d=; [ -f tests/fuzz/$$n.dict ] && d=-dict=tests/fuzz/$$n.dict; \
+	  echo "== $$n (10 s smoke)"; $$f -max_total_time=10 -seed=1 $$d build/corpus/$$n tests/fuzz/seeds/$$n 2>&1 | tail -1; done
 fuzz: $(FUZZBIN)
 	@set -e; for f in $(FUZZBIN); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
-	  $$f -max_total_time=$${FUZZ_SECONDS:-300} build/corpus/$$n tests/fuzz/seeds/$$n; done
+	  d=; [ -f tests/fuzz/$$n.dict ] && d=-dict=tests/fuzz/$$n.dict; \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-300} $$d build/corpus/$$n tests/fuzz/seeds/$$n; done
 
 test: all unit integration unit-asan integration-asan fuzz-smoke
 	@echo "make test: all suites passed"
