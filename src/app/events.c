@@ -19,9 +19,13 @@
 /* Events held behind a gap. Beyond this they are forgotten and re-read by the
  * tail query once the gap resolves: memory stays bounded, nothing is lost. */
 #define OT_EV_PENDING_MAX 4096
-/* Rows per tail query; a full page triggers the next one at once. */
-#define OT_EV_PAGE 500
-#define OT_EV_PAGE_STR "500"
+/* Rows per tail query; a full page triggers the next one at once. Small on
+ * purpose: a page is pushed to every socket within one loop turn, before any
+ * client can read, and tails now carry the NOTIFY traffic too. 32 events of a
+ * few KB stay well under a socket's queue cap (--ws-max-queue) even when the
+ * kernel buffer is busy; the round trip between pages paces the flow. */
+#define OT_EV_PAGE 32
+#define OT_EV_PAGE_STR "32"
 /* Safety-net poll while idle: catches a writer that died between COMMIT and
  * its Redis publish, or anything else no notification announced. */
 #define OT_EV_IDLE_POLL_MS 1000
@@ -59,6 +63,15 @@ const ot_pg_stmt ot_events_stmts[] = {
        * An xid that writes no WAL commits without a flush: cheap. */
       "SELECT s.xmin::text, s.xid::text, e.seq, e.j FROM "
       "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, pg_current_xact_id() AS xid) s "
+      "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j FROM order_events oe WHERE oe.seq >= $1 "
+      "ORDER BY oe.seq LIMIT " OT_EV_PAGE_STR ") e ON true ORDER BY e.seq",
+      1, true },
+    /* The same read without an xid, while no gap waits for a bound: a tail
+     * runs per NOTIFY burst, and an xid each would burn the xid space at the
+     * commit rate (and bring anti-wraparound vacuums that much closer). */
+    { "ev_read",
+      "SELECT s.xmin::text, NULL::text, e.seq, e.j FROM "
+      "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) s "
       "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j FROM order_events oe WHERE oe.seq >= $1 "
       "ORDER BY oe.seq LIMIT " OT_EV_PAGE_STR ") e ON true ORDER BY e.seq",
       1, true },
@@ -201,7 +214,7 @@ static void run_tail(ot_events *e)
     const char *vals[1] = { from };
     e->tail_inflight = true;
     ot_evseq_tail_sent(&e->seq);
-    e->q = ot_pg_exec(pg, "ev_tail", 1, vals, NULL, on_tail, e);
+    e->q = ot_pg_exec(pg, e->seq.npending ? "ev_tail" : "ev_read", 1, vals, NULL, on_tail, e);
     if (!e->q)
         e->tail_inflight = false;
 }

@@ -109,6 +109,8 @@ void ot_evseq_tail_done(ot_evseq *s, uint64_t xmin, uint64_t xid, int64_t max_ro
     if (s->npending == 0 || s->next == 0)
         return;
     if (!s->gap_known || s->gap_seq != s->next) {
+        if (xid == 0)
+            return; /* a read without an xid cannot bound anything */
         /* This query's xid bounds the gap's owner only if an event above the
          * gap had committed before the query ran. An event learnt while it
          * was in flight may sit above a gap whose owner began later: skipping

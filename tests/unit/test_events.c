@@ -213,7 +213,9 @@ static void w_tail_run(worker *w)
         if (db.seq[s] == S_COMMITTED)
             w->rows[w->nrows++] = s;
     w->tail_xmin = snap_xmin();
-    w->tail_xid = db.next_xid++; /* taken after the snapshot, as pg_current_xact_id() in it */
+    /* Taken after the snapshot, as pg_current_xact_id() in it; or none (the
+     * reader's xid-less read). */
+    w->tail_xid = rnd(3) == 0 ? 0 : db.next_xid++;
     w->tail = 2;
 }
 

@@ -1,13 +1,16 @@
 /* The event stream of one worker: committed order_events rows, delivered to
  * the hub exactly once each and strictly in `seq` order.
  *
- * Sources, all feeding one seq-ordered reader: the worker's own commits (fed
- * directly, lowest latency), PostgreSQL LISTEN/NOTIFY on channel ot_events
- * (embedded default) or Redis pub/sub (REDIS_URL), and tail queries on
- * order_events that fill gaps and backfill after any reconnect. Sequence
- * numbers are allocated before commit, so they can become visible out of
- * order: the reader holds later events back until a gap is filled or proven
- * permanent (the transaction that owned the number rolled back). */
+ * Sources, all feeding one seq-ordered reader (evseq.h): the worker's own
+ * commits (fed directly, lowest latency), Redis pub/sub (REDIS_URL; messages
+ * sealed with an HMAC, forgeries dropped and counted), and tail queries on
+ * order_events that fill gaps and backfill after any reconnect. PostgreSQL
+ * LISTEN/NOTIFY on channel ot_events (embedded default) only wakes the tail:
+ * the database does not authenticate who notifies. Sequence numbers are
+ * allocated before commit, so they can become visible out of order: the
+ * reader holds later events back until a gap is filled or proven permanent
+ * (the transaction that owned the number rolled back), and a starting reader
+ * begins below every seq still in flight (sql/004). */
 #ifndef OT_EVENTS_H
 #define OT_EVENTS_H
 

@@ -64,7 +64,9 @@ bool ot_evseq_feed(ot_evseq *s, const ot_event *ev);
  * own xid) is being sent now. */
 void ot_evseq_tail_sent(ot_evseq *s);
 /* Its rows have all been fed (max_row_seq: the highest seq it returned, 0 if
- * none); bound the gap by its xid, or skip a gap whose owner has ended. */
+ * none); bound the gap by its xid, or skip a gap whose owner has ended. xid 0:
+ * a read that took no xid; its xmin may still prove a bounded gap's owner
+ * ended. */
 void ot_evseq_tail_done(ot_evseq *s, uint64_t xmin, uint64_t xid, int64_t max_row_seq);
 
 #endif
