@@ -6,31 +6,56 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/params.h>
+#include <stdlib.h>
 
 #include "ot/codec/json.h"
+
+/* Every token but the root takes at least two bytes ("1," or "[]" ...). */
+#define OT_EVENT_TOKS_BOUND(len) ((len) / 2 + 2)
+/* Past this an event is refused rather than tokenized on the heap. */
+#define OT_EVENT_MAX_LEN (16u << 20)
+
+static int fields(const ot_json *d, ot_str json, ot_event *out);
 
 int ot_event_parse(ot_str json, ot_event *out)
 {
     /* An event object has ~10 members, one of them the items array: 1024
-     * tokens leave room for the largest order the API accepts. */
+     * tokens hold the largest order the API accepts (100 items). A row
+     * written by other means may be larger and is still a committed event:
+     * it gets a heap array, or it would be skipped as a rolled-back gap. */
     jsmntok_t toks[1024];
     ot_json d;
     memset(out, 0, sizeof(*out));
-    if (ot_json_parse(&d, json.base, json.len, toks, (int)OT_ARRAY_LEN(toks)) < 0 || !ot_json_is_obj(&d, 0))
+    if (ot_json_parse(&d, json.base, json.len, toks, (int)OT_ARRAY_LEN(toks)) == 0)
+        return fields(&d, json, out);
+    if (OT_EVENT_TOKS_BOUND(json.len) <= OT_ARRAY_LEN(toks) || json.len > OT_EVENT_MAX_LEN)
+        return OT_ERR; /* it could not have needed more tokens, or it is absurd */
+    size_t n = OT_EVENT_TOKS_BOUND(json.len);
+    jsmntok_t *big = malloc(n * sizeof(*big));
+    if (!big)
+        return OT_ERR;
+    int rc = ot_json_parse(&d, json.base, json.len, big, (int)n) == 0 ? fields(&d, json, out) : OT_ERR;
+    free(big); /* the event's fields point into json, not into the tokens */
+    return rc;
+}
+
+static int fields(const ot_json *d, ot_str json, ot_event *out)
+{
+    if (!ot_json_is_obj(d, 0))
         return OT_ERR;
     int t;
-    if ((t = ot_json_obj_get(&d, 0, "seq")) < 0 || ot_json_get_int64(&d, t, &out->seq) < 0)
+    if ((t = ot_json_obj_get(d, 0, "seq")) < 0 || ot_json_get_int64(d, t, &out->seq) < 0)
         return OT_ERR;
-    if ((t = ot_json_obj_get(&d, 0, "version")) >= 0 && ot_json_get_int64(&d, t, &out->version) < 0)
+    if ((t = ot_json_obj_get(d, 0, "version")) >= 0 && ot_json_get_int64(d, t, &out->version) < 0)
         return OT_ERR;
-    if ((t = ot_json_obj_get(&d, 0, "orderId")) >= 0 && ot_json_is_str(&d, t))
-        out->order_id = ot_json_raw(&d, t);
-    if ((t = ot_json_obj_get(&d, 0, "userId")) >= 0 && ot_json_is_str(&d, t))
-        out->user_id = ot_json_raw(&d, t);
-    if ((t = ot_json_obj_get(&d, 0, "status")) >= 0 && ot_json_is_str(&d, t))
-        out->status = ot_json_raw(&d, t);
-    if ((t = ot_json_obj_get(&d, 0, "type")) >= 0 && ot_json_is_str(&d, t))
-        out->type = ot_json_raw(&d, t);
+    if ((t = ot_json_obj_get(d, 0, "orderId")) >= 0 && ot_json_is_str(d, t))
+        out->order_id = ot_json_raw(d, t);
+    if ((t = ot_json_obj_get(d, 0, "userId")) >= 0 && ot_json_is_str(d, t))
+        out->user_id = ot_json_raw(d, t);
+    if ((t = ot_json_obj_get(d, 0, "status")) >= 0 && ot_json_is_str(d, t))
+        out->status = ot_json_raw(d, t);
+    if ((t = ot_json_obj_get(d, 0, "type")) >= 0 && ot_json_is_str(d, t))
+        out->type = ot_json_raw(d, t);
     out->json = json;
     return 0;
 }

@@ -169,6 +169,28 @@ def test_forged_notify_is_only_a_hint_and_never_reaches_a_dashboard(server, db):
         dash.shutdown()
 
 
+def test_an_event_larger_than_any_api_order_is_delivered_promptly_not_skipped(server, db):
+    """400 items (the API takes 100) written directly: more JSON tokens than the
+    parser's stack array held, so every reader used to skip the committed row
+    as if it were a rolled-back gap. Its NOTIFY is a {"seq":N} stub (over 8000
+    bytes); the tail it wakes reads the row."""
+    srv = server(workers=1)
+    admin, a = mk_user(db, "ADMIN"), mk_user(db)
+    dash = WS.connect(srv.port, make_token(admin, "ADMIN"))
+    try:
+        with db.cursor() as cur:
+            pushes_until(dash, create(cur, a)[0], scaled(5))
+            big = json.dumps([{"productId": "sku-%05d" % i, "qty": 1} for i in range(400)])  # ~12 KB
+            cur.execute(CREATE, (a, big))
+            oid = json.loads(cur.fetchone()[0])["id"]
+        t0 = time.monotonic()
+        got = pushes_until(dash, oid, scaled(5))
+        assert time.monotonic() - t0 < scaled(0.5)  # woken, not the 1 s safety-net poll
+        assert len(got[-1]["payload"]["items"]) == 400
+    finally:
+        dash.shutdown()
+
+
 # ---------------------------------------------------------------- delivery property, real PostgreSQL
 
 def test_random_commits_rollbacks_and_restarts_reach_a_resuming_client_exactly_once(server, db, db_url):

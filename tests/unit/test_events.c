@@ -393,6 +393,27 @@ Test(evseq, an_event_learnt_during_a_tail_does_not_let_that_tail_bound_its_gap)
     ot_evseq_free(&s);
 }
 
+Test(evseq, a_read_without_an_xid_never_bounds_a_gap_but_its_xmin_may_close_one)
+{
+    ot_evseq s;
+    nemitted = 0;
+    cr_assert(ot_evseq_init(&s, 8, rec, NULL) == 0);
+    ot_evseq_start(&s, 1);
+    feed_seq(&s, 2);
+    ot_evseq_tail_sent(&s);
+    ot_evseq_tail_done(&s, 1000, 0, 2); /* any xmin: no bound was ever set */
+    cr_assert(!s.gap_known);
+    cr_assert_eq(nemitted, 0);
+    ot_evseq_tail_sent(&s);
+    ot_evseq_tail_done(&s, 10, 50, 2); /* bound: owner < 50 */
+    cr_assert(s.gap_known);
+    ot_evseq_tail_sent(&s);
+    ot_evseq_tail_done(&s, 50, 0, 2); /* an xid-less read whose xmin passed it */
+    cr_assert_eq(nemitted, 1);
+    cr_assert_eq(emitted[0], 2);
+    ot_evseq_free(&s);
+}
+
 /* ------------------------------------------------------------------ codec: event JSON and envelope */
 
 Test(event_json, parse_reads_the_fields_and_refuses_a_non_integer_seq)
@@ -404,6 +425,17 @@ Test(event_json, parse_reads_the_fields_and_refuses_a_non_integer_seq)
     cr_assert_eq(ev.seq, 42);
     cr_assert_eq(ev.version, 3);
     cr_assert(ot_str_eq_lit(ev.status, "SHIPPED"));
+    /* Larger than any order the API writes (>1024 tokens): still an event. */
+    char big[40000];
+    size_t n = (size_t)snprintf(big, sizeof(big), "{\"seq\":9,\"orderId\":\"o\",\"payload\":{\"items\":[");
+    for (int i = 0; i < 1500; i++)
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "%s{\"q\":%d}", i ? "," : "", i);
+    n += (size_t)snprintf(big + n, sizeof(big) - n, "]}}");
+    cr_assert(ot_event_parse(ot_str_make(big, n), &ev) == 0);
+    cr_assert_eq(ev.seq, 9);
+    cr_assert(ot_str_eq_lit(ev.order_id, "o"));
+    big[n - 1] = ','; /* and still refused when broken */
+    cr_assert(ot_event_parse(ot_str_make(big, n), &ev) < 0);
     cr_assert(ot_event_parse(ot_str_c("{\"seq\":1.5}"), &ev) < 0);
     cr_assert(ot_event_parse(ot_str_c("[1]"), &ev) < 0);
     cr_assert(ot_event_parse(ot_str_c("{\"version\":1}"), &ev) < 0);

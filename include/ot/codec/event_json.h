@@ -1,6 +1,7 @@
 /* Order events as JSON (the object SQL ot_event_json builds) and the
- * authenticated envelope they travel in over Redis pub/sub. Pure: no I/O, no
- * allocation; fuzzed by tests/fuzz/fuzz_event_payload.c.
+ * authenticated envelope they travel in over Redis pub/sub. Pure: no I/O (a
+ * heap token array only for events larger than any the API writes); fuzzed by
+ * tests/fuzz/fuzz_event_payload.c.
  *
  * Envelope: "ot1:" <64 lowercase hex HMAC-SHA256> ":" <event json>, the MAC
  * taken over <channel> "\n" <event json> with a key derived from the server's
@@ -20,7 +21,7 @@ typedef struct {
 } ot_event;
 
 /* Parses an event object. Points into `json`. OT_ERR if malformed (not an
- * object, or "seq"/"version" present but not integers). */
+ * object, "seq" missing or "seq"/"version" not integers) or over 16 MiB. */
 int ot_event_parse(ot_str json, ot_event *out);
 
 #define OT_EVENT_MAC_KEY_LEN 32
