@@ -9,9 +9,10 @@ import time
 import uuid
 
 import psycopg2
+import pytest
 
-from conftest import make_token, mk_user, scaled
-from test_ws_scale import api_create, metric, private_redis, wait_subscribers  # noqa: F401 (fixture)
+from conftest import make_token, mk_user, request, scaled
+from test_ws_scale import PrivateRedis, api_create, metric, private_redis, wait_subscribers  # noqa: F401 (fixture)
 from wsclient import WS
 
 ITEMS = '[{"productId":"sku-ev","qty":1}]'
@@ -193,11 +194,14 @@ def test_an_event_larger_than_any_api_order_is_delivered_promptly_not_skipped(se
 
 # ---------------------------------------------------------------- delivery property, real PostgreSQL
 
-def test_random_commits_rollbacks_and_restarts_reach_a_resuming_client_exactly_once(server, db, db_url):
+@pytest.mark.parametrize("source", ["listen", "redis"])
+def test_random_commits_rollbacks_and_restarts_reach_a_resuming_client_exactly_once(server, db, db_url, source,
+                                                                                    tmp_path):
     """Writers with random delays between taking a seq and ending, a random
     fifth rolled back, the server killed and restarted (so workers start with
     writes in flight) while one admin client resumes with since=last each time:
-    it gets exactly the committed seqs after its floor, in order."""
+    it gets exactly the committed seqs after its floor, in order. With Redis,
+    API writes add sealed pub/sub traffic through the restarts too."""
     import random
     import threading
 
@@ -207,10 +211,24 @@ def test_random_commits_rollbacks_and_restarts_reach_a_resuming_client_exactly_o
     admin, users = mk_user(db, "ADMIN"), [mk_user(db) for _ in range(4)]
     tadmin = make_token(admin, "ADMIN")
     floor = max_seq(db)
-    srv = server(workers=2)
+    args = []
+    if source == "redis":
+        r = PrivateRedis(tmp_path)
+        r.start()
+        args = ["--redis-url", r.url]
+    srv = server(workers=2, args=args)
     port = srv.port
     stop = threading.Event()
     errors = []
+
+    def api_writer():
+        tok = make_token(users[0])
+        while not stop.is_set():
+            try:  # the server restarts under it: an unanswered POST is fine, the log decides
+                request(port, "POST", "/orders", {"items": [{"productId": "sku-api", "qty": 1}]}, token=tok,
+                        timeout=2)
+            except OSError:
+                time.sleep(0.05)
 
     def writer(i):
         r = random.Random(seed + i)
@@ -261,6 +279,8 @@ def test_random_commits_rollbacks_and_restarts_reach_a_resuming_client_exactly_o
             raise AssertionError("error event %r (seed %d)" % (m, seed))
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(len(users))]
+    if source == "redis":
+        threads.append(threading.Thread(target=api_writer))
     for t in threads:
         t.start()
     try:
@@ -272,7 +292,7 @@ def test_random_commits_rollbacks_and_restarts_reach_a_resuming_client_exactly_o
                 restarts.pop(0)
                 srv.kill()
                 ws.shutdown()
-                srv = server(workers=2, port=port)
+                srv = server(workers=2, port=port, args=args)
                 ws = connect_and_resume(time.monotonic() + scaled(10))
             try:
                 take(ws.recv_msg(0.05))
@@ -299,7 +319,11 @@ def test_random_commits_rollbacks_and_restarts_reach_a_resuming_client_exactly_o
         assert not missing and not extra, "seed %d: missing %r, not committed %r" % (seed, missing[:20], extra[:20])
         assert got == want
         assert len(want) > 50, len(want)  # the run did exercise something
+        if source == "redis":
+            assert sum(metric(srv.port, "ordertrack_events_forged_total")) == 0
     finally:
         stop.set()
         for t in threads:
             t.join(scaled(20))
+        if source == "redis":
+            r.kill()
