@@ -91,7 +91,8 @@ integration: build/ordertrack
 integration-asan: build/asan/ordertrack
 	OT_BIN=$(CURDIR)/build/asan/ordertrack OT_ASAN=1 scripts/test-integration.sh
 
-# Seeds live in tests/fuzz/seeds/<target>/; the growing corpus stays in build/.
+# Seeds live in tests/fuzz/seeds/<target>/, a dictionary (if any) in
+# tests/fuzz/<target>.dict; the growing corpus stays in build/.
 fuzz-smoke: $(FUZZBIN)
 	@set -e; for f in $(FUZZBIN); do n=$$(basename $$f); mkdir -p build/corpus/$$n; \
 	  d=; [ -f tests/fuzz/$$n.dict ] && d=-dict=tests/fuzz/$$n.dict; \

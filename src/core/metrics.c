@@ -69,6 +69,8 @@ static const struct {
     [OT_C_EVENTS_GAPS_SKIPPED] = { "ordertrack_events_gaps_skipped_total",
                                    "Event sequence gaps given up on after the wait bound.",
                                    KIND_COUNTER },
+    [OT_C_EVENTS_FORGED] = { "ordertrack_events_forged_total",
+                             "Pub/sub messages dropped for a missing or wrong MAC.", KIND_COUNTER },
     [OT_C_RATE_LIMITED] = { "ordertrack_rate_limited_total",
                             "Requests answered 429 by the rate limiter.", KIND_COUNTER },
     [OT_C_PG_ERRORS] = { "ordertrack_pg_errors_total", "PostgreSQL query or connection errors.",

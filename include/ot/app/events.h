@@ -1,29 +1,25 @@
 /* The event stream of one worker: committed order_events rows, delivered to
  * the hub exactly once each and strictly in `seq` order.
  *
- * Sources, all feeding one seq-ordered reader: the worker's own commits (fed
- * directly, lowest latency), PostgreSQL LISTEN/NOTIFY on channel ot_events
- * (embedded default) or Redis pub/sub (REDIS_URL), and tail queries on
- * order_events that fill gaps and backfill after any reconnect. Sequence
- * numbers are allocated before commit, so they can become visible out of
- * order: the reader holds later events back until a gap is filled or proven
- * permanent (the transaction that owned the number rolled back). */
+ * Sources, all feeding one seq-ordered reader (evseq.h): the worker's own
+ * commits (fed directly, lowest latency), Redis pub/sub (REDIS_URL; messages
+ * sealed with an HMAC, forgeries dropped and counted), and tail queries on
+ * order_events that fill gaps and backfill after any reconnect. PostgreSQL
+ * LISTEN/NOTIFY on channel ot_events (embedded default) only wakes the tail:
+ * the database does not authenticate who notifies. Sequence numbers are
+ * allocated before commit, so they can become visible out of order: the
+ * reader holds later events back until a gap is filled or proven permanent
+ * (the transaction that owned the number rolled back), and a starting reader
+ * begins below every seq still in flight (sql/004). */
 #ifndef OT_EVENTS_H
 #define OT_EVENTS_H
 
 #include "ot/core/common.h"
 #include "ot/adapters/pg.h"
+#include "ot/codec/event_json.h"
 
 typedef struct ot_worker ot_worker;
 typedef struct ot_events ot_events;
-
-typedef struct {
-    int64_t seq;
-    int64_t version;
-    ot_str order_id, user_id, status, type;
-    ot_str json;       /* the whole event object as JSON (the "data" of a push) */
-    uint64_t seen_us;  /* ot_now_us() when this worker first learned of it */
-} ot_event;
 
 /* Called for each event in seq order. The event's memory is valid only during the call. */
 typedef void ot_event_sink(void *data, const ot_event *ev);
@@ -37,8 +33,6 @@ void ot_events_committed(ot_events *e, ot_str event_json);
  * never to exist). A resuming client replays (since, watermark) from the
  * database and then continues live, with no gap and no duplicate. */
 int64_t ot_events_watermark(const ot_events *e);
-/* Parses an event object (as produced by SQL ot_event_json). OT_ERR if malformed. */
-int ot_event_parse(ot_str json, ot_event *out);
 
 /* Prepared statements this module needs in the worker's pool. */
 extern const ot_pg_stmt ot_events_stmts[];

@@ -1,0 +1,43 @@
+/* Order events as JSON (the object SQL ot_event_json builds) and the
+ * authenticated envelope they travel in over Redis pub/sub. Pure: no I/O (a
+ * heap token array only for events larger than any the API writes); fuzzed by
+ * tests/fuzz/fuzz_event_payload.c.
+ *
+ * Envelope: "ot1:" <64 lowercase hex HMAC-SHA256> ":" <event json>, the MAC
+ * taken over <channel> "\n" <event json> with a key derived from the server's
+ * JWT secret. The channel is covered so a message cannot be replayed into
+ * another channel; the JSON stays readable to tools that strip the prefix. */
+#ifndef OT_CODEC_EVENT_JSON_H
+#define OT_CODEC_EVENT_JSON_H
+
+#include "ot/core/common.h"
+
+typedef struct {
+    int64_t seq;
+    int64_t version;
+    ot_str order_id, user_id, status, type;
+    ot_str json;       /* the whole event object as JSON (the "data" of a push) */
+    uint64_t seen_us;  /* ot_now_us() when this worker first learned of it */
+} ot_event;
+
+/* Parses an event object. Points into `json`. OT_ERR if malformed (not an
+ * object, "seq" missing or "seq"/"version" not integers) or over 16 MiB. */
+int ot_event_parse(ot_str json, ot_event *out);
+
+#define OT_EVENT_MAC_KEY_LEN 32
+/* "ot1:" + 64 hex + ":" */
+#define OT_EVENT_SEAL_OVERHEAD 69
+
+/* key = HMAC-SHA256(secret, "ordertrack pubsub v1"): the pub/sub key is not the
+ * token key, so a leaked MAC never helps forge a token. */
+int ot_event_mac_key(ot_str secret, uint8_t key[OT_EVENT_MAC_KEY_LEN]);
+/* Writes the envelope of `json` on `channel` into out (cap bytes); returns its
+ * length, or 0 if cap < json.len + OT_EVENT_SEAL_OVERHEAD. */
+size_t ot_event_seal(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str json, char *out,
+                     size_t cap);
+/* Checks an envelope received on `channel` (constant-time MAC compare); on
+ * success *json points at the event inside `msg`. OT_ERR: not an envelope or
+ * the MAC does not match. */
+int ot_event_open(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str msg, ot_str *json);
+
+#endif

@@ -1,0 +1,147 @@
+/* Event JSON and its pub/sub envelope; see event_json.h. */
+#include "ot/codec/event_json.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/params.h>
+#include <stdlib.h>
+
+#include "ot/codec/json.h"
+
+/* Every token but the root takes at least two bytes ("1," or "[]" ...). */
+#define OT_EVENT_TOKS_BOUND(len) ((len) / 2 + 2)
+/* Past this an event is refused rather than tokenized on the heap. */
+#define OT_EVENT_MAX_LEN (16u << 20)
+
+static int fields(const ot_json *d, ot_str json, ot_event *out);
+
+int ot_event_parse(ot_str json, ot_event *out)
+{
+    /* An event object has ~10 members, one of them the items array: 1024
+     * tokens hold the largest order the API accepts (100 items). A row
+     * written by other means may be larger and is still a committed event:
+     * it gets a heap array, or it would be skipped as a rolled-back gap. */
+    jsmntok_t toks[1024];
+    ot_json d;
+    memset(out, 0, sizeof(*out));
+    if (ot_json_parse(&d, json.base, json.len, toks, (int)OT_ARRAY_LEN(toks)) == 0)
+        return fields(&d, json, out);
+    if (OT_EVENT_TOKS_BOUND(json.len) <= OT_ARRAY_LEN(toks) || json.len > OT_EVENT_MAX_LEN)
+        return OT_ERR; /* it could not have needed more tokens, or it is absurd */
+    size_t n = OT_EVENT_TOKS_BOUND(json.len);
+    jsmntok_t *big = malloc(n * sizeof(*big));
+    if (!big)
+        return OT_ERR;
+    int rc = ot_json_parse(&d, json.base, json.len, big, (int)n) == 0 ? fields(&d, json, out) : OT_ERR;
+    free(big); /* the event's fields point into json, not into the tokens */
+    return rc;
+}
+
+static int fields(const ot_json *d, ot_str json, ot_event *out)
+{
+    if (!ot_json_is_obj(d, 0))
+        return OT_ERR;
+    int t;
+    if ((t = ot_json_obj_get(d, 0, "seq")) < 0 || ot_json_get_int64(d, t, &out->seq) < 0)
+        return OT_ERR;
+    if ((t = ot_json_obj_get(d, 0, "version")) >= 0 && ot_json_get_int64(d, t, &out->version) < 0)
+        return OT_ERR;
+    if ((t = ot_json_obj_get(d, 0, "orderId")) >= 0 && ot_json_is_str(d, t))
+        out->order_id = ot_json_raw(d, t);
+    if ((t = ot_json_obj_get(d, 0, "userId")) >= 0 && ot_json_is_str(d, t))
+        out->user_id = ot_json_raw(d, t);
+    if ((t = ot_json_obj_get(d, 0, "status")) >= 0 && ot_json_is_str(d, t))
+        out->status = ot_json_raw(d, t);
+    if ((t = ot_json_obj_get(d, 0, "type")) >= 0 && ot_json_is_str(d, t))
+        out->type = ot_json_raw(d, t);
+    out->json = json;
+    return 0;
+}
+
+#define PREFIX "ot1:"
+#define PREFIX_LEN 4
+#define MAC_HEX 64
+
+int ot_event_mac_key(ot_str secret, uint8_t key[OT_EVENT_MAC_KEY_LEN])
+{
+    static const char label[] = "ordertrack pubsub v1";
+    unsigned int n = 0;
+    if (secret.len == 0 || secret.len > INT32_MAX)
+        return OT_ERR;
+    if (!HMAC(EVP_sha256(), secret.base, (int)secret.len, (const unsigned char *)label, sizeof(label) - 1, key, &n) ||
+        n != OT_EVENT_MAC_KEY_LEN)
+        return OT_ERR;
+    return 0;
+}
+
+/* HMAC-SHA256(key, channel "\n" json), streamed: an event may be far larger
+ * than any stack buffer we would want to join it in. */
+static int mac(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str json, uint8_t out[32])
+{
+    /* Fetched once per process: the workers are single-threaded. */
+    static EVP_MAC *hmac;
+    if (!hmac && !(hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)))
+        return OT_ERR;
+    EVP_MAC_CTX *c = EVP_MAC_CTX_new(hmac);
+    if (!c)
+        return OT_ERR;
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                            OSSL_PARAM_construct_end() };
+    size_t n = 0;
+    int ok = EVP_MAC_init(c, key, OT_EVENT_MAC_KEY_LEN, params) &&
+             EVP_MAC_update(c, (const unsigned char *)channel.base, channel.len) &&
+             EVP_MAC_update(c, (const unsigned char *)"\n", 1) &&
+             EVP_MAC_update(c, (const unsigned char *)json.base, json.len) && EVP_MAC_final(c, out, &n, 32) &&
+             n == 32;
+    EVP_MAC_CTX_free(c);
+    return ok ? 0 : OT_ERR;
+}
+
+size_t ot_event_seal(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str json, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t m[32];
+    if (cap < OT_EVENT_SEAL_OVERHEAD || cap - OT_EVENT_SEAL_OVERHEAD < json.len || mac(key, channel, json, m) < 0)
+        return 0;
+    memcpy(out, PREFIX, PREFIX_LEN);
+    for (int i = 0; i < 32; i++) {
+        out[PREFIX_LEN + 2 * i] = hex[m[i] >> 4];
+        out[PREFIX_LEN + 2 * i + 1] = hex[m[i] & 15];
+    }
+    out[PREFIX_LEN + MAC_HEX] = ':';
+    if (json.len)
+        memcpy(out + OT_EVENT_SEAL_OVERHEAD, json.base, json.len);
+    return OT_EVENT_SEAL_OVERHEAD + json.len;
+}
+
+static int unhex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1; /* upper case is refused: one spelling per MAC */
+}
+
+int ot_event_open(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str msg, ot_str *json)
+{
+    uint8_t got[32], want[32];
+    *json = OT_STR_NULL;
+    if (msg.len < OT_EVENT_SEAL_OVERHEAD || memcmp(msg.base, PREFIX, PREFIX_LEN) != 0 ||
+        msg.base[PREFIX_LEN + MAC_HEX] != ':')
+        return OT_ERR;
+    for (int i = 0; i < 32; i++) {
+        int hi = unhex(msg.base[PREFIX_LEN + 2 * i]), lo = unhex(msg.base[PREFIX_LEN + 2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return OT_ERR;
+        got[i] = (uint8_t)(hi << 4 | lo);
+    }
+    ot_str body = ot_str_make(msg.base + OT_EVENT_SEAL_OVERHEAD, msg.len - OT_EVENT_SEAL_OVERHEAD);
+    if (mac(key, channel, body, want) < 0 || CRYPTO_memcmp(got, want, 32) != 0)
+        return OT_ERR;
+    *json = body;
+    return 0;
+}
