@@ -139,6 +139,16 @@ int ot_worker_main(const ot_config *cfg, int idx)
     w->loop = ot_loop_new(maxfd + 16);
     if (!w->loop)
         return 1;
+    w->listen_fd = -1;
+    /* First, before TLS, the database pool or any library can start a thread
+     * (the scrypt pool, curl's resolver): a thread inherits the mask it was
+     * created under, and one without SIGTERM blocked would take the signal
+     * and kill the process instead of the signalfd starting a drain. */
+    if (ot_loop_on_signal(w->loop, SIGTERM, on_term, w) < 0 || ot_loop_on_signal(w->loop, SIGINT, on_term, w) < 0 ||
+        ot_loop_on_signal(w->loop, SIGHUP, on_hup, w) < 0) {
+        ot_logf(OT_LOG_ERROR, "signal set-up failed: %s", strerror(errno));
+        return 1;
+    }
     if (cfg->tls_cert && cfg->tls_key) {
         w->tls = ot_tls_server_ctx(cfg->tls_cert, cfg->tls_key);
         if (!w->tls)
@@ -152,9 +162,6 @@ int ot_worker_main(const ot_config *cfg, int idx)
     ot_router_init(&w->router);
     if (ot_app_start(w) < 0)
         return 1;
-    ot_loop_on_signal(w->loop, SIGTERM, on_term, w);
-    ot_loop_on_signal(w->loop, SIGINT, on_term, w);
-    ot_loop_on_signal(w->loop, SIGHUP, on_hup, w);
     if (ot_loop_add_fd(w->loop, w->listen_fd, OT_READABLE | OT_EDGE, on_accept, w) < 0)
         return 1;
     ot_logf(OT_LOG_INFO, "worker listening on %s:%d (max_conns %d%s)", cfg->listen_host, cfg->listen_port, w->max_conns,

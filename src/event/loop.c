@@ -471,11 +471,18 @@ int ot_loop_queue_work(ot_loop *l, ot_work_fn *work, ot_work_done_fn *done, void
         l->threads = calloc((size_t)l->pool_size, sizeof(pthread_t));
         if (!l->threads)
             return OT_ERR;
+        /* Pool threads never take a signal: the loop thread reads them from
+         * the signalfd, and a signal handled on a pool thread would be lost
+         * to it. A new thread inherits its creator's mask. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
         for (int i = 0; i < l->pool_size; i++) {
             if (pthread_create(&l->threads[i], NULL, pool_main, l) != 0)
                 break;
             l->pool_started++;
         }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (l->pool_started == 0)
             return OT_ERR;
     }

@@ -271,3 +271,49 @@ Test(loop, timers_due_together_all_run_though_one_rearms_for_zero)
     ot_timer_stop(l, &multi_t[0]);
     ot_loop_free(l);
 }
+
+/* A signal must reach the signalfd, never a pool thread (the scrypt pool, or
+ * a library's resolver thread): pool threads run with every signal blocked,
+ * whether or not the loop watches that signal yet. */
+static int pool_blocked_term = -1;
+static void check_mask(void *data)
+{
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    pool_blocked_term = sigismember(&cur, SIGTERM) && sigismember(&cur, SIGUSR2);
+}
+static int mask_done;
+static void mask_done_cb(ot_loop *l, void *data) { mask_done = 1; }
+
+Test(loop, pool_threads_start_with_signals_blocked)
+{
+    ot_loop *l = ot_loop_new(64);
+    mask_done = 0;
+    cr_assert_eq(ot_loop_queue_work(l, check_mask, mask_done_cb, NULL), 0);
+    for (int i = 0; i < 50 && !mask_done; i++)
+        ot_loop_run_once(l, 20);
+    cr_assert_eq(pool_blocked_term, 1);
+    ot_loop_free(l);
+}
+
+/* What the worker does first (before any library can start a thread): a
+ * thread created after ot_loop_on_signal inherits SIGTERM blocked. */
+static void *thread_mask(void *arg)
+{
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    *(int *)arg = sigismember(&cur, SIGTERM);
+    return NULL;
+}
+
+Test(loop, thread_created_after_on_signal_has_it_blocked)
+{
+    ot_loop *l = ot_loop_new(64);
+    cr_assert_eq(ot_loop_on_signal(l, SIGTERM, on_sig, NULL), 0);
+    int blocked = -1;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, thread_mask, &blocked), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(blocked, 1);
+    ot_loop_free(l);
+}
