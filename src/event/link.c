@@ -45,6 +45,12 @@ void ot_link_up(ot_link *l)
         return;
     l->state = OT_LINK_UP;
     ot_timer_stop(l->loop, &l->timer);
+}
+
+void ot_link_healthy(ot_link *l)
+{
+    if (l->state != OT_LINK_UP)
+        return;
     ot_backoff_reset(&l->backoff);
     if (l->warned)
         ot_logf(OT_LOG_INFO, "%s: up again", l->name);
@@ -63,7 +69,7 @@ void ot_link_fail(ot_link *l, const char *why)
     l->failures++;
     ot_defer_cancel(l->loop, &l->fail_defer);
     l->ops->close(l);
-    if (was_up || !l->warned) {
+    if (!l->warned) {
         ot_logf(OT_LOG_WARN, "%s: %s (%s); reconnecting with backoff", l->name, was_up ? "connection lost" : "cannot connect",
                 l->why[0] ? l->why : "unknown error");
         l->warned = true;

@@ -153,7 +153,9 @@ Test(link, connect_deadline_backoff_and_reconnects)
     cr_assert_eq(f.link.state, OT_LINK_CONNECTING);
     ot_link_up(&f.link);
     cr_assert(ot_link_is_up(&f.link));
-    cr_assert_eq(ot_backoff_peek(&f.link.backoff), 10, "backoff reset once up");
+    cr_assert_neq(ot_backoff_peek(&f.link.backoff), 10, "up is not yet healthy");
+    ot_link_healthy(&f.link);
+    cr_assert_eq(ot_backoff_peek(&f.link.backoff), 10, "backoff reset once healthy");
     run_ms(l, 60);
     cr_assert_eq(f.connects, 2, "no deadline while up");
     cr_assert_eq(f.link.reconnects, 1);
@@ -174,6 +176,11 @@ Test(link, sync_failures_back_off_and_log_once_per_outage)
     cr_assert_eq(f.downs, 3);
     cr_assert_eq(f.link.state, OT_LINK_CONNECTING);
     ot_link_up(&f.link);
+    cr_assert(f.link.warned, "accepted but not yet healthy: same outage");
+    ot_link_fail(&f.link, "refused after connect (wrong password)");
+    cr_assert(f.link.warned);
+    run_ms(l, 20);
+    ot_link_up_healthy(&f.link);
     cr_assert_not(f.link.warned, "the outage is over: the next one logs again");
     ot_link_stop(&f.link);
     ot_loop_free(l);
@@ -185,7 +192,7 @@ Test(link, fail_later_defers_and_reentrant_close_is_harmless)
     fake f = { .close_reenters = true };
     ot_link_init(&f.link, l, "fake", &fake_ops, &f, 1000, 1000, 1000);
     ot_link_start(&f.link);
-    ot_link_up(&f.link);
+    ot_link_up_healthy(&f.link);
     ot_link_fail_later(&f.link, "bad reply");
     ot_link_fail_later(&f.link, "again");
     cr_assert(ot_link_is_up(&f.link), "nothing closes inside the library's callback");

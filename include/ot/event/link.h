@@ -8,9 +8,9 @@
  * - A connect deadline: CONNECTING longer than connect_timeout_ms fails the
  *   attempt ("connect timeout"). The adapter decides what counts as up (the
  *   TCP connect, or its handshake: AUTH, LISTEN, SUBSCRIBE confirmed).
- * - Backoff between attempts (ot_backoff), reset once up.
- * - One log line per outage: the loss of an UP link, or the first failed
- *   attempt of a run; retries that fail again stay quiet until it is up.
+ * - Backoff between attempts (ot_backoff), reset once healthy.
+ * - One log line per outage: the first failure since the link was last
+ *   healthy; retries that fail again stay quiet until it is healthy.
  * - ot_link_fail closes the library connection (ops->close) at once;
  *   ot_link_fail_later does it from a defer, after the batch: the one to call
  *   from inside the library's own callbacks, where freeing its context is a
@@ -59,8 +59,18 @@ void ot_link_init(ot_link *l, ot_loop *loop, const char *name, const ot_link_ops
                   uint32_t connect_timeout_ms, uint32_t backoff_min_ms, uint32_t backoff_max_ms);
 /* First attempt now (from DOWN). */
 void ot_link_start(ot_link *l);
-/* The attempt succeeded: UP, deadline stopped, backoff reset, outage over. */
+/* The attempt succeeded: UP, deadline stopped. */
 void ot_link_up(ot_link *l);
+/* The server answered as it should (a PONG, AUTH accepted, LISTEN done):
+ * backoff reset, outage over, so the next failure logs again. Separate from
+ * up because a server may accept the connection and then refuse us (wrong
+ * password): that stays one outage, one log line. ot_link_up_healthy does both. */
+void ot_link_healthy(ot_link *l);
+static inline void ot_link_up_healthy(ot_link *l)
+{
+    ot_link_up(l);
+    ot_link_healthy(l);
+}
 void ot_link_fail(ot_link *l, const char *why);
 void ot_link_fail_later(ot_link *l, const char *why);
 /* Records why without failing (e.g. the library's error text before a failure
