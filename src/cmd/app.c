@@ -62,6 +62,34 @@ static void on_stats(ot_loop *loop, ot_timer *t)
     ot_timer_start(loop, t, OT_STATS_MS);
 }
 
+ot_pg_stmt *ot_app_stmts(const ot_pg_stmt *const *groups, const size_t *counts, size_t ngroups, size_t *n)
+{
+    size_t total = 0;
+    for (size_t g = 0; g < ngroups; g++)
+        total += counts[g];
+    ot_pg_stmt *all = calloc(total ? total : 1, sizeof(*all));
+    if (!all) {
+        ot_logf(OT_LOG_ERROR, "statement table: out of memory for %zu statements", total);
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t g = 0; g < ngroups; g++) {
+        for (size_t i = 0; i < counts[g]; i++) {
+            /* Two modules preparing one name would silently run the other's SQL. */
+            for (size_t j = 0; j < k; j++) {
+                if (strcmp(all[j].name, groups[g][i].name) == 0) {
+                    ot_logf(OT_LOG_ERROR, "statement table: %s is declared twice", groups[g][i].name);
+                    free(all);
+                    return NULL;
+                }
+            }
+            all[k++] = groups[g][i];
+        }
+    }
+    *n = k;
+    return all;
+}
+
 int ot_app_start(ot_worker *w)
 {
     ot_app_routes(&w->router);
@@ -77,19 +105,20 @@ int ot_app_start(ot_worker *w)
     if (w->cfg->rate_user > 0)
         w->rl_user = ot_ratelimit_new(w->cfg->rate_user, w->cfg->rate_user_burst, OT_RL_KEYS);
     if (w->cfg->database_url) {
-        /* One statement table for the pool, gathered from the modules. */
-        static ot_pg_stmt stmts[64];
-        size_t n = 0;
+        /* One statement table for the pool, gathered from the modules and
+         * sized from what they declare. */
         const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_stmts };
         size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_nstmts };
-        for (size_t g = 0; g < OT_ARRAY_LEN(groups); g++)
-            for (size_t i = 0; i < counts[g] && n < OT_ARRAY_LEN(stmts); i++)
-                stmts[n++] = groups[g][i];
+        size_t n = 0;
+        ot_pg_stmt *stmts = ot_app_stmts(groups, counts, OT_ARRAY_LEN(groups), &n);
+        if (!stmts)
+            return OT_ERR;
         ot_pg_config pc;
         ot_pg_config_default(&pc);
         pc.conninfo = w->cfg->database_url;
         pc.pool_size = w->cfg->pg_pool;
-        w->pg = ot_pg_new(w->loop, &pc, stmts, n);
+        w->pg = ot_pg_new(w->loop, &pc, stmts, n); /* copies the table */
+        free(stmts);
         if (!w->pg) {
             ot_logf(OT_LOG_ERROR, "database pool setup failed");
             return OT_ERR;
