@@ -42,25 +42,24 @@ void ot_app_routes(ot_router *rt)
 }
 
 
-/* Pool gauges are sampled, not pushed: pg.c stays free of metrics. */
-#define OT_STATS_MS 1000
-static ot_timer stats_timer;
+/* ---- services: what the worker's registry asks of each dependency ---- */
+
 static uint64_t pg_err_seen;
 
-static void on_stats(ot_loop *loop, ot_timer *t)
+static void pg_sample(void *data)
 {
-    ot_worker *w = t->data;
-    if (w->pg) {
-        ot_pg_stats st;
-        ot_pg_get_stats(w->pg, &st);
-        ot_metrics_set(OT_G_PG_CONNS_UP, st.conns_up);
-        ot_metrics_set(OT_G_PG_QUEUE, (int64_t)st.queued);
-        if (st.queries_err > pg_err_seen)
-            ot_metrics_inc(OT_C_PG_ERRORS, st.queries_err - pg_err_seen);
-        pg_err_seen = st.queries_err;
-    }
-    ot_timer_start(loop, t, OT_STATS_MS);
+    ot_pg_stats st;
+    ot_pg_get_stats(data, &st);
+    ot_metrics_set(OT_G_PG_CONNS_UP, st.conns_up);
+    ot_metrics_set(OT_G_PG_QUEUE, (int64_t)st.queued);
+    if (st.queries_err > pg_err_seen)
+        ot_metrics_inc(OT_C_PG_ERRORS, st.queries_err - pg_err_seen);
+    pg_err_seen = st.queries_err;
 }
+
+static bool pg_ready(void *data) { return ot_pg_ready(data); }
+static void hub_drain(void *data) { ot_hub_drain(data); }
+static bool hub_drained(void *data) { return ot_hub_count(data) == 0; }
 
 ot_pg_stmt *ot_app_stmts(const ot_pg_stmt *const *groups, const size_t *counts, size_t ngroups, size_t *n)
 {
@@ -124,9 +123,14 @@ int ot_app_start(ot_worker *w)
             return OT_ERR;
         }
         app->events = ot_events_start(w, ot_hub_event, app->hub);
-        ot_timer_init(&stats_timer, on_stats, w);
-        ot_timer_start(w->loop, &stats_timer, 10);
     }
+    /* A service without `ready` shows in /readyz as "not configured". */
+    ot_services_add(&w->services, &(ot_service){ .name = "database", .data = w->pg, .ready = w->pg ? pg_ready : NULL,
+                                                 .required = true, .code = "database_unavailable",
+                                                 .message = "PostgreSQL is not reachable",
+                                                 .sample = w->pg ? pg_sample : NULL });
+    ot_services_add(&w->services, &(ot_service){ .name = "websockets", .data = app->hub, .drain = hub_drain,
+                                                 .drained = hub_drained });
     return 0;
 }
 
@@ -139,7 +143,6 @@ void ot_app_stop(ot_worker *w)
     ot_app *app = w->app;
     if (!app)
         return;
-    ot_timer_stop(w->loop, &stats_timer);
     ot_events_free(app->events);
     ot_hub_free(app->hub);
     if (w->pg)

@@ -82,7 +82,7 @@ static void on_accept(ot_loop *loop, int fd, unsigned ev, void *data)
 
 static void maybe_finish_drain(ot_worker *w)
 {
-    if (w->draining && w->nconns == 0 && ot_app_drained(w))
+    if (w->draining && w->nconns == 0 && ot_services_drained(&w->services))
         ot_loop_stop(w->loop);
 }
 
@@ -110,8 +110,17 @@ static void on_term(ot_loop *loop, int signo, void *data)
     ot_timer_init(&w->drain_timer, on_drain_timeout, w);
     ot_timer_start(loop, &w->drain_timer, w->cfg->shutdown_timeout_ms);
     ot_http_drain(w);
-    ot_app_drain(w);
+    ot_services_drain(&w->services);
     maybe_finish_drain(w);
+}
+
+/* Gauges are sampled, not pushed: adapters stay free of metrics. */
+#define OT_SAMPLE_MS 1000
+static void on_sample(ot_loop *loop, ot_timer *t)
+{
+    ot_worker *w = t->data;
+    ot_services_sample(&w->services);
+    ot_timer_start(loop, t, OT_SAMPLE_MS);
 }
 
 static void on_hup(ot_loop *loop, int signo, void *data)
@@ -162,11 +171,14 @@ int ot_worker_main(const ot_config *cfg, int idx)
     ot_router_init(&w->router);
     if (ot_app_start(w) < 0)
         return 1;
+    ot_timer_init(&w->sample_timer, on_sample, w);
+    ot_timer_start(w->loop, &w->sample_timer, 10);
     if (ot_loop_add_fd(w->loop, w->listen_fd, OT_READABLE | OT_EDGE, on_accept, w) < 0)
         return 1;
     ot_logf(OT_LOG_INFO, "worker listening on %s:%d (max_conns %d%s)", cfg->listen_host, cfg->listen_port, w->max_conns,
             w->tls ? ", TLS" : "");
     ot_loop_run(w->loop);
+    ot_timer_stop(w->loop, &w->sample_timer);
     ot_app_stop(w);
     ot_logf(OT_LOG_INFO, "worker exiting");
     return 0;
