@@ -14,7 +14,7 @@ Test(app_stmts, table_is_sized_from_the_modules_and_keeps_every_statement)
 {
     enum { G = 3, PER = 40 };
     static ot_pg_stmt tabs[G][PER];
-    static char names[G][PER][16];
+    static char names[G][PER][32];
     const ot_pg_stmt *groups[G];
     size_t counts[G];
     for (int g = 0; g < G; g++) {
