@@ -1,83 +1,15 @@
-/* hiredis 0.14.1 async on ot_loop: a publish link and a subscribe link, each
- * reconnecting by itself.
- *
- * The connection policy (DOWN/CONNECTING/UP, connect deadline, backoff, one
- * log line per outage) is ot_link's; the fd interest is ot_watch's. What is
- * left is hiredis glue and the pub/sub protocol.
- *
- * Reentrancy rules this file keeps (hiredis async.c):
- * - onConnect/onDisconnect run without REDIS_IN_CALLBACK, and right after them
- *   hiredis frees the context itself; freeing it from inside any hiredis
- *   callback is a double free. So a link that must be dropped from inside a
- *   callback is dropped with ot_link_fail_later; in onConnect/onDisconnect the
- *   context pointer is forgotten first, so the link's close has nothing to free.
- * - redisAsyncFree runs every pending reply callback with a NULL reply, then
- *   ev.cleanup, then onDisconnect (only if the link was connected). All of
- *   them may therefore run inside our own teardown: link_gone is then a no-op.
- * - A reconnect never happens synchronously (always via the link timer), so a
- *   context pointer seen before a hiredis call can be compared after it to
- *   learn whether the call freed it. */
-#include "ot/adapters/redis.h"
+/* Redis pub/sub over two hiredis links (redis_link.c): the session each link
+ * runs once connected (AUTH, SELECT, CLIENT SETNAME, SUBSCRIBE, the probe),
+ * the replies, publishing and the public API. The connection policy is
+ * ot_link's (include/ot/event/link.h). */
+#include "ot/adapters/redis_link.h"
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "ot/core/log.h"
-#include "ot/event/link.h"
-#include "ot/event/watch.h"
-
-#define OT_REDIS_MAX_CHANNELS 1024
-#define OT_REDIS_MAX_CHANNEL_LEN 1024
-#define OT_REDIS_NAME_MAX 64
-
-typedef struct {
-    ot_redis *r;
-    const char *role; /* "pub" / "sub", for CLIENT SETNAME */
-    bool is_sub;
-    ot_link link;     /* UP once TCP is connected; healthy once Redis answered */
-    char link_name[16];
-    redisAsyncContext *ac;
-    ot_watch watch;
-    unsigned want;    /* OT_READABLE|OT_WRITABLE as last asked by hiredis */
-    ot_timer probe;   /* while UP: a probe every ping_interval_ms */
-    bool lib_failed;  /* this failure was reported by hiredis, not decided by us */
-    bool awaiting;           /* probe (or initial subscription) not yet answered */
-    bool subscribed;         /* sub link: every SUBSCRIBE/PSUBSCRIBE confirmed */
-    size_t pending_confirms; /* sub link: confirmations still missing after connect */
-    bool healthy; /* answered since this connect: logs "up" once per connection */
-} ot_redis_link;
-
-struct ot_redis {
-    ot_loop *loop;
-    ot_redis_config cfg;
-    ot_redis_addr addr;
-    char name[OT_REDIS_NAME_MAX + 1];
-
-    /* argv for the SUBSCRIBE / PSUBSCRIBE sent on every (re)connect, built
-     * once; argv[0] is the command. */
-    const char **sub_argv, **psub_argv;
-    size_t *sub_lens, *psub_lens;
-    int sub_argc, psub_argc;
-    char *names; /* backing store of the channel copies */
-    char hb[64]; /* private heartbeat channel of the sub link */
-
-    ot_redis_msg_cb *msg_cb;
-    ot_redis_state_cb *state_cb;
-    void *data;
-
-    ot_redis_link pub, sub;
-    size_t outstanding, outstanding_bytes;
-    ot_redis_stats stats;
-    uint64_t hb_id;
-    char last_error[224]; /* "role: " + ot_link.why */
-
-    int cb_depth; /* >0 while a user callback runs: ot_redis_free must defer */
-    bool closing;
-    ot_defer free_defer;
-};
 
 /* privdata tags for sub-link replies; only their addresses matter. */
 static char tag_channels, tag_hb;
@@ -99,11 +31,6 @@ void ot_redis_config_default(ot_redis_config *c)
 
 /* ---- small helpers ---- */
 
-static void set_error(ot_redis *r, const char *role, const char *msg)
-{
-    snprintf(r->last_error, sizeof(r->last_error), "%s: %s", role, msg && *msg ? msg : "unknown error");
-}
-
 static void notify_state(ot_redis *r, bool up)
 {
     if (r->closing || !r->state_cb)
@@ -111,74 +38,6 @@ static void notify_state(ot_redis *r, bool up)
     r->cb_depth++;
     r->state_cb(r->data, up);
     r->cb_depth--;
-}
-
-/* Safe from anywhere, including hiredis callbacks. */
-static void link_fail(ot_redis_link *l, const char *why)
-{
-    if (l->link.state == OT_LINK_DOWN)
-        return;
-    set_error(l->r, l->role, why);
-    ot_link_fail_later(&l->link, l->r->last_error);
-}
-
-/* hiredis reported the end (onConnect failure, onDisconnect): it frees the
- * context itself when we return, so forget it before failing the link. */
-static void link_gone(ot_redis_link *l, const char *why)
-{
-    if (why)
-        set_error(l->r, l->role, why);
-    l->ac = NULL;
-    if (l->link.state == OT_LINK_DOWN || l->r->closing)
-        return; /* inside our own link_close or release */
-    l->lib_failed = true;
-    ot_link_fail(&l->link, l->r->last_error);
-}
-
-/* ---- hiredis event hooks (the adapter proper) ---- */
-
-static void on_fd(ot_loop *loop, int fd, unsigned ev, void *data)
-{
-    ot_redis_link *l = data;
-    redisAsyncContext *ac = l->ac;
-    if (!ac)
-        return;
-    if (!(ac->c.flags & REDIS_CONNECTED)) {
-        /* Writability (or an error) completes a non-blocking connect(2);
-         * hiredis checks SO_ERROR there. */
-        redisAsyncHandleWrite(ac);
-        return;
-    }
-    /* Level-triggered: redisAsyncHandleRead does one read(2) per call, so
-     * unread bytes must wake us again. A hangup is read to learn EOF. */
-    if (ev & (OT_READABLE | OT_HANGUP)) {
-        redisAsyncHandleRead(ac);
-        if (l->ac != ac)
-            return; /* freed on EOF or error */
-    }
-    if ((ev & OT_WRITABLE) && (l->want & OT_WRITABLE))
-        redisAsyncHandleWrite(ac);
-}
-
-static void ev_update(ot_redis_link *l, unsigned want)
-{
-    l->want = want;
-    if (l->ac && ot_watch_set(&l->watch, l->ac->c.fd, want) < 0)
-        link_fail(l, "cannot register fd with the loop");
-}
-
-static void ev_add_read(void *p) { ev_update(p, ((ot_redis_link *)p)->want | OT_READABLE); }
-static void ev_del_read(void *p) { ev_update(p, ((ot_redis_link *)p)->want & ~(unsigned)OT_READABLE); }
-static void ev_add_write(void *p) { ev_update(p, ((ot_redis_link *)p)->want | OT_WRITABLE); }
-static void ev_del_write(void *p) { ev_update(p, ((ot_redis_link *)p)->want & ~(unsigned)OT_WRITABLE); }
-
-/* Called before hiredis close(2)s the fd: unregister first so the number can
- * be reused safely. */
-static void ev_cleanup(void *p)
-{
-    ot_redis_link *l = p;
-    ot_watch_remove(&l->watch);
-    l->want = 0;
 }
 
 /* ---- replies ---- */
@@ -193,7 +52,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (!rep)
         return;
     if (reply_is_error(rep))
-        link_fail(ac->data, rep->str);
+        ot_redis_link_fail(ac->data, rep->str);
 }
 
 static void on_auth_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -203,7 +62,7 @@ static void on_auth_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (!rep)
         return;
     if (reply_is_error(rep))
-        link_fail(l, rep->str);
+        ot_redis_link_fail(l, rep->str);
     else
         ot_link_up(&l->link);
 }
@@ -215,7 +74,7 @@ static void on_pong(redisAsyncContext *ac, void *reply, void *priv)
     if (!rep)
         return;
     if (reply_is_error(rep)) {
-        link_fail(l, rep->str);
+        ot_redis_link_fail(l, rep->str);
         return;
     }
     l->awaiting = false;
@@ -300,20 +159,31 @@ static void send_probe(ot_redis_link *l)
         rc = redisAsyncCommand(l->ac, on_pong, NULL, "PING");
     l->awaiting = true;
     if (rc != REDIS_OK)
-        link_fail(l, "cannot queue probe");
+        ot_redis_link_fail(l, "cannot queue probe");
 }
 
-static void on_connect(const redisAsyncContext *cac, int status)
+static void on_probe_timer(ot_loop *loop, ot_timer *t)
 {
-    redisAsyncContext *ac = (redisAsyncContext *)cac; /* hiredis hands us its own context */
-    ot_redis_link *l = ac->data;
+    ot_redis_link *l = t->data;
     ot_redis *r = l->r;
-    if (status != REDIS_OK) {
-        link_gone(l, ac->errstr);
+    if (r->closing || l->link.state == OT_LINK_DOWN || !l->ac)
+        return; /* CONNECTING here means AUTH pending: the probe still counts */
+    if (l->awaiting) {
+        /* No reply within a whole interval: the peer or the path is gone
+         * even if TCP has not noticed (no RST through a dead NAT). */
+        ot_redis_set_error(r, l->role, l->subscribed || !l->is_sub ? "probe timeout" : "subscribe timeout");
+        ot_link_fail(&l->link, r->last_error);
         return;
     }
-    if (r->closing)
-        return;
+    send_probe(l);
+    ot_timer_start(loop, &l->probe, r->cfg.ping_interval_ms);
+}
+
+/* The connection is open: queue AUTH, SELECT, CLIENT SETNAME, the
+ * subscriptions and the first probe. */
+void ot_redis_session_start(ot_redis_link *l, redisAsyncContext *ac)
+{
+    ot_redis *r = l->r;
     /* Pipelined: hiredis delivers replies to regular commands before any
      * pub/sub reply, so the SUBSCRIBE below can follow without waiting. */
     bool ok = true;
@@ -342,97 +212,20 @@ static void on_connect(const redisAsyncContext *cac, int status)
                                         r->psub_lens) == REDIS_OK;
     }
     if (!ok) {
-        link_fail(l, "cannot queue setup commands");
+        ot_redis_link_fail(l, "cannot queue setup commands");
         return;
     }
     send_probe(l); /* for sub, the heartbeat SUBSCRIBE is the last confirmation awaited */
     ot_timer_start(r->loop, &l->probe, r->cfg.ping_interval_ms);
 }
 
-static void on_disconnect(const redisAsyncContext *cac, int status)
+/* The link is down: what the session held is gone. */
+void ot_redis_session_lost(ot_redis_link *l)
 {
-    ot_redis_link *l = cac->data;
-    link_gone(l, status != REDIS_OK ? cac->errstr : "connection closed");
-}
-
-/* ot_link ops: the library side of the link's life cycle. */
-static int link_connect(ot_link *lk)
-{
-    ot_redis_link *l = lk->data;
-    ot_redis *r = l->r;
-    l->awaiting = l->subscribed = l->healthy = l->lib_failed = false;
-    l->want = 0;
-    redisAsyncContext *ac =
-        r->addr.is_unix ? redisAsyncConnectUnix(r->addr.host) : redisAsyncConnect(r->addr.host, r->addr.port);
-    if (!ac || ac->err) {
-        /* connect(2) can fail at once (ECONNREFUSED on loopback) */
-        set_error(r, l->role, ac ? ac->errstr : "out of memory");
-        ot_link_set_error(lk, r->last_error);
-        if (ac)
-            redisAsyncFree(ac); /* no hooks attached yet: plain free */
-        l->lib_failed = true;
-        return OT_ERR;
-    }
-    l->ac = ac;
-    ac->data = l;
-    ac->ev.data = l;
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
-    ac->ev.cleanup = ev_cleanup;
-    if (!r->addr.is_unix)
-        redisEnableKeepAlive(&ac->c); /* best effort: the probe is the real detector */
-    /* Hooks first: setting the connect callback asks for the first write event. */
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    return 0;
-}
-
-/* Never from inside a hiredis callback (ot_link_fail_later sees to it). */
-static void link_close(ot_link *lk)
-{
-    ot_redis_link *l = lk->data;
-    redisAsyncContext *ac = l->ac;
-    l->ac = NULL;
-    ot_timer_stop(l->r->loop, &l->probe);
-    if (ac)
-        redisAsyncFree(ac); /* pending replies run with NULL, then on_disconnect: link_gone finds us DOWN */
-    ot_watch_remove(&l->watch);
-}
-
-static void link_down(ot_link *lk, bool was_up)
-{
-    ot_redis_link *l = lk->data;
-    ot_redis *r = l->r;
     bool was_subscribed = l->subscribed;
-    if (!l->lib_failed)
-        r->stats.link_drops++; /* we declared it dead: timeout, missed probe, error reply */
-    l->lib_failed = false;
     l->subscribed = l->awaiting = l->healthy = false;
-    if (strcmp(lk->why, r->last_error) != 0) /* decided by ot_link itself: the connect deadline */
-        set_error(r, l->role, lk->why);
     if (was_subscribed)
-        notify_state(r, false);
-}
-
-static const ot_link_ops redis_link_ops = { link_connect, link_close, link_down };
-
-static void on_probe_timer(ot_loop *loop, ot_timer *t)
-{
-    ot_redis_link *l = t->data;
-    ot_redis *r = l->r;
-    if (r->closing || l->link.state == OT_LINK_DOWN || !l->ac)
-        return; /* CONNECTING here means AUTH pending: the probe still counts */
-    if (l->awaiting) {
-        /* No reply within a whole interval: the peer or the path is gone
-         * even if TCP has not noticed (no RST through a dead NAT). */
-        set_error(r, l->role, l->subscribed || !l->is_sub ? "probe timeout" : "subscribe timeout");
-        ot_link_fail(&l->link, r->last_error);
-        return;
-    }
-    send_probe(l);
-    ot_timer_start(loop, &l->probe, r->cfg.ping_interval_ms);
+        notify_state(l->r, false);
 }
 
 /* ---- public API ---- */
@@ -443,9 +236,9 @@ static void link_init(ot_redis *r, ot_redis_link *l, const char *role, bool is_s
     l->role = role;
     l->is_sub = is_sub;
     snprintf(l->link_name, sizeof(l->link_name), "redis %s", role);
-    ot_link_init(&l->link, r->loop, l->link_name, &redis_link_ops, l, r->cfg.connect_timeout_ms, r->cfg.backoff_min_ms,
+    ot_link_init(&l->link, r->loop, l->link_name, &ot_redis_link_ops, l, r->cfg.connect_timeout_ms, r->cfg.backoff_min_ms,
                  r->cfg.backoff_max_ms);
-    ot_watch_init(&l->watch, r->loop, on_fd, l);
+    ot_watch_init(&l->watch, r->loop, ot_redis_on_fd, l);
     ot_timer_init(&l->probe, on_probe_timer, l);
 }
 
