@@ -1,24 +1,9 @@
-/* hiredis 0.14.1 async on ot_loop: a publish link and a subscribe link, each
- * reconnecting by itself.
- *
- * Reentrancy rules this file keeps (hiredis async.c):
- * - onConnect/onDisconnect run without REDIS_IN_CALLBACK, and right after them
- *   hiredis frees the context itself; freeing it from inside any hiredis
- *   callback is a double free. So a link that must be dropped from inside a
- *   callback is dropped later through `drop` (an ot_defer); only timers, the
- *   defer and ot_redis_free call redisAsyncFree directly.
- * - redisAsyncFree runs every pending reply callback with a NULL reply, then
- *   ev.cleanup, then onDisconnect (only if the link was connected). All of
- *   them may therefore run inside our own teardown: link_lost is idempotent.
- * - A reconnect never happens synchronously (always via the link timer), so a
- *   context pointer seen before a hiredis call can be compared after it to
- *   learn whether the call freed it. */
-#include "ot/adapters/redis.h"
+/* Redis pub/sub over two hiredis links (redis_link.c): the session each link
+ * runs once connected (AUTH, SELECT, CLIENT SETNAME, SUBSCRIBE, the probe),
+ * the replies, publishing and the public API. The connection policy is
+ * ot_link's (include/ot/event/link.h). */
+#include "ot/adapters/redis_link.h"
 
-#include "ot/codec/http_parser.h"
-
-#include <errno.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,68 +11,9 @@
 
 #include "ot/core/log.h"
 
-#define OT_REDIS_MAX_CHANNELS 1024
-#define OT_REDIS_MAX_CHANNEL_LEN 1024
-#define OT_REDIS_NAME_MAX 64
-
-typedef enum { LINK_DOWN, LINK_CONNECTING, LINK_UP } link_state;
-
-typedef struct {
-    ot_redis *r;
-    const char *role; /* "pub" / "sub", for logs and CLIENT SETNAME */
-    bool is_sub;
-    link_state state;
-    redisAsyncContext *ac;
-    int fd;
-    unsigned want; /* OT_READABLE|OT_WRITABLE as last asked by hiredis */
-    bool registered;
-    /* One timer per link because its uses never overlap: the backoff while
-     * DOWN, the connect deadline while CONNECTING, the probe tick while UP. */
-    ot_timer timer;
-    ot_defer drop;
-    bool awaiting;           /* probe (or initial subscription) not yet answered */
-    bool subscribed;         /* sub link: every SUBSCRIBE/PSUBSCRIBE confirmed */
-    size_t pending_confirms; /* sub link: confirmations still missing after connect */
-    uint32_t backoff_ms;
-    bool attempted;
-    bool warned;  /* this outage was logged; reset once healthy (one line per outage) */
-    bool healthy; /* answered since this connect: logs "up" once per connection */
-} ot_redis_link;
-
-struct ot_redis {
-    ot_loop *loop;
-    ot_redis_config cfg;
-    ot_redis_addr addr;
-    char name[OT_REDIS_NAME_MAX + 1];
-
-    /* argv for the SUBSCRIBE / PSUBSCRIBE sent on every (re)connect, built
-     * once; argv[0] is the command. */
-    const char **sub_argv, **psub_argv;
-    size_t *sub_lens, *psub_lens;
-    int sub_argc, psub_argc;
-    char *names; /* backing store of the channel copies */
-    char hb[64]; /* private heartbeat channel of the sub link */
-
-    ot_redis_msg_cb *msg_cb;
-    ot_redis_state_cb *state_cb;
-    void *data;
-
-    ot_redis_link pub, sub;
-    size_t outstanding, outstanding_bytes;
-    ot_redis_stats stats;
-    uint64_t rng;
-    char last_error[128];
-
-    int cb_depth; /* >0 while a user callback runs: ot_redis_free must defer */
-    bool closing;
-    ot_defer free_defer;
-};
-
 /* privdata tags for sub-link replies; only their addresses matter. */
 static char tag_channels, tag_hb;
 
-static void link_connect(ot_redis_link *l);
-static void link_lost(ot_redis_link *l);
 
 void ot_redis_config_default(ot_redis_config *c)
 {
@@ -103,149 +29,7 @@ void ot_redis_config_default(ot_redis_config *c)
     };
 }
 
-/* ---- URL parsing ---- */
-
-static int parse_uint(const char *p, size_t n, unsigned long max, unsigned long *out)
-{
-    unsigned long v = 0;
-    if (n == 0 || n > 10)
-        return OT_ERR;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return OT_ERR;
-        v = v * 10 + (unsigned long)(p[i] - '0');
-    }
-    if (v > max)
-        return OT_ERR;
-    *out = v;
-    return OT_OK;
-}
-
-/* Userinfo may be percent-encoded (RFC 3986 §3.2.1); the project's URL
- * decoder refuses %00, which hiredis's %s argument would cut at. */
-static int copy_pct(char *dst, size_t cap, const char *p, size_t n)
-{
-    size_t o = 0;
-    if (cap == 0 || ot_url_decode_path(ot_str_make(p, n), dst, cap - 1, &o) < 0)
-        return OT_ERR;
-    dst[o] = '\0';
-    return OT_OK;
-}
-
-static int copy_plain(char *dst, size_t cap, const char *p, size_t n)
-{
-    if (n + 1 > cap)
-        return OT_ERR;
-    memcpy(dst, p, n);
-    dst[n] = '\0';
-    return OT_OK;
-}
-
-int ot_redis_parse_url(const char *url, ot_redis_addr *a)
-{
-    memset(a, 0, sizeof(*a));
-    a->port = 6379;
-    a->db = -1;
-    if (!url || !*url)
-        return copy_plain(a->host, sizeof(a->host), "127.0.0.1", 9);
-    size_t n = strlen(url); /* configuration, not network input */
-    const char *p = url, *end = url + n;
-    unsigned long v;
-
-    if (n >= 5 && memcmp(p, "unix:", 5) == 0) {
-        p += 5;
-        if (end - p >= 3 && memcmp(p, "///", 3) == 0)
-            p += 2; /* unix:///path (empty authority) and unix:/path alike */
-        const char *q = memchr(p, '?', (size_t)(end - p));
-        const char *pend = q ? q : end;
-        if (pend == p || *p != '/' || copy_plain(a->host, sizeof(a->host), p, (size_t)(pend - p)) < 0)
-            return OT_ERR;
-        a->is_unix = true;
-        a->port = 0;
-        if (q) {
-            if (end - q < 5 || memcmp(q, "?db=", 4) != 0 || parse_uint(q + 4, (size_t)(end - q - 4), 65535, &v) < 0)
-                return OT_ERR;
-            a->db = (int)v;
-        }
-        return OT_OK;
-    }
-    if (n >= 8 && memcmp(p, "redis://", 8) == 0)
-        p += 8;
-    else if (memchr(p, ':', n) && strstr(p, "://"))
-        return OT_ERR; /* another scheme (rediss:// needs TLS, which hiredis 0.14 lacks) */
-
-    const char *slash = memchr(p, '/', (size_t)(end - p));
-    const char *auth_end = slash ? slash : end;
-    const char *at = NULL;
-    for (const char *s = p; s < auth_end; s++)
-        if (*s == '@')
-            at = s;
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon) {
-            if (copy_pct(a->user, sizeof(a->user), p, (size_t)(colon - p)) < 0 ||
-                copy_pct(a->password, sizeof(a->password), colon + 1, (size_t)(at - colon - 1)) < 0)
-                return OT_ERR;
-        } else if (copy_pct(a->password, sizeof(a->password), p, (size_t)(at - p)) < 0) {
-            return OT_ERR; /* redis://password@host, as redis-cli reads it */
-        }
-        p = at + 1;
-    }
-
-    const char *hend = auth_end, *port = NULL;
-    if (p < hend && *p == '[') { /* IPv6 literal, RFC 3986 §3.2.2 */
-        const char *rb = memchr(p, ']', (size_t)(hend - p));
-        if (!rb)
-            return OT_ERR;
-        if (copy_plain(a->host, sizeof(a->host), p + 1, (size_t)(rb - p - 1)) < 0)
-            return OT_ERR;
-        if (rb + 1 < hend) {
-            if (rb[1] != ':')
-                return OT_ERR;
-            port = rb + 2;
-        }
-    } else {
-        const char *colon = memchr(p, ':', (size_t)(hend - p));
-        if (copy_plain(a->host, sizeof(a->host), p, (size_t)((colon ? colon : hend) - p)) < 0)
-            return OT_ERR;
-        if (colon)
-            port = colon + 1;
-    }
-    if (!a->host[0])
-        return OT_ERR;
-    for (const char *s = a->host; *s; s++)
-        if (*s == '?' || *s == '#' || *s == ' ' || *s == '@')
-            return OT_ERR;
-    if (port) {
-        if (parse_uint(port, (size_t)(hend - port), 65535, &v) < 0 || v == 0)
-            return OT_ERR;
-        a->port = (int)v;
-    }
-    if (slash && slash + 1 < end) {
-        if (parse_uint(slash + 1, (size_t)(end - slash - 1), 65535, &v) < 0)
-            return OT_ERR;
-        a->db = (int)v;
-    }
-    return OT_OK;
-}
-
 /* ---- small helpers ---- */
-
-static void set_error(ot_redis *r, const char *role, const char *msg)
-{
-    snprintf(r->last_error, sizeof(r->last_error), "%s: %s", role, msg && *msg ? msg : "unknown error");
-}
-
-static uint32_t rng_next(ot_redis *r)
-{
-    /* xorshift64: jitter only needs to de-synchronise workers, not be secret */
-    uint64_t x = r->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    r->rng = x;
-    return (uint32_t)(x >> 32);
-}
 
 static void notify_state(ot_redis *r, bool up)
 {
@@ -254,133 +38,6 @@ static void notify_state(ot_redis *r, bool up)
     r->cb_depth++;
     r->state_cb(r->data, up);
     r->cb_depth--;
-}
-
-static void schedule_retry(ot_redis_link *l)
-{
-    ot_redis *r = l->r;
-    /* "Equal jitter": half the backoff fixed, half random, so workers that lost
-     * Redis together do not all come back in the same millisecond. */
-    uint32_t half = l->backoff_ms / 2;
-    uint32_t delay = half + (half ? rng_next(r) % (half + 1) : 0);
-    if (delay == 0)
-        delay = 1;
-    uint64_t next = (uint64_t)l->backoff_ms * 2;
-    l->backoff_ms = next > r->cfg.backoff_max_ms ? r->cfg.backoff_max_ms : (uint32_t)next;
-    ot_timer_start(r->loop, &l->timer, delay);
-}
-
-/* The link went away (hiredis freed the context, or we did). Idempotent. */
-static void link_lost(ot_redis_link *l)
-{
-    ot_redis *r = l->r;
-    if (l->state == LINK_DOWN)
-        return;
-    bool was_up = l->state == LINK_UP, was_subscribed = l->subscribed;
-    l->state = LINK_DOWN;
-    l->ac = NULL;
-    l->subscribed = false;
-    l->awaiting = false;
-    l->healthy = false;
-    ot_timer_stop(r->loop, &l->timer);
-    ot_defer_cancel(r->loop, &l->drop);
-    if (r->closing)
-        return;
-    if (!l->warned) {
-        ot_logf(OT_LOG_WARN, "redis %s link %s (%s); reconnecting with backoff", l->role,
-                was_up ? "lost" : "cannot connect", r->last_error);
-        l->warned = true;
-    }
-    schedule_retry(l);
-    if (was_subscribed)
-        notify_state(r, false);
-}
-
-/* Frees the current context now. Never from inside a hiredis callback. */
-static void link_kill(ot_redis_link *l, const char *why)
-{
-    ot_redis *r = l->r;
-    redisAsyncContext *ac = l->ac;
-    if (why)
-        set_error(r, l->role, why);
-    if (ac)
-        redisAsyncFree(ac); /* may run on_disconnect -> link_lost */
-    link_lost(l);
-}
-
-static void on_drop(ot_loop *loop, ot_defer *d)
-{
-    ot_redis_link *l = d->data;
-    l->r->stats.link_drops++;
-    link_kill(l, NULL);
-}
-
-/* Safe from anywhere, including hiredis callbacks. */
-static void link_fail(ot_redis_link *l, const char *why)
-{
-    if (l->state == LINK_DOWN)
-        return;
-    set_error(l->r, l->role, why);
-    ot_defer_queue(l->r->loop, &l->drop);
-}
-
-/* ---- hiredis event hooks (the adapter proper) ---- */
-
-static void on_fd(ot_loop *loop, int fd, unsigned ev, void *data)
-{
-    ot_redis_link *l = data;
-    redisAsyncContext *ac = l->ac;
-    if (!ac)
-        return;
-    if (!(ac->c.flags & REDIS_CONNECTED)) {
-        /* Writability (or an error) completes a non-blocking connect(2);
-         * hiredis checks SO_ERROR there. */
-        redisAsyncHandleWrite(ac);
-        return;
-    }
-    /* Level-triggered: redisAsyncHandleRead does one read(2) per call, so
-     * unread bytes must wake us again. A hangup is read to learn EOF. */
-    if (ev & (OT_READABLE | OT_HANGUP)) {
-        redisAsyncHandleRead(ac);
-        if (l->ac != ac)
-            return; /* freed on EOF or error */
-    }
-    if ((ev & OT_WRITABLE) && (l->want & OT_WRITABLE))
-        redisAsyncHandleWrite(ac);
-}
-
-static void ev_update(ot_redis_link *l, unsigned want)
-{
-    ot_loop *loop = l->r->loop;
-    if (l->registered && want == l->want)
-        return;
-    l->want = want;
-    int rc;
-    if (!l->registered) {
-        rc = ot_loop_add_fd(loop, l->fd, want, on_fd, l);
-        l->registered = rc == 0;
-    } else {
-        rc = ot_loop_mod_fd(loop, l->fd, want);
-    }
-    if (rc < 0)
-        link_fail(l, "cannot register fd with the loop");
-}
-
-static void ev_add_read(void *p) { ev_update(p, ((ot_redis_link *)p)->want | OT_READABLE); }
-static void ev_del_read(void *p) { ev_update(p, ((ot_redis_link *)p)->want & ~(unsigned)OT_READABLE); }
-static void ev_add_write(void *p) { ev_update(p, ((ot_redis_link *)p)->want | OT_WRITABLE); }
-static void ev_del_write(void *p) { ev_update(p, ((ot_redis_link *)p)->want & ~(unsigned)OT_WRITABLE); }
-
-static void ev_cleanup(void *p)
-{
-    ot_redis_link *l = p;
-    /* Called before hiredis close(2)s the fd: unregister first so the number
-     * can be reused safely. */
-    if (l->registered)
-        ot_loop_del_fd(l->r->loop, l->fd);
-    l->registered = false;
-    l->want = 0;
-    l->fd = -1;
 }
 
 /* ---- replies ---- */
@@ -395,7 +52,19 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (!rep)
         return;
     if (reply_is_error(rep))
-        link_fail(ac->data, rep->str);
+        ot_redis_link_fail(ac->data, rep->str);
+}
+
+static void on_auth_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    redisReply *rep = reply;
+    ot_redis_link *l = ac->data;
+    if (!rep)
+        return;
+    if (reply_is_error(rep))
+        ot_redis_link_fail(l, rep->str);
+    else
+        ot_link_up(&l->link);
 }
 
 static void on_pong(redisAsyncContext *ac, void *reply, void *priv)
@@ -405,15 +74,14 @@ static void on_pong(redisAsyncContext *ac, void *reply, void *priv)
     if (!rep)
         return;
     if (reply_is_error(rep)) {
-        link_fail(l, rep->str);
+        ot_redis_link_fail(l, rep->str);
         return;
     }
     l->awaiting = false;
     if (!l->healthy)
         ot_logf(OT_LOG_INFO, "redis pub link up");
     l->healthy = true;
-    l->backoff_ms = l->r->cfg.backoff_min_ms; /* healthy: next outage starts small again */
-    l->warned = false;
+    ot_link_healthy(&l->link); /* next outage starts small again and logs */
 }
 
 static void on_publish(redisAsyncContext *ac, void *reply, void *priv)
@@ -460,8 +128,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
             if (l->pending_confirms > 0 && --l->pending_confirms == 0) {
                 l->subscribed = true;
                 l->awaiting = false;
-                l->backoff_ms = r->cfg.backoff_min_ms;
-                l->warned = false;
+                ot_link_healthy(&l->link);
                 ot_logf(OT_LOG_INFO, "redis sub link subscribed");
                 notify_state(r, true);
             }
@@ -492,31 +159,44 @@ static void send_probe(ot_redis_link *l)
         rc = redisAsyncCommand(l->ac, on_pong, NULL, "PING");
     l->awaiting = true;
     if (rc != REDIS_OK)
-        link_fail(l, "cannot queue probe");
+        ot_redis_link_fail(l, "cannot queue probe");
 }
 
-static void on_connect(const redisAsyncContext *cac, int status)
+static void on_probe_timer(ot_loop *loop, ot_timer *t)
 {
-    redisAsyncContext *ac = (redisAsyncContext *)cac; /* hiredis hands us its own context */
-    ot_redis_link *l = ac->data;
+    ot_redis_link *l = t->data;
     ot_redis *r = l->r;
-    if (status != REDIS_OK) {
-        set_error(r, l->role, ac->errstr);
-        link_lost(l); /* hiredis frees the context when we return */
+    if (r->closing || l->link.state == OT_LINK_DOWN || !l->ac)
+        return; /* CONNECTING here means AUTH pending: the probe still counts */
+    if (l->awaiting) {
+        /* No reply within a whole interval: the peer or the path is gone
+         * even if TCP has not noticed (no RST through a dead NAT). */
+        ot_redis_set_error(r, l->role, l->subscribed || !l->is_sub ? "probe timeout" : "subscribe timeout");
+        ot_link_fail(&l->link, r->last_error);
         return;
     }
-    ot_timer_stop(r->loop, &l->timer);
-    l->state = LINK_UP;
-    if (r->closing)
-        return;
+    send_probe(l);
+    ot_timer_start(loop, &l->probe, r->cfg.ping_interval_ms);
+}
+
+/* The connection is open: queue AUTH, SELECT, CLIENT SETNAME, the
+ * subscriptions and the first probe. */
+void ot_redis_session_start(ot_redis_link *l, redisAsyncContext *ac)
+{
+    ot_redis *r = l->r;
     /* Pipelined: hiredis delivers replies to regular commands before any
      * pub/sub reply, so the SUBSCRIBE below can follow without waiting. */
     bool ok = true;
     const ot_redis_addr *a = &r->addr;
+    /* With credentials the link is up only once AUTH is accepted (within the
+     * connect deadline): nothing is published or counted as subscribed on a
+     * connection Redis refuses, and a wrong password stays one outage. */
     if (a->password[0] && a->user[0])
-        ok &= redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s %s", a->user, a->password) == REDIS_OK;
+        ok &= redisAsyncCommand(ac, on_auth_reply, NULL, "AUTH %s %s", a->user, a->password) == REDIS_OK;
     else if (a->password[0])
-        ok &= redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s", a->password) == REDIS_OK;
+        ok &= redisAsyncCommand(ac, on_auth_reply, NULL, "AUTH %s", a->password) == REDIS_OK;
+    else
+        ot_link_up(&l->link);
     if (a->db >= 0)
         ok &= redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %d", a->db) == REDIS_OK;
     if (r->name[0])
@@ -532,86 +212,20 @@ static void on_connect(const redisAsyncContext *cac, int status)
                                         r->psub_lens) == REDIS_OK;
     }
     if (!ok) {
-        link_fail(l, "cannot queue setup commands");
+        ot_redis_link_fail(l, "cannot queue setup commands");
         return;
     }
     send_probe(l); /* for sub, the heartbeat SUBSCRIBE is the last confirmation awaited */
-    ot_timer_start(r->loop, &l->timer, r->cfg.ping_interval_ms);
+    ot_timer_start(r->loop, &l->probe, r->cfg.ping_interval_ms);
 }
 
-static void on_disconnect(const redisAsyncContext *cac, int status)
+/* The link is down: what the session held is gone. */
+void ot_redis_session_lost(ot_redis_link *l)
 {
-    ot_redis_link *l = cac->data;
-    if (status != REDIS_OK)
-        set_error(l->r, l->role, cac->errstr);
-    link_lost(l); /* hiredis frees the context when we return */
-}
-
-static void link_connect(ot_redis_link *l)
-{
-    ot_redis *r = l->r;
-    if (l->attempted)
-        r->stats.reconnects++;
-    l->attempted = true;
-    l->state = LINK_CONNECTING;
-    redisAsyncContext *ac =
-        r->addr.is_unix ? redisAsyncConnectUnix(r->addr.host) : redisAsyncConnect(r->addr.host, r->addr.port);
-    if (!ac || ac->err) {
-        /* connect(2) can fail at once (ECONNREFUSED on loopback) */
-        set_error(r, l->role, ac ? ac->errstr : "out of memory");
-        if (ac)
-            redisAsyncFree(ac); /* no hooks attached yet: plain free */
-        l->state = LINK_CONNECTING;
-        link_lost(l);
-        return;
-    }
-    l->ac = ac;
-    l->fd = ac->c.fd;
-    l->want = 0;
-    l->registered = false;
-    l->awaiting = false;
-    l->subscribed = false;
-    ac->data = l;
-    ac->ev.data = l;
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
-    ac->ev.cleanup = ev_cleanup;
-    if (!r->addr.is_unix)
-        redisEnableKeepAlive(&ac->c); /* best effort: the probe is the real detector */
-    /* Hooks first: setting the connect callback asks for the first write event. */
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    ot_timer_start(r->loop, &l->timer, r->cfg.connect_timeout_ms);
-}
-
-static void on_link_timer(ot_loop *loop, ot_timer *t)
-{
-    ot_redis_link *l = t->data;
-    ot_redis *r = l->r;
-    if (r->closing)
-        return;
-    switch (l->state) {
-    case LINK_DOWN:
-        link_connect(l);
-        break;
-    case LINK_CONNECTING:
-        r->stats.link_drops++;
-        link_kill(l, "connect timeout");
-        break;
-    case LINK_UP:
-        if (l->awaiting) {
-            /* No reply within a whole interval: the peer or the path is gone
-             * even if TCP has not noticed (no RST through a dead NAT). */
-            r->stats.link_drops++;
-            link_kill(l, l->subscribed || !l->is_sub ? "probe timeout" : "subscribe timeout");
-            break;
-        }
-        send_probe(l);
-        ot_timer_start(loop, &l->timer, r->cfg.ping_interval_ms);
-        break;
-    }
+    bool was_subscribed = l->subscribed;
+    l->subscribed = l->awaiting = l->healthy = false;
+    if (was_subscribed)
+        notify_state(l->r, false);
 }
 
 /* ---- public API ---- */
@@ -621,11 +235,11 @@ static void link_init(ot_redis *r, ot_redis_link *l, const char *role, bool is_s
     l->r = r;
     l->role = role;
     l->is_sub = is_sub;
-    l->state = LINK_DOWN;
-    l->fd = -1;
-    l->backoff_ms = r->cfg.backoff_min_ms;
-    ot_timer_init(&l->timer, on_link_timer, l);
-    ot_defer_init(&l->drop, on_drop, l);
+    snprintf(l->link_name, sizeof(l->link_name), "redis %s", role);
+    ot_link_init(&l->link, r->loop, l->link_name, &ot_redis_link_ops, l, r->cfg.connect_timeout_ms, r->cfg.backoff_min_ms,
+                 r->cfg.backoff_max_ms);
+    ot_watch_init(&l->watch, r->loop, ot_redis_on_fd, l);
+    ot_timer_init(&l->probe, on_probe_timer, l);
 }
 
 static void release(ot_redis *r)
@@ -633,12 +247,14 @@ static void release(ot_redis *r)
     ot_redis_link *links[2] = { &r->pub, &r->sub };
     for (int i = 0; i < 2; i++) {
         ot_redis_link *l = links[i];
-        ot_timer_stop(r->loop, &l->timer);
-        ot_defer_cancel(r->loop, &l->drop);
-        if (l->ac)
-            redisAsyncFree(l->ac); /* in-flight publishes complete as errors */
+        ot_link_stop(&l->link);
+        ot_timer_stop(r->loop, &l->probe);
+        l->link.state = OT_LINK_DOWN; /* first: the disconnect callback below must not reconnect */
+        redisAsyncContext *ac = l->ac;
         l->ac = NULL;
-        l->state = LINK_DOWN;
+        if (ac)
+            redisAsyncFree(ac); /* in-flight publishes complete as errors */
+        ot_watch_remove(&l->watch);
     }
     ot_defer_cancel(r->loop, &r->free_defer);
     free(r->sub_argv);
@@ -743,9 +359,7 @@ ot_redis *ot_redis_new(ot_loop *loop, const ot_redis_config *cfg, const char *co
     r->msg_cb = msg_cb;
     r->state_cb = state_cb;
     r->data = data;
-    r->rng = ot_now_us() ^ ((uint64_t)(uintptr_t)r << 16) ^ (uint64_t)getpid();
-    if (!r->rng)
-        r->rng = 0x9e3779b97f4a7c15ull;
+    r->hb_id = ot_now_us() ^ ((uint64_t)(uintptr_t)r << 16);
     ot_defer_init(&r->free_defer, on_free_defer, r);
     link_init(r, &r->pub, "pub", false);
     link_init(r, &r->sub, "sub", true);
@@ -762,11 +376,11 @@ ot_redis *ot_redis_new(ot_loop *loop, const ot_redis_config *cfg, const char *co
         release(r);
         return NULL;
     }
-    snprintf(r->hb, sizeof(r->hb), "__ot_hb:%d:%016llx", (int)getpid(), (unsigned long long)r->rng);
+    snprintf(r->hb, sizeof(r->hb), "__ot_hb:%d:%016llx", (int)getpid(), (unsigned long long)r->hb_id);
     r->last_error[0] = '\0';
-    link_connect(&r->pub);
+    ot_link_start(&r->pub.link);
     if (nchannels > 0) /* a publish-only instance needs no second connection */
-        link_connect(&r->sub);
+        ot_link_start(&r->sub.link);
     return r;
 }
 
@@ -776,7 +390,7 @@ int ot_redis_publish(ot_redis *r, ot_str channel, ot_str message)
         return OT_ERR;
     ot_redis_link *l = &r->pub;
     size_t bytes = channel.len + message.len;
-    if (l->state != LINK_UP || r->outstanding >= r->cfg.max_outstanding ||
+    if (!ot_link_is_up(&l->link) || !l->ac || r->outstanding >= r->cfg.max_outstanding ||
         bytes > r->cfg.max_outstanding_bytes - r->outstanding_bytes) {
         r->stats.publish_errors++;
         return OT_ERR;
@@ -792,12 +406,13 @@ int ot_redis_publish(ot_redis *r, ot_str channel, ot_str message)
     return OT_OK;
 }
 
-bool ot_redis_pub_up(const ot_redis *r) { return r && !r->closing && r->pub.state == LINK_UP; }
+bool ot_redis_pub_up(const ot_redis *r) { return r && !r->closing && ot_link_is_up(&r->pub.link); }
 bool ot_redis_sub_up(const ot_redis *r) { return r && !r->closing && r->sub.subscribed; }
 
 void ot_redis_get_stats(const ot_redis *r, ot_redis_stats *st)
 {
     *st = r->stats;
+    st->reconnects = r->pub.link.reconnects + r->sub.link.reconnects;
     st->outstanding = r->outstanding;
 }
 

@@ -14,23 +14,37 @@ void ot_h_healthz(ot_req *r)
     ot_respond_json(r, 200, OT_STR("{\"status\":\"ok\"}"));
 }
 
+/* Over the worker's registered services: 503 (Retry-After) naming the first
+ * required one that is not ready; otherwise each one's state. */
 void ot_h_readyz(ot_req *r)
 {
-    ot_worker *w = r->w;
-    if (!w->pg) {
-        ot_respond_json(r, 200, OT_STR("{\"status\":\"ok\",\"database\":\"not configured\"}"));
+    const ot_services *sv = &r->w->services;
+    const ot_service *bad = ot_services_unready(sv);
+    if (bad) {
+        ot_resp_header(r, "Retry-After", "1");
+        ot_respond_error(r, 503, bad->code ? bad->code : "unavailable", bad->message ? bad->message : bad->name);
         return;
     }
-    if (ot_pg_ready(w->pg)) {
-        ot_respond_json(r, 200, OT_STR("{\"status\":\"ok\",\"database\":\"up\"}"));
-        return;
+    ot_buf b = OT_BUF_INIT;
+    bool ok = ot_buf_append(&b, "{\"status\":\"ok\"", 15) == 0;
+    for (int i = 0; ok && i < sv->n; i++) {
+        const ot_service *s = &sv->svc[i];
+        if (!s->ready && (s->drain || s->sample))
+            continue; /* drain- or sample-only: no readiness to report */
+        const char *st = !s->ready ? "not configured" : s->ready(s->data) ? "up" : "down";
+        ok = ot_buf_printf(&b, ",\"%s\":\"%s\"", s->name, st) == 0;
     }
-    ot_resp_header(r, "Retry-After", "1");
-    ot_respond_error(r, 503, "database_unavailable", "PostgreSQL is not reachable");
+    ok = ok && ot_buf_append(&b, "}", 1) == 0;
+    if (ok)
+        ot_respond_json(r, 200, ot_buf_str(&b));
+    else
+        ot_respond_error(r, 500, "internal", "out of memory");
+    ot_buf_free(&b);
 }
 
 void ot_h_metrics(ot_req *r)
 {
+    ot_services_sample(&r->w->services); /* fresh gauges for this scrape */
     ot_buf b = OT_BUF_INIT;
     if (ot_metrics_render(&b) < 0) {
         ot_buf_free(&b);

@@ -50,11 +50,8 @@ void ot_app_routes(ot_router *rt)
 }
 
 
-/* Pool gauges are sampled, not pushed: pg.c stays free of metrics. */
-#define OT_STATS_MS 1000
-/* The outbox query is one index probe at each end of order_events. */
-#define OT_OUTBOX_STATS_EVERY 5
-static ot_timer stats_timer;
+/* ---- services: what the worker's registry asks of each dependency ---- */
+
 static uint64_t pg_err_seen;
 static uint64_t cpu_seen_us;
 static unsigned stats_ticks;
@@ -109,9 +106,24 @@ static void sample_process(void)
     }
 }
 
-static void on_stats(ot_loop *loop, ot_timer *t)
+static void pg_sample(void *data)
 {
-    ot_worker *w = t->data;
+    ot_pg_stats st;
+    ot_pg_get_stats(data, &st);
+    ot_metrics_set(OT_G_PG_CONNS_UP, st.conns_up);
+    ot_metrics_set(OT_G_PG_QUEUE, (int64_t)st.queued);
+    if (st.queries_err > pg_err_seen)
+        ot_metrics_inc(OT_C_PG_ERRORS, st.queries_err - pg_err_seen);
+    pg_err_seen = st.queries_err;
+}
+
+/* Process gauges and the outbox backlog (operations dashboards, soak). The
+ * outbox query is one index probe at each end of order_events, sent every
+ * OT_OUTBOX_STATS_EVERY-th sample and never two at once. */
+#define OT_OUTBOX_STATS_EVERY 5
+static void ops_sample(void *data)
+{
+    ot_worker *w = data;
     sample_process();
     /* Watermark 0: the reader has not found its starting point yet. */
     if (w->pg && w->app && w->app->events && ot_events_watermark(w->app->events) > 0 && !outbox_q &&
@@ -121,16 +133,38 @@ static void on_stats(ot_loop *loop, ot_timer *t)
         const char *vals[1] = { mark };
         outbox_q = ot_pg_exec(w->pg, "ops_outbox", 1, vals, NULL, on_outbox, w);
     }
-    if (w->pg) {
-        ot_pg_stats st;
-        ot_pg_get_stats(w->pg, &st);
-        ot_metrics_set(OT_G_PG_CONNS_UP, st.conns_up);
-        ot_metrics_set(OT_G_PG_QUEUE, (int64_t)st.queued);
-        if (st.queries_err > pg_err_seen)
-            ot_metrics_inc(OT_C_PG_ERRORS, st.queries_err - pg_err_seen);
-        pg_err_seen = st.queries_err;
+}
+
+static bool pg_ready(void *data) { return ot_pg_ready(data); }
+static void hub_drain(void *data) { ot_hub_drain(data); }
+static bool hub_drained(void *data) { return ot_hub_count(data) == 0; }
+
+ot_pg_stmt *ot_app_stmts(const ot_pg_stmt *const *groups, const size_t *counts, size_t ngroups, size_t *n)
+{
+    size_t total = 0;
+    for (size_t g = 0; g < ngroups; g++)
+        total += counts[g];
+    ot_pg_stmt *all = calloc(total ? total : 1, sizeof(*all));
+    if (!all) {
+        ot_logf(OT_LOG_ERROR, "statement table: out of memory for %zu statements", total);
+        return NULL;
     }
-    ot_timer_start(loop, t, OT_STATS_MS);
+    size_t k = 0;
+    for (size_t g = 0; g < ngroups; g++) {
+        for (size_t i = 0; i < counts[g]; i++) {
+            /* Two modules preparing one name would silently run the other's SQL. */
+            for (size_t j = 0; j < k; j++) {
+                if (strcmp(all[j].name, groups[g][i].name) == 0) {
+                    ot_logf(OT_LOG_ERROR, "statement table: %s is declared twice", groups[g][i].name);
+                    free(all);
+                    return NULL;
+                }
+            }
+            all[k++] = groups[g][i];
+        }
+    }
+    *n = k;
+    return all;
 }
 
 /* A user's tokens died (deleted, disabled, demoted, new password): so do its
@@ -157,21 +191,22 @@ int ot_app_start(ot_worker *w)
     if (w->cfg->rate_user > 0)
         w->rl_user = ot_ratelimit_new(w->cfg->rate_user, w->cfg->rate_user_burst, OT_RL_KEYS);
     if (w->cfg->database_url) {
-        /* One statement table for the pool, gathered from the modules. */
-        static ot_pg_stmt stmts[64];
-        size_t n = 0;
+        /* One statement table for the pool, gathered from the modules and
+         * sized from what they declare. */
         const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_stmts, ot_audit_stmts,
                                        ops_stmts, ot_principals_stmts };
         size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_nstmts, ot_audit_nstmts,
                             OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts };
-        for (size_t g = 0; g < OT_ARRAY_LEN(groups); g++)
-            for (size_t i = 0; i < counts[g] && n < OT_ARRAY_LEN(stmts); i++)
-                stmts[n++] = groups[g][i];
+        size_t n = 0;
+        ot_pg_stmt *stmts = ot_app_stmts(groups, counts, OT_ARRAY_LEN(groups), &n);
+        if (!stmts)
+            return OT_ERR;
         ot_pg_config pc;
         ot_pg_config_default(&pc);
         pc.conninfo = w->cfg->database_url;
         pc.pool_size = w->cfg->pg_pool;
-        w->pg = ot_pg_new(w->loop, &pc, stmts, n);
+        w->pg = ot_pg_new(w->loop, &pc, stmts, n); /* copies the table */
+        free(stmts);
         if (!w->pg) {
             ot_logf(OT_LOG_ERROR, "database pool setup failed");
             return OT_ERR;
@@ -187,8 +222,14 @@ int ot_app_start(ot_worker *w)
         }
         app->events = ot_events_start(w, ot_hub_event, app->hub);
     }
-    ot_timer_init(&stats_timer, on_stats, w);
-    ot_timer_start(w->loop, &stats_timer, 10);
+    /* A service without `ready` shows in /readyz as "not configured". */
+    ot_services_add(&w->services, &(ot_service){ .name = "database", .data = w->pg, .ready = w->pg ? pg_ready : NULL,
+                                                 .required = true, .code = "database_unavailable",
+                                                 .message = "PostgreSQL is not reachable",
+                                                 .sample = w->pg ? pg_sample : NULL });
+    ot_services_add(&w->services, &(ot_service){ .name = "websockets", .data = app->hub, .drain = hub_drain,
+                                                 .drained = hub_drained });
+    ot_services_add(&w->services, &(ot_service){ .name = "process", .data = w, .sample = ops_sample });
     return 0;
 }
 
@@ -201,7 +242,6 @@ void ot_app_stop(ot_worker *w)
     ot_app *app = w->app;
     if (!app)
         return;
-    ot_timer_stop(w->loop, &stats_timer);
     if (outbox_q) {
         ot_pg_cancel(outbox_q);
         outbox_q = NULL;

@@ -9,6 +9,7 @@
 
 #include "ot/cmd/app.h"
 #include "ot/core/log.h"
+#include "ot/event/backoff.h"
 #include "ot/event/loop.h"
 #include "ot/core/metrics.h"
 #include "ot/cmd/worker.h"
@@ -20,7 +21,7 @@
 typedef struct {
     pid_t pid;
     uint64_t started_ms;
-    uint32_t backoff_ms;
+    ot_backoff backoff; /* crash-loop restarts: 100 ms doubling to OT_RESTART_MAX_MS */
     ot_timer restart;
 } ot_slot;
 
@@ -87,16 +88,18 @@ static void on_child(ot_loop *loop, int signo, void *data)
             if (m->stopping)
                 break;
             uint64_t lived = ot_loop_now_ms(loop) - s->started_ms;
-            s->backoff_ms = lived < OT_CRASH_WINDOW_MS ? (s->backoff_ms ? s->backoff_ms * 2 : 100) : 0;
-            if (s->backoff_ms > OT_RESTART_MAX_MS)
-                s->backoff_ms = OT_RESTART_MAX_MS;
+            uint32_t delay = 0; /* a worker that ran a while is replaced at once */
+            if (lived < OT_CRASH_WINDOW_MS)
+                delay = ot_backoff_next(&s->backoff);
+            else
+                ot_backoff_reset(&s->backoff);
             if (WIFSIGNALED(status))
                 ot_logf(OT_LOG_ERROR, "worker %d (pid %d) killed by signal %d; restarting in %u ms", i, (int)pid,
-                        WTERMSIG(status), s->backoff_ms);
+                        WTERMSIG(status), delay);
             else
                 ot_logf(OT_LOG_WARN, "worker %d (pid %d) exited with %d; restarting in %u ms", i, (int)pid,
-                        WEXITSTATUS(status), s->backoff_ms);
-            ot_timer_start(loop, &s->restart, s->backoff_ms);
+                        WEXITSTATUS(status), delay);
+            ot_timer_start(loop, &s->restart, delay);
             break;
         }
     }
@@ -169,8 +172,10 @@ int ot_master_main(const ot_config *cfg)
     m.slots = calloc((size_t)n, sizeof(*m.slots));
     if (!m.loop || !m.slots)
         return 1;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         ot_timer_init(&m.slots[i].restart, on_restart, (void *)(intptr_t)i);
+        ot_backoff_init(&m.slots[i].backoff, 100, OT_RESTART_MAX_MS);
+    }
     ot_timer_init(&m.kill_timer, on_kill_timeout, &m);
     ot_loop_on_signal(m.loop, SIGCHLD, on_child, &m);
     ot_loop_on_signal(m.loop, SIGTERM, on_term, &m);

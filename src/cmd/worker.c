@@ -87,7 +87,7 @@ static void on_accept(ot_loop *loop, int fd, unsigned ev, void *data)
 
 static void maybe_finish_drain(ot_worker *w)
 {
-    if (w->draining && w->nconns == 0 && ot_app_drained(w))
+    if (w->draining && w->nconns == 0 && ot_services_drained(&w->services))
         ot_loop_stop(w->loop);
 }
 
@@ -115,8 +115,17 @@ static void on_term(ot_loop *loop, int signo, void *data)
     ot_timer_init(&w->drain_timer, on_drain_timeout, w);
     ot_timer_start(loop, &w->drain_timer, w->cfg->shutdown_timeout_ms);
     ot_http_drain(w);
-    ot_app_drain(w);
+    ot_services_drain(&w->services);
     maybe_finish_drain(w);
+}
+
+/* Gauges are sampled, not pushed: adapters stay free of metrics. */
+#define OT_SAMPLE_MS 1000
+static void on_sample(ot_loop *loop, ot_timer *t)
+{
+    ot_worker *w = t->data;
+    ot_services_sample(&w->services);
+    ot_timer_start(loop, t, OT_SAMPLE_MS);
 }
 
 /* SIGHUP: reload the certificate and key in place. New handshakes use the
@@ -165,6 +174,16 @@ int ot_worker_main(const ot_config *cfg, int idx)
     w->loop = ot_loop_new(maxfd + 16);
     if (!w->loop)
         return 1;
+    w->listen_fd = -1;
+    /* First, before TLS, the database pool or any library can start a thread
+     * (the scrypt pool, curl's resolver): a thread inherits the mask it was
+     * created under, and one without SIGTERM blocked would take the signal
+     * and kill the process instead of the signalfd starting a drain. */
+    if (ot_loop_on_signal(w->loop, SIGTERM, on_term, w) < 0 || ot_loop_on_signal(w->loop, SIGINT, on_term, w) < 0 ||
+        ot_loop_on_signal(w->loop, SIGHUP, on_hup, w) < 0) {
+        ot_logf(OT_LOG_ERROR, "signal set-up failed: %s", strerror(errno));
+        return 1;
+    }
     ot_defer_init(&log_flush_defer, on_log_flush, NULL);
     ot_log_set_batching(on_log_wake, w->loop);
     if (cfg->tls_cert && cfg->tls_key) {
@@ -180,14 +199,14 @@ int ot_worker_main(const ot_config *cfg, int idx)
     ot_router_init(&w->router);
     if (ot_app_start(w) < 0)
         return 1;
-    ot_loop_on_signal(w->loop, SIGTERM, on_term, w);
-    ot_loop_on_signal(w->loop, SIGINT, on_term, w);
-    ot_loop_on_signal(w->loop, SIGHUP, on_hup, w);
+    ot_timer_init(&w->sample_timer, on_sample, w);
+    ot_timer_start(w->loop, &w->sample_timer, 10);
     if (ot_loop_add_fd(w->loop, w->listen_fd, OT_READABLE | OT_EDGE, on_accept, w) < 0)
         return 1;
     ot_logf(OT_LOG_INFO, "worker listening on %s:%d (max_conns %d%s)", cfg->listen_host, cfg->listen_port, w->max_conns,
             w->tls ? ", TLS" : "");
     ot_loop_run(w->loop);
+    ot_timer_stop(w->loop, &w->sample_timer);
     ot_app_stop(w);
     ot_logf(OT_LOG_INFO, "worker exiting"); /* flushes what is batched, then writes */
     ot_log_set_batching(NULL, NULL);

@@ -40,7 +40,8 @@ struct ot_loop {
     bool stop;
     uint64_t now_ms;
 
-    ot_timer **heap; /* 1-based binary min-heap on when_ms */
+    ot_timer **heap; /* 1-based binary min-heap on (when_ms, seq) */
+    uint64_t timer_seq; /* next ot_timer.seq */
     size_t heap_len, heap_cap;
 
     ot_defer *defer_head, *defer_tail;
@@ -226,10 +227,15 @@ static void heap_set(ot_loop *l, size_t i, ot_timer *t)
     t->heap_idx = i;
 }
 
+static bool timer_before(const ot_timer *a, const ot_timer *b)
+{
+    return a->when_ms < b->when_ms || (a->when_ms == b->when_ms && a->seq < b->seq);
+}
+
 static void heap_up(ot_loop *l, size_t i)
 {
     ot_timer *t = l->heap[i];
-    while (i > 1 && l->heap[i / 2]->when_ms > t->when_ms) {
+    while (i > 1 && timer_before(t, l->heap[i / 2])) {
         heap_set(l, i, l->heap[i / 2]);
         i /= 2;
     }
@@ -243,9 +249,9 @@ static void heap_down(ot_loop *l, size_t i)
         size_t c = i * 2;
         if (c > l->heap_len)
             break;
-        if (c + 1 <= l->heap_len && l->heap[c + 1]->when_ms < l->heap[c]->when_ms)
+        if (c + 1 <= l->heap_len && timer_before(l->heap[c + 1], l->heap[c]))
             c++;
-        if (l->heap[c]->when_ms >= t->when_ms)
+        if (!timer_before(l->heap[c], t))
             break;
         heap_set(l, i, l->heap[c]);
         i = c;
@@ -287,14 +293,19 @@ void ot_timer_start(ot_loop *l, ot_timer *t, uint64_t after_ms)
         l->heap_cap = cap;
     }
     t->when_ms = l->now_ms + after_ms;
+    t->seq = l->timer_seq++;
     l->heap[++l->heap_len] = t;
     t->heap_idx = l->heap_len;
     heap_up(l, l->heap_len);
 }
 
+/* Runs the timers due when the pass starts. One armed during the pass has a
+ * seq at or past `first_new` and when_ms >= now_ms, so it sorts after every
+ * timer due before the pass: stopping at it leaves it for the next pass. */
 static void run_timers(ot_loop *l)
 {
-    while (l->heap_len > 0 && l->heap[1]->when_ms <= l->now_ms) {
+    uint64_t first_new = l->timer_seq;
+    while (l->heap_len > 0 && l->heap[1]->when_ms <= l->now_ms && l->heap[1]->seq < first_new) {
         ot_timer *t = l->heap[1];
         ot_timer_stop(l, t);
         t->cb(l, t);
@@ -460,11 +471,18 @@ int ot_loop_queue_work(ot_loop *l, ot_work_fn *work, ot_work_done_fn *done, void
         l->threads = calloc((size_t)l->pool_size, sizeof(pthread_t));
         if (!l->threads)
             return OT_ERR;
+        /* Pool threads never take a signal: the loop thread reads them from
+         * the signalfd, and a signal handled on a pool thread would be lost
+         * to it. A new thread inherits its creator's mask. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
         for (int i = 0; i < l->pool_size; i++) {
             if (pthread_create(&l->threads[i], NULL, pool_main, l) != 0)
                 break;
             l->pool_started++;
         }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (l->pool_started == 0)
             return OT_ERR;
     }

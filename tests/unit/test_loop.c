@@ -198,3 +198,122 @@ Test(loop, work_runs_on_pool_and_completes_on_loop_thread)
     cr_assert(work_ran_elsewhere);
     ot_loop_free(l);
 }
+
+/* curl's CURLMOPT_TIMERFUNCTION asks for 0 ms routinely: a timer re-armed
+ * from its own callback must wait for the next pass, after I/O is polled.
+ * The cap keeps the old behaviour (firing again in the same pass) from
+ * hanging the test: it shows up as many firings in one run_once. */
+static int zero_fired, zero_io;
+static void zero_rearm(ot_loop *l, ot_timer *t)
+{
+    if (++zero_fired < 1000)
+        ot_timer_start(l, t, 0);
+}
+static void zero_io_cb(ot_loop *l, int fd, unsigned ev, void *data)
+{
+    char c;
+    if (read(fd, &c, 1) == 1)
+        zero_io++;
+}
+
+Test(loop, timer_rearmed_for_zero_ms_fires_once_per_pass_and_io_runs_between)
+{
+    ot_loop *l = ot_loop_new(64);
+    int sp[2];
+    zero_fired = zero_io = 0;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp), 0);
+    cr_assert_eq(ot_loop_add_fd(l, sp[0], OT_READABLE, zero_io_cb, NULL), 0); /* level: one byte per pass */
+    ot_timer t;
+    ot_timer_init(&t, zero_rearm, NULL);
+    ot_timer_start(l, &t, 0);
+    ot_loop_run_once(l, 100);
+    cr_assert_eq(zero_fired, 1, "fired %d times in one pass", zero_fired);
+    cr_assert(ot_timer_active(&t));
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(write(sp[1], "x", 1), 1);
+        ot_loop_run_once(l, 100);
+        cr_assert_eq(zero_fired, 2 + i);
+        cr_assert_eq(zero_io, 1 + i, "the I/O ready between two firings is served");
+    }
+    ot_timer_stop(l, &t);
+    close(sp[0]);
+    close(sp[1]);
+    ot_loop_free(l);
+}
+
+/* Several timers due together all run in the pass, in deadline order, even
+ * when the first re-arms itself at once. */
+static int multi_seen[3];
+static ot_timer multi_t[3];
+static void multi_cb(ot_loop *l, ot_timer *t)
+{
+    int i = (int)(intptr_t)t->data;
+    multi_seen[i]++;
+    if (i == 0 && multi_seen[0] < 1000) /* cap: old code would spin here */
+        ot_timer_start(l, t, 0);
+}
+
+Test(loop, timers_due_together_all_run_though_one_rearms_for_zero)
+{
+    ot_loop *l = ot_loop_new(64);
+    memset(multi_seen, 0, sizeof(multi_seen));
+    for (int i = 0; i < 3; i++) {
+        ot_timer_init(&multi_t[i], multi_cb, (void *)(intptr_t)i);
+        ot_timer_start(l, &multi_t[i], 0);
+    }
+    ot_loop_run_once(l, 100);
+    cr_assert_eq(multi_seen[0], 1);
+    cr_assert_eq(multi_seen[1], 1);
+    cr_assert_eq(multi_seen[2], 1);
+    ot_loop_run_once(l, 100);
+    cr_assert_eq(multi_seen[0], 2);
+    cr_assert_eq(multi_seen[1], 1);
+    ot_timer_stop(l, &multi_t[0]);
+    ot_loop_free(l);
+}
+
+/* A signal must reach the signalfd, never a pool thread (the scrypt pool, or
+ * a library's resolver thread): pool threads run with every signal blocked,
+ * whether or not the loop watches that signal yet. */
+static int pool_blocked_term = -1;
+static void check_mask(void *data)
+{
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    pool_blocked_term = sigismember(&cur, SIGTERM) && sigismember(&cur, SIGUSR2);
+}
+static int mask_done;
+static void mask_done_cb(ot_loop *l, void *data) { mask_done = 1; }
+
+Test(loop, pool_threads_start_with_signals_blocked)
+{
+    ot_loop *l = ot_loop_new(64);
+    mask_done = 0;
+    cr_assert_eq(ot_loop_queue_work(l, check_mask, mask_done_cb, NULL), 0);
+    for (int i = 0; i < 50 && !mask_done; i++)
+        ot_loop_run_once(l, 20);
+    cr_assert_eq(pool_blocked_term, 1);
+    ot_loop_free(l);
+}
+
+/* What the worker does first (before any library can start a thread): a
+ * thread created after ot_loop_on_signal inherits SIGTERM blocked. */
+static void *thread_mask(void *arg)
+{
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    *(int *)arg = sigismember(&cur, SIGTERM);
+    return NULL;
+}
+
+Test(loop, thread_created_after_on_signal_has_it_blocked)
+{
+    ot_loop *l = ot_loop_new(64);
+    cr_assert_eq(ot_loop_on_signal(l, SIGTERM, on_sig, NULL), 0);
+    int blocked = -1;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, thread_mask, &blocked), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(blocked, 1);
+    ot_loop_free(l);
+}

@@ -572,3 +572,134 @@ Test(redis, free_from_inside_msg_cb_is_deferred_safely)
     ot_redis_free(pub);
     ot_loop_free(loop);
 }
+
+/* ---- AUTH / ACL from REDIS_URL, against a private redis-server started
+ * here with --requirepass and an ACL user ---- */
+
+static int auth_port;
+
+static void auth_server_start(void)
+{
+    int p;
+    int fd = listen_local(1, &p);
+    close(fd);
+    auth_port = p;
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd),
+             "redis-server --daemonize yes --bind 127.0.0.1 --port %d --save '' --appendonly no "
+             "--requirepass s3cret --logfile /dev/null",
+             p);
+    cr_assert_eq(system(cmd), 0);
+    redisContext *c = NULL;
+    for (int i = 0; i < 100; i++) {
+        c = redisConnect("127.0.0.1", p);
+        if (c && !c->err)
+            break;
+        if (c)
+            redisFree(c);
+        c = NULL;
+        usleep(20000);
+    }
+    cr_assert_not_null(c, "private redis-server did not start");
+    redisReply *rep = redisCommand(c, "AUTH s3cret");
+    cr_assert(rep && rep->type == REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    rep = redisCommand(c, "ACL SETUSER alice on >alicepw ~* &* +@all");
+    cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "ACL SETUSER failed");
+    freeReplyObject(rep);
+    redisFree(c);
+}
+
+static void auth_server_stop(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d -a s3cret --no-auth-warning shutdown nosave >/dev/null 2>&1", auth_port);
+    if (system(cmd) != 0) {
+        /* already gone */
+    }
+}
+
+static void auth_roundtrip(const char *userinfo)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "redis://%s@127.0.0.1:%d/0", userinfo, auth_port);
+    ot_loop *loop = ot_loop_new(1024);
+    ot_redis_config c = test_cfg();
+    c.url = url;
+    const char *chans[] = { "ot-auth" };
+    sink s;
+    sink_init(&s);
+    ot_redis *r = ot_redis_new(loop, &c, chans, 1, on_msg, on_state, &s);
+    cr_assert_not_null(r);
+    cond cd = { .pub = r, .a = &s, .ups = 1 };
+    cr_assert(run_until(loop, ready, &cd, 3000), "not up with %s: %s", userinfo, ot_redis_last_error(r));
+    cr_assert_eq(ot_redis_publish(r, OT_STR("ot-auth"), OT_STR("hello")), OT_OK);
+    cd.want = 1;
+    cr_assert(run_until(loop, received_all, &cd, 3000));
+    ot_redis_stats st;
+    ot_redis_get_stats(r, &st);
+    cr_assert_eq(st.published, 1);
+    ot_redis_free(r);
+    ot_loop_free(loop);
+}
+
+Test(redis_auth, password_and_acl_user_authenticate_before_publish_and_subscribe, .init = auth_server_start,
+     .fini = auth_server_stop)
+{
+    auth_roundtrip(":s3cret");
+    auth_roundtrip("alice:alicepw");
+}
+
+static int count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int n = 0;
+    while (f && fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+Test(redis_auth, wrong_password_keeps_link_down_with_one_log_line, .init = auth_server_start, .fini = auth_server_stop)
+{
+    char url[128], logpath[] = "/tmp/ot-redis-auth-XXXXXX";
+    snprintf(url, sizeof(url), "redis://alice:wrong@127.0.0.1:%d", auth_port);
+    int lfd = mkstemp(logpath);
+    cr_assert_geq(lfd, 0);
+    int saved = dup(2);
+    dup2(lfd, 2); /* the logger writes to stderr */
+    ot_loop *loop = ot_loop_new(1024);
+    ot_redis_config c = test_cfg();
+    c.url = url;
+    c.backoff_min_ms = 20;
+    c.backoff_max_ms = 80;
+    const char *chans[] = { "ot-auth" };
+    sink s;
+    sink_init(&s);
+    ot_redis *r = ot_redis_new(loop, &c, chans, 1, on_msg, on_state, &s);
+    bool ever_up = false;
+    uint64_t end = ot_now_us() + 1500000;
+    while (ot_now_us() < end) {
+        ot_loop_run_once(loop, 10);
+        ever_up |= ot_redis_pub_up(r) || ot_redis_sub_up(r);
+    }
+    ot_redis_stats st;
+    ot_redis_get_stats(r, &st);
+    cr_assert_not(ever_up, "a refused link never counts as up");
+    cr_assert_eq(s.ups, 0);
+    cr_assert_eq(ot_redis_publish(r, OT_STR("x"), OT_STR("y")), OT_ERR);
+    cr_assert_geq(st.reconnects, 6, "it keeps retrying with backoff: %llu", (unsigned long long)st.reconnects);
+    ot_redis_free(r);
+    ot_loop_free(loop);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(lfd);
+    cr_assert_eq(count_lines(logpath, "redis pub:"), 1, "one log line per outage for the pub link");
+    cr_assert_eq(count_lines(logpath, "redis sub:"), 1, "one log line per outage for the sub link");
+    unlink(logpath);
+    /* The server is fine and still answers the right password. */
+    auth_roundtrip(":s3cret");
+}

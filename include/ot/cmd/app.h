@@ -3,6 +3,7 @@
 #ifndef OT_APP_H
 #define OT_APP_H
 
+#include "ot/adapters/pg.h"
 #include "ot/cmd/worker.h"
 
 typedef struct ot_events ot_events;
@@ -25,5 +26,10 @@ void ot_app_drain(ot_worker *w);
 /* True once nothing the app owns keeps the worker alive. */
 bool ot_app_drained(ot_worker *w);
 void ot_app_stop(ot_worker *w);
+
+/* The pool's statement table: every module's table concatenated, sized from
+ * their counts (caller frees). NULL, logged, on a name declared twice or
+ * allocation failure: the worker refuses to start rather than drop one. */
+ot_pg_stmt *ot_app_stmts(const ot_pg_stmt *const *groups, const size_t *counts, size_t ngroups, size_t *n);
 
 #endif

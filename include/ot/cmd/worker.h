@@ -5,6 +5,7 @@
 
 #include "ot/core/config.h"
 #include "ot/event/loop.h"
+#include "ot/event/service.h"
 #include "ot/http/router.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
@@ -28,6 +29,10 @@ typedef struct ot_worker {
     ot_pg *pg;           /* NULL without DATABASE_URL */
     ot_ratelimit *rl_ip, *rl_user;
     ot_app *app;         /* orders, events and the WebSocket hub */
+    /* Every dependency the worker runs, registered by ot_app_start: /readyz,
+     * the SIGTERM drain and /metrics iterate them. */
+    ot_services services;
+    ot_timer sample_timer;
 } ot_worker;
 
 /* Runs a worker until it has drained after SIGTERM; returns the exit code. */

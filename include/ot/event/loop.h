@@ -26,12 +26,16 @@ typedef void ot_fd_cb(ot_loop *loop, int fd, unsigned events, void *data);
 
 /* Timers are embedded in their owner (no allocation to arm one) and kept in a
  * binary heap, so arming/disarming is O(log n) and nothing scans idle
- * connections. A timer fires once; re-arm it from its callback if needed. */
+ * connections. A timer fires once; re-arm it from its callback if needed: a
+ * timer armed while timers run (even for 0 ms) waits for the next pass, after
+ * I/O is polled, so a library asking for 0 ms again and again cannot starve
+ * the loop. */
 typedef struct ot_timer ot_timer;
 typedef void ot_timer_cb(ot_loop *loop, ot_timer *t);
 struct ot_timer {
     uint64_t when_ms;     /* absolute, ot_loop_now_ms() clock */
     size_t heap_idx;      /* 0 = not armed; otherwise 1-based index in the heap */
+    uint64_t seq;         /* arming order: ties on when_ms break by it */
     ot_timer_cb *cb;
     void *data;
 };

@@ -1,11 +1,9 @@
-/* Async libpq on the ot_loop: a pool of pipelined connections and a LISTEN
- * connection. See include/ot/pg.h for the waiting and failure policies.
+/* The pool of pipelined libpq connections. See include/ot/adapters/pg.h for
+ * the waiting and failure policies.
  *
- * A pool connection goes DOWN -> CONNECTING -> UP -> (error) DOWN. One timer
- * per connection serves the state it is in: the reconnect backoff (DOWN), the
- * connect timeout (CONNECTING) and the oldest in-flight query's deadline (UP).
- * libpq fds are registered level-triggered: libpq reads what it wants per call
- * and a missed edge would be a silent stall.
+ * Each connection is an ot_link (DOWN -> CONNECTING -> UP; its connect
+ * deadline, backoff and log line per outage) over ot_pg_conn (the libpq glue
+ * in pg_conn.c); its own timer is the oldest in-flight query's deadline.
  *
  * Sending happens once per loop round (the `kick` defer), after every request
  * of the epoll batch has queued its query: libpq 15's PQpipelineSync always
@@ -15,10 +13,11 @@
  * transaction commits. */
 #include "ot/adapters/pg.h"
 
-#include "ot/core/log.h"
-
+#include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
+
+#include "ot/adapters/pg_conn.h"
+#include "ot/event/link.h"
 
 /* ---- intrusive FIFO of queries (pending, failed-at-submit, in flight) ---- */
 
@@ -95,143 +94,7 @@ static ot_pg_query *ql_pop(qlist *l)
     return q;
 }
 
-/* ---- one libpq connection on the loop, shared by pool and listener ---- */
-
-typedef struct {
-    ot_loop *loop;
-    PGconn *conn;
-    int fd;
-    unsigned mask;
-    ot_fd_cb *io_cb;
-    void *io_data;
-} pg_link;
-
-static PGconn *start_connect(const char *conninfo)
-{
-    /* Keepalives come BEFORE dbname so the expanded conninfo may override
-     * them (libpq: the last processed keyword wins). They are how a silent
-     * peer (network partition) is ever noticed on an idle LISTEN socket. */
-    const char *keys[] = { "keepalives_idle", "keepalives_interval", "keepalives_count", "dbname", NULL };
-    const char *vals[] = { "30", "10", "3", conninfo, NULL };
-    return PQconnectStartParams(keys, vals, 1);
-}
-
-/* Re-registers PQsocket() after every connect step. libpq may close its socket
- * and open another (next address, SSL/GSS fallback), possibly under the same
- * number: the kernel then already dropped the old epoll registration, so a
- * plain MOD would fail. Delete (errors ignored) and add afresh instead. */
-static int link_watch(pg_link *k, unsigned mask)
-{
-    if (k->fd >= 0)
-        ot_loop_del_fd(k->loop, k->fd);
-    k->fd = -1;
-    int fd = PQsocket(k->conn);
-    if (fd < 0 || ot_loop_add_fd(k->loop, fd, mask, k->io_cb, k->io_data) < 0)
-        return -1;
-    k->fd = fd;
-    k->mask = mask;
-    return 0;
-}
-
-/* Server notices (and the FATAL a terminated backend sends) go to our log
- * with a prefix instead of libpq's bare stderr line. */
-static void pg_log(ot_log_level lv, const char *what, const char *detail, const char *msg)
-{
-    size_t n = strlen(msg); /* libpq messages end in a newline */
-    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-        n--;
-    ot_logf(lv, "pg: %s (%s): %.*s", what, detail, (int)n, msg);
-}
-
-static void on_notice(void *arg, const char *msg) { pg_log(OT_LOG_WARN, "notice", "server", msg); }
-
-static int link_start(pg_link *k, const char *conninfo)
-{
-    k->conn = start_connect(conninfo);
-    if (!k->conn || PQstatus(k->conn) == CONNECTION_BAD)
-        return -1;
-    PQsetNoticeProcessor(k->conn, on_notice, NULL);
-    /* libpq: start as if PQconnectPoll had returned PGRES_POLLING_WRITING. */
-    return link_watch(k, OT_WRITABLE);
-}
-
-/* 1 connected, 0 in progress, -1 failed. */
-static int link_poll(pg_link *k)
-{
-    switch (PQconnectPoll(k->conn)) {
-    case PGRES_POLLING_READING:
-        return link_watch(k, OT_READABLE);
-    case PGRES_POLLING_WRITING:
-        return link_watch(k, OT_WRITABLE);
-    case PGRES_POLLING_OK:
-        return 1;
-    default:
-        return -1;
-    }
-}
-
-static void link_set_mask(pg_link *k, unsigned mask)
-{
-    if (k->fd >= 0 && k->mask != mask && ot_loop_mod_fd(k->loop, k->fd, mask) == 0)
-        k->mask = mask;
-}
-
-/* 0 all sent, 1 more to send (now watching writable), -1 failed. */
-static int link_flush(pg_link *k)
-{
-    int r = PQflush(k->conn);
-    if (r >= 0)
-        link_set_mask(k, OT_READABLE | (r == 1 ? OT_WRITABLE : 0u));
-    return r;
-}
-
-static void link_close(pg_link *k)
-{
-    if (k->fd >= 0)
-        ot_loop_del_fd(k->loop, k->fd); /* before PQfinish closes it */
-    k->fd = -1;
-    if (k->conn)
-        PQfinish(k->conn);
-    k->conn = NULL;
-}
-
-static const char *link_err(const pg_link *k)
-{
-    if (!k->conn)
-        return "no connection object (out of memory or bad conninfo)\n";
-    const char *m = PQerrorMessage(k->conn);
-    return *m ? m : "-\n";
-}
-
-static uint32_t xorshift(uint32_t *s)
-{
-    uint32_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return *s = x;
-}
-
-/* Exponential, capped, with jitter in [d/2, d]: workers and connections that
- * lost the server together must not all knock on its door in the same ms. */
-static uint32_t backoff_next(uint32_t *cur, uint32_t min, uint32_t max, uint32_t *rng)
-{
-    uint32_t base = *cur ? *cur : min;
-    if (base == 0)
-        base = 1;
-    *cur = base >= max / 2 ? max : base * 2;
-    return base / 2 + xorshift(rng) % (base / 2 + 1);
-}
-
-static uint32_t seed_rng(const void *p)
-{
-    uint32_t s = (uint32_t)ot_now_us() ^ (uint32_t)getpid() ^ (uint32_t)(uintptr_t)p;
-    return s ? s : 0x9e3779b9u;
-}
-
 /* ---- the pool ---- */
-
-enum { C_DOWN, C_CONNECTING, C_UP };
 
 /* Read-only queries under one Sync. At most GROUP_MAX: bounds how long the
  * first waits for the group's Sync, and how much one error makes the pool
@@ -245,9 +108,9 @@ enum { GROUP_MIN = 16, GROUP_MAX = 64 };
 
 typedef struct {
     ot_pg *pg;
-    pg_link k;
-    int state;
-    ot_timer timer;
+    ot_pg_conn k;
+    ot_link link;
+    ot_timer timer; /* while UP: the oldest in-flight query's deadline */
     qlist inflight;
     int prep_left; /* Syncs of the initial PQsendPrepare batch still to read */
     /* Reading a group: the next query result belongs to `cur` (NULL: the head
@@ -256,8 +119,6 @@ typedef struct {
     ot_pg_query *cur;
     bool cur_open, at_sync;
     uint32_t epoch; /* pg->losses when it came up */
-    uint32_t backoff_ms;
-    unsigned fails; /* consecutive failed attempts, for quieter logs */
     bool dirty;     /* sent something this round: flush */
 } pg_conn;
 
@@ -278,10 +139,8 @@ struct ot_pg {
     uint32_t losses; /* connections lost while up, ever */
     ot_defer kick;
     ot_timer pending_timer;
-    uint32_t rng;
 };
 
-static void conn_start(pg_conn *c);
 static void dispatch(ot_pg *pg);
 
 void ot_pg_config_default(ot_pg_config *c)
@@ -334,28 +193,34 @@ static void requeue_front(ot_pg *pg, qlist *l)
     ot_defer_queue(pg->loop, &pg->kick);
 }
 
-/* Writes sent on this connection fail with EUNAVAIL: whether the server
- * committed what it received before the loss is unknown. */
-static void conn_fail(pg_conn *c, const char *why)
+static void conn_fail(pg_conn *c, const char *what)
 {
-    ot_pg *pg = c->pg;
-    ot_loop *loop = pg->loop;
-    if (c->state == C_UP) {
-        pg_log(OT_LOG_WARN, "connection lost", why, link_err(&c->k));
-        pg->losses++;
-        if (--pg->conns_up == 0)
-            pg->down_since_ms = ot_loop_now_ms(loop);
-    } else if (++c->fails == 1) {
-        pg_log(OT_LOG_WARN, "connect failed", why, link_err(&c->k));
-    }
-    link_close(&c->k);
-    c->state = C_DOWN;
+    char why[160];
+    ot_link_fail(&c->link, ot_pg_conn_why(&c->k, what, why, sizeof(why)));
+}
+
+static void conn_close(ot_link *l)
+{
+    pg_conn *c = l->data;
+    ot_pg_conn_close(&c->k);
+    ot_timer_stop(c->pg->loop, &c->timer);
     c->prep_left = 0;
     c->dirty = false;
     c->cur = NULL;
     c->cur_open = c->at_sync = false;
-    ot_timer_start(loop, &c->timer,
-                   backoff_next(&c->backoff_ms, pg->cfg.backoff_min_ms, pg->cfg.backoff_max_ms, &pg->rng));
+}
+
+/* Writes sent on this connection fail with EUNAVAIL: whether the server
+ * committed what it received before the loss is unknown. */
+static void conn_down(ot_link *l, bool was_up)
+{
+    pg_conn *c = l->data;
+    ot_pg *pg = c->pg;
+    if (was_up) {
+        pg->losses++;
+        if (--pg->conns_up == 0)
+            pg->down_since_ms = ot_loop_now_ms(pg->loop);
+    }
     /* A read-only query changed nothing whatever the server did with it, so
      * it may run again elsewhere; once only, in case it is what kills the
      * connection. A re-run that lands on a connection already up at the first
@@ -377,6 +242,20 @@ static void conn_fail(pg_conn *c, const char *why)
         query_finish(pg, q, OT_PG_EUNAVAIL);
 }
 
+static int conn_connect(ot_link *l)
+{
+    pg_conn *c = l->data;
+    if (ot_pg_conn_start(&c->k, c->pg->conninfo) < 0) {
+        char why[160];
+        ot_link_set_error(l, ot_pg_conn_why(&c->k, "start", why, sizeof(why)));
+        ot_pg_conn_close(&c->k);
+        return OT_ERR;
+    }
+    return 0;
+}
+
+static const ot_link_ops pool_link_ops = { conn_connect, conn_close, conn_down };
+
 static void conn_up(pg_conn *c)
 {
     ot_pg *pg = c->pg;
@@ -396,12 +275,9 @@ static void conn_up(pg_conn *c)
     }
     c->prep_left = (int)pg->nstmts;
     c->epoch = pg->losses;
-    c->state = C_UP;
-    c->fails = 0;
-    c->backoff_ms = 0;
+    ot_link_up_healthy(&c->link);
     pg->conns_up++;
-    ot_timer_stop(pg->loop, &c->timer);
-    if (link_flush(&c->k) < 0) {
+    if (ot_pg_conn_flush(&c->k) < 0) {
         conn_fail(c, "flush");
         return;
     }
@@ -452,7 +328,7 @@ static void process_results(pg_conn *c)
 {
     PGconn *conn = c->k.conn;
     int nulls = 0;
-    while (c->state == C_UP) {
+    while (ot_link_is_up(&c->link)) {
         if (PQstatus(conn) == CONNECTION_BAD) {
             conn_fail(c, "read");
             return;
@@ -480,7 +356,7 @@ static void process_results(pg_conn *c)
             if (st == PGRES_PIPELINE_SYNC)
                 c->prep_left--;
             else if (st == PGRES_FATAL_ERROR)
-                pg_log(OT_LOG_ERROR, "prepare failed", "statement", PQresultErrorMessage(r));
+                ot_pg_log(OT_LOG_ERROR, "prepare failed", "statement", PQresultErrorMessage(r));
             PQclear(r);
             continue;
         }
@@ -503,15 +379,15 @@ static void conn_io(ot_loop *loop, int fd, unsigned ev, void *data)
 {
     pg_conn *c = data;
     ot_pg *pg = c->pg;
-    if (c->state == C_CONNECTING) {
-        int r = link_poll(&c->k);
+    if (c->link.state == OT_LINK_CONNECTING) {
+        int r = ot_pg_conn_poll(&c->k);
         if (r < 0)
             conn_fail(c, "connect");
         else if (r == 1)
             conn_up(c);
         return;
     }
-    if (c->state != C_UP)
+    if (!ot_link_is_up(&c->link))
         return;
     if (ev & (OT_READABLE | OT_HANGUP)) {
         if (!PQconsumeInput(c->k.conn)) {
@@ -522,12 +398,12 @@ static void conn_io(ot_loop *loop, int fd, unsigned ev, void *data)
         while ((n = PQnotifies(c->k.conn)))
             PQfreemem(n); /* pool connections do not LISTEN; drop strays */
         process_results(c);
-        if (c->state != C_UP)
+        if (!ot_link_is_up(&c->link))
             return;
     }
     /* libpq: while PQflush returns 1, call it again on writable AND after
      * reading (the server may be blocked writing to us). */
-    if ((c->k.mask & OT_WRITABLE) && link_flush(&c->k) < 0) {
+    if ((c->k.watch.mask & OT_WRITABLE) && ot_pg_conn_flush(&c->k) < 0) {
         conn_fail(c, "write");
         return;
     }
@@ -536,39 +412,24 @@ static void conn_io(ot_loop *loop, int fd, unsigned ev, void *data)
         ot_defer_queue(loop, &pg->kick);
 }
 
+/* The oldest in-flight query's deadline. */
 static void conn_timer(ot_loop *loop, ot_timer *t)
 {
     pg_conn *c = t->data;
-    if (c->state == C_DOWN) {
-        conn_start(c);
-    } else if (c->state == C_CONNECTING) {
-        conn_fail(c, "connect timeout");
-    } else {
-        ot_pg_query *q = c->inflight.head;
-        if (!q)
-            return; /* re-armed when the pipeline fills again */
-        uint64_t now = ot_loop_now_ms(loop);
-        if (q->deadline_ms > now) {
-            ot_timer_start(loop, t, q->deadline_ms - now);
-            return;
-        }
-        /* The connection is stuck behind this query: only a reset frees the
-         * pipeline (PQcancel would block). */
-        ql_unlink(&c->inflight, q);
-        c->pg->in_flight--;
-        query_finish(c->pg, q, OT_PG_ETIMEOUT);
-        conn_fail(c, "query timeout");
-    }
-}
-
-static void conn_start(pg_conn *c)
-{
-    if (link_start(&c->k, c->pg->conninfo) < 0) {
-        conn_fail(c, "start");
+    ot_pg_query *q = c->inflight.head;
+    if (!ot_link_is_up(&c->link) || !q)
+        return; /* re-armed when the pipeline fills again */
+    uint64_t now = ot_loop_now_ms(loop);
+    if (q->deadline_ms > now) {
+        ot_timer_start(loop, t, q->deadline_ms - now);
         return;
     }
-    c->state = C_CONNECTING;
-    ot_timer_start(c->pg->loop, &c->timer, c->pg->cfg.connect_timeout_ms);
+    /* The connection is stuck behind this query: only a reset frees the
+     * pipeline (PQcancel would block). */
+    ql_unlink(&c->inflight, q);
+    c->pg->in_flight--;
+    query_finish(c->pg, q, OT_PG_ETIMEOUT);
+    conn_fail(c, "query timeout");
 }
 
 /* Fewest in flight wins; the scan start rotates so ties spread out. */
@@ -577,7 +438,7 @@ static pg_conn *pick_conn(ot_pg *pg)
     pg_conn *best = NULL;
     for (int i = 0; i < pg->nconns; i++) {
         pg_conn *c = &pg->conns[(pg->rr + i) % pg->nconns];
-        if (c->state == C_UP && c->inflight.n < (size_t)pg->cfg.max_pipeline &&
+        if (ot_link_is_up(&c->link) && c->inflight.n < (size_t)pg->cfg.max_pipeline &&
             (!best || c->inflight.n < best->inflight.n))
             best = c;
     }
@@ -594,7 +455,7 @@ static size_t group_share(const ot_pg *pg)
 {
     size_t avail = 0;
     for (int i = 0; i < pg->nconns; i++)
-        avail += pg->conns[i].state == C_UP && pg->conns[i].inflight.n < (size_t)pg->cfg.max_pipeline;
+        avail += ot_link_is_up(&pg->conns[i].link) && pg->conns[i].inflight.n < (size_t)pg->cfg.max_pipeline;
     size_t share = avail ? (pg->pending.n + avail - 1) / avail : 1;
     return share < GROUP_MIN ? GROUP_MIN : share > GROUP_MAX ? GROUP_MAX : share;
 }
@@ -638,9 +499,9 @@ static void dispatch(ot_pg *pg)
     }
     for (int i = 0; i < pg->nconns; i++) {
         c = &pg->conns[i];
-        if (c->dirty && c->state == C_UP) {
+        if (c->dirty && ot_link_is_up(&c->link)) {
             c->dirty = false;
-            if (link_flush(&c->k) < 0)
+            if (ot_pg_conn_flush(&c->k) < 0)
                 conn_fail(c, "write");
         }
     }
@@ -718,18 +579,19 @@ ot_pg *ot_pg_new(ot_loop *loop, const ot_pg_config *cfg, const ot_pg_stmt *stmts
         return NULL;
     }
     pg->nconns = pg->cfg.pool_size;
-    pg->rng = seed_rng(pg);
     pg->down_since_ms = ot_loop_now_ms(loop);
     ot_defer_init(&pg->kick, on_kick, pg);
     ot_timer_init(&pg->pending_timer, on_pending_timer, pg);
     for (int i = 0; i < pg->nconns; i++) {
         pg_conn *c = &pg->conns[i];
         c->pg = pg;
-        c->k = (pg_link){ .loop = loop, .fd = -1, .io_cb = conn_io, .io_data = c };
+        ot_pg_conn_init(&c->k, loop, conn_io, c);
+        ot_link_init(&c->link, loop, "pg pool", &pool_link_ops, c, pg->cfg.connect_timeout_ms, pg->cfg.backoff_min_ms,
+                     pg->cfg.backoff_max_ms);
         ot_timer_init(&c->timer, conn_timer, c);
     }
     for (int i = 0; i < pg->nconns; i++)
-        conn_start(&pg->conns[i]);
+        ot_link_start(&pg->conns[i].link);
     return pg;
 }
 
@@ -748,8 +610,9 @@ void ot_pg_free(ot_pg *pg)
         return;
     for (int i = 0; i < pg->nconns; i++) {
         pg_conn *c = &pg->conns[i];
+        ot_link_stop(&c->link);
         ot_timer_stop(pg->loop, &c->timer);
-        link_close(&c->k);
+        ot_pg_conn_close(&c->k);
         free_list(&c->inflight);
     }
     if (pg->nconns) {
@@ -866,179 +729,3 @@ void ot_pg_get_stats(const ot_pg *pg, ot_pg_stats *st)
     };
 }
 
-/* ---- the LISTEN connection ---- */
-
-enum { L_DOWN, L_CONNECTING, L_LISTENING, L_UP };
-
-struct ot_pg_listener {
-    ot_loop *loop;
-    pg_link k;
-    int state;
-    ot_timer timer;
-    char *conninfo, *channel;
-    ot_pg_notify_cb *cb;
-    ot_pg_listen_state_cb *state_cb;
-    void *data;
-    uint32_t connect_timeout_ms, backoff_min_ms, backoff_max_ms, backoff_ms, rng;
-    bool listen_ok;
-    unsigned fails;
-};
-
-static void lis_fail(ot_pg_listener *l, const char *why)
-{
-    bool was_up = l->state == L_UP;
-    if (was_up || ++l->fails == 1)
-        pg_log(OT_LOG_WARN, "listen connection", why, link_err(&l->k));
-    link_close(&l->k);
-    l->state = L_DOWN;
-    ot_timer_start(l->loop, &l->timer, backoff_next(&l->backoff_ms, l->backoff_min_ms, l->backoff_max_ms, &l->rng));
-    if (was_up && l->state_cb)
-        l->state_cb(l->data, false);
-}
-
-static void lis_send_listen(ot_pg_listener *l)
-{
-    PGconn *conn = l->k.conn;
-    if (PQsetnonblocking(conn, 1) != 0) {
-        lis_fail(l, "nonblocking");
-        return;
-    }
-    /* Quote the channel as an identifier: LISTEN takes no parameters. */
-    char *id = PQescapeIdentifier(conn, l->channel, strlen(l->channel));
-    char *sql = id ? malloc(strlen(id) + 8) : NULL;
-    int ok = 0;
-    if (sql) {
-        memcpy(sql, "LISTEN ", 7);
-        strcpy(sql + 7, id);
-        ok = PQsendQuery(conn, sql);
-    }
-    free(sql);
-    PQfreemem(id);
-    if (!ok || link_flush(&l->k) < 0) {
-        lis_fail(l, "LISTEN");
-        return;
-    }
-    l->state = L_LISTENING;
-    l->listen_ok = false;
-}
-
-static void lis_drain(ot_pg_listener *l)
-{
-    PGnotify *n;
-    while (l->state == L_UP && (n = PQnotifies(l->k.conn))) {
-        if (l->cb)
-            l->cb(l->data, n->relname, n->extra, strlen(n->extra));
-        PQfreemem(n);
-    }
-}
-
-static void lis_io(ot_loop *loop, int fd, unsigned ev, void *data)
-{
-    ot_pg_listener *l = data;
-    if (l->state == L_CONNECTING) {
-        int r = link_poll(&l->k);
-        if (r < 0)
-            lis_fail(l, "connect");
-        else if (r == 1)
-            lis_send_listen(l);
-        return;
-    }
-    if (l->state != L_LISTENING && l->state != L_UP)
-        return;
-    if ((ev & (OT_READABLE | OT_HANGUP)) && !PQconsumeInput(l->k.conn)) {
-        lis_fail(l, "read");
-        return;
-    }
-    if ((l->k.mask & OT_WRITABLE) && link_flush(&l->k) < 0) {
-        lis_fail(l, "write");
-        return;
-    }
-    while (l->state == L_LISTENING && !PQisBusy(l->k.conn)) {
-        PGresult *r = PQgetResult(l->k.conn);
-        if (!r) {
-            if (!l->listen_ok) {
-                lis_fail(l, "LISTEN");
-                return;
-            }
-            l->state = L_UP;
-            l->fails = 0;
-            l->backoff_ms = 0;
-            ot_timer_stop(loop, &l->timer);
-            if (l->state_cb)
-                l->state_cb(l->data, true);
-            break;
-        }
-        if (PQresultStatus(r) == PGRES_COMMAND_OK)
-            l->listen_ok = true;
-        else
-            pg_log(OT_LOG_ERROR, "LISTEN failed", l->channel, PQresultErrorMessage(r));
-        PQclear(r);
-    }
-    if (l->state == L_UP && PQstatus(l->k.conn) == CONNECTION_BAD) {
-        lis_fail(l, "read");
-        return;
-    }
-    lis_drain(l);
-}
-
-static void lis_start(ot_pg_listener *l)
-{
-    if (link_start(&l->k, l->conninfo) < 0) {
-        lis_fail(l, "start");
-        return;
-    }
-    l->state = L_CONNECTING;
-    ot_timer_start(l->loop, &l->timer, l->connect_timeout_ms);
-}
-
-static void lis_timer(ot_loop *loop, ot_timer *t)
-{
-    ot_pg_listener *l = t->data;
-    if (l->state == L_DOWN)
-        lis_start(l);
-    else if (l->state == L_CONNECTING || l->state == L_LISTENING)
-        lis_fail(l, "connect timeout");
-}
-
-ot_pg_listener *ot_pg_listen(ot_loop *loop, const ot_pg_config *cfg, const char *channel, ot_pg_notify_cb *cb,
-                             ot_pg_listen_state_cb *state_cb, void *data)
-{
-    ot_pg_listener *l = calloc(1, sizeof(*l));
-    if (!l)
-        return NULL;
-    ot_pg_config def;
-    ot_pg_config_default(&def);
-    l->loop = loop;
-    l->conninfo = strdup(cfg->conninfo ? cfg->conninfo : "");
-    l->channel = strdup(channel);
-    if (!l->conninfo || !l->channel) {
-        free(l->conninfo);
-        free(l->channel);
-        free(l);
-        return NULL;
-    }
-    l->cb = cb;
-    l->state_cb = state_cb;
-    l->data = data;
-    l->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : def.connect_timeout_ms;
-    l->backoff_min_ms = cfg->backoff_min_ms;
-    l->backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : def.backoff_max_ms;
-    l->rng = seed_rng(l);
-    l->k = (pg_link){ .loop = loop, .fd = -1, .io_cb = lis_io, .io_data = l };
-    ot_timer_init(&l->timer, lis_timer, l);
-    lis_start(l);
-    return l;
-}
-
-bool ot_pg_listener_up(const ot_pg_listener *l) { return l->state == L_UP; }
-
-void ot_pg_listener_free(ot_pg_listener *l)
-{
-    if (!l)
-        return;
-    ot_timer_stop(l->loop, &l->timer);
-    link_close(&l->k);
-    free(l->conninfo);
-    free(l->channel);
-    free(l);
-}
