@@ -199,7 +199,7 @@ def test_pipelined_burst_larger_than_the_read_buffer_is_read_whole(server):
     """The short-read rule (a read that returns less than asked means the
     socket is dry until the next edge) must not strand bytes: 1,000 requests
     (~45 KB, several 16 KiB read chunks) in one write all get answered."""
-    srv = server(workers=1)
+    srv = server(workers=1, args=["--rate-ip", "1000000", "--rate-ip-burst", "1000000"])
     reqs, expect = _pipeline(1000)
     data = b"".join(reqs)
     assert len(data) > 2 * 16384
@@ -619,7 +619,7 @@ def test_pipelining_client_that_reads_late_gets_every_response_in_order(server):
     # ~25 MB of responses against a 1 MiB write high-water mark: the server
     # must stop, wait for the socket to drain, and resume where it left off.
     # 2000 requests from one address: above the default per-IP limit on purpose.
-    srv = server(workers=1, args=["--rate-ip", "1e6", "--rate-ip-burst", "1e6", "--rate-user", "1e6", "--rate-user-burst", "1e6"])
+    srv = server(workers=1, args=["--rate-ip", "1000000", "--rate-ip-burst", "1000000", "--rate-user", "1000000", "--rate-user-burst", "1000000"])
     n = 2000
     reqs = [req("GET", "/metrics") if i % 2 == 0 else req("GET", "/nope/%d" % i) for i in range(n)]
     with connect(srv.port, timeout=10) as s:

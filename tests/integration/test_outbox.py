@@ -131,7 +131,7 @@ def test_50_concurrent_posts_with_one_key_make_one_order_and_one_event(server, d
 
 def test_1000_order_burst_then_racing_status_changes_keep_the_outbox_exact(server, db):
     # A load test from one address: above the default per-IP/per-user limits on purpose.
-    srv = server(workers=2, args=["--rate-ip", "1e6", "--rate-ip-burst", "1e6", "--rate-user", "1e6", "--rate-user-burst", "1e6"])
+    srv = server(workers=2, args=["--rate-ip", "1000000", "--rate-ip-burst", "1000000", "--rate-user", "1000000", "--rate-user-burst", "1000000"])
     users = [mk_user(db) for _ in range(20)]
     admin = mk_user(db, "ADMIN")
     before_events = q1(db, "SELECT count(*) FROM order_events")
@@ -275,7 +275,7 @@ def test_server_side_disconnect_is_survived_without_restart(server, db):
 
 
 def test_disconnect_under_load_never_500s_and_keyed_retries_make_exactly_one_order_each(server, db):
-    srv = server(workers=2, args=["--pg-pool", "2"] + ["--rate-ip", "1e6", "--rate-ip-burst", "1e6", "--rate-user", "1e6", "--rate-user-burst", "1e6"])  # load from one address
+    srv = server(workers=2, args=["--pg-pool", "2"] + ["--rate-ip", "1000000", "--rate-ip-burst", "1000000", "--rate-user", "1000000", "--rate-user-burst", "1000000"])  # load from one address
     users = [mk_user(db) for _ in range(8)]
     statuses = []
     lock = threading.Lock()

@@ -144,7 +144,7 @@ def test_plain_http_to_the_tls_port_fails_cleanly_and_the_worker_survives(tls_se
 def test_tls_client_that_reads_late_gets_every_pipelined_response(tls_server, cert):
     # Over TLS, bytes can sit decrypted inside OpenSSL where epoll cannot see
     # them: the server must still resume after the write high-water mark.
-    srv = tls_server(args=["--rate-ip", "1e6", "--rate-ip-burst", "1e6", "--rate-user", "1e6", "--rate-user-burst", "1e6"])  # 600 requests from one address: above the default per-IP limit
+    srv = tls_server(args=["--rate-ip", "1000000", "--rate-ip-burst", "1000000", "--rate-user", "1000000", "--rate-user-burst", "1000000"])  # 600 requests from one address: above the default per-IP limit
     n = 600
     with tls_connect(srv.port, cert[0], timeout=10) as s:
         s.sendall(b"".join(GET % (b"/metrics" if i % 2 == 0 else b"/nope") for i in range(n)))
