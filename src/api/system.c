@@ -26,7 +26,7 @@ void ot_h_readyz(ot_req *r)
         return;
     }
     ot_buf b = OT_BUF_INIT;
-    bool ok = ot_buf_append(&b, "{\"status\":\"ok\"", 15) == 0;
+    bool ok = ot_buf_append_str(&b, "{\"status\":\"ok\"") == 0;
     for (int i = 0; ok && i < sv->n; i++) {
         const ot_service *s = &sv->svc[i];
         if (!s->ready && (s->drain || s->sample))
