@@ -12,7 +12,7 @@ import psycopg2
 import pytest
 
 from conftest import make_token, mk_user, request, scaled
-from test_ws_scale import PrivateRedis, api_create, metric, private_redis, wait_subscribers  # noqa: F401 (fixture)
+from test_ws_scale import NO_LIMITS, PrivateRedis, api_create, metric, private_redis, wait_subscribers  # noqa: F401 (fixture)
 from wsclient import WS
 
 ITEMS = '[{"productId":"sku-ev","qty":1}]'
@@ -50,7 +50,7 @@ def test_worker_started_during_an_uncommitted_write_delivers_it_when_it_commits(
         with db.cursor() as cur:
             later, s1 = create(cur, a)            # s + 1 committed: max(seq) is above s
         assert s1 > s
-        srv = server(workers=1)
+        srv = server(workers=1, args=NO_LIMITS)
         live = WS.connect(srv.port, tadmin)
         resumer = WS.connect(srv.port, tadmin)
         # A resume before the commit: whatever it replays, `s` must still come.
@@ -89,8 +89,8 @@ def max_seq(db):
 
 def test_forged_redis_publish_never_reaches_a_dashboard_and_is_counted(server, db, private_redis):
     r = private_redis
-    writer = server(workers=1, args=["--redis-url", r.url])
-    reader = server(workers=1, args=["--redis-url", r.url])
+    writer = server(workers=1, args=NO_LIMITS + ["--redis-url", r.url])
+    reader = server(workers=1, args=NO_LIMITS + ["--redis-url", r.url])
     admin, a = mk_user(db, "ADMIN"), mk_user(db)
     tadmin, ta = make_token(admin, "ADMIN"), make_token(a)
     wait_subscribers(r, 2, scaled(10))
@@ -123,8 +123,8 @@ def test_forged_redis_publish_never_reaches_a_dashboard_and_is_counted(server, d
 
 def test_genuine_redis_events_cross_instances_fast_and_verify(server, db, private_redis):
     r = private_redis
-    writer = server(workers=1, args=["--redis-url", r.url])
-    reader = server(workers=1, args=["--redis-url", r.url])
+    writer = server(workers=1, args=NO_LIMITS + ["--redis-url", r.url])
+    reader = server(workers=1, args=NO_LIMITS + ["--redis-url", r.url])
     admin, a = mk_user(db, "ADMIN"), mk_user(db)
     tadmin, ta = make_token(admin, "ADMIN"), make_token(a)
     wait_subscribers(r, 2, scaled(10))
@@ -144,7 +144,7 @@ def test_genuine_redis_events_cross_instances_fast_and_verify(server, db, privat
 
 
 def test_forged_notify_is_only_a_hint_and_never_reaches_a_dashboard(server, db):
-    srv = server(workers=1)
+    srv = server(workers=1, args=NO_LIMITS)
     admin, a = mk_user(db, "ADMIN"), mk_user(db)
     tadmin = make_token(admin, "ADMIN")
     dash = WS.connect(srv.port, tadmin)
@@ -175,7 +175,7 @@ def test_an_event_larger_than_any_api_order_is_delivered_promptly_not_skipped(se
     parser's stack array held, so every reader used to skip the committed row
     as if it were a rolled-back gap. Its NOTIFY is a {"seq":N} stub (over 8000
     bytes); the tail it wakes reads the row."""
-    srv = server(workers=1)
+    srv = server(workers=1, args=NO_LIMITS)
     admin, a = mk_user(db, "ADMIN"), mk_user(db)
     dash = WS.connect(srv.port, make_token(admin, "ADMIN"))
     try:
@@ -216,7 +216,7 @@ def test_random_commits_rollbacks_and_restarts_reach_a_resuming_client_exactly_o
         r = PrivateRedis(tmp_path)
         r.start()
         args = ["--redis-url", r.url]
-    srv = server(workers=2, args=args)
+    srv = server(workers=2, args=NO_LIMITS + args)
     port = srv.port
     stop = threading.Event()
     errors = []
@@ -292,7 +292,7 @@ def test_random_commits_rollbacks_and_restarts_reach_a_resuming_client_exactly_o
                 restarts.pop(0)
                 srv.kill()
                 ws.shutdown()
-                srv = server(workers=2, port=port, args=args)
+                srv = server(workers=2, port=port, args=NO_LIMITS + args)
                 ws = connect_and_resume(time.monotonic() + scaled(10))
             try:
                 take(ws.recv_msg(0.05))

@@ -30,6 +30,10 @@ from test_ws import is_push, max_seq
 from wsclient import WS, Closed
 
 ITEMS = [{"productId": "sku-1", "qty": 1}]
+# These tests drive bursts from one address and one admin account: the
+# per-IP and per-user request limits (on by default, tested in
+# test_ratelimit.py) are lifted so they measure delivery, not throttling.
+NO_LIMITS = ["--rate-ip", "1000000", "--rate-ip-burst", "1000000", "--rate-user", "1000000", "--rate-user-burst", "1000000"]
 # The statuses a new order goes through here: 1 create + 3 PATCHes = versions 1..4.
 LIFE = ("ACCEPTED", "PREPARED", "SHIPPED")
 
@@ -363,7 +367,7 @@ def push_latency(fleet, c, port, token):
 # ---------------------------------------------------------------- 1. API write -> owner and admin
 
 def test_ws_scale_api_patch_reaches_the_owner_and_an_admin_but_no_other_customer(server, db):
-    srv = server(workers=2)
+    srv = server(workers=2, args=NO_LIMITS)
     admin, a, b = mk_user(db, "ADMIN"), mk_user(db), mk_user(db)
     tadmin, ta, tb = make_token(admin, "ADMIN"), make_token(a), make_token(b)
     fleet = Fleet()
@@ -396,8 +400,7 @@ def test_ws_scale_200_sockets_on_2_workers_get_every_visible_event_of_a_burst_in
     # (default 32 per worker; the caps have their own tests in test_ws_trust.py).
     # One address and one admin drive the whole burst: the per-IP and per-user
     # request limits (on by default) are not what this test measures.
-    srv = server(workers=2, args=["--ws-max-per-user", "0", "--rate-ip", "1000000", "--rate-ip-burst", "1000000",
-                                  "--rate-user", "1000000", "--rate-user-burst", "1000000"])
+    srv = server(workers=2, args=NO_LIMITS + ["--ws-max-per-user", "0"])
     admin = mk_user(db, "ADMIN")
     tadmin = make_token(admin, "ADMIN")
     users = [mk_user(db) for _ in range(5)]
@@ -435,7 +438,7 @@ def test_ws_scale_200_sockets_on_2_workers_get_every_visible_event_of_a_burst_in
 # ---------------------------------------------------------------- 3. killed mid-burst, resumed with since
 
 def test_ws_scale_client_killed_mid_burst_resumes_with_since_without_gap_or_duplicate(server, db):
-    srv = server(workers=2)
+    srv = server(workers=2, args=NO_LIMITS)
     admin, a, b = mk_user(db, "ADMIN"), mk_user(db), mk_user(db)
     tadmin, ta, tb = make_token(admin, "ADMIN"), make_token(a), make_token(b)
     fleet = Fleet()
@@ -484,8 +487,8 @@ def test_ws_scale_client_killed_mid_burst_resumes_with_since_without_gap_or_dupl
 
 def test_ws_scale_redis_carries_events_between_two_instances_both_ways_in_order(server, db, private_redis):
     r = private_redis
-    inst_a = server(workers=2, args=["--redis-url", r.url])
-    inst_b = server(workers=2, args=["--redis-url", r.url])
+    inst_a = server(workers=2, args=NO_LIMITS + ["--redis-url", r.url])
+    inst_b = server(workers=2, args=NO_LIMITS + ["--redis-url", r.url])
     wait_subscribers(r, 4, scaled(10))  # every worker of both instances
     admin, a, b = mk_user(db, "ADMIN"), mk_user(db), mk_user(db)
     tadmin, ta, tb = make_token(admin, "ADMIN"), make_token(a), make_token(b)
@@ -517,8 +520,8 @@ def test_ws_scale_redis_carries_events_between_two_instances_both_ways_in_order(
 
 def test_ws_scale_redis_killed_and_restarted_mid_burst_loses_no_push(server, db, private_redis):
     r = private_redis
-    inst_a = server(workers=1, args=["--redis-url", r.url])
-    inst_b = server(workers=1, args=["--redis-url", r.url])
+    inst_a = server(workers=1, args=NO_LIMITS + ["--redis-url", r.url])
+    inst_b = server(workers=1, args=NO_LIMITS + ["--redis-url", r.url])
     wait_subscribers(r, 2, scaled(10))
     admin, a, b = mk_user(db, "ADMIN"), mk_user(db), mk_user(db)
     tadmin, ta, tb = make_token(admin, "ADMIN"), make_token(a), make_token(b)
@@ -554,7 +557,7 @@ def test_ws_scale_redis_killed_and_restarted_mid_burst_loses_no_push(server, db,
 # ---------------------------------------------------------------- 6. rolled-back sequence numbers
 
 def test_ws_scale_rolled_back_seq_does_not_hold_later_events_back(server, db, db_url):
-    srv = server(workers=2)
+    srv = server(workers=2, args=NO_LIMITS)
     admin, a = mk_user(db, "ADMIN"), mk_user(db)
     tadmin, ta = make_token(admin, "ADMIN"), make_token(a)
     fleet = Fleet()
@@ -611,7 +614,7 @@ def test_ws_scale_gap_owner_with_a_younger_xid_is_waited_for_not_skipped(server,
     """xids and seqs are taken in different orders: the writer of the lower seq
     may hold the higher xid, above the snapshot xmax seen once the higher seq
     committed. Its gap must still be waited for while it runs."""
-    srv = server(workers=1)
+    srv = server(workers=1, args=NO_LIMITS)
     admin, a = mk_user(db, "ADMIN"), mk_user(db)
     tadmin, ta = make_token(admin, "ADMIN"), make_token(a)
     fleet = Fleet()
