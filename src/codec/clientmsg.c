@@ -6,17 +6,6 @@
 
 #include "ot/codec/json.h"
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 int ot_uuid_parse(ot_str s, uint8_t out[16])
 {
     if (s.len != 36)
@@ -29,7 +18,7 @@ int ot_uuid_parse(ot_str s, uint8_t out[16])
             i++;
             continue;
         }
-        int hi = hexval(s.base[i]), lo = hexval(s.base[i + 1]);
+        int hi = ot_hex_val((unsigned char)s.base[i]), lo = ot_hex_val((unsigned char)s.base[i + 1]);
         if (hi < 0 || lo < 0)
             return OT_ERR;
         out[o++] = (uint8_t)(hi << 4 | lo);
@@ -40,13 +29,12 @@ int ot_uuid_parse(ot_str s, uint8_t out[16])
 
 void ot_uuid_format(const uint8_t id[16], char out[37])
 {
-    static const char hx[] = "0123456789abcdef";
     size_t o = 0;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
             out[o++] = '-';
-        out[o++] = hx[id[i] >> 4];
-        out[o++] = hx[id[i] & 15];
+        out[o++] = ot_hex_lower[id[i] >> 4];
+        out[o++] = ot_hex_lower[id[i] & 15];
     }
     out[o] = 0;
 }
