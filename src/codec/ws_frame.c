@@ -1,7 +1,8 @@
 /* RFC 6455 framing, close frames and the handshake accept key (UTF-8 is core/utf8.c). Pure functions over bytes. */
 #include "ot/codec/ws_frame.h"
 
-#include <openssl/evp.h>
+#include "ot/codec/base64.h"
+
 #include <openssl/sha.h>
 
 /* ---------------------------------------------------------------- frame header (§5.2) */
@@ -163,40 +164,25 @@ int ot_ws_parse_close(const uint8_t *p, size_t n, uint16_t *code, ot_str *reason
 
 /* ---------------------------------------------------------------- opening handshake (§4.2.2) */
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
 int ot_ws_accept_key(ot_str client_key, char out[29])
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
     /* §4.1: the key is a random 16-byte value, base64-encoded: 22 symbols + "==". */
     if (client_key.len != 24 || client_key.base == NULL)
         return OT_ERR;
-    const unsigned char *k = (const unsigned char *)client_key.base;
-    for (size_t i = 0; i < 22; i++)
-        if (b64_value(k[i]) < 0)
-            return OT_ERR;
-    /* The 22nd symbol carries the last 2 bits; its low 4 bits must be 0 (RFC 4648 §3.5 canonical form), else
-     * the text does not decode to exactly 16 bytes. */
-    if ((b64_value(k[21]) & 0x0F) != 0 || k[22] != '=' || k[23] != '=')
+    /* Canonical base64 of exactly 16 bytes (RFC 4648 §3.5: the pad bits of the 22nd symbol must be 0). */
+    uint8_t raw[16];
+    size_t rawlen;
+    if (ot_b64_decode(client_key.base, 24, raw, sizeof raw, &rawlen, false) < 0 || rawlen != sizeof raw)
         return OT_ERR;
-
     unsigned char in[24 + sizeof(guid) - 1];
-    memcpy(in, k, 24);
+    memcpy(in, client_key.base, 24);
     memcpy(in + 24, guid, sizeof(guid) - 1);
     unsigned char digest[SHA_DIGEST_LENGTH];
     /* SHA-1 is fixed by the RFC; it is a framing check here, not a security primitive. */
     if (SHA1(in, sizeof(in), digest) == NULL)
         return OT_ERR;
-    /* 20 bytes -> 28 base64 chars, and EVP_EncodeBlock NUL-terminates. */
-    if (EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH) != 28)
-        return OT_ERR;
+    /* 20 bytes -> 28 base64 chars. */
+    out[ot_b64_encode(digest, SHA_DIGEST_LENGTH, out, false)] = '\0';
     return OT_OK;
 }
