@@ -12,6 +12,7 @@
 #include "ot/codec/json.h"
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
+#include "ot/core/list.h"
 #include "ot/cmd/worker.h"
 #include "ot/http/ws.h"
 
@@ -102,24 +103,15 @@ static ot_ws_conn **chain_of(ot_hub *h, const ot_ws_conn *c)
 static void index_link(ot_hub *h, ot_ws_conn *c)
 {
     ot_ws_conn **head = chain_of(h, c);
-    c->prev = NULL;
-    c->next = *head;
-    if (*head)
-        (*head)->prev = c;
-    *head = c;
+    OT_LIST_PUSH_FRONT(head, c);
     if (c->role != OT_ROLE_ADMIN)
         h->ncust++;
 }
 
 static void index_unlink(ot_hub *h, ot_ws_conn *c)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        *chain_of(h, c) = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    ot_ws_conn **head = chain_of(h, c);
+    OT_LIST_UNLINK(head, c);
     if (c->role != OT_ROLE_ADMIN)
         h->ncust--;
 }
@@ -138,11 +130,7 @@ static void maybe_grow(ot_hub *h)
         for (; c; c = next) {
             next = c->next;
             ot_ws_conn **head = &nb[c->hash & (n - 1)];
-            c->prev = NULL;
-            c->next = *head;
-            if (*head)
-                (*head)->prev = c;
-            *head = c;
+            OT_LIST_PUSH_FRONT(head, c);
         }
     }
     free(h->buckets);

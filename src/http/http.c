@@ -17,6 +17,7 @@
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
 #include "ot/core/ratelimit.h"
+#include "ot/core/list.h"
 
 enum conn_state {
     ST_IDLE,     /* between requests: idle timer armed */
@@ -264,13 +265,7 @@ static void on_reap(ot_loop *loop, ot_defer *d)
 static void conn_unlink(ot_http_conn *c)
 {
     ot_worker *w = c->w;
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (w->conns == c)
-        w->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    OT_LIST_UNLINK(&w->conns, c);
     if (c->ip_counted) {
         ip_release(c->req.remote_key, c->req.remote_key_len);
         c->ip_counted = false;
@@ -345,10 +340,7 @@ void ot_http_conn_new(ot_worker *w, int fd, const struct sockaddr *sa, socklen_t
     c->req.w = w;
     c->req.conn = c;
     c->state = ST_IDLE;
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
+    OT_LIST_PUSH_FRONT(&w->conns, c);
     w->nconns++;
     ot_metrics_set(OT_G_CONNS_OPEN, w->nconns);
     if (ot_loop_add_fd(w->loop, fd, OT_READABLE | OT_WRITABLE | OT_EDGE, on_io, c) < 0) {
