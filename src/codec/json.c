@@ -509,39 +509,16 @@ int ot_json_escape(ot_buf *out, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t run = 0, i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            i++;
+    while ((i = ot_json_esc_plain_run(p, i, n, OT_JSON_ESC_STD)) < n) {
+        char esc[6];
+        size_t adv, elen = ot_json_esc_one(p + i, n - i, OT_JSON_ESC_STD, esc, &adv);
+        if (elen == 0) { /* valid UTF-8: part of the run */
+            i += adv;
             continue;
         }
-        size_t k = c >= 0x80 ? ot_utf8_seq_len(p + i, n - i) : 0;
-        if (k) {
-            i += k;
-            continue;
-        }
-        char tmp[8];
-        const char *e = tmp;
-        size_t elen = 2;
-        switch (c) {
-        case '"': e = "\\\""; break;
-        case '\\': e = "\\\\"; break;
-        case '\n': e = "\\n"; break;
-        case '\r': e = "\\r"; break;
-        case '\t': e = "\\t"; break;
-        case '\b': e = "\\b"; break;
-        case '\f': e = "\\f"; break;
-        default:
-            if (c >= 0x80) {
-                e = "\xEF\xBF\xBD"; /* U+FFFD REPLACEMENT CHARACTER */
-                elen = 3;
-            } else {
-                elen = (size_t)snprintf(tmp, sizeof tmp, "\\u%04x", c);
-            }
-        }
-        if (ot_buf_append(out, s + run, i - run) < 0 || ot_buf_append(out, e, elen) < 0)
+        if (ot_buf_append(out, s + run, i - run) < 0 || ot_buf_append(out, esc, elen) < 0)
             return OT_ERR;
-        run = ++i;
+        run = i += adv;
     }
     return ot_buf_append(out, s + run, n - run);
 }

@@ -135,12 +135,6 @@ static void put_i64(line *w, int64_t v)
         put_u64(w, (uint64_t)v);
 }
 
-/* 1 for the bytes that cannot be copied as they are: controls, quote,
- * backslash, DEL and everything above ASCII (checked as UTF-8). */
-static const unsigned char needs_care[256] = {
-    [0 ... 0x1F] = 1, ['"'] = 1, ['\\'] = 1, [0x7F ... 0xFF] = 1,
-};
-
 /* Appends up to max_in bytes of src JSON-escaped (RFC 8259 §7), without the
  * surrounding quotes. Stops at a whole escape/sequence when out of room. */
 static void put_escaped(line *w, const char *src, size_t n, size_t max_in)
@@ -152,9 +146,7 @@ static void put_escaped(line *w, const char *src, size_t n, size_t max_in)
     }
     for (size_t i = 0; i < n && !w->full;) {
         /* Runs of plain ASCII (nearly every path and address) go in one copy. */
-        size_t run = i;
-        while (run < n && !needs_care[s[run]])
-            run++;
+        size_t run = ot_json_esc_plain_run(s, i, n, OT_JSON_ESC_LOG);
         if (run > i) {
             size_t want = run - i, room = w->cap - w->len;
             size_t take = want <= room ? want : room;
@@ -165,25 +157,12 @@ static void put_escaped(line *w, const char *src, size_t n, size_t max_in)
                 w->full = w->cut = true;
             continue;
         }
+        /* The shared escaper (core/utf8.h, inline) in its log form. */
         char esc[6];
+        size_t adv, len = ot_json_esc_one(s + i, n - i, OT_JSON_ESC_LOG, esc, &adv);
         const char *out = esc;
-        size_t len, adv = 1;
-        unsigned char c = s[i];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\', esc[1] = (char)c, len = 2;
-        } else if (c == '\n') {
-            esc[0] = '\\', esc[1] = 'n', len = 2;
-        } else if (c == '\r') {
-            esc[0] = '\\', esc[1] = 'r', len = 2;
-        } else if (c == '\t') {
-            esc[0] = '\\', esc[1] = 't', len = 2;
-        } else if (c >= 0x80 && (adv = ot_utf8_seq_len(s + i, n - i)) > 0) {
+        if (len == 0) /* valid UTF-8, copied whole */
             out = (const char *)s + i, len = adv;
-        } else {
-            /* Other controls, DEL (terminal safety) and invalid UTF-8. */
-            memcpy(esc, "\\u00", 4);
-            esc[4] = ot_hex_lower[c >> 4], esc[5] = ot_hex_lower[c & 15], len = 6, adv = 1;
-        }
         put_raw(w, out, len);
         i += adv;
     }

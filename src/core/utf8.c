@@ -144,3 +144,14 @@ const uint8_t ot_hex_values1[256] = {
 };
 
 const char ot_hex_lower[17] = "0123456789abcdef";
+
+/* ---------------------------------------------------------------- JSON string escapes */
+
+#define STD_ OT_JSON_ESC_STD
+#define LOG_ OT_JSON_ESC_LOG
+const uint8_t ot_json_esc_care[256] = {
+    [0 ... 0x1F] = STD_ | LOG_, ['"'] = STD_ | LOG_, ['\\'] = STD_ | LOG_,
+    [0x7F] = LOG_,              [0x80 ... 0xFF] = STD_ | LOG_,
+};
+#undef STD_
+#undef LOG_
