@@ -426,16 +426,7 @@ static void reg_hash_done(ot_loop *loop, void *data)
 
 /* Field names are echoed back cut at a code point, so the error body stays
  * valid UTF-8 (and JSON) whatever a client sent. */
-static int utf8_prefix(ot_str s, int max)
-{
-    size_t n = 0;
-    for (size_t k; n < s.len; n += k) {
-        k = ot_utf8_seq_len((const unsigned char *)s.base + n, s.len - n);
-        if (!k || n + k > (size_t)max)
-            break;
-    }
-    return (int)n;
-}
+static int utf8_prefix(ot_str s, int max) { return (int)ot_utf8_valid_prefix((const unsigned char *)s.base, s.len, (size_t)max); }
 
 static bool field_fails(ot_req *r, const char *field, const char *why)
 {

@@ -38,6 +38,17 @@ size_t ot_utf8_seq_len(const unsigned char *s, size_t n)
     return len;
 }
 
+size_t ot_utf8_valid_prefix(const unsigned char *s, size_t n, size_t max)
+{
+    size_t ok = 0;
+    if (n > max)
+        n = max;
+    for (size_t k; ok < n; ok += k)
+        if (!(k = ot_utf8_seq_len(s + ok, n - ok)))
+            break;
+    return ok;
+}
+
 /* ---------------------------------------------------------------- streaming (RFC 3629 §4) */
 
 /* A DFA over byte classes. Classes split the lead and continuation bytes exactly where RFC 3629's

@@ -477,7 +477,8 @@ void ot_respond_json(ot_req *r, int status, ot_str json) { ot_respond(r, status,
 /* Length of s[0..n) without a trailing UTF-8 sequence that was cut short:
  * messages are truncated by snprintf here and by callers' fixed buffers, and
  * a cut must fall on a code point boundary (issue 10, finding 8). Invalid
- * bytes elsewhere are left to ot_json_escape, which replaces them. */
+ * bytes elsewhere are left to ot_json_escape, which replaces them (so not
+ * ot_utf8_valid_prefix, which would cut the message at the first of them). */
 static size_t utf8_trim_cut(const char *s, size_t n)
 {
     for (size_t back = 1; back <= 4 && back <= n; back++) {

@@ -113,3 +113,13 @@ Test(hex, every_byte)
         cr_expect_eq(ot_hex_val((unsigned char)ot_hex_lower[v]), v);
     cr_expect_eq(ot_hex_lower[16], '\0');
 }
+
+Test(utf8, valid_prefix_cuts_at_whole_sequences)
+{
+    const unsigned char s[] = { 'a', 0xE2, 0x82, 0xAC, 'b', 0xFF, 'c' }; /* a € b <bad> c */
+    cr_expect_eq(ot_utf8_valid_prefix(s, sizeof s, 100), 5, "stops at the first invalid byte");
+    cr_expect_eq(ot_utf8_valid_prefix(s, sizeof s, 4), 4);
+    cr_expect_eq(ot_utf8_valid_prefix(s, sizeof s, 3), 1, "never cuts inside the euro sign");
+    cr_expect_eq(ot_utf8_valid_prefix(s, sizeof s, 0), 0);
+    cr_expect_eq(ot_utf8_valid_prefix(s, 3, 100), 1, "a sequence cut by n is dropped");
+}

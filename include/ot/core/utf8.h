@@ -11,6 +11,10 @@
  * continuation or forbidden lead byte, a bad or missing continuation). */
 size_t ot_utf8_seq_len(const unsigned char *s, size_t n);
 
+/* Length of the longest prefix of s[0..n) that is whole well-formed sequences
+ * and at most max bytes: where to cut text so it stays valid UTF-8. */
+size_t ot_utf8_valid_prefix(const unsigned char *s, size_t n, size_t max);
+
 /* Incremental UTF-8 validator (same rules) for text that arrives split across
  * frames and reads. Zero-initialised state is the initial state. */
 typedef struct {
