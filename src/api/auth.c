@@ -263,8 +263,9 @@ typedef struct {
     size_t keylen;
 } auth_ctx;
 
-static void ctx_release(auth_ctx *c)
+static void ctx_release(void *ctx)
 {
+    auth_ctx *c = ctx;
     if (c->kdf_held && g_auth.kdf)
         ot_inflight_release(g_auth.kdf, c->key, c->keylen);
     /* The password must not linger in freed memory. */
@@ -284,13 +285,26 @@ static void on_abort(ot_req *r)
         ctx_release(c);
 }
 
-static auth_ctx *ctx_new(ot_req *r) { return ot_api_ctx_new(r, sizeof(auth_ctx), on_abort); }
+static auth_ctx *ctx_new(ot_req *r)
+{
+    auth_ctx *c = ot_api_ctx_new(r, sizeof(auth_ctx), on_abort);
+    if (c)
+        c->base.release = ctx_release;
+    return c;
+}
 
 /* Response paths clear the abort hook first: the request is finished after. */
-static void finish(auth_ctx *c)
+static void finish(auth_ctx *c) { ot_api_finish(c); }
+
+/* A pool thread gave c back: false if the request went away meanwhile (c is
+ * released then). */
+static bool kdf_back(auth_ctx *c)
 {
-    ot_api_detach(&c->base);
+    c->in_work = false;
+    if (!c->aborted)
+        return true;
     ctx_release(c);
+    return false;
 }
 
 static bool db_ok(ot_req *r, int status, const PGresult *res) { return !ot_api_db_error(r, status, res); }
@@ -405,11 +419,8 @@ static void reg_hash_work(void *data)
 static void reg_hash_done(ot_loop *loop, void *data)
 {
     auth_ctx *c = data;
-    c->in_work = false;
-    if (c->aborted) {
-        ctx_release(c);
+    if (!kdf_back(c))
         return;
-    }
     ot_req *r = c->base.r;
     if (c->work_rc < 0) {
         finish(c);
@@ -417,11 +428,7 @@ static void reg_hash_done(ot_loop *loop, void *data)
         return;
     }
     const char *vals[3] = { c->name, c->email, c->hash };
-    c->base.q = ot_pg_exec(r->w->pg, "user_insert", 3, vals, NULL, reg_inserted, c);
-    if (!c->base.q) { /* the callback will never run: answer now or the request hangs */
-        finish(c);
-        ot_respond_error(r, 500, "internal", "out of memory");
-    }
+    ot_api_exec(c, "user_insert", 3, vals, NULL, reg_inserted);
 }
 
 /* Field names are echoed back cut at a code point, so the error body stays
@@ -500,11 +507,8 @@ static void login_verify_work(void *data)
 static void login_verify_done(ot_loop *loop, void *data)
 {
     auth_ctx *c = data;
-    c->in_work = false;
-    if (c->aborted) {
-        ctx_release(c);
+    if (!kdf_back(c))
         return;
-    }
     ot_req *r = c->base.r;
     if (c->work_rc < 0) {
         finish(c);
@@ -598,9 +602,5 @@ void ot_h_login(ot_req *r)
         return;
     }
     const char *vals[1] = { c->email };
-    c->base.q = ot_pg_exec(r->w->pg, "user_by_email", 1, vals, NULL, login_found, c);
-    if (!c->base.q) { /* the callback will never run: answer now or the request hangs */
-        finish(c);
-        ot_respond_error(r, 500, "internal", "out of memory");
-    }
+    ot_api_exec(c, "user_by_email", 1, vals, NULL, login_found);
 }

@@ -3,12 +3,20 @@
 
 #include <stdlib.h>
 
+static void release(ot_api_ctx *c)
+{
+    if (c->release)
+        c->release(c);
+    else
+        free(c);
+}
+
 void ot_api_abort(ot_req *r)
 {
     ot_api_ctx *c = r->ctx;
     if (c->q)
         ot_pg_cancel(c->q);
-    free(c);
+    release(c);
 }
 
 void *ot_api_ctx_new(ot_req *r, size_t size, void (*on_abort)(ot_req *r))
@@ -35,7 +43,7 @@ ot_req *ot_api_detach(ot_api_ctx *c)
 ot_req *ot_api_finish(void *ctx)
 {
     ot_req *r = ot_api_detach(ctx);
-    free(ctx);
+    release(ctx);
     return r;
 }
 

@@ -13,17 +13,18 @@
 typedef struct {
     ot_req *r;
     ot_pg_query *q; /* the query in flight, cancelled on abort */
+    void (*release)(void *ctx); /* frees the context; NULL: free() */
 } ot_api_ctx;
 
 /* calloc(size) with its head set, installed as r->ctx with on_abort (NULL:
  * ot_api_abort). On allocation failure answers 500 and returns NULL. */
 void *ot_api_ctx_new(ot_req *r, size_t size, void (*on_abort)(ot_req *r));
-/* The default abort hook: cancel the query, free the context. */
+/* The default abort hook: cancel the query, release the context. */
 void ot_api_abort(ot_req *r);
 /* Unhooks the context from its request (no abort may reach it after) and
  * returns the request, so the caller may free the context and respond. */
 ot_req *ot_api_detach(ot_api_ctx *c);
-/* ot_api_detach + free: for contexts that hold nothing else. */
+/* ot_api_detach, then release (or free) the context; returns the request. */
 ot_req *ot_api_finish(void *ctx);
 /* Runs the prepared statement for c (cb gets c); on failure finishes c and
  * answers 500. false then: c is gone. */
