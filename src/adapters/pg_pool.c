@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "ot/core/list.h"
 #include "ot/adapters/pg_conn.h"
 #include "ot/event/link.h"
 
@@ -47,27 +48,13 @@ typedef struct {
 
 static void ql_push(qlist *l, ot_pg_query *q)
 {
-    q->next = NULL;
-    q->prev = l->tail;
-    if (l->tail)
-        l->tail->next = q;
-    else
-        l->head = q;
-    l->tail = q;
+    OT_QUEUE_PUSH_BACK(&l->head, &l->tail, q);
     l->n++;
 }
 
 static void ql_unlink(qlist *l, ot_pg_query *q)
 {
-    if (q->prev)
-        q->prev->next = q->next;
-    else
-        l->head = q->next;
-    if (q->next)
-        q->next->prev = q->prev;
-    else
-        l->tail = q->prev;
-    q->prev = q->next = NULL;
+    OT_QUEUE_UNLINK(&l->head, &l->tail, q);
     l->n--;
 }
 

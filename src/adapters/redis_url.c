@@ -3,6 +3,7 @@
 #include "ot/adapters/redis.h"
 
 #include "ot/codec/http_parser.h"
+#include "ot/core/config.h"
 
 static int parse_uint(const char *p, size_t n, unsigned long max, unsigned long *out)
 {
@@ -91,34 +92,18 @@ int ot_redis_parse_url(const char *url, ot_redis_addr *a)
         p = at + 1;
     }
 
-    const char *hend = auth_end, *port = NULL;
-    if (p < hend && *p == '[') { /* IPv6 literal, RFC 3986 §3.2.2 */
-        const char *rb = memchr(p, ']', (size_t)(hend - p));
-        if (!rb)
-            return OT_ERR;
-        if (copy_plain(a->host, sizeof(a->host), p + 1, (size_t)(rb - p - 1)) < 0)
-            return OT_ERR;
-        if (rb + 1 < hend) {
-            if (rb[1] != ':')
-                return OT_ERR;
-            port = rb + 2;
-        }
-    } else {
-        const char *colon = memchr(p, ':', (size_t)(hend - p));
-        if (copy_plain(a->host, sizeof(a->host), p, (size_t)((colon ? colon : hend) - p)) < 0)
-            return OT_ERR;
-        if (colon)
-            port = colon + 1;
-    }
-    if (!a->host[0])
+    ot_str host, port;
+    int pn;
+    if (ot_hostport_split(ot_str_make(p, (size_t)(auth_end - p)), &host, &port) < 0 ||
+        copy_plain(a->host, sizeof(a->host), host.base, host.len) < 0 || !a->host[0])
         return OT_ERR;
     for (const char *s = a->host; *s; s++)
         if (*s == '?' || *s == '#' || *s == ' ' || *s == '@')
             return OT_ERR;
-    if (port) {
-        if (parse_uint(port, (size_t)(hend - port), 65535, &v) < 0 || v == 0)
+    if (port.base) {
+        if (ot_port_parse(port, &pn) < 0 || pn == 0)
             return OT_ERR;
-        a->port = (int)v;
+        a->port = pn;
     }
     if (slash && slash + 1 < end) {
         if (parse_uint(slash + 1, (size_t)(end - slash - 1), 65535, &v) < 0)

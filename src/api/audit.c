@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "ot/api/auth.h"
+#include "ot/api/helpers.h"
 #include "ot/codec/json.h"
 
 #define STR_(x) #x
@@ -19,37 +20,18 @@ const ot_pg_stmt ot_audit_stmts[] = {
 const size_t ot_audit_nstmts = OT_ARRAY_LEN(ot_audit_stmts);
 
 typedef struct {
-    ot_req *r;
-    ot_pg_query *q;
+    ot_api_ctx base;
     char id[37];
 } audit_ctx;
-
-static void on_abort(ot_req *r)
-{
-    audit_ctx *c = r->ctx;
-    if (c->q)
-        ot_pg_cancel(c->q);
-    free(c);
-}
 
 static void events_cb(void *data, int status, PGresult *res)
 {
     audit_ctx *c = data;
-    ot_req *r = c->r;
-    r->on_abort = NULL;
-    r->ctx = NULL;
     char id[37];
     memcpy(id, c->id, sizeof id);
-    free(c);
-    if (status != OT_PG_OK) {
-        if (status == OT_PG_EQUERY) {
-            ot_respond_error(r, 500, "internal", "database error");
-        } else {
-            ot_resp_header(r, "Retry-After", "1");
-            ot_respond_error(r, 503, "database_unavailable", "the database is not reachable, retry shortly");
-        }
+    ot_req *r = ot_api_finish(c);
+    if (ot_api_db_error(r, status, res))
         return;
-    }
     int n = PQntuples(res);
     if (n == 0) {
         ot_respond_error(r, 404, "not_found", "no such order");
@@ -87,20 +69,10 @@ void ot_h_order_events(ot_req *r)
         ot_respond_error(r, 400, "invalid_id", "order id must be a UUID");
         return;
     }
-    audit_ctx *c = calloc(1, sizeof *c);
-    if (!c) {
-        ot_respond_error(r, 500, "internal", "out of memory");
+    audit_ctx *c = ot_api_ctx_new(r, sizeof *c, NULL);
+    if (!c)
         return;
-    }
-    c->r = r;
     memcpy(c->id, r->params[0].base, 36);
     const char *vals[1] = { c->id };
-    c->q = ot_pg_exec(r->w->pg, "audit_order_events", 1, vals, NULL, events_cb, c);
-    if (!c->q) {
-        free(c);
-        ot_respond_error(r, 500, "internal", "out of memory");
-        return;
-    }
-    r->ctx = c;
-    r->on_abort = on_abort;
+    ot_api_exec(c, "audit_order_events", 1, vals, NULL, events_cb);
 }

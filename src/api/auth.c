@@ -6,6 +6,7 @@
 
 #include <openssl/crypto.h>
 
+#include "ot/api/helpers.h"
 #include "ot/app/principals.h"
 #include "ot/codec/json.h"
 #include "ot/codec/jwt_cache.h"
@@ -243,10 +244,9 @@ void ot_h_ws_auth(ot_req *r)
 /* ---- shared async plumbing for the two handlers ---- */
 
 typedef struct {
-    ot_req *r;
+    ot_api_ctx base;       /* request and query (api/helpers.h) */
     bool aborted;
     bool in_work;          /* a pool thread holds this context */
-    ot_pg_query *q;
     char name[201], email[255], password[1025];
     size_t pwlen;
     char hash[OT_PWHASH_MAX];
@@ -263,8 +263,9 @@ typedef struct {
     size_t keylen;
 } auth_ctx;
 
-static void ctx_release(auth_ctx *c)
+static void ctx_release(void *ctx)
 {
+    auth_ctx *c = ctx;
     if (c->kdf_held && g_auth.kdf)
         ot_inflight_release(g_auth.kdf, c->key, c->keylen);
     /* The password must not linger in freed memory. */
@@ -276,9 +277,9 @@ static void on_abort(ot_req *r)
 {
     auth_ctx *c = r->ctx;
     c->aborted = true;
-    if (c->q) {
-        ot_pg_cancel(c->q);
-        c->q = NULL;
+    if (c->base.q) {
+        ot_pg_cancel(c->base.q);
+        c->base.q = NULL;
     }
     if (!c->in_work)
         ctx_release(c);
@@ -286,57 +287,34 @@ static void on_abort(ot_req *r)
 
 static auth_ctx *ctx_new(ot_req *r)
 {
-    auth_ctx *c = calloc(1, sizeof(*c));
-    if (!c) {
-        ot_respond_error(r, 500, "internal", "out of memory");
-        return NULL;
-    }
-    c->r = r;
-    r->ctx = c;
-    r->on_abort = on_abort;
+    auth_ctx *c = ot_api_ctx_new(r, sizeof(auth_ctx), on_abort);
+    if (c)
+        c->base.release = ctx_release;
     return c;
 }
 
 /* Response paths clear the abort hook first: the request is finished after. */
-static void finish(auth_ctx *c)
-{
-    c->r->on_abort = NULL;
-    c->r->ctx = NULL;
-    ctx_release(c);
-}
+static void finish(auth_ctx *c) { ot_api_finish(c); }
 
-/* Refusals that rolled the statement back and may pass on a retry (lost
- * connection 08, serialization/deadlock 40, resources 53, statement_timeout or
- * shutdown 57, lock timeout 55P03): 503 with Retry-After, not 500. */
-static bool sqlstate_transient(const PGresult *res)
+/* A pool thread gave c back: false if the request went away meanwhile (c is
+ * released then). */
+static bool kdf_back(auth_ctx *c)
 {
-    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (!st)
-        return false;
-    return !strncmp(st, "08", 2) || !strncmp(st, "40", 2) || !strncmp(st, "53", 2) || !strncmp(st, "57", 2) ||
-           !strcmp(st, "55P03");
-}
-
-static bool db_ok(ot_req *r, int status, const PGresult *res)
-{
-    if (status == OT_PG_OK)
+    c->in_work = false;
+    if (!c->aborted)
         return true;
-    if (status == OT_PG_EUNAVAIL || status == OT_PG_EFULL || status == OT_PG_ETIMEOUT ||
-        (status == OT_PG_EQUERY && sqlstate_transient(res))) {
-        ot_resp_header(r, "Retry-After", "1");
-        ot_respond_error(r, 503, "database_unavailable", "the database is not reachable, retry shortly");
-    } else {
-        ot_respond_error(r, 500, "internal", "database error");
-    }
+    ctx_release(c);
     return false;
 }
+
+static bool db_ok(ot_req *r, int status, const PGresult *res) { return !ot_api_db_error(r, status, res); }
 
 /* Queues the password hash for c, within the queue's bounds: one address
  * gets at most kdf_max_per_ip of the kdf_max_queue places, so others still
  * get theirs in time. On refusal it answers (429/503) and returns false. */
 static bool kdf_submit(auth_ctx *c, ot_work_fn *work, ot_work_done_fn *done)
 {
-    ot_req *r = c->r;
+    ot_req *r = c->base.r;
     const uint8_t *key;
     c->keylen = client_key(r, &key);
     memcpy(c->key, key, c->keylen);
@@ -410,8 +388,8 @@ static void user_json(ot_buf *b, const char *id, const char *name, const char *e
 static void reg_inserted(void *data, int status, PGresult *res)
 {
     auth_ctx *c = data;
-    ot_req *r = c->r;
-    c->q = NULL;
+    ot_req *r = c->base.r;
+    c->base.q = NULL;
     if (status == OT_PG_EQUERY) {
         const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         if (st && !strcmp(st, "23505")) {
@@ -441,37 +419,21 @@ static void reg_hash_work(void *data)
 static void reg_hash_done(ot_loop *loop, void *data)
 {
     auth_ctx *c = data;
-    c->in_work = false;
-    if (c->aborted) {
-        ctx_release(c);
+    if (!kdf_back(c))
         return;
-    }
-    ot_req *r = c->r;
+    ot_req *r = c->base.r;
     if (c->work_rc < 0) {
         finish(c);
         ot_respond_error(r, 500, "internal", "password hashing failed");
         return;
     }
     const char *vals[3] = { c->name, c->email, c->hash };
-    c->q = ot_pg_exec(r->w->pg, "user_insert", 3, vals, NULL, reg_inserted, c);
-    if (!c->q) { /* the callback will never run: answer now or the request hangs */
-        finish(c);
-        ot_respond_error(r, 500, "internal", "out of memory");
-    }
+    ot_api_exec(c, "user_insert", 3, vals, NULL, reg_inserted);
 }
 
 /* Field names are echoed back cut at a code point, so the error body stays
  * valid UTF-8 (and JSON) whatever a client sent. */
-static int utf8_prefix(ot_str s, int max)
-{
-    size_t n = 0;
-    for (size_t k; n < s.len; n += k) {
-        k = ot_utf8_seq_len((const unsigned char *)s.base + n, s.len - n);
-        if (!k || n + k > (size_t)max)
-            break;
-    }
-    return (int)n;
-}
+static int utf8_prefix(ot_str s, int max) { return (int)ot_utf8_valid_prefix((const unsigned char *)s.base, s.len, (size_t)max); }
 
 static bool field_fails(ot_req *r, const char *field, const char *why)
 {
@@ -545,12 +507,9 @@ static void login_verify_work(void *data)
 static void login_verify_done(ot_loop *loop, void *data)
 {
     auth_ctx *c = data;
-    c->in_work = false;
-    if (c->aborted) {
-        ctx_release(c);
+    if (!kdf_back(c))
         return;
-    }
-    ot_req *r = c->r;
+    ot_req *r = c->base.r;
     if (c->work_rc < 0) {
         finish(c);
         ot_respond_error(r, 401, "invalid_credentials", "wrong email or password");
@@ -606,8 +565,8 @@ static void login_verify_done(ot_loop *loop, void *data)
 static void login_found(void *data, int status, PGresult *res)
 {
     auth_ctx *c = data;
-    ot_req *r = c->r;
-    c->q = NULL;
+    ot_req *r = c->base.r;
+    c->base.q = NULL;
     if (status != OT_PG_OK) {
         finish(c);
         db_ok(r, status, res);
@@ -643,9 +602,5 @@ void ot_h_login(ot_req *r)
         return;
     }
     const char *vals[1] = { c->email };
-    c->q = ot_pg_exec(r->w->pg, "user_by_email", 1, vals, NULL, login_found, c);
-    if (!c->q) { /* the callback will never run: answer now or the request hangs */
-        finish(c);
-        ot_respond_error(r, 500, "internal", "out of memory");
-    }
+    ot_api_exec(c, "user_by_email", 1, vals, NULL, login_found);
 }

@@ -6,6 +6,7 @@
 
 #include "ot/cmd/app.h"
 #include "ot/api/auth.h"
+#include "ot/api/helpers.h"
 #include "ot/codec/base64.h"
 #include "ot/app/events.h"
 #include "ot/codec/json.h"
@@ -39,70 +40,16 @@ int ot_order_status_valid(ot_str s)
     return OT_ERR;
 }
 
-/* ---- async plumbing ---- */
+/* ---- async plumbing (api/helpers.h) ---- */
 
 typedef struct {
-    ot_req *r;
-    ot_pg_query *q;
+    ot_api_ctx base;
     char status[16];  /* PATCH: the requested status, for messages */
 } order_ctx;
 
-static void on_abort(ot_req *r)
-{
-    order_ctx *c = r->ctx;
-    if (c->q)
-        ot_pg_cancel(c->q);
-    free(c);
-}
-
-static order_ctx *ctx_new(ot_req *r)
-{
-    order_ctx *c = calloc(1, sizeof(*c));
-    if (!c) {
-        ot_respond_error(r, 500, "internal", "out of memory");
-        return NULL;
-    }
-    c->r = r;
-    r->ctx = c;
-    r->on_abort = on_abort;
-    return c;
-}
-
-static ot_req *finish(order_ctx *c)
-{
-    ot_req *r = c->r;
-    r->on_abort = NULL;
-    r->ctx = NULL;
-    free(c);
-    return r;
-}
-
-static void exec(ot_req *r, order_ctx *c, const char *stmt, int n, const char *const *vals, const int *lens,
-                 ot_pg_cb *cb)
-{
-    c->q = ot_pg_exec(r->w->pg, stmt, n, vals, lens, cb, c);
-    if (!c->q) {
-        finish(c);
-        ot_respond_error(r, 500, "internal", "out of memory");
-    }
-}
-
-/* Server-side refusals that rolled the statement back and may pass on a retry:
- * lost connection (08), serialization failure or deadlock (40), out of
- * resources (53), statement_timeout / shutdown (57), lock timeout (55P03).
- * They are a 503 with Retry-After, not a 500. */
-static bool sqlstate_transient(const char *st)
-{
-    if (!st)
-        return false;
-    return !strncmp(st, "08", 2) || !strncmp(st, "40", 2) || !strncmp(st, "53", 2) || !strncmp(st, "57", 2) ||
-           !strcmp(st, "55P03");
-}
-
+/* The two refusals that are the client's fault, then the shared mapping. */
 static bool db_error(ot_req *r, int status, PGresult *res)
 {
-    if (status == OT_PG_OK)
-        return false;
     if (status == OT_PG_EQUERY) {
         const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         if (st && !strcmp(st, "23503")) {
@@ -113,14 +60,8 @@ static bool db_error(ot_req *r, int status, PGresult *res)
             ot_respond_error(r, 400, "invalid_input", "malformed value");
             return true;
         }
-        if (!sqlstate_transient(st)) {
-            ot_respond_error(r, 500, "internal", "database error");
-            return true;
-        }
     }
-    ot_resp_header(r, "Retry-After", "1");
-    ot_respond_error(r, 503, "database_unavailable", "the database is not reachable, retry shortly");
-    return true;
+    return ot_api_db_error(r, status, res);
 }
 
 /* ---- POST /orders ---- */
@@ -128,8 +69,8 @@ static bool db_error(ot_req *r, int status, PGresult *res)
 static void created_cb(void *data, int status, PGresult *res)
 {
     order_ctx *c = data;
-    c->q = NULL;
-    ot_req *r = finish(c);
+    c->base.q = NULL;
+    ot_req *r = ot_api_finish(c);
     if (db_error(r, status, res))
         return;
     bool created = PQgetvalue(res, 0, 0)[0] == 't';
@@ -192,14 +133,14 @@ void ot_h_order_create(ot_req *r)
             return;
         }
     }
-    order_ctx *c = ctx_new(r);
+    order_ctx *c = ot_api_ctx_new(r, sizeof(order_ctx), NULL);
     if (!c) {
         ot_buf_free(&items);
         return;
     }
     const char *vals[4] = { uid.base, ot_buf_rptr(&items), idem.len ? idem.base : NULL, r->auth.sub };
     int lens[4] = { (int)uid.len, (int)ot_buf_rlen(&items), (int)idem.len, (int)strlen(r->auth.sub) };
-    exec(r, c, "order_create", 4, vals, lens, created_cb);
+    ot_api_exec(c, "order_create", 4, vals, lens, created_cb);
     ot_buf_free(&items);
 }
 
@@ -208,8 +149,8 @@ void ot_h_order_create(ot_req *r)
 static void get_cb(void *data, int status, PGresult *res)
 {
     order_ctx *c = data;
-    c->q = NULL;
-    ot_req *r = finish(c);
+    c->base.q = NULL;
+    ot_req *r = ot_api_finish(c);
     if (db_error(r, status, res))
         return;
     /* Someone else's order answers exactly like a missing one: no existence oracle. */
@@ -229,12 +170,12 @@ void ot_h_order_get(ot_req *r)
         ot_respond_error(r, 400, "invalid_id", "order id must be a UUID");
         return;
     }
-    order_ctx *c = ctx_new(r);
+    order_ctx *c = ot_api_ctx_new(r, sizeof(order_ctx), NULL);
     if (!c)
         return;
     const char *vals[1] = { r->params[0].base };
     int lens[1] = { 36 };
-    exec(r, c, "order_get", 1, vals, lens, get_cb);
+    ot_api_exec(c, "order_get", 1, vals, lens, get_cb);
 }
 
 /* ---- GET /orders/user/:id?limit=&cursor= ---- */
@@ -242,9 +183,9 @@ void ot_h_order_get(ot_req *r)
 static void list_cb(void *data, int status, PGresult *res)
 {
     order_ctx *c = data;
-    c->q = NULL;
+    c->base.q = NULL;
     int limit = atoi(c->status); /* the page size asked for, kept in the ctx */
-    ot_req *r = finish(c);
+    ot_req *r = ot_api_finish(c);
     if (db_error(r, status, res))
         return;
     int n = PQntuples(res);
@@ -328,13 +269,13 @@ void ot_h_orders_by_user(ot_req *r)
         id[36] = 0;
         have_cursor = true;
     }
-    order_ctx *c = ctx_new(r);
+    order_ctx *c = ot_api_ctx_new(r, sizeof(order_ctx), NULL);
     if (!c)
         return;
     snprintf(c->status, sizeof(c->status), "%d", limit);
     const char *vals[4] = { uid.base, have_cursor ? ts : NULL, have_cursor ? id : NULL, c->status };
     int lens[4] = { 36, (int)strlen(ts), (int)strlen(id), (int)strlen(c->status) };
-    exec(r, c, "orders_by_user", 4, vals, lens, list_cb);
+    ot_api_exec(c, "orders_by_user", 4, vals, lens, list_cb);
 }
 
 /* ---- PATCH /orders/:id/status ---- */
@@ -342,10 +283,10 @@ void ot_h_orders_by_user(ot_req *r)
 static void status_cb(void *data, int status, PGresult *res)
 {
     order_ctx *c = data;
-    c->q = NULL;
+    c->base.q = NULL;
     char want[16];
     snprintf(want, sizeof(want), "%s", c->status);
-    ot_req *r = finish(c);
+    ot_req *r = ot_api_finish(c);
     if (db_error(r, status, res))
         return;
     const char *result = PQgetvalue(res, 0, 0);
@@ -438,11 +379,11 @@ void ot_h_order_status(ot_req *r)
         memcpy(ver, p, n);
         ver[n] = 0;
     }
-    order_ctx *c = ctx_new(r);
+    order_ctx *c = ot_api_ctx_new(r, sizeof(order_ctx), NULL);
     if (!c)
         return;
     snprintf(c->status, sizeof(c->status), "%.*s", (int)st.len, st.base);
     const char *vals[4] = { r->params[0].base, c->status, ver[0] ? ver : NULL, r->auth.sub };
     int lens[4] = { 36, (int)strlen(c->status), (int)strlen(ver), (int)strlen(r->auth.sub) };
-    exec(r, c, "order_status", 4, vals, lens, status_cb);
+    ot_api_exec(c, "order_status", 4, vals, lens, status_cb);
 }

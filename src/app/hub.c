@@ -12,6 +12,7 @@
 #include "ot/codec/json.h"
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
+#include "ot/core/list.h"
 #include "ot/cmd/worker.h"
 #include "ot/http/ws.h"
 
@@ -102,24 +103,15 @@ static ot_ws_conn **chain_of(ot_hub *h, const ot_ws_conn *c)
 static void index_link(ot_hub *h, ot_ws_conn *c)
 {
     ot_ws_conn **head = chain_of(h, c);
-    c->prev = NULL;
-    c->next = *head;
-    if (*head)
-        (*head)->prev = c;
-    *head = c;
+    OT_LIST_PUSH_FRONT(head, c);
     if (c->role != OT_ROLE_ADMIN)
         h->ncust++;
 }
 
 static void index_unlink(ot_hub *h, ot_ws_conn *c)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        *chain_of(h, c) = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    ot_ws_conn **head = chain_of(h, c);
+    OT_LIST_UNLINK(head, c);
     if (c->role != OT_ROLE_ADMIN)
         h->ncust--;
 }
@@ -138,11 +130,7 @@ static void maybe_grow(ot_hub *h)
         for (; c; c = next) {
             next = c->next;
             ot_ws_conn **head = &nb[c->hash & (n - 1)];
-            c->prev = NULL;
-            c->next = *head;
-            if (*head)
-                (*head)->prev = c;
-            *head = c;
+            OT_LIST_PUSH_FRONT(head, c);
         }
     }
     free(h->buckets);
@@ -171,8 +159,8 @@ static void each_conn(ot_hub *h, void (*fn)(ot_ws_conn *c))
 static void normalize_sub(char *sub, size_t *len)
 {
     uint8_t id[16];
-    if (ot_uuid_parse(ot_str_make(sub, *len), id) == 0) {
-        ot_uuid_format(id, sub);
+    if (ot_uuid_to_bytes(ot_str_make(sub, *len), id) == 0) {
+        ot_uuid_to_text(id, sub);
         *len = 36;
     }
 }
@@ -529,7 +517,7 @@ void ot_hub_event(void *hub, const ot_event *ev)
     if (!h || h->count == 0)
         return;
     uint8_t oid[16];
-    const uint8_t *op = ot_uuid_parse(ev->order_id, oid) == 0 ? oid : NULL;
+    const uint8_t *op = ot_uuid_to_bytes(ev->order_id, oid) == 0 ? oid : NULL;
     ot_wsbuf *frames[2] = { NULL, NULL };
     ot_ws_conn *c, *next;
     if (h->ncust) {
@@ -570,7 +558,7 @@ static void send_error(ot_ws_conn *c, const char *code, const char *msg, const u
         return;
     }
     char ids[37];
-    ot_uuid_format(oid, ids);
+    ot_uuid_to_text(oid, ids);
     send_fmt(c, "{\"event\":\"error\",\"data\":{\"code\":\"%s\",\"message\":\"%s\",\"orderId\":\"%s\"}}", code, msg,
              ids);
 }
@@ -578,7 +566,7 @@ static void send_error(ot_ws_conn *c, const char *code, const char *msg, const u
 static void send_order_ack(ot_ws_conn *c, const char *event, const uint8_t oid[16])
 {
     char ids[37];
-    ot_uuid_format(oid, ids);
+    ot_uuid_to_text(oid, ids);
     send_fmt(c, "{\"event\":\"%s\",\"data\":{\"orderId\":\"%s\"}}", event, ids);
 }
 
@@ -671,7 +659,7 @@ static void subscribe(ot_ws_conn *c, const uint8_t id[16])
     q->c = c;
     memcpy(q->id, id, 16);
     char ids[37];
-    ot_uuid_format(id, ids);
+    ot_uuid_to_text(id, ids);
     const char *vals[1] = { ids };
     q->q = ot_pg_exec(w->pg, "hub_order_owner", 1, vals, NULL, on_owner, q);
     if (!q->q) {
@@ -758,7 +746,7 @@ static void replay_fetch(ot_hub_replay *rp);
 static bool replay_visible(const ot_ws_conn *c, const ot_event *ev)
 {
     uint8_t oid[16];
-    return may_see(c, ev, ot_uuid_parse(ev->order_id, oid) == 0 ? oid : NULL);
+    return may_see(c, ev, ot_uuid_to_bytes(ev->order_id, oid) == 0 ? oid : NULL);
 }
 
 void ot_hub_replay_rows(ot_hub_replay *rp, bool ok, const ot_hub_row *rows, int nrows)

@@ -1,55 +1,10 @@
-/* The hub's client messages and UUIDs: pure, no loop, no socket (fuzzed by
+/* The hub's client messages: pure, no loop, no socket (fuzzed by
  * tests/fuzz/fuzz_hub_msg.c). */
 #include "ot/codec/clientmsg.h"
 
 #include <string.h>
 
 #include "ot/codec/json.h"
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-int ot_uuid_parse(ot_str s, uint8_t out[16])
-{
-    if (s.len != 36)
-        return OT_ERR;
-    size_t o = 0;
-    for (size_t i = 0; i < 36;) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s.base[i] != '-')
-                return OT_ERR;
-            i++;
-            continue;
-        }
-        int hi = hexval(s.base[i]), lo = hexval(s.base[i + 1]);
-        if (hi < 0 || lo < 0)
-            return OT_ERR;
-        out[o++] = (uint8_t)(hi << 4 | lo);
-        i += 2;
-    }
-    return 0;
-}
-
-void ot_uuid_format(const uint8_t id[16], char out[37])
-{
-    static const char hx[] = "0123456789abcdef";
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hx[id[i] >> 4];
-        out[o++] = hx[id[i] & 15];
-    }
-    out[o] = 0;
-}
 
 static ot_hub_msg_kind invalid(ot_hub_msg *m, const char *code, const char *msg)
 {
@@ -75,7 +30,7 @@ ot_hub_msg_kind ot_hub_parse_msg(ot_str text, ot_hub_msg *m, char *tok, size_t t
         char buf[40];
         size_t n;
         if (t < 0 || ot_json_get_str_buf(&d, t, buf, sizeof(buf), &n) < 0 ||
-            ot_uuid_parse(ot_str_make(buf, n), m->order_id) < 0)
+            ot_uuid_to_bytes(ot_str_make(buf, n), m->order_id) < 0)
             return invalid(m, "bad_request", "orderId must be a UUID");
         return ot_json_str_eq(&d, a, "subscribe") ? OT_HUB_MSG_SUBSCRIBE : OT_HUB_MSG_UNSUBSCRIBE;
     }

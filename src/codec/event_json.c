@@ -102,14 +102,13 @@ static int mac(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str j
 
 size_t ot_event_seal(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str json, char *out, size_t cap)
 {
-    static const char hex[] = "0123456789abcdef";
     uint8_t m[32];
     if (cap < OT_EVENT_SEAL_OVERHEAD || cap - OT_EVENT_SEAL_OVERHEAD < json.len || mac(key, channel, json, m) < 0)
         return 0;
     memcpy(out, PREFIX, PREFIX_LEN);
     for (int i = 0; i < 32; i++) {
-        out[PREFIX_LEN + 2 * i] = hex[m[i] >> 4];
-        out[PREFIX_LEN + 2 * i + 1] = hex[m[i] & 15];
+        out[PREFIX_LEN + 2 * i] = ot_hex_lower[m[i] >> 4];
+        out[PREFIX_LEN + 2 * i + 1] = ot_hex_lower[m[i] & 15];
     }
     out[PREFIX_LEN + MAC_HEX] = ':';
     if (json.len)
@@ -117,14 +116,8 @@ size_t ot_event_seal(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot
     return OT_EVENT_SEAL_OVERHEAD + json.len;
 }
 
-static int unhex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1; /* upper case is refused: one spelling per MAC */
-}
+/* Lower case only: one spelling per MAC. */
+static int unhex(char c) { return c >= 'A' && c <= 'F' ? -1 : ot_hex_val((unsigned char)c); }
 
 int ot_event_open(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str msg, ot_str *json)
 {

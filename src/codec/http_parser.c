@@ -3,6 +3,8 @@
  * table lookup per byte, no allocation. */
 #include "ot/codec/http_parser.h"
 
+#include "ot/core/utf8.h"
+
 /* Byte classes, one table so every hot loop is a load and a mask. */
 enum {
     C_TCHAR = 1,  /* token (RFC 9110 §5.6.2): methods, field names, codings */
@@ -500,14 +502,6 @@ enum {
 
 void ot_http_chunked_init(ot_http_chunked *d) { memset(d, 0, sizeof(*d)); d->state = CH_SIZE; }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = lower(c);
-    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
-
 ssize_t ot_http_chunked_decode(ot_http_chunked *d, const char *in, size_t len, char *out, size_t *outlen)
 {
     size_t i = 0, o = 0;
@@ -518,7 +512,7 @@ ssize_t ot_http_chunked_decode(ot_http_chunked *d, const char *in, size_t len, c
         unsigned char c = (unsigned char)in[i];
         switch (d->state) {
         case CH_SIZE: {
-            int h = hexval(c);
+            int h = ot_hex_val(c);
             if (h >= 0) {
                 /* Sizes over 2^62 are refused well before uint64_t wraps. */
                 if (++d->digits > CH_MAX_DIGITS || d->chunk_left > (OT_HTTP_CHUNK_MAX - (uint64_t)h) / 16)
@@ -647,7 +641,7 @@ static int url_decode(ot_str in, char *out, size_t cap, size_t *outlen, bool plu
         if (c == '%') {
             if (in.len - i < 3)
                 return OT_ERR;
-            int hi = hexval((unsigned char)in.base[i + 1]), lo = hexval((unsigned char)in.base[i + 2]);
+            int hi = ot_hex_val((unsigned char)in.base[i + 1]), lo = ot_hex_val((unsigned char)in.base[i + 2]);
             if (hi < 0 || lo < 0 || (hi | lo) == 0)
                 return OT_ERR; /* bad escape, or %00 */
             c = (unsigned char)(hi * 16 + lo);

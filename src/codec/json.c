@@ -9,52 +9,6 @@
 
 /* ---- UTF-8 and escapes ---- */
 
-size_t ot_utf8_seq_len(const unsigned char *s, size_t n)
-{
-    if (n == 0)
-        return 0;
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    /* RFC 3629 §4 table: the second byte's range excludes overlong forms
-     * (E0, F0), UTF-16 surrogates (ED) and code points past U+10FFFF (F4). */
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c == 0xE0)
-        len = 3, lo = 0xA0;
-    else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF)
-        len = 3;
-    else if (c == 0xED)
-        len = 3, hi = 0x9F;
-    else if (c == 0xF0)
-        len = 4, lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3)
-        len = 4;
-    else if (c == 0xF4)
-        len = 4, hi = 0x8F;
-    else
-        return 0; /* continuation byte, C0/C1 (always overlong), F5..FF */
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The 4 hex digits at p[0..n), or -1. */
 static long hex4(const unsigned char *p, size_t n)
 {
@@ -62,7 +16,7 @@ static long hex4(const unsigned char *p, size_t n)
         return -1;
     long v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(p[i]);
+        int h = ot_hex_val(p[i]);
         if (h < 0)
             return -1;
         v = v * 16 + h;
@@ -555,39 +509,16 @@ int ot_json_escape(ot_buf *out, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t run = 0, i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            i++;
+    while ((i = ot_json_esc_plain_run(p, i, n, OT_JSON_ESC_STD)) < n) {
+        char esc[6];
+        size_t adv, elen = ot_json_esc_one(p + i, n - i, OT_JSON_ESC_STD, esc, &adv);
+        if (elen == 0) { /* valid UTF-8: part of the run */
+            i += adv;
             continue;
         }
-        size_t k = c >= 0x80 ? ot_utf8_seq_len(p + i, n - i) : 0;
-        if (k) {
-            i += k;
-            continue;
-        }
-        char tmp[8];
-        const char *e = tmp;
-        size_t elen = 2;
-        switch (c) {
-        case '"': e = "\\\""; break;
-        case '\\': e = "\\\\"; break;
-        case '\n': e = "\\n"; break;
-        case '\r': e = "\\r"; break;
-        case '\t': e = "\\t"; break;
-        case '\b': e = "\\b"; break;
-        case '\f': e = "\\f"; break;
-        default:
-            if (c >= 0x80) {
-                e = "\xEF\xBF\xBD"; /* U+FFFD REPLACEMENT CHARACTER */
-                elen = 3;
-            } else {
-                elen = (size_t)snprintf(tmp, sizeof tmp, "\\u%04x", c);
-            }
-        }
-        if (ot_buf_append(out, s + run, i - run) < 0 || ot_buf_append(out, e, elen) < 0)
+        if (ot_buf_append(out, s + run, i - run) < 0 || ot_buf_append(out, esc, elen) < 0)
             return OT_ERR;
-        run = ++i;
+        run = i += adv;
     }
     return ot_buf_append(out, s + run, n - run);
 }

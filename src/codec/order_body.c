@@ -18,11 +18,7 @@ static int fail(char *err, size_t errcap, const char *fmt, ...)
     int n = vsnprintf(err, errcap, fmt, ap);
     va_end(ap);
     size_t len = n < 0 ? 0 : (size_t)n >= errcap ? errcap - 1 : (size_t)n;
-    size_t ok = 0;
-    for (size_t k; ok < len; ok += k)
-        if (!(k = ot_utf8_seq_len((const unsigned char *)err + ok, len - ok)))
-            break;
-    err[ok] = '\0';
+    err[ot_utf8_valid_prefix((const unsigned char *)err, len, len)] = '\0';
     return OT_ERR;
 }
 

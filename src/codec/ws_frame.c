@@ -1,7 +1,8 @@
-/* RFC 6455 framing, UTF-8 validation and the handshake accept key. Pure functions over bytes. */
+/* RFC 6455 framing, close frames and the handshake accept key (UTF-8 is core/utf8.c). Pure functions over bytes. */
 #include "ot/codec/ws_frame.h"
 
-#include <openssl/evp.h>
+#include "ot/codec/base64.h"
+
 #include <openssl/sha.h>
 
 /* ---------------------------------------------------------------- frame header (§5.2) */
@@ -128,102 +129,6 @@ void ot_ws_unmask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset)
         p[i] ^= m8[i & 7];
 }
 
-/* ---------------------------------------------------------------- UTF-8 (RFC 3629 §4) */
-
-/* A DFA over byte classes. Classes split the lead and continuation bytes exactly where RFC 3629's
- * UTF8-2/3/4 productions narrow the second byte's range (E0, ED, F0, F4), which is what rejects overlongs,
- * surrogates and code points above U+10FFFF without decoding. */
-enum {
-    U8C_ASCII,    /* 00-7F */
-    U8C_CONT_LO,  /* 80-8F */
-    U8C_CONT_MID, /* 90-9F */
-    U8C_CONT_HI,  /* A0-BF */
-    U8C_BAD,      /* C0-C1 (always overlong), F5-FF (above U+10FFFF) */
-    U8C_LEAD2,    /* C2-DF */
-    U8C_E0,       /* E0: second byte A0-BF, else overlong */
-    U8C_LEAD3,    /* E1-EC, EE-EF */
-    U8C_ED,       /* ED: second byte 80-9F, else a surrogate */
-    U8C_F0,       /* F0: second byte 90-BF, else overlong */
-    U8C_LEAD4,    /* F1-F3 */
-    U8C_F4,       /* F4: second byte 80-8F, else above U+10FFFF */
-    U8C_COUNT
-};
-
-enum {
-    U8S_ACCEPT, /* on a character boundary */
-    U8S_NEED1,  /* one continuation byte left */
-    U8S_NEED2,  /* two left, any continuation */
-    U8S_E0,     /* after E0 */
-    U8S_ED,     /* after ED */
-    U8S_F0,     /* after F0 */
-    U8S_NEED3,  /* after F1-F3 */
-    U8S_F4,     /* after F4 */
-    U8S_REJECT, /* sticky */
-    U8S_COUNT
-};
-
-/* GNU range designators (gcc and clang) keep the byte map readable against the comments above. */
-static const uint8_t utf8_classes[256] = {
-    [0x00 ... 0x7F] = U8C_ASCII,    [0x80 ... 0x8F] = U8C_CONT_LO, [0x90 ... 0x9F] = U8C_CONT_MID,
-    [0xA0 ... 0xBF] = U8C_CONT_HI,  [0xC0 ... 0xC1] = U8C_BAD,     [0xC2 ... 0xDF] = U8C_LEAD2,
-    [0xE0] = U8C_E0,                [0xE1 ... 0xEC] = U8C_LEAD3,   [0xED] = U8C_ED,
-    [0xEE ... 0xEF] = U8C_LEAD3,    [0xF0] = U8C_F0,               [0xF1 ... 0xF3] = U8C_LEAD4,
-    [0xF4] = U8C_F4,                [0xF5 ... 0xFF] = U8C_BAD,
-};
-
-#define R_ U8S_REJECT
-static const uint8_t utf8_next[U8S_COUNT][U8C_COUNT] = {
-    /*               ASCII       80-8F       90-9F       A0-BF       bad  C2-DF      E0      E1-EF      ED      F0      F1-F3      F4 */
-    [U8S_ACCEPT] = { U8S_ACCEPT, R_,         R_,         R_,         R_,  U8S_NEED1, U8S_E0, U8S_NEED2, U8S_ED, U8S_F0, U8S_NEED3, U8S_F4 },
-    [U8S_NEED1]  = { R_,         U8S_ACCEPT, U8S_ACCEPT, U8S_ACCEPT, R_,  R_,        R_,     R_,        R_,     R_,     R_,        R_ },
-    [U8S_NEED2]  = { R_,         U8S_NEED1,  U8S_NEED1,  U8S_NEED1,  R_,  R_,        R_,     R_,        R_,     R_,     R_,        R_ },
-    [U8S_E0]     = { R_,         R_,         R_,         U8S_NEED1,  R_,  R_,        R_,     R_,        R_,     R_,     R_,        R_ },
-    [U8S_ED]     = { R_,         U8S_NEED1,  U8S_NEED1,  R_,         R_,  R_,        R_,     R_,        R_,     R_,     R_,        R_ },
-    [U8S_F0]     = { R_,         R_,         U8S_NEED2,  U8S_NEED2,  R_,  R_,        R_,     R_,        R_,     R_,     R_,        R_ },
-    [U8S_NEED3]  = { R_,         U8S_NEED2,  U8S_NEED2,  U8S_NEED2,  R_,  R_,        R_,     R_,        R_,     R_,     R_,        R_ },
-    [U8S_F4]     = { R_,         U8S_NEED2,  R_,         R_,         R_,  R_,        R_,     R_,        R_,     R_,     R_,        R_ },
-    [U8S_REJECT] = { R_,         R_,         R_,         R_,         R_,  R_,        R_,     R_,        R_,     R_,     R_,        R_ },
-};
-#undef R_
-
-void ot_utf8_init(ot_utf8 *u) { u->state = U8S_ACCEPT; }
-
-int ot_utf8_feed(ot_utf8 *u, const uint8_t *p, size_t n)
-{
-    uint32_t s = u->state;
-    if (s >= U8S_COUNT) /* a corrupted state must not index past the table */
-        s = U8S_REJECT;
-    size_t i = 0;
-    while (i < n) {
-        if (s == U8S_ACCEPT) {
-            /* Chat and JSON text is mostly ASCII: skip it 8 bytes at a time. */
-            while (i + 8 <= n) {
-                uint64_t w;
-                memcpy(&w, p + i, 8);
-                if (w & UINT64_C(0x8080808080808080))
-                    break;
-                i += 8;
-            }
-            if (i == n)
-                break;
-        }
-        s = utf8_next[s][utf8_classes[p[i++]]];
-        if (s == U8S_REJECT)
-            break;
-    }
-    u->state = s;
-    return s == U8S_REJECT ? OT_ERR : OT_OK;
-}
-
-bool ot_utf8_complete(const ot_utf8 *u) { return u->state == U8S_ACCEPT; }
-
-bool ot_utf8_valid(const uint8_t *p, size_t n)
-{
-    ot_utf8 u;
-    ot_utf8_init(&u);
-    return ot_utf8_feed(&u, p, n) == OT_OK && ot_utf8_complete(&u);
-}
-
 /* ---------------------------------------------------------------- close frames (§5.5.1, §7.4) */
 
 bool ot_ws_close_code_valid(uint16_t code)
@@ -259,40 +164,25 @@ int ot_ws_parse_close(const uint8_t *p, size_t n, uint16_t *code, ot_str *reason
 
 /* ---------------------------------------------------------------- opening handshake (§4.2.2) */
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
 int ot_ws_accept_key(ot_str client_key, char out[29])
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
     /* §4.1: the key is a random 16-byte value, base64-encoded: 22 symbols + "==". */
     if (client_key.len != 24 || client_key.base == NULL)
         return OT_ERR;
-    const unsigned char *k = (const unsigned char *)client_key.base;
-    for (size_t i = 0; i < 22; i++)
-        if (b64_value(k[i]) < 0)
-            return OT_ERR;
-    /* The 22nd symbol carries the last 2 bits; its low 4 bits must be 0 (RFC 4648 §3.5 canonical form), else
-     * the text does not decode to exactly 16 bytes. */
-    if ((b64_value(k[21]) & 0x0F) != 0 || k[22] != '=' || k[23] != '=')
+    /* Canonical base64 of exactly 16 bytes (RFC 4648 §3.5: the pad bits of the 22nd symbol must be 0). */
+    uint8_t raw[16];
+    size_t rawlen;
+    if (ot_b64_decode(client_key.base, 24, raw, sizeof raw, &rawlen, false) < 0 || rawlen != sizeof raw)
         return OT_ERR;
-
     unsigned char in[24 + sizeof(guid) - 1];
-    memcpy(in, k, 24);
+    memcpy(in, client_key.base, 24);
     memcpy(in + 24, guid, sizeof(guid) - 1);
     unsigned char digest[SHA_DIGEST_LENGTH];
     /* SHA-1 is fixed by the RFC; it is a framing check here, not a security primitive. */
     if (SHA1(in, sizeof(in), digest) == NULL)
         return OT_ERR;
-    /* 20 bytes -> 28 base64 chars, and EVP_EncodeBlock NUL-terminates. */
-    if (EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH) != 28)
-        return OT_ERR;
+    /* 20 bytes -> 28 base64 chars. */
+    out[ot_b64_encode(digest, SHA_DIGEST_LENGTH, out, false)] = '\0';
     return OT_OK;
 }

@@ -134,26 +134,60 @@ void ot_config_defaults(ot_config *c)
     c->ws_rate_burst = 80;
 }
 
+int ot_hostport_split(ot_str s, ot_str *host, ot_str *port)
+{
+    const char *p = s.base, *end = s.base + s.len;
+    *port = OT_STR_NULL;
+    if (s.len && *p == '[') { /* IPv6 literal, RFC 3986 §3.2.2 */
+        const char *rb = memchr(p, ']', s.len);
+        if (!rb)
+            return OT_ERR;
+        *host = ot_str_make(p + 1, (size_t)(rb - p - 1));
+        if (rb + 1 == end)
+            return OT_OK;
+        if (rb[1] != ':')
+            return OT_ERR;
+        *port = ot_str_make(rb + 2, (size_t)(end - rb - 2));
+        return OT_OK;
+    }
+    const char *colon = memchr(p, ':', s.len);
+    *host = ot_str_make(p, (size_t)((colon ? colon : end) - p));
+    if (!colon)
+        return OT_OK;
+    /* A second colon outside brackets is an unbracketed IPv6 address, which
+     * cannot be told apart from its port. */
+    if (memchr(colon + 1, ':', (size_t)(end - colon - 1)))
+        return OT_ERR;
+    *port = ot_str_make(colon + 1, (size_t)(end - colon - 1));
+    return OT_OK;
+}
+
+int ot_port_parse(ot_str s, int *port)
+{
+    uint64_t v = 0;
+    if (s.len == 0 || s.len > 5)
+        return OT_ERR;
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.base[i] < '0' || s.base[i] > '9')
+            return OT_ERR;
+        v = v * 10 + (uint64_t)(s.base[i] - '0');
+    }
+    if (v > 65535)
+        return OT_ERR;
+    *port = (int)v;
+    return OT_OK;
+}
+
 int ot_parse_hostport(const char *s, char *host, size_t hostcap, int *port)
 {
-    const char *colon = strrchr(s, ':');
-    if (!colon)
+    ot_str h, p;
+    /* --listen needs a port; 0 (any free port) is allowed. */
+    if (ot_hostport_split(ot_str_c(s), &h, &p) < 0 || !p.base || ot_port_parse(p, port) < 0)
         return OT_ERR;
-    size_t hl = (size_t)(colon - s);
-    if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') { /* [::1]:8080 */
-        s++;
-        hl -= 2;
-    }
-    if (hl == 0 || hl >= hostcap)
+    if (h.len == 0 || h.len >= hostcap)
         return OT_ERR;
-    char *end;
-    errno = 0;
-    long p = strtol(colon + 1, &end, 10);
-    if (errno || *end || p < 0 || p > 65535 || end == colon + 1)
-        return OT_ERR;
-    memcpy(host, s, hl);
-    host[hl] = 0;
-    *port = (int)p;
+    memcpy(host, h.base, h.len);
+    host[h.len] = 0;
     return 0;
 }
 

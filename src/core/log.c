@@ -16,6 +16,7 @@
 
 #include "ot/core/fmt.h"
 #include "ot/core/metrics.h"
+#include "ot/core/utf8.h"
 
 /* Room kept after the last string field for `","truncated":true}\n`. */
 #define TAIL_RESERVE 24
@@ -134,48 +135,10 @@ static void put_i64(line *w, int64_t v)
         put_u64(w, (uint64_t)v);
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629 §4: no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0 if the byte starts none. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF; /* range allowed for the 2nd byte */
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (n < need || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < need; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return need;
-}
-
-/* 1 for the bytes that cannot be copied as they are: controls, quote,
- * backslash, DEL and everything above ASCII (checked as UTF-8). */
-static const unsigned char needs_care[256] = {
-    [0 ... 0x1F] = 1, ['"'] = 1, ['\\'] = 1, [0x7F ... 0xFF] = 1,
-};
-
 /* Appends up to max_in bytes of src JSON-escaped (RFC 8259 §7), without the
  * surrounding quotes. Stops at a whole escape/sequence when out of room. */
 static void put_escaped(line *w, const char *src, size_t n, size_t max_in)
 {
-    static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)src;
     if (n > max_in) {
         n = max_in;
@@ -183,9 +146,7 @@ static void put_escaped(line *w, const char *src, size_t n, size_t max_in)
     }
     for (size_t i = 0; i < n && !w->full;) {
         /* Runs of plain ASCII (nearly every path and address) go in one copy. */
-        size_t run = i;
-        while (run < n && !needs_care[s[run]])
-            run++;
+        size_t run = ot_json_esc_plain_run(s, i, n, OT_JSON_ESC_LOG);
         if (run > i) {
             size_t want = run - i, room = w->cap - w->len;
             size_t take = want <= room ? want : room;
@@ -196,25 +157,12 @@ static void put_escaped(line *w, const char *src, size_t n, size_t max_in)
                 w->full = w->cut = true;
             continue;
         }
+        /* The shared escaper (core/utf8.h, inline) in its log form. */
         char esc[6];
+        size_t adv, len = ot_json_esc_one(s + i, n - i, OT_JSON_ESC_LOG, esc, &adv);
         const char *out = esc;
-        size_t len, adv = 1;
-        unsigned char c = s[i];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\', esc[1] = (char)c, len = 2;
-        } else if (c == '\n') {
-            esc[0] = '\\', esc[1] = 'n', len = 2;
-        } else if (c == '\r') {
-            esc[0] = '\\', esc[1] = 'r', len = 2;
-        } else if (c == '\t') {
-            esc[0] = '\\', esc[1] = 't', len = 2;
-        } else if (c >= 0x80 && (adv = utf8_seq(s + i, n - i)) > 0) {
+        if (len == 0) /* valid UTF-8, copied whole */
             out = (const char *)s + i, len = adv;
-        } else {
-            /* Other controls, DEL (terminal safety) and invalid UTF-8. */
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4], esc[5] = hex[c & 15], len = 6, adv = 1;
-        }
         put_raw(w, out, len);
         i += adv;
     }
@@ -442,10 +390,9 @@ size_t ot_log_request_id(char *out)
         rid_ready = true;
         hook_fork();
     }
-    static const char hex[] = "0123456789abcdef";
     uint64_t v = (uint64_t)rid_prefix << 32 | rid_counter++;
     for (int i = 15; i >= 0; i--, v >>= 4)
-        out[i] = hex[v & 15];
+        out[i] = ot_hex_lower[v & 15];
     out[16] = '\0';
     return 16;
 }

@@ -17,6 +17,7 @@
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
 #include "ot/core/ratelimit.h"
+#include "ot/core/list.h"
 
 enum conn_state {
     ST_IDLE,     /* between requests: idle timer armed */
@@ -264,13 +265,7 @@ static void on_reap(ot_loop *loop, ot_defer *d)
 static void conn_unlink(ot_http_conn *c)
 {
     ot_worker *w = c->w;
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (w->conns == c)
-        w->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    OT_LIST_UNLINK(&w->conns, c);
     if (c->ip_counted) {
         ip_release(c->req.remote_key, c->req.remote_key_len);
         c->ip_counted = false;
@@ -345,10 +340,7 @@ void ot_http_conn_new(ot_worker *w, int fd, const struct sockaddr *sa, socklen_t
     c->req.w = w;
     c->req.conn = c;
     c->state = ST_IDLE;
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
+    OT_LIST_PUSH_FRONT(&w->conns, c);
     w->nconns++;
     ot_metrics_set(OT_G_CONNS_OPEN, w->nconns);
     if (ot_loop_add_fd(w->loop, fd, OT_READABLE | OT_WRITABLE | OT_EDGE, on_io, c) < 0) {
@@ -485,7 +477,8 @@ void ot_respond_json(ot_req *r, int status, ot_str json) { ot_respond(r, status,
 /* Length of s[0..n) without a trailing UTF-8 sequence that was cut short:
  * messages are truncated by snprintf here and by callers' fixed buffers, and
  * a cut must fall on a code point boundary (issue 10, finding 8). Invalid
- * bytes elsewhere are left to ot_json_escape, which replaces them. */
+ * bytes elsewhere are left to ot_json_escape, which replaces them (so not
+ * ot_utf8_valid_prefix, which would cut the message at the first of them). */
 static size_t utf8_trim_cut(const char *s, size_t n)
 {
     for (size_t back = 1; back <= 4 && back <= n; back++) {

@@ -67,7 +67,7 @@ void ot_loop_del_fd(ot_loop *l, int fd)
     if (l->fd == fd)
         l->cb = NULL, l->fd = -1;
 }
-void ot_timer_init(ot_timer *t, ot_timer_cb *cb, void *data) { *t = (ot_timer){ 0, 0, cb, data }; }
+void ot_timer_init(ot_timer *t, ot_timer_cb *cb, void *data) { *t = (ot_timer){ .cb = cb, .data = data }; }
 void ot_timer_stop(ot_loop *l, ot_timer *t)
 {
     if (!t->heap_idx)

@@ -17,10 +17,10 @@ static void check_uuid(const uint8_t *data, size_t size)
 {
     uint8_t id[16], id2[16];
     char txt[37];
-    if (ot_uuid_parse(ot_str_make((const char *)data, size), id) < 0)
+    if (ot_uuid_to_bytes(ot_str_make((const char *)data, size), id) < 0)
         return;
-    ot_uuid_format(id, txt);
-    if (size != 36 || ot_uuid_parse(ot_str_make(txt, 36), id2) < 0 || memcmp(id, id2, 16) != 0)
+    ot_uuid_to_text(id, txt);
+    if (size != 36 || ot_uuid_to_bytes(ot_str_make(txt, 36), id2) < 0 || memcmp(id, id2, 16) != 0)
         abort();
     for (size_t i = 0; i < 36; i++)
         if (txt[i] != (char)tolower(data[i]))
@@ -37,7 +37,7 @@ static size_t rewrite(ot_hub_msg_kind k, const ot_hub_msg *m, const char *tok, c
     switch (k) {
     case OT_HUB_MSG_SUBSCRIBE:
     case OT_HUB_MSG_UNSUBSCRIBE:
-        ot_uuid_format(m->order_id, ids);
+        ot_uuid_to_text(m->order_id, ids);
         n = (size_t)snprintf(out, cap, "{\"action\":\"%s\",\"orderId\":\"%s\"}",
                              k == OT_HUB_MSG_SUBSCRIBE ? "subscribe" : "unsubscribe", ids);
         break;

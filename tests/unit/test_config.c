@@ -159,3 +159,44 @@ Test(config_usage, help_states_a_range_for_every_numeric_option)
     }
     free(text);
 }
+
+/* The one host:port grammar, shared by --listen and REDIS_URL. */
+Test(hostport, split_forms)
+{
+    ot_str h, p;
+    cr_assert_eq(ot_hostport_split(OT_STR("h:80"), &h, &p), 0);
+    cr_expect(ot_str_eq_lit(h, "h") && ot_str_eq_lit(p, "80"));
+    cr_assert_eq(ot_hostport_split(OT_STR("host"), &h, &p), 0);
+    cr_expect(ot_str_eq_lit(h, "host") && p.base == NULL, "no port part");
+    cr_assert_eq(ot_hostport_split(OT_STR("h:"), &h, &p), 0);
+    cr_expect(p.base != NULL && p.len == 0, "empty port is not a missing port");
+    cr_assert_eq(ot_hostport_split(OT_STR("[::1]:8080"), &h, &p), 0);
+    cr_expect(ot_str_eq_lit(h, "::1") && ot_str_eq_lit(p, "8080"));
+    cr_assert_eq(ot_hostport_split(OT_STR("[fe80::1]"), &h, &p), 0);
+    cr_expect(ot_str_eq_lit(h, "fe80::1") && p.base == NULL);
+    cr_expect_eq(ot_hostport_split(OT_STR("[::1"), &h, &p), OT_ERR);
+    cr_expect_eq(ot_hostport_split(OT_STR("[::1]x:80"), &h, &p), OT_ERR);
+    cr_expect_eq(ot_hostport_split(OT_STR("::1:80"), &h, &p), OT_ERR, "IPv6 must be bracketed");
+}
+
+Test(hostport, port_and_listen)
+{
+    int port = -1;
+    cr_expect_eq(ot_port_parse(OT_STR("0"), &port), 0);
+    cr_expect_eq(port, 0);
+    cr_expect_eq(ot_port_parse(OT_STR("65535"), &port), 0);
+    cr_expect_eq(port, 65535);
+    const char *bad[] = { "", "65536", "99999", "000001", "+80", " 80", "8x", "-1" };
+    for (size_t i = 0; i < OT_ARRAY_LEN(bad); i++)
+        cr_expect_eq(ot_port_parse(ot_str_c(bad[i]), &port), OT_ERR, "accepted port \"%s\"", bad[i]);
+    char host[16];
+    cr_assert_eq(ot_parse_hostport("127.0.0.1:8080", host, sizeof host, &port), 0);
+    cr_expect_str_eq(host, "127.0.0.1");
+    cr_expect_eq(port, 8080);
+    cr_assert_eq(ot_parse_hostport("[::1]:0", host, sizeof host, &port), 0);
+    cr_expect_str_eq(host, "::1");
+    cr_expect_eq(ot_parse_hostport("127.0.0.1", host, sizeof host, &port), OT_ERR, "port required");
+    cr_expect_eq(ot_parse_hostport(":80", host, sizeof host, &port), OT_ERR, "host required");
+    cr_expect_eq(ot_parse_hostport("[]:80", host, sizeof host, &port), OT_ERR);
+    cr_expect_eq(ot_parse_hostport("a-very-long-host-name:80", host, sizeof host, &port), OT_ERR, "longer than the buffer");
+}

@@ -114,7 +114,7 @@ Test(hub_msg, subscribe_and_unsubscribe_carry_the_order_id)
     ot_hub_msg m;
     char tok[16];
     uint8_t want[16];
-    cr_assert_eq(ot_uuid_parse(OT_STR(OID), want), 0);
+    cr_assert_eq(ot_uuid_to_bytes(OT_STR(OID), want), 0);
     cr_assert_eq(ot_hub_parse_msg(OT_STR("{\"action\":\"subscribe\",\"orderId\":\"" OID "\"}"), &m, tok, sizeof(tok)),
                  OT_HUB_MSG_SUBSCRIBE);
     cr_assert_eq(memcmp(m.order_id, want, 16), 0);
@@ -166,12 +166,12 @@ Test(uuid, parses_either_case_and_formats_lower)
 {
     uint8_t id[16];
     char out[37];
-    cr_assert_eq(ot_uuid_parse(OT_STR("0B6F3A2E-8C1D-4E5F-9A7B-1C2D3E4F5A6B"), id), 0);
-    ot_uuid_format(id, out);
+    cr_assert_eq(ot_uuid_to_bytes(OT_STR("0B6F3A2E-8C1D-4E5F-9A7B-1C2D3E4F5A6B"), id), 0);
+    ot_uuid_to_text(id, out);
     cr_assert_str_eq(out, OID);
-    cr_assert_eq(ot_uuid_parse(OT_STR("0b6f3a2e8c1d-4e5f-9a7b-1c2d3e4f5a6b0"), id), OT_ERR);
-    cr_assert_eq(ot_uuid_parse(OT_STR("0b6f3a2e-8c1d-4e5f-9a7b-1c2d3e4f5a6g"), id), OT_ERR);
-    cr_assert_eq(ot_uuid_parse(OT_STR("0b6f3a2e-8c1d-4e5f-9a7b-1c2d3e4f5a6"), id), OT_ERR);
+    cr_assert_eq(ot_uuid_to_bytes(OT_STR("0b6f3a2e8c1d-4e5f-9a7b-1c2d3e4f5a6b0"), id), OT_ERR);
+    cr_assert_eq(ot_uuid_to_bytes(OT_STR("0b6f3a2e-8c1d-4e5f-9a7b-1c2d3e4f5a6g"), id), OT_ERR);
+    cr_assert_eq(ot_uuid_to_bytes(OT_STR("0b6f3a2e-8c1d-4e5f-9a7b-1c2d3e4f5a6"), id), OT_ERR);
 }
 
 /* ------------------------------------------------------------------ shared frames and queues */

@@ -3,11 +3,8 @@
 #ifndef OT_CLIENTMSG_H
 #define OT_CLIENTMSG_H
 
+#include "ot/codec/uuid.h" /* the ids in it: ot_uuid_to_bytes / ot_uuid_to_text */
 #include "ot/core/common.h"
-
-/* Canonical 8-4-4-4-12 hex UUID (either case) -> 16 bytes; OT_ERR otherwise. */
-int ot_uuid_parse(ot_str s, uint8_t out[16]);
-void ot_uuid_format(const uint8_t id[16], char out[37]);
 
 typedef enum {
     OT_HUB_MSG_INVALID = -1, /* not JSON, no/unknown action, bad field: m->error says why */

@@ -37,6 +37,7 @@
 
 #include "ot/core/buf.h"
 #include "ot/core/common.h"
+#include "ot/core/utf8.h"
 
 /* Containers nested deeper than this are rejected by the reader (bounds its
  * recursion) and by the writer. */
@@ -127,9 +128,5 @@ int ot_jw_error(const ot_jw *w);
  * each byte of an invalid UTF-8 sequence becomes U+FFFD, so the output is
  * always valid JSON text. 0 or OT_ERR (allocation). */
 int ot_json_escape(ot_buf *out, const char *s, size_t n);
-
-/* Length (1..4) of the well-formed UTF-8 sequence at s[0..n) (RFC 3629 §4: no
- * overlongs, no surrogates, max U+10FFFF), or 0 if it is not one. */
-size_t ot_utf8_seq_len(const unsigned char *s, size_t n);
 
 #endif

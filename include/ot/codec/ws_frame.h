@@ -6,6 +6,7 @@
 #define OT_WS_FRAME_H
 
 #include "ot/core/common.h"
+#include "ot/core/utf8.h"
 
 enum {
     OT_WS_OP_CONT = 0x0,
@@ -58,19 +59,6 @@ void ot_ws_unmask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset);
 /* Writes an unmasked SERVER frame header (§5.1: servers must not mask) into out and returns its length (2, 4 or
  * 10), always using the minimal length encoding. Returns 0 for a caller bug: opcode > 0xF or payload_len >= 2^63. */
 size_t ot_ws_write_header(uint8_t out[10], uint8_t opcode, bool fin, uint64_t payload_len);
-
-/* Incremental UTF-8 validator (RFC 3629: no overlongs, no surrogates D800-DFFF, nothing above U+10FFFF) for text
- * messages that arrive split across frames and reads. Zero-initialised state is the initial state. */
-typedef struct {
-    uint32_t state;
-} ot_utf8;
-
-void ot_utf8_init(ot_utf8 *u);
-/* 0 = valid so far (possibly mid-sequence), OT_ERR = invalid; once invalid it stays invalid. */
-int ot_utf8_feed(ot_utf8 *u, const uint8_t *p, size_t n);
-/* True if the bytes fed so far end on a character boundary (and are valid). */
-bool ot_utf8_complete(const ot_utf8 *u);
-bool ot_utf8_valid(const uint8_t *p, size_t n);
 
 /* True if `code` may appear in a Close frame on the wire (§7.4): 1000-1003, 1007-1014, 3000-4999. 1004-1006 and
  * 1015 are reserved for local use only; 1012-1014 are IANA-registered (service restart, try again later, bad

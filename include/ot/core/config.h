@@ -87,6 +87,15 @@ int ot_config_check(const char *flag, const char *value);
  * OT_ERR above max (so overflow is never silent). */
 int ot_config_parse_uint(const char *v, uint64_t max, uint64_t *out);
 int ot_config_parse_rate(const char *v, double max, double *out);
+/* host[:port] and [v6]:port, the one host:port grammar (--listen, REDIS_URL).
+ * host is what stands before the port, brackets removed (may be empty);
+ * port is OT_STR_NULL when there is no ':' part, else its text (may be
+ * empty). OT_ERR: no ']' for a '[', junk after ']', or a second ':' outside
+ * brackets. */
+int ot_hostport_split(ot_str s, ot_str *host, ot_str *port);
+/* DIGIT{1,5} up to 65535 (0 included: callers refuse it where it is wrong). */
+int ot_port_parse(ot_str s, int *port);
+/* "host:port" into host[0..hostcap) and *port: port required, 0..65535. */
 int ot_parse_hostport(const char *s, char *host, size_t hostcap, int *port);
 
 #endif

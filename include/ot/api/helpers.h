@@ -1,0 +1,42 @@
+/* The plumbing every asynchronous API handler shares: a per-request context
+ * whose head is ot_api_ctx, the abort hook that cancels its query, finishing
+ * (detach, then respond), and one mapping of database failures to responses. */
+#ifndef OT_API_HELPERS_H
+#define OT_API_HELPERS_H
+
+#include <libpq-fe.h>
+
+#include "ot/adapters/pg.h"
+#include "ot/http/http.h"
+
+/* First member of every handler context, so the shared hooks can reach it. */
+typedef struct {
+    ot_req *r;
+    ot_pg_query *q; /* the query in flight, cancelled on abort */
+    void (*release)(void *ctx); /* frees the context; NULL: free() */
+} ot_api_ctx;
+
+/* calloc(size) with its head set, installed as r->ctx with on_abort (NULL:
+ * ot_api_abort). On allocation failure answers 500 and returns NULL. */
+void *ot_api_ctx_new(ot_req *r, size_t size, void (*on_abort)(ot_req *r));
+/* The default abort hook: cancel the query, release the context. */
+void ot_api_abort(ot_req *r);
+/* Unhooks the context from its request (no abort may reach it after) and
+ * returns the request, so the caller may free the context and respond. */
+ot_req *ot_api_detach(ot_api_ctx *c);
+/* ot_api_detach, then release (or free) the context; returns the request. */
+ot_req *ot_api_finish(void *ctx);
+/* Runs the prepared statement for c (cb gets c); on failure finishes c and
+ * answers 500. false then: c is gone. */
+bool ot_api_exec(void *ctx, const char *stmt, int n, const char *const *vals, const int *lens, ot_pg_cb *cb);
+
+/* Refusals that rolled the statement back and may pass on a retry: lost
+ * connection (08), serialization failure or deadlock (40), out of resources
+ * (53), statement_timeout / shutdown (57), lock timeout (55P03). */
+bool ot_api_sqlstate_transient(const char *sqlstate);
+/* false for OT_PG_OK. Otherwise answers and returns true: 503 with
+ * Retry-After for what may pass on a retry (no connection, queue full,
+ * timeout, a transient SQLSTATE), 500 for any other refusal. */
+bool ot_api_db_error(ot_req *r, int status, const PGresult *res);
+
+#endif

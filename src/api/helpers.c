@@ -1,0 +1,79 @@
+/* Shared handler plumbing. See include/ot/api/helpers.h. */
+#include "ot/api/helpers.h"
+
+#include <stdlib.h>
+
+static void release(ot_api_ctx *c)
+{
+    if (c->release)
+        c->release(c);
+    else
+        free(c);
+}
+
+void ot_api_abort(ot_req *r)
+{
+    ot_api_ctx *c = r->ctx;
+    if (c->q)
+        ot_pg_cancel(c->q);
+    release(c);
+}
+
+void *ot_api_ctx_new(ot_req *r, size_t size, void (*on_abort)(ot_req *r))
+{
+    ot_api_ctx *c = calloc(1, size);
+    if (!c) {
+        ot_respond_error(r, 500, "internal", "out of memory");
+        return NULL;
+    }
+    c->r = r;
+    r->ctx = c;
+    r->on_abort = on_abort ? on_abort : ot_api_abort;
+    return c;
+}
+
+ot_req *ot_api_detach(ot_api_ctx *c)
+{
+    ot_req *r = c->r;
+    r->on_abort = NULL;
+    r->ctx = NULL;
+    return r;
+}
+
+ot_req *ot_api_finish(void *ctx)
+{
+    ot_req *r = ot_api_detach(ctx);
+    release(ctx);
+    return r;
+}
+
+bool ot_api_exec(void *ctx, const char *stmt, int n, const char *const *vals, const int *lens, ot_pg_cb *cb)
+{
+    ot_api_ctx *c = ctx;
+    c->q = ot_pg_exec(c->r->w->pg, stmt, n, vals, lens, cb, c);
+    if (c->q)
+        return true;
+    ot_respond_error(ot_api_finish(c), 500, "internal", "out of memory");
+    return false;
+}
+
+bool ot_api_sqlstate_transient(const char *st)
+{
+    if (!st)
+        return false;
+    return !strncmp(st, "08", 2) || !strncmp(st, "40", 2) || !strncmp(st, "53", 2) || !strncmp(st, "57", 2) ||
+           !strcmp(st, "55P03");
+}
+
+bool ot_api_db_error(ot_req *r, int status, const PGresult *res)
+{
+    if (status == OT_PG_OK)
+        return false;
+    if (status == OT_PG_EQUERY && !ot_api_sqlstate_transient(res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL)) {
+        ot_respond_error(r, 500, "internal", "database error");
+        return true;
+    }
+    ot_resp_header(r, "Retry-After", "1");
+    ot_respond_error(r, 503, "database_unavailable", "the database is not reachable, retry shortly");
+    return true;
+}
