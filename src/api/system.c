@@ -22,7 +22,7 @@ void ot_h_readyz(ot_req *r)
     const ot_service *bad = ot_services_unready(sv);
     if (bad) {
         ot_resp_header(r, "Retry-After", "1");
-        ot_respond_error(r, 503, bad->code ? bad->code : "unavailable", bad->message ? bad->message : bad->name);
+        ot_respond_error(r, 503, bad->code ? bad->code : "unavailable", "%s", bad->message ? bad->message : bad->name);
         return;
     }
     ot_buf b = OT_BUF_INIT;
