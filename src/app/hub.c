@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 #include "ot/cmd/app.h"
-#include "ot/api/auth.h"
+#include "ot/app/bearer.h"
 #include "ot/codec/event_view.h"
 #include "ot/codec/json.h"
 #include "ot/core/log.h"
@@ -677,7 +677,7 @@ static void subscribe(ot_ws_conn *c, const uint8_t id[16])
 static void reauth(ot_ws_conn *c, const char *tok, size_t len)
 {
     ot_jwt_claims cl;
-    int rc = ot_auth_token(ot_hub_worker(c->hub)->cfg, ot_str_make(tok, len), &cl);
+    int rc = ot_bearer_verify(ot_hub_worker(c->hub)->cfg, ot_str_make(tok, len), &cl);
     /* EUNVERIFIED: signed by us, its user not cached here; the owner check
      * comes first so another user's token is still named as such. */
     if (rc != OT_JWT_OK && rc != OT_JWT_EUNVERIFIED) {

@@ -8,7 +8,7 @@
 #include <sys/uio.h>
 
 #include "ot/cmd/app.h"
-#include "ot/api/auth.h"
+#include "ot/app/bearer.h"
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
 #include "ot/cmd/worker.h"
@@ -708,7 +708,7 @@ void ot_h_ws(ot_req *r)
         ot_respond_error(r, 401, "unauthorized", "missing bearer token (Authorization header or access_token)");
         return;
     }
-    int jr = ot_auth_token(w->cfg, ot_str_make(tok, toklen), &cl);
+    int jr = ot_bearer_verify(w->cfg, ot_str_make(tok, toklen), &cl);
     if (jr != OT_JWT_OK) {
         ot_resp_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
         ot_respond_error(r, 401, jr == OT_JWT_EEXPIRED ? "token_expired" : "invalid_token", "%s",
