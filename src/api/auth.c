@@ -12,7 +12,8 @@
 #include "ot/codec/json.h"
 #include "ot/codec/user_fields.h"
 #include "ot/core/metrics.h"
-#include "ot/http/ws.h"
+#include "ot/app/gateway.h"
+#include "ot/http/ws_handshake.h"
 #include "ot/codec/pwhash.h"
 #include "ot/core/ratelimit.h"
 

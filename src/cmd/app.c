@@ -10,7 +10,10 @@
 #include "ot/api/audit.h"
 #include "ot/api/auth.h"
 #include "ot/app/events.h"
+#include "ot/app/gateway.h"
 #include "ot/app/hub.h"
+#include "ot/app/hub_msg.h"
+#include "ot/app/replay.h"
 #include "ot/app/principals.h"
 #include "ot/http/http.h"
 #include "ot/core/log.h"
@@ -19,34 +22,33 @@
 #include "ot/adapters/pg.h"
 #include "ot/core/ratelimit.h"
 #include "ot/api/system.h"
-#include "ot/http/ws.h"
 
 /* Rate-limit tables: keys beyond this evict the fullest/oldest buckets. */
 #define OT_RL_KEYS 65536
 
 static void add_unlimited(ot_router *rt, const char *method, const char *pattern, const char *name, ot_handler *h)
 {
-    int i = ot_router_add(rt, method, pattern, name, h);
+    int i = ot_router_add(rt, method, pattern, name, h, NULL);
     if (i >= 0)
         rt->routes[i].flags = OT_ROUTE_UNLIMITED;
 }
 
-void ot_app_routes(ot_router *rt)
+void ot_app_routes(ot_router *rt, ot_hub *hub)
 {
     add_unlimited(rt, "GET", "/healthz", "healthz", ot_h_healthz);
     add_unlimited(rt, "GET", "/readyz", "readyz", ot_h_readyz);
     add_unlimited(rt, "GET", "/metrics", "metrics", ot_h_metrics);
-    ot_router_add(rt, "GET", "/openapi.yaml", "openapi", ot_h_openapi);
-    ot_router_add(rt, "POST", "/auth/register", "auth_register", ot_h_register);
-    ot_router_add(rt, "POST", "/auth/login", "auth_login", ot_h_login);
-    ot_router_add(rt, "POST", "/orders", "orders_create", ot_h_order_create);
-    ot_router_add(rt, "GET", "/orders/user/:id", "orders_by_user", ot_h_orders_by_user);
-    ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get);
-    ot_router_add(rt, "GET", "/orders/:id/events", "orders_events", ot_h_order_events);
-    ot_router_add(rt, "PATCH", "/orders/:id/status", "orders_status", ot_h_order_status);
-    ot_router_add(rt, "GET", "/ws/orders", "ws_orders", ot_h_ws_auth);
-    ot_router_add(rt, "GET", "/", "static", ot_h_static);
-    ot_router_add(rt, "GET", "/web/:file", "static", ot_h_static);
+    ot_router_add(rt, "GET", "/openapi.yaml", "openapi", ot_h_openapi, NULL);
+    ot_router_add(rt, "POST", "/auth/register", "auth_register", ot_h_register, NULL);
+    ot_router_add(rt, "POST", "/auth/login", "auth_login", ot_h_login, NULL);
+    ot_router_add(rt, "POST", "/orders", "orders_create", ot_h_order_create, NULL);
+    ot_router_add(rt, "GET", "/orders/user/:id", "orders_by_user", ot_h_orders_by_user, NULL);
+    ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get, NULL);
+    ot_router_add(rt, "GET", "/orders/:id/events", "orders_events", ot_h_order_events, NULL);
+    ot_router_add(rt, "PATCH", "/orders/:id/status", "orders_status", ot_h_order_status, NULL);
+    ot_router_add(rt, "GET", "/ws/orders", "ws_orders", ot_h_ws_auth, hub);
+    ot_router_add(rt, "GET", "/", "static", ot_h_static, NULL);
+    ot_router_add(rt, "GET", "/web/:file", "static", ot_h_static, NULL);
 }
 
 
@@ -139,6 +141,16 @@ static bool pg_ready(void *data) { return ot_pg_ready(data); }
 static void hub_drain(void *data) { ot_hub_drain(data); }
 static bool hub_drained(void *data) { return ot_hub_count(data) == 0; }
 
+/* WebSockets leave the HTTP count at takeover; together they stay under the
+ * worker's fd budget (the request being upgraded is still counted). */
+static bool hub_room(void *data, int open)
+{
+    ot_worker *w = data;
+    return !w->draining && open + w->nconns <= w->max_conns;
+}
+
+static void hub_closed(void *data) { ot_worker_conn_closed(data); }
+
 ot_pg_stmt *ot_app_stmts(const ot_pg_stmt *const *groups, const size_t *counts, size_t ngroups, size_t *n)
 {
     size_t total = 0;
@@ -178,14 +190,10 @@ static void on_user_changed(void *data, const char *user_id)
 
 int ot_app_start(ot_worker *w)
 {
-    ot_app_routes(&w->router);
     ot_app *app = calloc(1, sizeof(*app));
     if (!app)
         return OT_ERR;
     w->app = app;
-    app->hub = ot_hub_new(w);
-    if (!app->hub)
-        return OT_ERR;
     if (w->cfg->rate_ip > 0)
         w->rl_ip = ot_ratelimit_new(w->cfg->rate_ip, w->cfg->rate_ip_burst, OT_RL_KEYS);
     if (w->cfg->rate_user > 0)
@@ -193,10 +201,10 @@ int ot_app_start(ot_worker *w)
     if (w->cfg->database_url) {
         /* One statement table for the pool, gathered from the modules and
          * sized from what they declare. */
-        const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_stmts, ot_audit_stmts,
-                                       ops_stmts, ot_principals_stmts };
-        size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_nstmts, ot_audit_nstmts,
-                            OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts };
+        const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_msg_stmts, ot_replay_stmts,
+                                       ot_audit_stmts, ops_stmts, ot_principals_stmts };
+        size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_msg_nstmts, ot_replay_nstmts,
+                            ot_audit_nstmts, OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts };
         size_t n = 0;
         ot_pg_stmt *stmts = ot_app_stmts(groups, counts, OT_ARRAY_LEN(groups), &n);
         if (!stmts)
@@ -220,7 +228,15 @@ int ot_app_start(ot_worker *w)
             ot_logf(OT_LOG_ERROR, "login limits setup failed (--kdf-max-queue and --kdf-max-per-ip must be >= 1)");
             return OT_ERR;
         }
+    }
+    app->hub = ot_hub_new(&(ot_hub_env){ .loop = w->loop, .cfg = w->cfg, .pg = w->pg, .room = hub_room,
+                                         .closed = hub_closed, .data = w });
+    if (!app->hub)
+        return OT_ERR;
+    ot_app_routes(&w->router, app->hub);
+    if (w->pg) {
         app->events = ot_events_start(w, ot_hub_event, app->hub);
+        ot_hub_set_events(app->hub, app->events);
     }
     /* A service without `ready` shows in /readyz as "not configured". */
     ot_services_add(&w->services, &(ot_service){ .name = "database", .data = w->pg, .ready = w->pg ? pg_ready : NULL,

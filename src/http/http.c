@@ -726,6 +726,7 @@ static void dispatch(ot_http_conn *c)
     /* The handler owns the clock now (its backends have their own timeouts). */
     ot_timer_stop(w->loop, &c->timer);
     c->dispatching = true;
+    r->data = w->router.routes[idx].data;
     w->router.routes[idx].handler(r);
     c->dispatching = false;
 }

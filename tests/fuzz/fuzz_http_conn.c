@@ -236,11 +236,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         devnull = open("/dev/null", O_WRONLY);
     ot_log_set_worker(0);
     ot_router_init(&w.router);
-    ot_router_add(&w.router, "GET", "/slow/:id", "slow", h_async);
-    ot_router_add(&w.router, "POST", "/slow/:id", "slow_post", h_async);
-    ot_router_add(&w.router, "POST", "/echo", "echo", h_echo);
-    ot_router_add(&w.router, "GET", "/big", "big", h_big);
-    ot_router_add(&w.router, "GET", "/p/:x", "p", h_path);
+    ot_router_add(&w.router, "GET", "/slow/:id", "slow", h_async, NULL);
+    ot_router_add(&w.router, "POST", "/slow/:id", "slow_post", h_async, NULL);
+    ot_router_add(&w.router, "POST", "/echo", "echo", h_echo, NULL);
+    ot_router_add(&w.router, "GET", "/big", "big", h_big, NULL);
+    ot_router_add(&w.router, "GET", "/p/:x", "p", h_path, NULL);
     return 0;
 }
 

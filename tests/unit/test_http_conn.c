@@ -41,8 +41,8 @@ static void setup(void)
     w.max_conns = 100;
     w.listen_fd = -1;
     ot_router_init(&w.router);
-    ot_router_add(&w.router, "GET", "/slow/:id", "slow", async_handler);
-    ot_router_add(&w.router, "POST", "/slow/:id", "slow_post", async_handler);
+    ot_router_add(&w.router, "GET", "/slow/:id", "slow", async_handler, NULL);
+    ot_router_add(&w.router, "POST", "/slow/:id", "slow_post", async_handler, NULL);
     held = NULL;
     int p[2];
     cr_assert_eq(pipe(p), 0);

@@ -19,7 +19,7 @@ struct ot_app {
 };
 
 /* Registers every route (also used by the master to name metrics). */
-void ot_app_routes(ot_router *rt);
+void ot_app_routes(ot_router *rt, ot_hub *hub);
 int ot_app_start(ot_worker *w);
 /* SIGTERM: stop taking new work; close WebSockets with 1001. */
 void ot_app_drain(ot_worker *w);

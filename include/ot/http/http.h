@@ -24,6 +24,7 @@ struct ot_req {
     ot_str params[OT_MAX_PARAMS];
     int nparams;
     int route;                 /* router index, -1 for errors before routing */
+    void *data;                /* the matched route's data */
     ot_worker *w;
     ot_http_conn *conn;
     uint64_t start_us;
