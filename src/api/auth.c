@@ -75,7 +75,7 @@ static bool auth_throttle(ot_req *r)
     size_t klen = client_key(r, &key);
     uint32_t retry;
     if (g_auth.rl_auth && klen &&
-        ot_ratelimit_take(g_auth.rl_auth, key, klen, ot_loop_now_ms(r->w->loop), &retry) < 0) {
+        ot_ratelimit_take(g_auth.rl_auth, key, klen, ot_loop_now_ms(r->srv->loop), &retry) < 0) {
         char ra[16];
         snprintf(ra, sizeof(ra), "%u", retry);
         ot_resp_header(r, "Retry-After", ra);
@@ -160,10 +160,10 @@ bool ot_auth_require(ot_req *r, ot_role need)
     }
     ot_str tok = ot_str_make(h.base + 7, h.len - 7);
     uint8_t id[16];
-    int rc = ot_bearer_check(r->w->cfg, tok, &r->auth, id);
+    int rc = ot_bearer_check(r->srv->cfg, tok, &r->auth, id);
     if (rc == OT_JWT_EUNVERIFIED) {
         /* First sight of this user on this worker: one query, then again. */
-        wait_for_user(r, id, r->w->router.routes[r->route].handler);
+        wait_for_user(r, id, r->srv->router.routes[r->route].handler);
         return false;
     }
     if (rc != OT_JWT_OK) {
@@ -176,8 +176,8 @@ bool ot_auth_require(ot_req *r, ot_role need)
         return false;
     }
     uint32_t retry;
-    if (r->w->rl_user &&
-        ot_ratelimit_take(r->w->rl_user, r->auth.sub, strlen(r->auth.sub), ot_loop_now_ms(r->w->loop), &retry) < 0) {
+    if (ot_api_of(r)->rl_user &&
+        ot_ratelimit_take(ot_api_of(r)->rl_user, r->auth.sub, strlen(r->auth.sub), ot_loop_now_ms(r->srv->loop), &retry) < 0) {
         char ra[16];
         snprintf(ra, sizeof(ra), "%u", retry);
         ot_resp_header(r, "Retry-After", ra);
@@ -197,7 +197,7 @@ void ot_h_ws_auth(ot_req *r)
     ot_jwt_claims cl;
     uint8_t id[16];
     if (ot_bearer_principals() && g_rerun != r && ot_ws_token(&r->head, tok, sizeof(tok), &toklen) == 0 &&
-        ot_bearer_check(r->w->cfg, ot_str_make(tok, toklen), &cl, id) == OT_JWT_EUNVERIFIED) {
+        ot_bearer_check(r->srv->cfg, ot_str_make(tok, toklen), &cl, id) == OT_JWT_EUNVERIFIED) {
         wait_for_user(r, id, ot_h_ws_auth);
         return;
     }
@@ -285,7 +285,7 @@ static bool kdf_submit(auth_ctx *c, ot_work_fn *work, ot_work_done_fn *done)
     if (rc == 0) {
         c->kdf_held = g_auth.kdf != NULL;
         c->in_work = true;
-        if (ot_loop_queue_work(r->w->loop, work, done, c) == 0)
+        if (ot_loop_queue_work(r->srv->loop, work, done, c) == 0)
             return true;
         c->in_work = false;
         rc = OT_INFLIGHT_EFULL;
@@ -437,7 +437,7 @@ void ot_h_register(ot_req *r)
         finish(c);
         return;
     }
-    const char *weak = ot_password_check(c->password, c->pwlen, c->email, r->w->cfg->password_min_length);
+    const char *weak = ot_password_check(c->password, c->pwlen, c->email, r->srv->cfg->password_min_length);
     if (weak) {
         finish(c);
         ot_respond_error(r, 400, "weak_password", "password: %s", weak);
@@ -489,16 +489,16 @@ static void login_verify_done(ot_loop *loop, void *data)
          * rehash does not bump the token epoch (sql/003 skips it), so the token
          * issued below stays valid. */
         const char *vals[3] = { c->uid, c->old_hash, c->hash };
-        ot_pg_exec(r->w->pg, "user_rehash", 3, vals, NULL, NULL, NULL);
+        ot_pg_exec(ot_api_of(r)->pg, "user_rehash", 3, vals, NULL, NULL, NULL);
     }
     /* The epoch read with the hash: a change committed since makes this
      * token stale at once, which is what that change asked for. */
     ot_jwt_claims cl = { .role = !strcmp(c->role, "ADMIN") ? OT_ROLE_ADMIN : OT_ROLE_CUSTOMER, .ep = c->epoch };
     snprintf(cl.sub, sizeof(cl.sub), "%s", c->uid);
     cl.iat = (int64_t)time(NULL);
-    cl.exp = cl.iat + r->w->cfg->jwt_ttl_s;
+    cl.exp = cl.iat + r->srv->cfg->jwt_ttl_s;
     ot_buf tok = OT_BUF_INIT, b = OT_BUF_INIT;
-    if (ot_jwt_sign(ot_str_c(r->w->cfg->jwt_secret), &cl, &tok) < 0) {
+    if (ot_jwt_sign(ot_str_c(r->srv->cfg->jwt_secret), &cl, &tok) < 0) {
         finish(c);
         ot_buf_free(&tok);
         ot_respond_error(r, 500, "internal", "could not sign the token");

@@ -26,29 +26,30 @@
 /* Rate-limit tables: keys beyond this evict the fullest/oldest buckets. */
 #define OT_RL_KEYS 65536
 
-static void add_unlimited(ot_router *rt, const char *method, const char *pattern, const char *name, ot_handler *h)
+static void add_unlimited(ot_router *rt, const char *method, const char *pattern, const char *name, ot_handler *h,
+                          ot_api *api)
 {
-    int i = ot_router_add(rt, method, pattern, name, h, NULL);
+    int i = ot_router_add(rt, method, pattern, name, h, api);
     if (i >= 0)
         rt->routes[i].flags = OT_ROUTE_UNLIMITED;
 }
 
-void ot_app_routes(ot_router *rt, ot_hub *hub)
+void ot_app_routes(ot_router *rt, ot_api *api, ot_hub *hub)
 {
-    add_unlimited(rt, "GET", "/healthz", "healthz", ot_h_healthz);
-    add_unlimited(rt, "GET", "/readyz", "readyz", ot_h_readyz);
-    add_unlimited(rt, "GET", "/metrics", "metrics", ot_h_metrics);
-    ot_router_add(rt, "GET", "/openapi.yaml", "openapi", ot_h_openapi, NULL);
-    ot_router_add(rt, "POST", "/auth/register", "auth_register", ot_h_register, NULL);
-    ot_router_add(rt, "POST", "/auth/login", "auth_login", ot_h_login, NULL);
-    ot_router_add(rt, "POST", "/orders", "orders_create", ot_h_order_create, NULL);
-    ot_router_add(rt, "GET", "/orders/user/:id", "orders_by_user", ot_h_orders_by_user, NULL);
-    ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get, NULL);
-    ot_router_add(rt, "GET", "/orders/:id/events", "orders_events", ot_h_order_events, NULL);
-    ot_router_add(rt, "PATCH", "/orders/:id/status", "orders_status", ot_h_order_status, NULL);
+    add_unlimited(rt, "GET", "/healthz", "healthz", ot_h_healthz, api);
+    add_unlimited(rt, "GET", "/readyz", "readyz", ot_h_readyz, api);
+    add_unlimited(rt, "GET", "/metrics", "metrics", ot_h_metrics, api);
+    ot_router_add(rt, "GET", "/openapi.yaml", "openapi", ot_h_openapi, api);
+    ot_router_add(rt, "POST", "/auth/register", "auth_register", ot_h_register, api);
+    ot_router_add(rt, "POST", "/auth/login", "auth_login", ot_h_login, api);
+    ot_router_add(rt, "POST", "/orders", "orders_create", ot_h_order_create, api);
+    ot_router_add(rt, "GET", "/orders/user/:id", "orders_by_user", ot_h_orders_by_user, api);
+    ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get, api);
+    ot_router_add(rt, "GET", "/orders/:id/events", "orders_events", ot_h_order_events, api);
+    ot_router_add(rt, "PATCH", "/orders/:id/status", "orders_status", ot_h_order_status, api);
     ot_router_add(rt, "GET", "/ws/orders", "ws_orders", ot_h_ws_auth, hub);
-    ot_router_add(rt, "GET", "/", "static", ot_h_static, NULL);
-    ot_router_add(rt, "GET", "/web/:file", "static", ot_h_static, NULL);
+    ot_router_add(rt, "GET", "/", "static", ot_h_static, api);
+    ot_router_add(rt, "GET", "/web/:file", "static", ot_h_static, api);
 }
 
 
@@ -146,7 +147,7 @@ static bool hub_drained(void *data) { return ot_hub_count(data) == 0; }
 static bool hub_room(void *data, int open)
 {
     ot_worker *w = data;
-    return !w->draining && open + w->nconns <= w->max_conns;
+    return !w->draining && open + w->http.nconns <= w->http.max_conns;
 }
 
 static void hub_closed(void *data) { ot_worker_conn_closed(data); }
@@ -195,7 +196,7 @@ int ot_app_start(ot_worker *w)
         return OT_ERR;
     w->app = app;
     if (w->cfg->rate_ip > 0)
-        w->rl_ip = ot_ratelimit_new(w->cfg->rate_ip, w->cfg->rate_ip_burst, OT_RL_KEYS);
+        w->http.rl_ip = ot_ratelimit_new(w->cfg->rate_ip, w->cfg->rate_ip_burst, OT_RL_KEYS);
     if (w->cfg->rate_user > 0)
         w->rl_user = ot_ratelimit_new(w->cfg->rate_user, w->cfg->rate_user_burst, OT_RL_KEYS);
     if (w->cfg->database_url) {
@@ -233,11 +234,12 @@ int ot_app_start(ot_worker *w)
                                          .closed = hub_closed, .data = w });
     if (!app->hub)
         return OT_ERR;
-    ot_app_routes(&w->router, app->hub);
     if (w->pg) {
         app->events = ot_events_start(w, ot_hub_event, app->hub);
         ot_hub_set_events(app->hub, app->events);
     }
+    app->api = (ot_api){ .pg = w->pg, .events = app->events, .rl_user = w->rl_user, .services = &w->services };
+    ot_app_routes(&w->http.router, &app->api, app->hub);
     /* A service without `ready` shows in /readyz as "not configured". */
     ot_services_add(&w->services, &(ot_service){ .name = "database", .data = w->pg, .ready = w->pg ? pg_ready : NULL,
                                                  .required = true, .code = "database_unavailable",

@@ -42,13 +42,13 @@
 #define OID "0b6f3a2e-8c1d-4e5f-9a7b-1c2d3e4f5a6b"
 
 static ot_config cfg;
-static ot_worker wk;
+static ot_http_server wk;
 static ot_app app;
 
 /* The worker's rule (cmd/app.c): WebSockets and HTTP connections share its fd budget. */
 static bool worker_room(void *data, int open)
 {
-    ot_worker *w = data;
+    ot_http_server *w = data;
     return !w->draining && open + w->nconns <= w->max_conns;
 }
 static char *tok_a;
@@ -78,9 +78,7 @@ static void init(void)
     cfg.ws_max_per_user = 4;
     wk.cfg = &cfg;
     wk.loop = ot_loop_new(64);
-    wk.listen_fd = -1;
     wk.max_conns = 16;
-    wk.app = &app;
     ot_router_init(&wk.router);
     app.hub = ot_hub_new(&(ot_hub_env){ .loop = wk.loop, .cfg = &cfg, .room = worker_room, .data = &wk });
     ot_router_add(&wk.router, "GET", "/ws/orders", "ws", ot_h_ws, app.hub);

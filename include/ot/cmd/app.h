@@ -4,6 +4,7 @@
 #define OT_APP_H
 
 #include "ot/adapters/pg.h"
+#include "ot/api/helpers.h"
 #include "ot/cmd/worker.h"
 
 typedef struct ot_events ot_events;
@@ -16,10 +17,12 @@ struct ot_app {
     ot_hub *hub;       /* WebSocket clients of this worker (ws.h) */
     ot_redis *redis;   /* NULL without REDIS_URL */
     struct ot_principals *principals; /* token revocation cache; NULL without a database */
+    ot_api api;        /* the API routes' data */
 };
 
-/* Registers every route (also used by the master to name metrics). */
-void ot_app_routes(ot_router *rt, ot_hub *hub);
+/* Registers every route (also used by the master to name metrics, with
+ * NULL data). */
+void ot_app_routes(ot_router *rt, ot_api *api, ot_hub *hub);
 int ot_app_start(ot_worker *w);
 /* SIGTERM: stop taking new work; close WebSockets with 1001. */
 void ot_app_drain(ot_worker *w);

@@ -6,10 +6,8 @@
 #include "ot/core/config.h"
 #include "ot/event/loop.h"
 #include "ot/event/service.h"
-#include "ot/http/router.h"
+#include "ot/http/http.h"
 
-typedef struct ssl_ctx_st SSL_CTX;
-typedef struct ot_http_conn ot_http_conn;
 typedef struct ot_pg ot_pg;
 typedef struct ot_ratelimit ot_ratelimit;
 typedef struct ot_app ot_app;
@@ -18,16 +16,12 @@ typedef struct ot_worker {
     ot_loop *loop;
     const ot_config *cfg;
     int idx;
-    ot_router router;
-    SSL_CTX *tls;
+    ot_http_server http; /* router, TLS, connections and their limits */
     int listen_fd;
-    int nconns;          /* HTTP connections (WebSockets are counted by the gateway) */
-    int max_conns;
-    ot_http_conn *conns; /* intrusive list, for draining */
     bool draining;
     ot_timer drain_timer;
     ot_pg *pg;           /* NULL without DATABASE_URL */
-    ot_ratelimit *rl_ip, *rl_user;
+    ot_ratelimit *rl_user;
     ot_app *app;         /* orders, events and the WebSocket hub */
     /* Every dependency the worker runs, registered by ot_app_start: /readyz,
      * the SIGTERM drain and /metrics iterate them. */
@@ -39,7 +33,9 @@ typedef struct ot_worker {
 int ot_worker_main(const ot_config *cfg, int idx);
 /* Opens a non-blocking SO_REUSEPORT listener. */
 int ot_listen_socket(const char *host, int port, int backlog);
-/* Called by the HTTP layer when a connection closes, to finish a drain. */
+/* A connection (HTTP or WebSocket) closed: a drain may end. The layers below
+ * report it through their callbacks (ot_http_server.on_closed, the hub's
+ * env.closed). */
 void ot_worker_conn_closed(ot_worker *w);
 
 #endif
