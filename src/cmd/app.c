@@ -235,7 +235,8 @@ int ot_app_start(ot_worker *w)
     if (!app->hub)
         return OT_ERR;
     if (w->pg) {
-        app->events = ot_events_start(w, ot_hub_event, app->hub);
+        app->events = ot_events_start(&(ot_events_env){ .loop = w->loop, .cfg = w->cfg, .pg = w->pg }, ot_hub_event,
+                                       app->hub);
         ot_hub_set_events(app->hub, app->events);
     }
     app->api = (ot_api){ .pg = w->pg, .events = app->events, .rl_user = w->rl_user, .services = &w->services };

@@ -9,13 +9,11 @@
 
 typedef struct ot_events ot_events;
 typedef struct ot_hub ot_hub;
-typedef struct ot_redis ot_redis;
 
 /* Per-worker product state, reachable from every handler as r->w->app. */
 struct ot_app {
     ot_events *events; /* seq-ordered committed events (events.h) */
     ot_hub *hub;       /* WebSocket clients of this worker (ws.h) */
-    ot_redis *redis;   /* NULL without REDIS_URL */
     struct ot_principals *principals; /* token revocation cache; NULL without a database */
     ot_api api;        /* the API routes' data */
 };
