@@ -150,7 +150,12 @@ static bool hub_room(void *data, int open)
     return !w->draining && open + w->http.nconns <= w->http.max_conns;
 }
 
-static void hub_closed(void *data) { ot_worker_conn_closed(data); }
+/* The worker's own hook for a closed connection (a drain may end). */
+static void hub_closed(void *data)
+{
+    ot_worker *w = data;
+    w->http.on_closed(w->http.data);
+}
 
 ot_pg_stmt *ot_app_stmts(const ot_pg_stmt *const *groups, const size_t *counts, size_t ngroups, size_t *n)
 {

@@ -91,8 +91,6 @@ static void maybe_finish_drain(ot_worker *w)
         ot_loop_stop(w->loop);
 }
 
-void ot_worker_conn_closed(ot_worker *w) { maybe_finish_drain(w); }
-
 static void on_http_closed(void *data) { maybe_finish_drain(data); }
 
 static void on_drain_timeout(ot_loop *loop, ot_timer *t)

@@ -5,7 +5,7 @@
 
 #include "ot/adapters/pg.h"
 #include "ot/api/helpers.h"
-#include "ot/cmd/worker.h"
+#include "ot/cmd/worker_state.h"
 
 typedef struct ot_events ot_events;
 typedef struct ot_hub ot_hub;
