@@ -10,7 +10,7 @@
 typedef struct ot_events ot_events;
 typedef struct ot_hub ot_hub;
 
-/* Per-worker product state, reachable from every handler as r->w->app. */
+/* Per-worker product state; handlers reach what they need through their route's data (api, hub). */
 struct ot_app {
     ot_events *events; /* seq-ordered committed events (events.h) */
     ot_hub *hub;       /* WebSocket clients of this worker (ws.h) */
