@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <strings.h>
 
-#include "ot/cmd/app.h"
 #include "ot/api/auth.h"
 #include "ot/api/helpers.h"
 #include "ot/codec/base64.h"
@@ -83,7 +82,7 @@ static void created_cb(void *data, int status, PGresult *res)
         return;
     }
     if (created) {
-        ot_events_committed(r->w->app->events,
+        ot_events_committed(ot_api_of(r)->events,
                             ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
         jsmntok_t toks[OT_ITEMS_MAX * 5 + 32];
         ot_json d;
@@ -292,7 +291,7 @@ static void status_cb(void *data, int status, PGresult *res)
     const char *result = PQgetvalue(res, 0, 0);
     ot_str order = ot_str_make(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
     if (!strcmp(result, "ok")) {
-        ot_events_committed(r->w->app->events, ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
+        ot_events_committed(ot_api_of(r)->events, ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
         ot_respond_json(r, 200, order);
         return;
     }

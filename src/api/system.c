@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ot/api/helpers.h"
 #include "ot/core/metrics.h"
 #include "ot/adapters/pg.h"
 
@@ -18,7 +19,7 @@ void ot_h_healthz(ot_req *r)
  * required one that is not ready; otherwise each one's state. */
 void ot_h_readyz(ot_req *r)
 {
-    const ot_services *sv = &r->w->services;
+    const ot_services *sv = ot_api_of(r)->services;
     const ot_service *bad = ot_services_unready(sv);
     if (bad) {
         ot_resp_header(r, "Retry-After", "1");
@@ -44,7 +45,7 @@ void ot_h_readyz(ot_req *r)
 
 void ot_h_metrics(ot_req *r)
 {
-    ot_services_sample(&r->w->services); /* fresh gauges for this scrape */
+    ot_services_sample(ot_api_of(r)->services); /* fresh gauges for this scrape */
     ot_buf b = OT_BUF_INIT;
     if (ot_metrics_render(&b) < 0) {
         ot_buf_free(&b);
@@ -79,7 +80,7 @@ static void send_file(ot_req *r, const char *path, const char *ctype)
 void ot_h_openapi(ot_req *r)
 {
     char path[1024];
-    snprintf(path, sizeof(path), "%s/../docs/openapi.yaml", r->w->cfg->web_dir);
+    snprintf(path, sizeof(path), "%s/../docs/openapi.yaml", r->srv->cfg->web_dir);
     if (access(path, R_OK) != 0)
         snprintf(path, sizeof(path), "docs/openapi.yaml");
     send_file(r, path, "application/yaml");
@@ -115,6 +116,6 @@ void ot_h_static(ot_req *r)
             ctype = "image/svg+xml";
     }
     char path[1024];
-    snprintf(path, sizeof(path), "%s/%.*s", r->w->cfg->web_dir, (int)name.len, name.base);
+    snprintf(path, sizeof(path), "%s/%.*s", r->srv->cfg->web_dir, (int)name.len, name.base);
     send_file(r, path, ctype);
 }
