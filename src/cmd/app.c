@@ -125,6 +125,8 @@ static void ops_sample(void *data)
 {
     ot_worker *w = data;
     sample_process();
+    if (w->app)
+        ot_events_sample(w->app->events);
     /* Watermark 0: the reader has not found its starting point yet. */
     if (w->pg && w->app && w->app->events && ot_events_watermark(w->app->events) > 0 && !outbox_q &&
         stats_ticks++ % OT_OUTBOX_STATS_EVERY == 0) {
@@ -136,6 +138,13 @@ static void ops_sample(void *data)
 }
 
 static bool pg_ready(void *data) { return ot_pg_ready(data); }
+
+static size_t hub_deliver(void *data, const ot_event *evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ot_hub_event(data, &evs[i]);
+    return n;
+}
 static void hub_drain(void *data) { ot_hub_drain(data); }
 static bool hub_drained(void *data) { return ot_hub_count(data) == 0; }
 
@@ -194,9 +203,9 @@ int ot_app_start(ot_worker *w)
         /* One statement table for the pool, gathered from the modules and
          * sized from what they declare. */
         const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_stmts, ot_audit_stmts,
-                                       ops_stmts, ot_principals_stmts };
+                                       ops_stmts, ot_principals_stmts, ot_sink_stmts };
         size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_nstmts, ot_audit_nstmts,
-                            OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts };
+                            OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts, ot_sink_nstmts };
         size_t n = 0;
         ot_pg_stmt *stmts = ot_app_stmts(groups, counts, OT_ARRAY_LEN(groups), &n);
         if (!stmts)
@@ -220,7 +229,14 @@ int ot_app_start(ot_worker *w)
             ot_logf(OT_LOG_ERROR, "login limits setup failed (--kdf-max-queue and --kdf-max-per-ip must be >= 1)");
             return OT_ERR;
         }
-        app->events = ot_events_start(w, ot_hub_event, app->hub);
+        app->events = ot_events_start(w);
+        /* The hub never says full: a slow socket is its own problem (dropped
+         * at its queue cap), never the other sockets'. */
+        static const ot_sink_ops hub_sink = { .deliver = hub_deliver };
+        if (!app->events || !ot_events_add_sink(app->events, "hub", &hub_sink, app->hub, false)) {
+            ot_logf(OT_LOG_ERROR, "event reader setup failed");
+            return OT_ERR;
+        }
     }
     /* A service without `ready` shows in /readyz as "not configured". */
     ot_services_add(&w->services, &(ot_service){ .name = "database", .data = w->pg, .ready = w->pg ? pg_ready : NULL,
