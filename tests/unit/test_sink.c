@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ot/app/sink.h"
+#include "rng.h"
 
 /* ------------------------------------------------------------------ the model store */
 
@@ -376,14 +377,6 @@ Test(sink, names_are_checked)
 
 /* ------------------------------------------------------------------ the property */
 
-static uint64_t rng;
-static uint32_t rnd(uint32_t n)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng % n);
-}
 
 /* One run of the durable sink: what it delivered and where it started. */
 static tsink run;
@@ -562,10 +555,14 @@ static void pg_teardown(void)
 /* Every commit of the writer, as the database numbered it. */
 static bool pg_committed[MAXSEQ];
 
-static void write_events(PGconn *c, int n)
+/* rollbacks: only while no reader runs. A live reader proves a rolled-back
+ * seq by the cluster-wide xmin, which any long transaction of another
+ * database on this shared server holds back; replay (what this tests) sees
+ * the gap as a plain missing row below the watermark. */
+static void write_events(PGconn *c, int n, bool rollbacks)
 {
     for (int i = 0; i < n; i++) {
-        bool roll = i % 7 == 3;
+        bool roll = rollbacks && i % 7 == 3;
         pg_do(c, "BEGIN");
         PGresult *r = PQexec(c, "INSERT INTO order_events (order_id, version, user_id, type, status, payload) "
                                 "VALUES (gen_random_uuid(), 1, gen_random_uuid(), 'order.created', 'CREATED', "
@@ -628,12 +625,13 @@ static int64_t last_committed(void)
 }
 
 /* Runs the loop until the sink has delivered `upto` (or 20 s pass). */
-static void run_until_delivered(ot_loop *l, psink *p, int64_t upto)
+static void run_until_delivered(ot_loop *l, ot_events *e, psink *p, int64_t upto)
 {
     for (int i = 0; i < 20000 && (p->n == 0 || p->got[p->n - 1] < upto); i++)
         ot_loop_run_once(l, 1);
-    cr_assert(p->n > 0 && p->got[p->n - 1] >= upto, "delivered up to %lld, want %lld",
-              p->n ? (long long)p->got[p->n - 1] : 0LL, (long long)upto);
+    cr_assert(p->n > 0 && p->got[p->n - 1] >= upto, "delivered up to %lld, want %lld (watermark %lld, sink at %lld, %s)",
+              p->n ? (long long)p->got[p->n - 1] : 0LL, (long long)upto, (long long)ot_events_watermark(e),
+              (long long)ot_sink_position(p->self), ot_sink_live(p->self) ? "live" : "replaying");
 }
 
 Test(sink_pg, a_durable_sink_restarted_mid_stream_resumes_at_its_cursor_with_no_gap, .init = pg_setup,
@@ -652,15 +650,15 @@ Test(sink_pg, a_durable_sink_restarted_mid_stream_resumes_at_its_cursor_with_no_
 
     /* A backlog before the first start: the sink has no row yet, so it
      * starts at the beginning of the outbox. */
-    write_events(writer, 60);
+    write_events(writer, 60, true);
     static psink a, b;
     memset(&a, 0, sizeof a);
     ot_events *e = ot_events_start(&w);
     a.self = ot_events_add_sink(e, "it", &pops, &a, true);
     cr_assert_not_null(a.self);
-    run_until_delivered(w.loop, &a, last_committed());
-    write_events(writer, 40); /* live now */
-    run_until_delivered(w.loop, &a, last_committed());
+    run_until_delivered(w.loop, e, &a, last_committed());
+    write_events(writer, 40, false); /* live now */
+    run_until_delivered(w.loop, e, &a, last_committed());
     for (int i = 0; i < 50; i++) /* let the last cursor write land */
         ot_loop_run_once(w.loop, 2);
     int64_t acked_a = a.acked;
@@ -670,14 +668,14 @@ Test(sink_pg, a_durable_sink_restarted_mid_stream_resumes_at_its_cursor_with_no_
     int64_t cursor = pg_int(writer, "SELECT seq FROM ot_sink_cursors WHERE name = 'it'");
     cr_assert_geq(cursor, 1, "a cursor was stored");
     cr_assert_leq(cursor, acked_a, "never beyond what the sink acknowledged");
-    write_events(writer, 50); /* committed while no reader runs */
+    write_events(writer, 50, true); /* committed while no reader runs */
 
     memset(&b, 0, sizeof b);
     e = ot_events_start(&w);
     b.self = ot_events_add_sink(e, "it", &pops, &b, true);
-    run_until_delivered(w.loop, &b, last_committed());
-    write_events(writer, 30);
-    run_until_delivered(w.loop, &b, last_committed());
+    run_until_delivered(w.loop, e, &b, last_committed());
+    write_events(writer, 30, false);
+    run_until_delivered(w.loop, e, &b, last_committed());
 
     /* Run b: exactly the committed seqs above the stored cursor, in order. */
     int64_t q = cursor;
