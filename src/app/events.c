@@ -31,11 +31,14 @@
 #define OT_EV_GAP_FIRST_MS 2
 #define OT_EV_GAP_MAX_MS 200
 #define OT_EV_CHANNEL "ot_events"
+/* Replay page of a sink behind the reader: large, since a sink (unlike a
+ * WebSocket) paces itself by what it takes. */
+#define OT_SINK_PAGE 500
+#define OT_SINK_RETRY_MS 500
 
 struct ot_events {
     ot_events_env w; /* copied at start */
-    ot_event_sink *sink;
-    void *sink_data;
+    ot_sinks sinks;
     ot_evseq seq;           /* ordering, gaps and their proofs: evseq.h */
     uint32_t gap_delay_ms;
     bool tail_inflight, tail_again, init_inflight;
@@ -83,7 +86,7 @@ static void on_deliver(void *data, const ot_event *ev)
 {
     ot_events *e = data;
     ot_metrics_inc(OT_C_EVENTS_RECEIVED, 1);
-    e->sink(e->sink_data, ev);
+    ot_sinks_feed(&e->sinks, ev);
 }
 
 /* One event from any source. Events arrive parsed: each is parsed once where
@@ -157,6 +160,7 @@ static void on_tail(void *data, int status, PGresult *res)
     }
     uint64_t skipped = e->seq.gaps_skipped;
     ot_evseq_tail_done(&e->seq, xmin, xid, max_row);
+    ot_sinks_advance(&e->sinks, e->seq.next);
     if (e->seq.gaps_skipped != skipped)
         ot_metrics_inc(OT_C_EVENTS_GAPS_SKIPPED, e->seq.gaps_skipped - skipped);
     if (got >= OT_EV_PAGE || e->tail_again) {
@@ -187,6 +191,7 @@ static void on_start(void *data, int status, PGresult *res)
      * there on are delivered like any others, and a gap at an in-flight seq is
      * held by the usual xid bound until its owner ends. */
     ot_evseq_start(&e->seq, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+    ot_sinks_advance(&e->sinks, e->seq.next);
     ot_logf(OT_LOG_DEBUG, "events: starting at seq %lld", (long long)e->seq.next);
     schedule_tail(e, OT_EV_IDLE_POLL_MS);
 }
@@ -284,7 +289,7 @@ static void on_redis_state(void *data, bool subscribed)
         schedule_tail(e, 0); /* Redis pub/sub kept nothing for us while we were away */
 }
 
-ot_events *ot_events_start(const ot_events_env *w, ot_event_sink *sink, void *sink_data)
+ot_events *ot_events_start(const ot_events_env *w)
 {
     ot_events *e = calloc(1, sizeof(*e));
     if (!e)
@@ -294,8 +299,12 @@ ot_events *ot_events_start(const ot_events_env *w, ot_event_sink *sink, void *si
         return NULL;
     }
     e->w = *w;
-    e->sink = sink;
-    e->sink_data = sink_data;
+    ot_sink_store store = { 0 };
+    if (w->pg)
+        ot_sink_store_pg(&store, w->pg);
+    ot_sink_limits lim = { .max_events = w->cfg->sink_buffer_events, .max_bytes = w->cfg->sink_buffer_bytes,
+                           .page = OT_SINK_PAGE, .retry_ms = OT_SINK_RETRY_MS };
+    ot_sinks_init(&e->sinks, w->loop, &store, &lim);
     ot_timer_init(&e->timer, on_timer, e);
     if (!w->pg)
         return e; /* no database: no events */
@@ -328,8 +337,22 @@ void ot_events_free(ot_events *e)
         ot_pg_listener_free(e->listener);
     if (e->redis)
         ot_redis_free(e->redis);
+    ot_sinks_free(&e->sinks);
     ot_evseq_free(&e->seq);
     free(e);
+}
+
+ot_sink *ot_events_add_sink(ot_events *e, const char *name, const ot_sink_ops *ops, void *data, bool durable)
+{
+    if (!e || (!e->w.pg && durable))
+        return NULL;
+    return ot_sinks_add(&e->sinks, name, ops, data, durable);
+}
+
+void ot_events_sample(ot_events *e)
+{
+    if (e)
+        ot_sinks_sample(&e->sinks);
 }
 
 /* Each channel gets its own seal: the MAC covers the channel name. */

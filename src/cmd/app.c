@@ -128,6 +128,8 @@ static void ops_sample(void *data)
 {
     ot_worker *w = data;
     sample_process();
+    if (w->app)
+        ot_events_sample(w->app->events);
     /* Watermark 0: the reader has not found its starting point yet. */
     if (w->pg && w->app && w->app->events && ot_events_watermark(w->app->events) > 0 && !outbox_q &&
         stats_ticks++ % OT_OUTBOX_STATS_EVERY == 0) {
@@ -139,6 +141,13 @@ static void ops_sample(void *data)
 }
 
 static bool pg_ready(void *data) { return ot_pg_ready(data); }
+
+static size_t hub_deliver(void *data, const ot_event *evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ot_hub_event(data, &evs[i]);
+    return n;
+}
 static void hub_drain(void *data) { ot_hub_drain(data); }
 static bool hub_drained(void *data) { return ot_hub_count(data) == 0; }
 
@@ -208,9 +217,9 @@ int ot_app_start(ot_worker *w)
         /* One statement table for the pool, gathered from the modules and
          * sized from what they declare. */
         const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_msg_stmts, ot_replay_stmts,
-                                       ot_audit_stmts, ops_stmts, ot_principals_stmts };
+                                       ot_audit_stmts, ops_stmts, ot_principals_stmts, ot_sink_stmts };
         size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_msg_nstmts, ot_replay_nstmts,
-                            ot_audit_nstmts, OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts };
+                            ot_audit_nstmts, OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts, ot_sink_nstmts };
         size_t n = 0;
         ot_pg_stmt *stmts = ot_app_stmts(groups, counts, OT_ARRAY_LEN(groups), &n);
         if (!stmts)
@@ -240,8 +249,14 @@ int ot_app_start(ot_worker *w)
     if (!app->hub)
         return OT_ERR;
     if (w->pg) {
-        app->events = ot_events_start(&(ot_events_env){ .loop = w->loop, .cfg = w->cfg, .pg = w->pg }, ot_hub_event,
-                                       app->hub);
+        app->events = ot_events_start(&(ot_events_env){ .loop = w->loop, .cfg = w->cfg, .pg = w->pg });
+        /* The hub never says full: a slow socket is its own problem (dropped
+         * at its queue cap), never the other sockets'. */
+        static const ot_sink_ops hub_sink = { .deliver = hub_deliver };
+        if (!app->events || !ot_events_add_sink(app->events, "hub", &hub_sink, app->hub, false)) {
+            ot_logf(OT_LOG_ERROR, "event reader setup failed");
+            return OT_ERR;
+        }
         ot_hub_set_events(app->hub, app->events);
     }
     app->api = (ot_api){ .pg = w->pg, .events = app->events, .rl_user = w->rl_user, .services = &w->services };

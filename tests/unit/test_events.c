@@ -11,16 +11,7 @@
 #include "ot/app/evseq.h"
 #include "ot/codec/event_json.h"
 
-/* ------------------------------------------------------------------ a tiny PRNG (seeded, reproducible) */
-
-static uint64_t rng;
-static uint32_t rnd(uint32_t n)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng % n);
-}
+#include "rng.h"
 
 /* ------------------------------------------------------------------ the model */
 

@@ -58,6 +58,9 @@ typedef struct {
     uint32_t ws_max_per_user;  /* open WebSockets per user per worker; 429 beyond; 0 = no cap */
     uint32_t ws_max_per_ip;    /* open WebSockets per client IP per worker; 429 beyond; 0 = no cap */
     double ws_rate, ws_rate_burst; /* subscribe/unsubscribe/auth/resume per socket per second (0 = off) */
+
+    /* Event sinks (app/sink.h): what a full sink may hold before replaying */
+    size_t sink_buffer_events, sink_buffer_bytes;
 } ot_config;
 
 void ot_config_defaults(ot_config *c);
