@@ -18,6 +18,7 @@
 #include "ot/api/orders.h"
 #include "ot/adapters/pg.h"
 #include "ot/core/ratelimit.h"
+#include "ot/api/search.h"
 #include "ot/api/system.h"
 #include "ot/http/ws.h"
 
@@ -44,6 +45,9 @@ void ot_app_routes(ot_router *rt)
     ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get);
     ot_router_add(rt, "GET", "/orders/:id/events", "orders_events", ot_h_order_events);
     ot_router_add(rt, "PATCH", "/orders/:id/status", "orders_status", ot_h_order_status);
+    ot_router_add(rt, "GET", "/search/orders", "search_orders", ot_h_search_orders);
+    ot_router_add(rt, "GET", "/search/orders/:id/history", "search_history", ot_h_search_history);
+    ot_router_add(rt, "GET", "/search/analytics", "search_analytics", ot_h_search_analytics);
     ot_router_add(rt, "GET", "/ws/orders", "ws_orders", ot_h_ws_auth);
     ot_router_add(rt, "GET", "/", "static", ot_h_static);
     ot_router_add(rt, "GET", "/web/:file", "static", ot_h_static);
@@ -194,9 +198,9 @@ int ot_app_start(ot_worker *w)
         /* One statement table for the pool, gathered from the modules and
          * sized from what they declare. */
         const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_stmts, ot_audit_stmts,
-                                       ops_stmts, ot_principals_stmts };
+                                       ops_stmts, ot_principals_stmts, ot_search_stmts };
         size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_nstmts, ot_audit_nstmts,
-                            OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts };
+                            OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts, ot_search_nstmts };
         size_t n = 0;
         ot_pg_stmt *stmts = ot_app_stmts(groups, counts, OT_ARRAY_LEN(groups), &n);
         if (!stmts)
@@ -221,6 +225,7 @@ int ot_app_start(ot_worker *w)
             return OT_ERR;
         }
         app->events = ot_events_start(w, ot_hub_event, app->hub);
+        ot_search_setup(w->cfg, app->events);
     }
     /* A service without `ready` shows in /readyz as "not configured". */
     ot_services_add(&w->services, &(ot_service){ .name = "database", .data = w->pg, .ready = w->pg ? pg_ready : NULL,
