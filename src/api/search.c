@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
-#include <time.h>
 
 #include "ot/api/auth.h"
 #include "ot/api/helpers.h"
@@ -351,9 +350,7 @@ void ot_h_search_analytics(ot_req *r)
     }
     /* Defaults: the last 24 hours up to now. */
     if (!has_to) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        to = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        to = ot_wall_us();
         if (has_from && from > to) {
             ot_respond_error(r, 400, "invalid_query", "from: must not be later than to (default: now)");
             return;
