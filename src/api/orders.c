@@ -6,7 +6,7 @@
 
 #include "ot/api/auth.h"
 #include "ot/api/helpers.h"
-#include "ot/codec/base64.h"
+#include "ot/codec/cursor.h"
 #include "ot/app/events.h"
 #include "ot/codec/json.h"
 
@@ -192,21 +192,7 @@ static void list_cb(void *data, int status, PGresult *res)
     ot_jw w;
     ot_jw_init(&w, &b);
     ot_jw_obj_open(&w);
-    ot_jw_key(&w, "orders");
-    ot_jw_arr_open(&w);
-    for (int i = 0; i < n; i++)
-        ot_jw_raw(&w, ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)));
-    ot_jw_arr_close(&w);
-    ot_jw_key(&w, "nextCursor");
-    if (n > 0 && n == limit) {
-        /* Opaque cursor: base64url("<created_at in microseconds>|<id>") of the last row. */
-        char raw[128], enc[200];
-        int rl = snprintf(raw, sizeof(raw), "%s|%s", PQgetvalue(res, n - 1, 1), PQgetvalue(res, n - 1, 2));
-        size_t el = ot_b64_encode((const uint8_t *)raw, (size_t)rl, enc, true);
-        ot_jw_str(&w, ot_str_make(enc, el));
-    } else {
-        ot_jw_null(&w);
-    }
+    ot_api_put_order_page(&w, res, n, n > 0 && n == limit);
     ot_jw_obj_close(&w);
     ot_respond_json(r, 200, ot_buf_str(&b));
     ot_buf_free(&b);
@@ -246,26 +232,10 @@ void ot_h_orders_by_user(ot_req *r)
     char ts[24] = "", id[40] = "";
     bool have_cursor = false;
     if (ot_http_query_get(r->head.query, "cursor", &v)) {
-        /* base64url("<microseconds>|<uuid>"), checked by length: the decoded
-         * bytes may hold anything, NULs included. At most 18 digits, so the
-         * value always fits a bigint (a 19-digit one may not). */
-        uint8_t raw[160];
-        size_t rl = 0, nd = 0;
-        if (ot_url_decode(v, tmp, sizeof(tmp), &tl) < 0 || ot_b64_decode(tmp, tl, raw, sizeof(raw), &rl, true) < 0) {
+        if (ot_url_decode(v, tmp, sizeof(tmp), &tl) < 0 || ot_cursor_decode(ot_str_make(tmp, tl), ts, id) < 0) {
             ot_respond_error(r, 400, "invalid_query", "cursor: malformed");
             return;
         }
-        while (nd < rl && nd < 18 && raw[nd] >= '0' && raw[nd] <= '9')
-            nd++;
-        if (nd == 0 || rl != nd + 1 + 36 || raw[nd] != '|' ||
-            !ot_uuid_valid(ot_str_make((const char *)raw + nd + 1, 36))) {
-            ot_respond_error(r, 400, "invalid_query", "cursor: malformed");
-            return;
-        }
-        memcpy(ts, raw, nd);
-        ts[nd] = 0;
-        memcpy(id, raw + nd + 1, 36);
-        id[36] = 0;
         have_cursor = true;
     }
     order_ctx *c = ot_api_ctx_new(r, sizeof(order_ctx), NULL);

@@ -21,6 +21,7 @@
 #include "ot/api/orders.h"
 #include "ot/adapters/pg.h"
 #include "ot/core/ratelimit.h"
+#include "ot/api/search.h"
 #include "ot/api/system.h"
 
 /* Rate-limit tables: keys beyond this evict the fullest/oldest buckets. */
@@ -47,6 +48,9 @@ void ot_app_routes(ot_router *rt, ot_api *api, ot_hub *hub)
     ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get, api);
     ot_router_add(rt, "GET", "/orders/:id/events", "orders_events", ot_h_order_events, api);
     ot_router_add(rt, "PATCH", "/orders/:id/status", "orders_status", ot_h_order_status, api);
+    ot_router_add(rt, "GET", "/search/orders", "search_orders", ot_h_search_orders, api);
+    ot_router_add(rt, "GET", "/search/orders/:id/history", "search_history", ot_h_search_history, api);
+    ot_router_add(rt, "GET", "/search/analytics", "search_analytics", ot_h_search_analytics, api);
     ot_router_add(rt, "GET", "/ws/orders", "ws_orders", ot_h_ws_auth, hub);
     ot_router_add(rt, "GET", "/", "static", ot_h_static, api);
     ot_router_add(rt, "GET", "/web/:file", "static", ot_h_static, api);
@@ -217,9 +221,9 @@ int ot_app_start(ot_worker *w)
         /* One statement table for the pool, gathered from the modules and
          * sized from what they declare. */
         const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_msg_stmts, ot_replay_stmts,
-                                       ot_audit_stmts, ops_stmts, ot_principals_stmts, ot_sink_stmts };
+                                       ot_audit_stmts, ops_stmts, ot_principals_stmts, ot_sink_stmts, ot_search_stmts };
         size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_msg_nstmts, ot_replay_nstmts,
-                            ot_audit_nstmts, OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts, ot_sink_nstmts };
+                            ot_audit_nstmts, OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts, ot_sink_nstmts, ot_search_nstmts };
         size_t n = 0;
         ot_pg_stmt *stmts = ot_app_stmts(groups, counts, OT_ARRAY_LEN(groups), &n);
         if (!stmts)
@@ -258,6 +262,7 @@ int ot_app_start(ot_worker *w)
             return OT_ERR;
         }
         ot_hub_set_events(app->hub, app->events);
+        ot_search_setup(w->cfg, app->events);
     }
     app->api = (ot_api){ .pg = w->pg, .events = app->events, .rl_user = w->rl_user, .services = &w->services };
     ot_app_routes(&w->http.router, &app->api, app->hub);
