@@ -23,7 +23,7 @@ int ot_event_parse(ot_str json, ot_event *out)
      * tokens hold the largest order the API accepts (100 items). A row
      * written by other means may be larger and is still a committed event:
      * it gets a heap array, or it would be skipped as a rolled-back gap. */
-    jsmntok_t toks[1024];
+    ot_json_tok toks[1024];
     ot_json d;
     memset(out, 0, sizeof(*out));
     if (ot_json_parse(&d, json.base, json.len, toks, (int)OT_ARRAY_LEN(toks)) == 0)
@@ -31,7 +31,7 @@ int ot_event_parse(ot_str json, ot_event *out)
     if (OT_EVENT_TOKS_BOUND(json.len) <= OT_ARRAY_LEN(toks) || json.len > OT_EVENT_MAX_LEN)
         return OT_ERR; /* it could not have needed more tokens, or it is absurd */
     size_t n = OT_EVENT_TOKS_BOUND(json.len);
-    jsmntok_t *big = malloc(n * sizeof(*big));
+    ot_json_tok *big = malloc(n * sizeof(*big));
     if (!big)
         return OT_ERR;
     int rc = ot_json_parse(&d, json.base, json.len, big, (int)n) == 0 ? fields(&d, json, out) : OT_ERR;
@@ -57,6 +57,39 @@ static int fields(const ot_json *d, ot_str json, ot_event *out)
     if ((t = ot_json_obj_get(d, 0, "type")) >= 0 && ot_json_is_str(d, t))
         out->type = ot_json_raw(d, t);
     out->json = json;
+    return 0;
+}
+
+static size_t peek_ws(ot_str s, size_t i)
+{
+    while (i < s.len && (s.base[i] == ' ' || s.base[i] == '\t' || s.base[i] == '\n' || s.base[i] == '\r'))
+        i++;
+    return i;
+}
+
+int ot_event_peek_seq(ot_str json, int64_t *seq)
+{
+    size_t i = peek_ws(json, 0);
+    if (i >= json.len || json.base[i] != '{')
+        return OT_ERR;
+    i = peek_ws(json, i + 1);
+    if (json.len - i < 5 || memcmp(json.base + i, "\"seq\"", 5) != 0)
+        return OT_ERR;
+    i = peek_ws(json, i + 5);
+    if (i >= json.len || json.base[i] != ':')
+        return OT_ERR;
+    i = peek_ws(json, i + 1);
+    size_t st = i;
+    uint64_t v = 0;
+    /* 18 digits cannot overflow; a seq is a positive bigint. */
+    while (i < json.len && i - st < 18 && json.base[i] >= '0' && json.base[i] <= '9')
+        v = v * 10 + (uint64_t)(json.base[i++] - '0');
+    if (i == st || (json.base[st] == '0' && i - st > 1))
+        return OT_ERR;
+    i = peek_ws(json, i);
+    if (i >= json.len || (json.base[i] != ',' && json.base[i] != '}'))
+        return OT_ERR;
+    *seq = (int64_t)v;
     return 0;
 }
 

@@ -120,7 +120,7 @@ int ot_jwt_sign(ot_str secret, const ot_jwt_claims *c, ot_buf *out)
 }
 
 /* Decodes a base64url segment and parses it as a JSON object. */
-static int decode_obj(ot_str seg, uint8_t *buf, size_t cap, ot_json *doc, jsmntok_t *toks)
+static int decode_obj(ot_str seg, uint8_t *buf, size_t cap, ot_json *doc, ot_json_tok *toks)
 {
     size_t n;
     if (seg.len == 0 || ot_b64_decode(seg.base, seg.len, buf, cap, &n, true) < 0 ||
@@ -159,7 +159,7 @@ int ot_jwt_verify(ot_str secret, ot_str token, int64_t now_s, ot_jwt_claims *out
     ot_str sseg = ot_str_make(d2 + 1, (size_t)(end - d2 - 1));
 
     uint8_t buf[OT_B64_DEC_MAX(OT_JWT_MAX_LEN)];
-    jsmntok_t toks[JWT_MAX_TOKS];
+    ot_json_tok toks[JWT_MAX_TOKS];
     ot_json doc;
     if (decode_obj(hseg, buf, sizeof buf, &doc, toks) < 0)
         return OT_JWT_EMALFORMED;

@@ -48,7 +48,7 @@ static void walk(const ot_json *d, ot_buf *b)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static jsmntok_t toks[256];
+    static ot_json_tok toks[256];
     ot_json d;
     ot_buf b = OT_BUF_INIT, w = OT_BUF_INIT;
     if (ot_json_parse(&d, (const char *)data, size, toks, 256) == 0) {

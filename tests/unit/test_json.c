@@ -7,7 +7,7 @@
 #include "ot/codec/json.h"
 
 #define NTOK 128
-static jsmntok_t toks[NTOK];
+static ot_json_tok toks[NTOK];
 
 static int parse_n(ot_json *d, const char *s, size_t n) { return ot_json_parse(d, s, n, toks, NTOK); }
 static int parse(ot_json *d, const char *s) { return parse_n(d, s, strlen(s)); }
@@ -150,7 +150,7 @@ Test(json_parse, trailing_garbage_rejected)
     cr_assert_not(ok("{}{}"));
     cr_assert_not(ok("[1] ,"));
     cr_assert_not(ok("{\"a\":1} // comment"));
-    /* NUL ends jsmn's scan early; the bytes after it must still count. */
+    /* A NUL byte is not whitespace: the bytes after it must still count. */
     ot_json d;
     cr_assert_neq(parse_n(&d, "{}\0{}", 5), 0);
     cr_assert_neq(parse_n(&d, "[\"a\0b\"]", 7), 0);
@@ -170,7 +170,7 @@ Test(json_parse, duplicate_keys_rejected_even_when_escaped)
 Test(json_parse, too_many_tokens_rejected)
 {
     ot_json d;
-    jsmntok_t small[4];
+    ot_json_tok small[4];
     cr_assert_eq(ot_json_parse(&d, "[1,2,3]", 7, small, 4), 0);
     cr_assert_neq(ot_json_parse(&d, "[1,2,3,4]", 9, small, 4), 0);
     cr_assert_neq(ot_json_parse(&d, "{\"a\":1,\"b\":2}", 13, small, 4), 0);
@@ -180,7 +180,7 @@ Test(json_parse, too_many_tokens_rejected)
 Test(json_parse, nesting_depth_is_bounded)
 {
     char deep[2 * (OT_JSON_MAX_DEPTH + 1) + 1];
-    jsmntok_t many[OT_JSON_MAX_DEPTH + 2];
+    ot_json_tok many[OT_JSON_MAX_DEPTH + 2];
     ot_json d;
     for (int n = OT_JSON_MAX_DEPTH; n <= OT_JSON_MAX_DEPTH + 1; n++) {
         memset(deep, '[', (size_t)n);
