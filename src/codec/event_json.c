@@ -1,13 +1,12 @@
 /* Event JSON and its pub/sub envelope; see event_json.h. */
 #include "ot/codec/event_json.h"
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/params.h>
 #include <stdlib.h>
 
+#include "ot/codec/hmac.h"
 #include "ot/codec/json.h"
 
 /* Every token but the root takes at least two bytes ("1," or "[]" ...). */
@@ -110,27 +109,13 @@ int ot_event_mac_key(ot_str secret, uint8_t key[OT_EVENT_MAC_KEY_LEN])
 }
 
 /* HMAC-SHA256(key, channel "\n" json), streamed: an event may be far larger
- * than any stack buffer we would want to join it in. */
+ * than any stack buffer we would want to join it in. The key schedule is
+ * prepared once (hmac.h); per process, the workers are single-threaded. */
 static int mac(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str json, uint8_t out[32])
 {
-    /* Fetched once per process: the workers are single-threaded. */
-    static EVP_MAC *hmac;
-    if (!hmac && !(hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)))
-        return OT_ERR;
-    EVP_MAC_CTX *c = EVP_MAC_CTX_new(hmac);
-    if (!c)
-        return OT_ERR;
-    char digest[] = "SHA256";
-    OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                            OSSL_PARAM_construct_end() };
-    size_t n = 0;
-    int ok = EVP_MAC_init(c, key, OT_EVENT_MAC_KEY_LEN, params) &&
-             EVP_MAC_update(c, (const unsigned char *)channel.base, channel.len) &&
-             EVP_MAC_update(c, (const unsigned char *)"\n", 1) &&
-             EVP_MAC_update(c, (const unsigned char *)json.base, json.len) && EVP_MAC_final(c, out, &n, 32) &&
-             n == 32;
-    EVP_MAC_CTX_free(c);
-    return ok ? 0 : OT_ERR;
+    static ot_hmac keys = OT_HMAC_INIT;
+    ot_str parts[] = { channel, ot_str_make("\n", 1), json };
+    return ot_hmac_sha256(&keys, ot_str_make((const char *)key, OT_EVENT_MAC_KEY_LEN), parts, 3, out);
 }
 
 size_t ot_event_seal(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str json, char *out, size_t cap)

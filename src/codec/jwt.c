@@ -3,9 +3,9 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "ot/codec/base64.h"
+#include "ot/codec/hmac.h"
 #include "ot/codec/json.h"
 
 #define SIG_LEN 32 /* HMAC-SHA256 */
@@ -50,13 +50,14 @@ const char *ot_jwt_strerror(int err)
     }
 }
 
+/* The key schedules of the current and the previous secret, prepared once
+ * (hmac.h); per process, and the workers are single-threaded. */
+static ot_hmac jwt_keys = OT_HMAC_INIT;
+
 static bool hmac(ot_str secret, const char *msg, size_t n, uint8_t mac[SIG_LEN])
 {
-    unsigned int mlen = 0;
-    if (secret.len == 0 || secret.len > INT32_MAX)
-        return false;
-    return HMAC(EVP_sha256(), secret.base, (int)secret.len, (const unsigned char *)msg, n, mac, &mlen) &&
-           mlen == SIG_LEN;
+    ot_str part = ot_str_make(msg, n);
+    return ot_hmac_sha256(&jwt_keys, secret, &part, 1, mac) == 0;
 }
 
 static bool sub_ok(const char *s, size_t n)
