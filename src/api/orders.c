@@ -81,20 +81,17 @@ static void created_cb(void *data, int status, PGresult *res)
                          "this Idempotency-Key was already used for a different order");
         return;
     }
-    if (created) {
-        ot_events_committed(ot_api_of(r)->events,
-                            ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
-        jsmntok_t toks[OT_ITEMS_MAX * 5 + 32];
-        ot_json d;
-        if (ot_json_parse(&d, order.base, order.len, toks, (int)OT_ARRAY_LEN(toks)) == 0) {
-            int t = ot_json_obj_get(&d, 0, "id");
-            if (t >= 0) {
-                char loc[96];
-                ot_str id = ot_json_raw(&d, t);
-                snprintf(loc, sizeof(loc), "/orders/%.*s", (int)(id.len < 40 ? id.len : 40), id.base);
-                ot_resp_header(r, "Location", loc);
-            }
-        }
+    ot_event ev;
+    /* The event names the order: its id gives Location without parsing the
+     * order's JSON as well. */
+    if (created && ot_events_committed(ot_api_of(r)->events,
+                                       ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)), &ev) == 0 &&
+        ev.order_id.len) {
+        char loc[96] = "/orders/";
+        size_t n = ev.order_id.len < 40 ? ev.order_id.len : 40;
+        memcpy(loc + 8, ev.order_id.base, n);
+        loc[8 + n] = '\0';
+        ot_resp_header(r, "Location", loc);
     }
     ot_respond_json(r, created ? 201 : 200, order);
 }
@@ -261,7 +258,7 @@ static void status_cb(void *data, int status, PGresult *res)
     const char *result = PQgetvalue(res, 0, 0);
     ot_str order = ot_str_make(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
     if (!strcmp(result, "ok")) {
-        ot_events_committed(ot_api_of(r)->events, ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
+        ot_events_committed(ot_api_of(r)->events, ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)), NULL);
         ot_respond_json(r, 200, order);
         return;
     }
@@ -272,7 +269,7 @@ static void status_cb(void *data, int status, PGresult *res)
     /* Name the current state so the caller can decide what to do. */
     char now[16] = "?";
     long long ver = 0;
-    jsmntok_t toks[OT_ITEMS_MAX * 5 + 32];
+    ot_json_tok toks[OT_ITEMS_MAX * 5 + 32];
     ot_json d;
     if (ot_json_parse(&d, order.base, order.len, toks, (int)OT_ARRAY_LEN(toks)) == 0) {
         int t = ot_json_obj_get(&d, 0, "status");
@@ -301,7 +298,7 @@ void ot_h_order_status(ot_req *r)
         ot_respond_error(r, 400, "invalid_id", "order id must be a UUID");
         return;
     }
-    jsmntok_t toks[16];
+    ot_json_tok toks[16];
     ot_json d;
     if (ot_json_parse(&d, r->body.base, r->body.len, toks, 16) < 0 || !ot_json_is_obj(&d, 0)) {
         ot_respond_error(r, 400, "invalid_json", "body must be a JSON object like {\"status\":\"ACCEPTED\"}");

@@ -8,6 +8,7 @@
 
 #include "ot/app/evseq.h"
 #include "ot/codec/json.h"
+#include "ot/core/fmt.h"
 #include "ot/core/log.h"
 #include "ot/event/loop.h"
 #include "ot/core/metrics.h"
@@ -53,6 +54,13 @@ struct ot_events {
     uint64_t forged;
 };
 
+/* The fields the reader routes by, as columns beside the event's JSON: a
+ * tail row becomes an ot_event without parsing the JSON (it came from
+ * ot_event_json over the same row, so they agree). Columns 4..8. */
+#define TAIL_COLS "oe.version, oe.order_id, oe.user_id, oe.status, oe.type"
+#define TAIL_OUT "e.version, e.order_id, e.user_id, e.status, e.type"
+enum { COL_VERSION = 4, COL_ORDER, COL_USER, COL_STATUS, COL_TYPE };
+
 const ot_pg_stmt ot_events_stmts[] = {
     /* Not max(seq) + 1: a transaction still running may own a lower seq and
      * commit after we looked. sql/004 has each writer advertise, in the lock
@@ -62,18 +70,18 @@ const ot_pg_stmt ot_events_stmts[] = {
       /* The query's own xid, not pg_snapshot_xmax: that is only the latest
        * completed xid + 1, and a writer still running may hold a higher one.
        * An xid that writes no WAL commits without a flush: cheap. */
-      "SELECT s.xmin::text, s.xid::text, e.seq, e.j FROM "
+      "SELECT s.xmin::text, s.xid::text, e.seq, e.j, " TAIL_OUT " FROM "
       "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, pg_current_xact_id() AS xid) s "
-      "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j FROM order_events oe WHERE oe.seq >= $1 "
+      "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j, " TAIL_COLS " FROM order_events oe WHERE oe.seq >= $1 "
       "ORDER BY oe.seq LIMIT " OT_EV_PAGE_STR ") e ON true ORDER BY e.seq",
       1, true },
     /* The same read without an xid, while no gap waits for a bound: a tail
      * runs per NOTIFY burst, and an xid each would burn the xid space at the
      * commit rate (and bring anti-wraparound vacuums that much closer). */
     { "ev_read",
-      "SELECT s.xmin::text, NULL::text, e.seq, e.j FROM "
+      "SELECT s.xmin::text, NULL::text, e.seq, e.j, " TAIL_OUT " FROM "
       "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) s "
-      "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j FROM order_events oe WHERE oe.seq >= $1 "
+      "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j, " TAIL_COLS " FROM order_events oe WHERE oe.seq >= $1 "
       "ORDER BY oe.seq LIMIT " OT_EV_PAGE_STR ") e ON true ORDER BY e.seq",
       1, true },
 };
@@ -129,6 +137,11 @@ static uint64_t parse_u64(const char *s)
     return s ? strtoull(s, NULL, 10) : 0;
 }
 
+static ot_str col(const PGresult *res, int row, int c)
+{
+    return ot_str_make(PQgetvalue(res, row, c), (size_t)PQgetlength(res, row, c));
+}
+
 static void on_tail(void *data, int status, PGresult *res)
 {
     ot_events *e = data;
@@ -151,11 +164,16 @@ static void on_tail(void *data, int status, PGresult *res)
         int64_t seq = strtoll(PQgetvalue(res, i, 2), NULL, 10);
         if (seq > max_row)
             max_row = seq;
-        ot_event ev;
-        if (ot_event_parse(ot_str_make(PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3)), &ev) < 0 ||
-            ev.seq != seq)
-            continue;
-        ev.seen_us = now;
+        ot_event ev = {
+            .seq = seq,
+            .version = strtoll(PQgetvalue(res, i, COL_VERSION), NULL, 10),
+            .order_id = col(res, i, COL_ORDER),
+            .user_id = col(res, i, COL_USER),
+            .status = col(res, i, COL_STATUS),
+            .type = col(res, i, COL_TYPE),
+            .json = col(res, i, 3),
+            .seen_us = now,
+        };
         feed(e, &ev);
     }
     uint64_t skipped = e->seq.gaps_skipped;
@@ -212,8 +230,8 @@ static void run_tail(ot_events *e)
             e->init_inflight = false;
         return;
     }
-    char from[24];
-    snprintf(from, sizeof(from), "%lld", (long long)e->seq.next);
+    char from[OT_FMT_U64_MAX + 1];
+    from[ot_fmt_u64(from, (uint64_t)e->seq.next)] = '\0'; /* next > 0 once started */
     const char *vals[1] = { from };
     e->tail_inflight = true;
     ot_evseq_tail_sent(&e->seq);
@@ -249,10 +267,12 @@ static void schedule_tail(ot_events *e, uint32_t ms)
 static void on_notify(void *data, const char *channel, const char *payload, size_t len)
 {
     ot_events *e = data;
-    ot_event ev;
     if (!ot_evseq_started(&e->seq))
         return; /* the start query covers it */
-    if (ot_event_parse(ot_str_make(payload, len), &ev) == 0 && ev.seq < e->seq.next)
+    int64_t seq;
+    /* Only the leading "seq" is read (event_json.h): the payload is a hint,
+     * and parsing all of it would be a third parse of every event. */
+    if (ot_event_peek_seq(ot_str_make(payload, len), &seq) == 0 && seq < e->seq.next)
         return;
     schedule_tail(e, 0);
 }
@@ -377,18 +397,21 @@ static void publish(ot_events *e, const ot_event *ev, ot_str event_json)
     free(buf);
 }
 
-void ot_events_committed(ot_events *e, ot_str event_json)
+int ot_events_committed(ot_events *e, ot_str event_json, ot_event *out)
 {
-    if (!e)
-        return;
     ot_event ev;
     if (ot_event_parse(event_json, &ev) < 0) {
         ot_logf(OT_LOG_WARN, "events: unparsable committed event ignored (%zu bytes)", event_json.len);
-        return;
+        return OT_ERR;
     }
+    if (out)
+        *out = ev;
+    if (!e)
+        return 0;
     if (e->redis && e->have_key)
         publish(e, &ev, event_json);
     feed_live(e, &ev);
+    return 0;
 }
 
 int64_t ot_events_watermark(const ot_events *e) { return e ? e->seq.next : 0; }

@@ -19,7 +19,7 @@ static bool staff_only(const ot_json *d, int key)
 
 int ot_event_view_customer(ot_str json, ot_buf *out)
 {
-    jsmntok_t stack[VIEW_STACK_TOKS], *toks = stack;
+    ot_json_tok stack[VIEW_STACK_TOKS], *toks = stack;
     ot_json d;
     int rc = ot_json_parse(&d, json.base, json.len, toks, VIEW_STACK_TOKS);
     if (rc < 0 && json.len / 2 + 2 > VIEW_STACK_TOKS && json.len / 2 + 2 < INT32_MAX) {

@@ -41,8 +41,11 @@ void ot_events_free(ot_events *e);
  * name or out of memory. Remove it with ot_sink_remove. */
 ot_sink *ot_events_add_sink(ot_events *e, const char *name, const ot_sink_ops *ops, void *data, bool durable);
 /* A commit of this worker produced `event_json`: deliver locally now and, with
- * Redis, publish it to the other processes and hosts. */
-void ot_events_committed(ot_events *e, ot_str event_json);
+ * Redis, publish it to the other processes and hosts. The event is parsed
+ * here, once; *out (if not NULL) receives the parsed form (pointing into
+ * event_json) so the handler need not parse it again. e may be NULL (no event
+ * stream): the event is still parsed into *out. OT_ERR if unparsable (logged). */
+int ot_events_committed(ot_events *e, ot_str event_json, ot_event *out);
 /* Every event with seq < watermark has been handed to the sink (or proven
  * never to exist). A resuming client replays (since, watermark) from the
  * database and then continues live, with no gap and no duplicate. */
