@@ -18,6 +18,7 @@
 #include "ot/api/orders.h"
 #include "ot/adapters/pg.h"
 #include "ot/core/ratelimit.h"
+#include "ot/api/static.h"
 #include "ot/api/system.h"
 #include "ot/http/ws.h"
 
@@ -46,7 +47,9 @@ void ot_app_routes(ot_router *rt)
     ot_router_add(rt, "PATCH", "/orders/:id/status", "orders_status", ot_h_order_status);
     ot_router_add(rt, "GET", "/ws/orders", "ws_orders", ot_h_ws_auth);
     ot_router_add(rt, "GET", "/", "static", ot_h_static);
+    ot_router_add(rt, "GET", "/admin", "static", ot_h_static_admin);
     ot_router_add(rt, "GET", "/web/:file", "static", ot_h_static);
+    ot_router_add(rt, "GET", "/web/:dir/:file", "static", ot_h_static);
 }
 
 
