@@ -10,6 +10,7 @@
 #include "ot/codec/base64.h"
 #include "ot/app/events.h"
 #include "ot/codec/json.h"
+#include "ot/codec/lifecycle.h"
 
 const ot_pg_stmt ot_orders_stmts[] = {
     { "order_create", "SELECT created, order_json, event_json, same_request FROM ot_create_order($1::uuid, $2::jsonb, $3, $4::uuid)",
@@ -45,7 +46,20 @@ int ot_order_status_valid(ot_str s)
 typedef struct {
     ot_api_ctx base;
     char status[16];  /* PATCH: the requested status, for messages */
+    int64_t seq;      /* lists: the event stream position the answer is consistent with */
 } order_ctx;
+
+/* Every order answered carries the moves the caller may make next
+ * (codec/lifecycle.h), so a page never offers an illegal one. */
+static void respond_order(ot_req *r, int status, ot_str order)
+{
+    ot_buf b = OT_BUF_INIT;
+    if (ot_lifecycle_annotate(order, r->auth.role, &b) == 0)
+        ot_respond_json(r, status, ot_buf_str(&b));
+    else
+        ot_respond_error(r, 500, "internal", "order could not be encoded");
+    ot_buf_free(&b);
+}
 
 /* The two refusals that are the client's fault, then the shared mapping. */
 static bool db_error(ot_req *r, int status, PGresult *res)
@@ -97,7 +111,7 @@ static void created_cb(void *data, int status, PGresult *res)
             }
         }
     }
-    ot_respond_json(r, created ? 201 : 200, order);
+    respond_order(r, created ? 201 : 200, order);
 }
 
 void ot_h_order_create(ot_req *r)
@@ -159,7 +173,7 @@ static void get_cb(void *data, int status, PGresult *res)
         ot_respond_error(r, 404, "not_found", "no such order");
         return;
     }
-    ot_respond_json(r, 200, ot_str_make(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)));
+    respond_order(r, 200, ot_str_make(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)));
 }
 
 void ot_h_order_get(ot_req *r)
@@ -185,6 +199,7 @@ static void list_cb(void *data, int status, PGresult *res)
     order_ctx *c = data;
     c->base.q = NULL;
     int limit = atoi(c->status); /* the page size asked for, kept in the ctx */
+    int64_t seq = c->seq;
     ot_req *r = ot_api_finish(c);
     if (db_error(r, status, res))
         return;
@@ -195,9 +210,24 @@ static void list_cb(void *data, int status, PGresult *res)
     ot_jw_obj_open(&w);
     ot_jw_key(&w, "orders");
     ot_jw_arr_open(&w);
-    for (int i = 0; i < n; i++)
-        ot_jw_raw(&w, ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)));
+    ot_buf one = OT_BUF_INIT;
+    for (int i = 0; i < n; i++) {
+        one.len = 0;
+        if (ot_lifecycle_annotate(ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)), r->auth.role,
+                                  &one) < 0) {
+            ot_buf_free(&one);
+            ot_buf_free(&b);
+            ot_respond_error(r, 500, "internal", "order could not be encoded");
+            return;
+        }
+        ot_jw_raw(&w, ot_buf_str(&one));
+    }
+    ot_buf_free(&one);
     ot_jw_arr_close(&w);
+    /* A page loads this snapshot, then resumes the socket with since=seq:
+     * events it already reflects are told apart by the order's version. */
+    ot_jw_key(&w, "seq");
+    ot_jw_int(&w, seq);
     ot_jw_key(&w, "nextCursor");
     if (n > 0 && n == limit) {
         /* Opaque cursor: base64url("<created_at in microseconds>|<id>") of the last row. */
@@ -273,6 +303,10 @@ void ot_h_orders_by_user(ot_req *r)
     if (!c)
         return;
     snprintf(c->status, sizeof(c->status), "%d", limit);
+    /* Read before the query: every event below the watermark was delivered,
+     * so the snapshot reflects at least those (maybe more, which the page's
+     * version check drops). */
+    c->seq = r->w->app && r->w->app->events ? ot_events_watermark(r->w->app->events) - 1 : 0;
     const char *vals[4] = { uid.base, have_cursor ? ts : NULL, have_cursor ? id : NULL, c->status };
     int lens[4] = { 36, (int)strlen(ts), (int)strlen(id), (int)strlen(c->status) };
     ot_api_exec(c, "orders_by_user", 4, vals, lens, list_cb);
@@ -293,7 +327,7 @@ static void status_cb(void *data, int status, PGresult *res)
     ot_str order = ot_str_make(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
     if (!strcmp(result, "ok")) {
         ot_events_committed(r->w->app->events, ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
-        ot_respond_json(r, 200, order);
+        respond_order(r, 200, order);
         return;
     }
     if (!strcmp(result, "not_found")) {

@@ -339,6 +339,18 @@ int ot_json_parse(ot_json *doc, const char *js, size_t len, jsmntok_t *toks, int
     return 0;
 }
 
+int ot_json_parse_grow(ot_json *doc, const char *js, size_t len, jsmntok_t *stack, int nstack, jsmntok_t **heap)
+{
+    *heap = NULL;
+    int rc = ot_json_parse(doc, js, len, stack, nstack);
+    if (rc == 0 || len / 2 + 2 <= (size_t)nstack || len / 2 + 2 >= INT32_MAX)
+        return rc;
+    *heap = malloc((len / 2 + 2) * sizeof(**heap));
+    if (!*heap)
+        return OT_ERR;
+    return ot_json_parse(doc, js, len, *heap, (int)(len / 2 + 2));
+}
+
 /* ---- accessors ---- */
 
 static const jsmntok_t *tok(const ot_json *d, int t) { return t >= 0 && t < d->ntoks ? &d->toks[t] : NULL; }
