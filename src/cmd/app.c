@@ -40,6 +40,7 @@ void ot_app_routes(ot_router *rt)
     ot_router_add(rt, "GET", "/openapi.yaml", "openapi", ot_h_openapi);
     ot_router_add(rt, "POST", "/auth/register", "auth_register", ot_h_register);
     ot_router_add(rt, "POST", "/auth/login", "auth_login", ot_h_login);
+    ot_router_add(rt, "POST", "/auth/refresh", "auth_refresh", ot_h_refresh);
     ot_router_add(rt, "POST", "/orders", "orders_create", ot_h_order_create);
     ot_router_add(rt, "GET", "/orders/user/:id", "orders_by_user", ot_h_orders_by_user);
     ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get);

@@ -93,12 +93,37 @@ def test_list_seq_resumes_without_gap_or_duplicate(server, db):
     after = api.create(api.t_a)
     assert api.patch(before["id"], "ACCEPTED")[0] == 200
     with WS.connect(srv.port, api.t_a, query="since=%d" % snap["seq"]) as w:
-        got = []
-        m, _ = w.wait_for(lambda m: is_push(m, before["id"], "ACCEPTED"), timeout=scaled(3))
-        got.append(m["data"])
-        got += [x["data"] for x in w.collect(scaled(0.5)) if x.get("event") == "order.updated"]
+        got = [x["data"] for x in w.collect(scaled(1.0)) if x.get("event") == "order.updated"]
     # What the page applies: events newer than the version it holds.
     fresh = [e for e in got if e["version"] > seen.get(e["orderId"], 0)]
     assert {(e["orderId"], e["status"]) for e in fresh} >= {(after["id"], "CREATED"), (before["id"], "ACCEPTED")}
     assert len(fresh) == len({(e["orderId"], e["version"]) for e in fresh}), "no duplicate"
     assert (before["id"], "CREATED") not in {(e["orderId"], e["status"]) for e in got}, "no replay of the snapshot"
+
+
+def test_refresh_renews_a_live_token_and_refuses_a_dead_one(api):
+    import base64
+    import json as _json
+    import time
+
+    from conftest import make_token
+
+    old = make_token(api.a, exp_delta=30)
+    st, h, body = api.req("POST", "/auth/refresh", token=old)
+    assert st == 200, body
+    assert h["cache-control"] == "no-store"
+    assert body["expiresAt"] > time.time() + 60
+    seg = body["token"].split(".")[1]
+    claims = _json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4)))
+    assert claims["sub"] == api.a and claims["role"] == "CUSTOMER" and claims["exp"] == body["expiresAt"]
+    # The new token works where the old did.
+    st, _, _ = api.req("GET", "/orders/user/%s" % api.a, token=body["token"])
+    assert st == 200
+    st, _, body = api.req("POST", "/auth/refresh", token=make_token(api.a, exp_delta=-5))
+    assert st == 401 and body["error"]["code"] == "token_expired", body
+    st, _, body = api.req("POST", "/auth/refresh")
+    assert st == 401, body
+    st, _, body = api.req("POST", "/auth/refresh", token=make_token(api.admin, "ADMIN"))
+    assert st == 200
+    seg = body["token"].split(".")[1]
+    assert _json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4)))["role"] == "ADMIN"

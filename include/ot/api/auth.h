@@ -33,6 +33,8 @@ void ot_auth_teardown(void);
  * first in a handler, before taking r->ctx. `need` = OT_ROLE_ADMIN for
  * admin-only routes, else CUSTOMER (which admins also pass). */
 bool ot_auth_require(ot_req *r, ot_role need);
+/* POST /auth/refresh: a new token for the caller's live one. */
+void ot_h_refresh(ot_req *r);
 /* The same token check without responding and without waiting: OT_JWT_OK,
  * an ot_jwt_verify error, OT_JWT_ECLAIMS for a sub that is not a UUID,
  * OT_JWT_EREVOKED, or OT_JWT_EUNVERIFIED when the user is not cached here. */
