@@ -504,6 +504,17 @@ static void login_verify_work(void *data)
     c->work_rc = OT_ERR;
 }
 
+/* Opens the answer object with its "token" and "expiresAt" members. */
+static void token_open(ot_jw *w, ot_buf *b, ot_str tok, int64_t exp)
+{
+    ot_jw_init(w, b);
+    ot_jw_obj_open(w);
+    ot_jw_key(w, "token");
+    ot_jw_str(w, tok);
+    ot_jw_key(w, "expiresAt");
+    ot_jw_int(w, exp);
+}
+
 /* iat now, exp --jwt-ttl-s later, signed with the current secret. */
 static int sign_fresh(ot_req *r, ot_jwt_claims *cl, ot_buf *tok)
 {
@@ -548,12 +559,7 @@ static void login_verify_done(ot_loop *loop, void *data)
         return;
     }
     ot_jw w;
-    ot_jw_init(&w, &b);
-    ot_jw_obj_open(&w);
-    ot_jw_key(&w, "token");
-    ot_jw_str(&w, ot_buf_str(&tok));
-    ot_jw_key(&w, "expiresAt");
-    ot_jw_int(&w, cl.exp);
+    token_open(&w, &b, ot_buf_str(&tok), cl.exp);
     ot_jw_key(&w, "user");
     ot_buf u = OT_BUF_INIT;
     user_json(&u, c->uid, c->uname, c->email, c->role);
@@ -627,12 +633,7 @@ void ot_h_refresh(ot_req *r)
         return;
     }
     ot_jw w;
-    ot_jw_init(&w, &b);
-    ot_jw_obj_open(&w);
-    ot_jw_key(&w, "token");
-    ot_jw_str(&w, ot_buf_str(&tok));
-    ot_jw_key(&w, "expiresAt");
-    ot_jw_int(&w, cl.exp);
+    token_open(&w, &b, ot_buf_str(&tok), cl.exp);
     ot_jw_obj_close(&w);
     ot_resp_header(r, "Cache-Control", "no-store");
     ot_respond_json(r, 200, ot_buf_str(&b));
