@@ -40,7 +40,7 @@ BENCH   := $(wildcard tests/bench/*.c)
 BENCHBIN:= $(BENCH:tests/bench/%.c=build/bench/%)
 
 .PHONY: check-layers all asan test test-suites unit unit-asan integration integration-asan fuzz fuzz-smoke run install \
-        clean bench deps ops-check soak web-vendor
+        clean bench deps ops-check soak web-vendor test-web
 all: build/ordertrack
 
 # -MMD -MP: each object depends on the headers it really includes.
@@ -93,6 +93,11 @@ integration: build/ordertrack
 integration-asan: build/asan/ordertrack
 	OT_BIN=$(CURDIR)/build/asan/ordertrack OT_ASAN=1 scripts/test-integration.sh
 
+# The dashboards in Debian's Chromium (playwright-core, tests/web/run.sh);
+# screenshots in build/web-artifacts/.
+test-web: build/ordertrack
+	OT_BIN=$(CURDIR)/build/ordertrack tests/web/run.sh
+
 # Seeds live in tests/fuzz/seeds/<target>/, a dictionary (if any) in
 # tests/fuzz/<target>.dict; the growing corpus stays in build/.
 fuzz-smoke: $(FUZZBIN)
@@ -113,7 +118,7 @@ check-layers:
 test:
 	@scripts/setup-deps.sh
 	@$(MAKE) --no-print-directory test-suites
-test-suites: check-layers all unit integration unit-asan integration-asan fuzz-smoke ops-check
+test-suites: check-layers all unit integration test-web unit-asan integration-asan fuzz-smoke ops-check
 	@echo "make test: all suites passed"
 
 run:
