@@ -50,7 +50,7 @@ ot_req *ot_api_finish(void *ctx)
 bool ot_api_exec(void *ctx, const char *stmt, int n, const char *const *vals, const int *lens, ot_pg_cb *cb)
 {
     ot_api_ctx *c = ctx;
-    c->q = ot_pg_exec(c->r->w->pg, stmt, n, vals, lens, cb, c);
+    c->q = ot_pg_exec(ot_api_of(c->r)->pg, stmt, n, vals, lens, cb, c);
     if (c->q)
         return true;
     ot_respond_error(ot_api_finish(c), 500, "internal", "out of memory");
@@ -76,4 +76,28 @@ bool ot_api_db_error(ot_req *r, int status, const PGresult *res)
     ot_resp_header(r, "Retry-After", "1");
     ot_respond_error(r, 503, "database_unavailable", "the database is not reachable, retry shortly");
     return true;
+}
+
+/* ---- request guards ---- */
+
+bool ot_req_json_content(ot_req *r)
+{
+    /* RFC 9110 §8.3.1: the media type ends at optional whitespace or ';'
+     * (parameters); a longer token such as application/jsonp is another type. */
+    ot_str ct = r->head.content_type;
+    if (ct.len < 16 || !ot_str_ieq(ot_str_make(ct.base, 16), "application/json") ||
+        (ct.len > 16 && ct.base[16] != ';' && ct.base[16] != ' ' && ct.base[16] != '\t')) {
+        ot_respond_error(r, 415, "unsupported_media_type", "Content-Type must be application/json");
+        return false;
+    }
+    return true;
+}
+
+bool ot_req_need_db(ot_req *r)
+{
+    if (ot_api_of(r)->pg)
+        return true;
+    ot_resp_header(r, "Retry-After", "5");
+    ot_respond_error(r, 503, "database_unavailable", "no database configured");
+    return false;
 }

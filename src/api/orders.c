@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <strings.h>
 
-#include "ot/cmd/app.h"
 #include "ot/api/auth.h"
 #include "ot/api/helpers.h"
 #include "ot/codec/base64.h"
@@ -97,7 +96,7 @@ static void created_cb(void *data, int status, PGresult *res)
         return;
     }
     if (created) {
-        ot_events_committed(r->w->app->events,
+        ot_events_committed(ot_api_of(r)->events,
                             ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
         jsmntok_t toks[OT_ITEMS_MAX * 5 + 32];
         ot_json d;
@@ -306,7 +305,7 @@ void ot_h_orders_by_user(ot_req *r)
     /* Read before the query: every event below the watermark was delivered,
      * so the snapshot reflects at least those (maybe more, which the page's
      * version check drops). */
-    c->seq = r->w->app && r->w->app->events ? ot_events_watermark(r->w->app->events) - 1 : 0;
+    c->seq = ot_api_of(r)->events ? ot_events_watermark(ot_api_of(r)->events) - 1 : 0;
     const char *vals[4] = { uid.base, have_cursor ? ts : NULL, have_cursor ? id : NULL, c->status };
     int lens[4] = { 36, (int)strlen(ts), (int)strlen(id), (int)strlen(c->status) };
     ot_api_exec(c, "orders_by_user", 4, vals, lens, list_cb);
@@ -326,7 +325,7 @@ static void status_cb(void *data, int status, PGresult *res)
     const char *result = PQgetvalue(res, 0, 0);
     ot_str order = ot_str_make(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
     if (!strcmp(result, "ok")) {
-        ot_events_committed(r->w->app->events, ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
+        ot_events_committed(ot_api_of(r)->events, ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
         respond_order(r, 200, order);
         return;
     }

@@ -230,7 +230,7 @@ static bool segment(ot_str raw, char *out, size_t cap)
 static void send_rel(ot_req *r, const char *rel, const char *name, bool immutable)
 {
     char root[PATH_MAX], want[PATH_MAX + 256], real[PATH_MAX];
-    if (!realpath(r->w->cfg->web_dir, root)) {
+    if (!realpath(r->srv->cfg->web_dir, root)) {
         not_found(r);
         return;
     }

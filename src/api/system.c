@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ot/api/helpers.h"
 #include "ot/api/static.h"
 #include "ot/core/metrics.h"
 #include "ot/adapters/pg.h"
@@ -19,7 +20,7 @@ void ot_h_healthz(ot_req *r)
  * required one that is not ready; otherwise each one's state. */
 void ot_h_readyz(ot_req *r)
 {
-    const ot_services *sv = &r->w->services;
+    const ot_services *sv = ot_api_of(r)->services;
     const ot_service *bad = ot_services_unready(sv);
     if (bad) {
         ot_resp_header(r, "Retry-After", "1");
@@ -45,7 +46,7 @@ void ot_h_readyz(ot_req *r)
 
 void ot_h_metrics(ot_req *r)
 {
-    ot_services_sample(&r->w->services); /* fresh gauges for this scrape */
+    ot_services_sample(ot_api_of(r)->services); /* fresh gauges for this scrape */
     ot_buf b = OT_BUF_INIT;
     if (ot_metrics_render(&b) < 0) {
         ot_buf_free(&b);
@@ -59,7 +60,7 @@ void ot_h_metrics(ot_req *r)
 void ot_h_openapi(ot_req *r)
 {
     char path[1024];
-    snprintf(path, sizeof(path), "%s/../docs/openapi.yaml", r->w->cfg->web_dir);
+    snprintf(path, sizeof(path), "%s/../docs/openapi.yaml", r->srv->cfg->web_dir);
     if (access(path, R_OK) != 0)
         snprintf(path, sizeof(path), "docs/openapi.yaml");
     ot_static_send(r, path, "application/yaml");

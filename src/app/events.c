@@ -7,14 +7,12 @@
 #include <stdlib.h>
 
 #include "ot/app/evseq.h"
-#include "ot/cmd/app.h"
 #include "ot/codec/json.h"
 #include "ot/core/log.h"
 #include "ot/event/loop.h"
 #include "ot/core/metrics.h"
 #include "ot/adapters/pg.h"
 #include "ot/adapters/redis.h"
-#include "ot/cmd/worker.h"
 
 /* Events held behind a gap. Beyond this they are forgotten and re-read by the
  * tail query once the gap resolves: memory stays bounded, nothing is lost. */
@@ -35,7 +33,7 @@
 #define OT_EV_CHANNEL "ot_events"
 
 struct ot_events {
-    ot_worker *w;
+    ot_events_env w; /* copied at start */
     ot_event_sink *sink;
     void *sink_data;
     ot_evseq seq;           /* ordering, gaps and their proofs: evseq.h */
@@ -195,7 +193,7 @@ static void on_start(void *data, int status, PGresult *res)
 
 static void run_tail(ot_events *e)
 {
-    ot_pg *pg = e->w->pg;
+    ot_pg *pg = e->w.pg;
     if (!pg)
         return;
     if (e->tail_inflight || e->init_inflight) {
@@ -224,14 +222,14 @@ static void on_timer(ot_loop *loop, ot_timer *t) { run_tail(t->data); }
 static void schedule_tail(ot_events *e, uint32_t ms)
 {
     if (ms == 0) {
-        ot_timer_stop(e->w->loop, &e->timer);
+        ot_timer_stop(e->w.loop, &e->timer);
         run_tail(e);
         return;
     }
     /* Keep an earlier deadline if one is already set. */
-    if (ot_timer_active(&e->timer) && e->timer.when_ms <= ot_loop_now_ms(e->w->loop) + ms)
+    if (ot_timer_active(&e->timer) && e->timer.when_ms <= ot_loop_now_ms(e->w.loop) + ms)
         return;
-    ot_timer_start(e->w->loop, &e->timer, ms);
+    ot_timer_start(e->w.loop, &e->timer, ms);
 }
 
 /* ---- sources ---- */
@@ -286,7 +284,7 @@ static void on_redis_state(void *data, bool subscribed)
         schedule_tail(e, 0); /* Redis pub/sub kept nothing for us while we were away */
 }
 
-ot_events *ot_events_start(ot_worker *w, ot_event_sink *sink, void *sink_data)
+ot_events *ot_events_start(const ot_events_env *w, ot_event_sink *sink, void *sink_data)
 {
     ot_events *e = calloc(1, sizeof(*e));
     if (!e)
@@ -295,7 +293,7 @@ ot_events *ot_events_start(ot_worker *w, ot_event_sink *sink, void *sink_data)
         free(e);
         return NULL;
     }
-    e->w = w;
+    e->w = *w;
     e->sink = sink;
     e->sink_data = sink_data;
     ot_timer_init(&e->timer, on_timer, e);
@@ -309,7 +307,6 @@ ot_events *ot_events_start(ot_worker *w, ot_event_sink *sink, void *sink_data)
         rc.client_name = "ordertrack";
         static const char *const chans[] = { "ot:admin" };
         e->redis = ot_redis_new(w->loop, &rc, chans, 1, on_redis_msg, on_redis_state, e);
-        w->app->redis = e->redis;
     } else {
         ot_pg_config pc;
         ot_pg_config_default(&pc);
@@ -324,7 +321,7 @@ void ot_events_free(ot_events *e)
 {
     if (!e)
         return;
-    ot_timer_stop(e->w->loop, &e->timer);
+    ot_timer_stop(e->w.loop, &e->timer);
     if (e->q)
         ot_pg_cancel(e->q);
     if (e->listener)

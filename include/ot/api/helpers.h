@@ -7,7 +7,26 @@
 #include <libpq-fe.h>
 
 #include "ot/adapters/pg.h"
+#include "ot/event/service.h"
 #include "ot/http/http.h"
+
+typedef struct ot_events ot_events;
+
+/* What the API handlers use of their worker: the data of every API route
+ * (r->data), filled by the wiring above. */
+typedef struct ot_api {
+    ot_pg *pg;                 /* NULL without a database */
+    ot_events *events;         /* NULL without a database */
+    ot_ratelimit *rl_user;     /* per user (NULL: off) */
+    const ot_services *services; /* /readyz, /metrics */
+} ot_api;
+
+static inline ot_api *ot_api_of(const ot_req *r) { return r->data; }
+
+/* Request guards shared by the API handlers. Each answers the error itself
+ * (415 / 503 + Retry-After) and returns false when the request cannot go on. */
+bool ot_req_json_content(ot_req *r);
+bool ot_req_need_db(ot_req *r);
 
 /* First member of every handler context, so the shared hooks can reach it. */
 typedef struct {

@@ -15,16 +15,24 @@
 #define OT_EVENTS_H
 
 #include "ot/core/common.h"
+#include "ot/core/config.h"
+#include "ot/event/loop.h"
 #include "ot/adapters/pg.h"
 #include "ot/codec/event_json.h"
 
-typedef struct ot_worker ot_worker;
 typedef struct ot_events ot_events;
+
+/* What the reader needs of its worker (given by the wiring above it). */
+typedef struct {
+    ot_loop *loop;
+    const ot_config *cfg; /* database_url, redis_url, jwt_secret (the event MAC key) */
+    ot_pg *pg;            /* the worker's pool; NULL: no reader */
+} ot_events_env;
 
 /* Called for each event in seq order. The event's memory is valid only during the call. */
 typedef void ot_event_sink(void *data, const ot_event *ev);
 
-ot_events *ot_events_start(ot_worker *w, ot_event_sink *sink, void *sink_data);
+ot_events *ot_events_start(const ot_events_env *w, ot_event_sink *sink, void *sink_data);
 void ot_events_free(ot_events *e);
 /* A commit of this worker produced `event_json`: deliver locally now and, with
  * Redis, publish it to the other processes and hosts. */
