@@ -38,10 +38,11 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+// One formatter: toLocaleString builds a new one per call, which is most of
+// the cost of drawing a window of table rows.
+const TIME_FMT = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "medium" });
 export function fmtTime(iso) {
-  if (!iso) return "";
-  const d = new Date(iso);
-  return d.toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
+  return iso ? TIME_FMT.format(new Date(iso)) : "";
 }
 
 /* ---------------------------------------------------------------- session */

@@ -105,6 +105,8 @@ test("customer: register, order with field errors, live timeline through every s
   assert.deepEqual(v, [], JSON.stringify(v, null, 1));
   assert.deepEqual(pa.errors, []);
   assert.deepEqual(pb.errors, []);
+  await pa.context().close();
+  await pb.context().close();
 });
 
 test("customer: a bad session goes back to sign-in with a message", async () => {
