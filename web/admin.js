@@ -139,6 +139,7 @@ function onEvent(ev) {
   }
   if (selected === o.id) addHistory(ev);
   schedule();
+  scheduleCharts();
 }
 
 $("#new").addEventListener("click", showNew);
@@ -200,7 +201,7 @@ function spacer(px) {
 
 function row(o, i) {
   const tr = el("tr", { id: "row-" + o.id, "data-status": o.status, "aria-rowindex": String(i + 2),
-    "aria-selected": selected === o.id ? "true" : "false", class: selected === o.id ? "sel" : null,
+    "data-updated": o.updatedAt, "aria-selected": selected === o.id ? "true" : "false", class: selected === o.id ? "sel" : null,
     onclick: () => select(o.id) },
     el("td", {}, el("button", { type: "button", class: "link", text: o.id.slice(0, 8), "aria-label": "Order " + o.id, onclick: () => select(o.id) })),
     el("td", { text: o.userId ? o.userId.slice(0, 8) : "" }),
@@ -334,7 +335,9 @@ function charts() {
   const box = $("#trend");
   const width = Math.max(240, box.clientWidth || 320);
   if (!plot) {
-    plot = new uPlot({ width, height: 180, series: [{}, { label: "Orders", stroke: "#0a58ca", fill: "rgba(10,88,202,0.15)" }],
+    plot = new uPlot({ width, height: 180,
+      scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 3600, max + 3600] : [min, max]) } },
+      series: [{}, { label: "Orders", stroke: "#0a58ca", fill: "rgba(10,88,202,0.15)" }],
       axes: [{ stroke: "currentColor" }, { stroke: "currentColor" }], legend: { show: false } }, data, box);
   } else {
     plot.setData(data);

@@ -2,7 +2,8 @@
 # Browser tests (issue 15): Playwright (playwright-core from npm, pinned by
 # package-lock.json) drives Debian's /usr/bin/chromium headless against the
 # real binary and a throw-away PostgreSQL database, as the integration tests
-# do. Screenshots land in build/web-artifacts/. Arguments pass to node --test.
+# do. Screenshots land in build/web-artifacts/. Arguments pass to node --test;
+# `run.sh --bench` runs tests/web/bench.mjs instead (scripts/bench-web.sh).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -22,4 +23,8 @@ export OT_ADMIN_EMAIL=admin-web@example.com OT_ADMIN_PASSWORD=admin-web-pass-123
 out=$("$OT_BIN" user add --email "$OT_ADMIN_EMAIL" --name "Web Admin" --password-stdin --admin \
   --database-url "$OT_DATABASE_URL" <<<"$OT_ADMIN_PASSWORD" 2>&1) || { echo "$out" >&2; exit 1; }
 mkdir -p build/web-artifacts
-node --test --test-concurrency=1 "$@" tests/web/
+if [ "${1:-}" = --bench ]; then
+  node tests/web/bench.mjs
+else
+  node --test --test-concurrency=1 "$@" tests/web/
+fi
