@@ -467,6 +467,25 @@ static void login_verify_work(void *data)
     c->work_rc = OT_ERR;
 }
 
+/* Opens the answer object with its "token" and "expiresAt" members. */
+static void token_open(ot_jw *w, ot_buf *b, ot_str tok, int64_t exp)
+{
+    ot_jw_init(w, b);
+    ot_jw_obj_open(w);
+    ot_jw_key(w, "token");
+    ot_jw_str(w, tok);
+    ot_jw_key(w, "expiresAt");
+    ot_jw_int(w, exp);
+}
+
+/* iat now, exp --jwt-ttl-s later, signed with the current secret. */
+static int sign_fresh(ot_req *r, ot_jwt_claims *cl, ot_buf *tok)
+{
+    cl->iat = (int64_t)time(NULL);
+    cl->exp = cl->iat + r->srv->cfg->jwt_ttl_s;
+    return ot_jwt_sign(ot_str_c(r->srv->cfg->jwt_secret), cl, tok);
+}
+
 static void login_verify_done(ot_loop *loop, void *data)
 {
     auth_ctx *c = data;
@@ -495,22 +514,15 @@ static void login_verify_done(ot_loop *loop, void *data)
      * token stale at once, which is what that change asked for. */
     ot_jwt_claims cl = { .role = !strcmp(c->role, "ADMIN") ? OT_ROLE_ADMIN : OT_ROLE_CUSTOMER, .ep = c->epoch };
     snprintf(cl.sub, sizeof(cl.sub), "%s", c->uid);
-    cl.iat = (int64_t)time(NULL);
-    cl.exp = cl.iat + r->srv->cfg->jwt_ttl_s;
     ot_buf tok = OT_BUF_INIT, b = OT_BUF_INIT;
-    if (ot_jwt_sign(ot_str_c(r->srv->cfg->jwt_secret), &cl, &tok) < 0) {
+    if (sign_fresh(r, &cl, &tok) < 0) {
         finish(c);
         ot_buf_free(&tok);
         ot_respond_error(r, 500, "internal", "could not sign the token");
         return;
     }
     ot_jw w;
-    ot_jw_init(&w, &b);
-    ot_jw_obj_open(&w);
-    ot_jw_key(&w, "token");
-    ot_jw_str(&w, ot_buf_str(&tok));
-    ot_jw_key(&w, "expiresAt");
-    ot_jw_int(&w, cl.exp);
+    token_open(&w, &b, ot_buf_str(&tok), cl.exp);
     ot_jw_key(&w, "user");
     ot_buf u = OT_BUF_INIT;
     user_json(&u, c->uid, c->uname, c->email, c->role);
@@ -566,4 +578,28 @@ void ot_h_login(ot_req *r)
     }
     const char *vals[1] = { c->email };
     ot_api_exec(c, "user_by_email", 1, vals, NULL, login_found);
+}
+
+/* POST /auth/refresh: a live token (not expired, not revoked: the same check
+ * as every route) buys a new one for the same user, role and epoch, so a
+ * page renews its session in band before exp without asking for the
+ * password again. A revocation (epoch bump) ends the chain. */
+void ot_h_refresh(ot_req *r)
+{
+    if (!ot_auth_require(r, OT_ROLE_CUSTOMER))
+        return;
+    ot_jwt_claims cl = r->auth;
+    ot_buf tok = OT_BUF_INIT, b = OT_BUF_INIT;
+    if (sign_fresh(r, &cl, &tok) < 0) {
+        ot_buf_free(&tok);
+        ot_respond_error(r, 500, "internal", "could not sign the token");
+        return;
+    }
+    ot_jw w;
+    token_open(&w, &b, ot_buf_str(&tok), cl.exp);
+    ot_jw_obj_close(&w);
+    ot_resp_header(r, "Cache-Control", "no-store");
+    ot_respond_json(r, 200, ot_buf_str(&b));
+    ot_buf_free(&tok);
+    ot_buf_free(&b);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "ot/codec/cursor.h"
+#include "ot/codec/lifecycle.h"
 
 static void release(ot_api_ctx *c)
 {
@@ -104,12 +105,20 @@ bool ot_req_need_db(ot_req *r)
     return false;
 }
 
-void ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more)
+bool ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more, ot_role role)
 {
     ot_jw_key(w, "orders");
     ot_jw_arr_open(w);
-    for (int i = 0; i < n; i++)
-        ot_jw_raw(w, ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)));
+    ot_buf one = OT_BUF_INIT;
+    for (int i = 0; i < n; i++) {
+        one.len = 0;
+        if (ot_lifecycle_annotate(ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)), role, &one) < 0) {
+            ot_buf_free(&one);
+            return false;
+        }
+        ot_jw_raw(w, ot_buf_str(&one));
+    }
+    ot_buf_free(&one);
     ot_jw_arr_close(w);
     ot_jw_key(w, "nextCursor");
     char enc[OT_CURSOR_MAX];
@@ -118,6 +127,7 @@ void ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more)
         ot_jw_str(w, ot_str_make(enc, el));
     else
         ot_jw_null(w);
+    return true;
 }
 
 void ot_api_put_event_list(ot_jw *w, const char *order_id, const PGresult *res, int col, int max)

@@ -9,6 +9,7 @@
 #include "ot/codec/cursor.h"
 #include "ot/app/events.h"
 #include "ot/codec/json.h"
+#include "ot/codec/lifecycle.h"
 
 const ot_pg_stmt ot_orders_stmts[] = {
     { "order_create", "SELECT created, order_json, event_json, same_request FROM ot_create_order($1::uuid, $2::jsonb, $3, $4::uuid)",
@@ -44,7 +45,20 @@ int ot_order_status_valid(ot_str s)
 typedef struct {
     ot_api_ctx base;
     char status[16];  /* PATCH: the requested status, for messages */
+    int64_t seq;      /* lists: the event stream position the answer is consistent with */
 } order_ctx;
+
+/* Every order answered carries the moves the caller may make next
+ * (codec/lifecycle.h), so a page never offers an illegal one. */
+static void respond_order(ot_req *r, int status, ot_str order)
+{
+    ot_buf b = OT_BUF_INIT;
+    if (ot_lifecycle_annotate(order, r->auth.role, &b) == 0)
+        ot_respond_json(r, status, ot_buf_str(&b));
+    else
+        ot_respond_error(r, 500, "internal", "order could not be encoded");
+    ot_buf_free(&b);
+}
 
 /* The two refusals that are the client's fault, then the shared mapping. */
 static bool db_error(ot_req *r, int status, PGresult *res)
@@ -93,7 +107,7 @@ static void created_cb(void *data, int status, PGresult *res)
         loc[8 + n] = '\0';
         ot_resp_header(r, "Location", loc);
     }
-    ot_respond_json(r, created ? 201 : 200, order);
+    respond_order(r, created ? 201 : 200, order);
 }
 
 void ot_h_order_create(ot_req *r)
@@ -155,7 +169,7 @@ static void get_cb(void *data, int status, PGresult *res)
         ot_respond_error(r, 404, "not_found", "no such order");
         return;
     }
-    ot_respond_json(r, 200, ot_str_make(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)));
+    respond_order(r, 200, ot_str_make(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)));
 }
 
 void ot_h_order_get(ot_req *r)
@@ -181,6 +195,7 @@ static void list_cb(void *data, int status, PGresult *res)
     order_ctx *c = data;
     c->base.q = NULL;
     int limit = atoi(c->status); /* the page size asked for, kept in the ctx */
+    int64_t seq = c->seq;
     ot_req *r = ot_api_finish(c);
     if (db_error(r, status, res))
         return;
@@ -189,7 +204,15 @@ static void list_cb(void *data, int status, PGresult *res)
     ot_jw w;
     ot_jw_init(&w, &b);
     ot_jw_obj_open(&w);
-    ot_api_put_order_page(&w, res, n, n > 0 && n == limit);
+    if (!ot_api_put_order_page(&w, res, n, n > 0 && n == limit, r->auth.role)) {
+        ot_buf_free(&b);
+        ot_respond_error(r, 500, "internal", "order could not be encoded");
+        return;
+    }
+    /* A page loads this snapshot, then resumes the socket with since=seq:
+     * events it already reflects are told apart by the order's version. */
+    ot_jw_key(&w, "seq");
+    ot_jw_int(&w, seq);
     ot_jw_obj_close(&w);
     ot_respond_json(r, 200, ot_buf_str(&b));
     ot_buf_free(&b);
@@ -239,6 +262,10 @@ void ot_h_orders_by_user(ot_req *r)
     if (!c)
         return;
     snprintf(c->status, sizeof(c->status), "%d", limit);
+    /* Read before the query: every event below the watermark was delivered,
+     * so the snapshot reflects at least those (maybe more, which the page's
+     * version check drops). */
+    c->seq = ot_api_of(r)->events ? ot_events_watermark(ot_api_of(r)->events) - 1 : 0;
     const char *vals[4] = { uid.base, have_cursor ? ts : NULL, have_cursor ? id : NULL, c->status };
     int lens[4] = { 36, (int)strlen(ts), (int)strlen(id), (int)strlen(c->status) };
     ot_api_exec(c, "orders_by_user", 4, vals, lens, list_cb);
@@ -259,7 +286,7 @@ static void status_cb(void *data, int status, PGresult *res)
     ot_str order = ot_str_make(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
     if (!strcmp(result, "ok")) {
         ot_events_committed(ot_api_of(r)->events, ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)), NULL);
-        ot_respond_json(r, 200, order);
+        respond_order(r, 200, order);
         return;
     }
     if (!strcmp(result, "not_found")) {

@@ -8,6 +8,7 @@
 
 #include "ot/codec/event_view.h"
 #include "ot/codec/json.h"
+#include "ot/codec/lifecycle.h"
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
 #include "ot/core/list.h"
@@ -389,14 +390,19 @@ bool ot_hub_may_see(const ot_hub_client *c, const ot_event *ev, const uint8_t *o
  * on failure (allocation) no frame, rather than the admin's view. */
 ot_wsbuf *ot_hub_event_frame(const ot_event *ev, bool customer)
 {
-    ot_buf view = OT_BUF_INIT;
-    if (customer && ot_event_view_customer(ev->json, &view) < 0) {
+    ot_buf view = OT_BUF_INIT, data = OT_BUF_INIT;
+    /* Both roles' copies carry the moves that role may make next (codec/lifecycle.h). */
+    if ((customer && ot_event_view_customer(ev->json, &view) < 0) ||
+        ot_lifecycle_annotate(customer ? ot_buf_str(&view) : ev->json, customer ? OT_ROLE_CUSTOMER : OT_ROLE_ADMIN,
+                              &data) < 0) {
         ot_buf_free(&view);
+        ot_buf_free(&data);
         return NULL;
     }
-    ot_wsbuf *b = ot_wsbuf_frame(OT_WS_OP_TEXT, OT_STR("{\"event\":\"order.updated\",\"data\":"),
-                                 customer ? ot_buf_str(&view) : ev->json, OT_STR("}"));
+    ot_wsbuf *b = ot_wsbuf_frame(OT_WS_OP_TEXT, OT_STR("{\"event\":\"order.updated\",\"data\":"), ot_buf_str(&data),
+                                 OT_STR("}"));
     ot_buf_free(&view);
+    ot_buf_free(&data);
     if (b)
         b->seq = ev->seq;
     return b;

@@ -22,6 +22,7 @@
 #include "ot/adapters/pg.h"
 #include "ot/core/ratelimit.h"
 #include "ot/api/search.h"
+#include "ot/api/static.h"
 #include "ot/api/system.h"
 
 /* Rate-limit tables: keys beyond this evict the fullest/oldest buckets. */
@@ -43,6 +44,7 @@ void ot_app_routes(ot_router *rt, ot_api *api, ot_hub *hub)
     ot_router_add(rt, "GET", "/openapi.yaml", "openapi", ot_h_openapi, api);
     ot_router_add(rt, "POST", "/auth/register", "auth_register", ot_h_register, api);
     ot_router_add(rt, "POST", "/auth/login", "auth_login", ot_h_login, api);
+    ot_router_add(rt, "POST", "/auth/refresh", "auth_refresh", ot_h_refresh, api);
     ot_router_add(rt, "POST", "/orders", "orders_create", ot_h_order_create, api);
     ot_router_add(rt, "GET", "/orders/user/:id", "orders_by_user", ot_h_orders_by_user, api);
     ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get, api);
@@ -53,7 +55,9 @@ void ot_app_routes(ot_router *rt, ot_api *api, ot_hub *hub)
     ot_router_add(rt, "GET", "/search/analytics", "search_analytics", ot_h_search_analytics, api);
     ot_router_add(rt, "GET", "/ws/orders", "ws_orders", ot_h_ws_auth, hub);
     ot_router_add(rt, "GET", "/", "static", ot_h_static, api);
+    ot_router_add(rt, "GET", "/admin", "static", ot_h_static_admin, api);
     ot_router_add(rt, "GET", "/web/:file", "static", ot_h_static, api);
+    ot_router_add(rt, "GET", "/web/:dir/:file", "static", ot_h_static, api);
 }
 
 

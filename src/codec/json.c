@@ -346,6 +346,18 @@ int ot_json_parse(ot_json *doc, const char *js, size_t len, ot_json_tok *toks, i
     return 0;
 }
 
+int ot_json_parse_grow(ot_json *doc, const char *js, size_t len, ot_json_tok *stack, int nstack, ot_json_tok **heap)
+{
+    *heap = NULL;
+    int rc = ot_json_parse(doc, js, len, stack, nstack);
+    if (rc == 0 || len / 2 + 2 <= (size_t)nstack || len / 2 + 2 >= INT32_MAX)
+        return rc;
+    *heap = malloc((len / 2 + 2) * sizeof(**heap));
+    if (!*heap)
+        return OT_ERR;
+    return ot_json_parse(doc, js, len, *heap, (int)(len / 2 + 2));
+}
+
 /* ---- accessors ---- */
 
 static const ot_json_tok *tok(const ot_json *d, int t) { return t >= 0 && t < d->ntoks ? &d->toks[t] : NULL; }

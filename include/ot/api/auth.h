@@ -33,6 +33,8 @@ void ot_auth_teardown(void);
  * first in a handler, before taking r->ctx. `need` = OT_ROLE_ADMIN for
  * admin-only routes, else CUSTOMER (which admins also pass). */
 bool ot_auth_require(ot_req *r, ot_role need);
+/* POST /auth/refresh: a new token for the caller's live one. */
+void ot_h_refresh(ot_req *r);
 /* GET /ws/orders: loads the token's user if this worker has not seen it, then
  * hands over to ot_h_ws (which checks the token with ot_bearer_verify, app/bearer.h). */
 void ot_h_ws_auth(ot_req *r);

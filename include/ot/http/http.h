@@ -57,7 +57,8 @@ struct ot_req {
      * work (e.g. ot_pg_cancel) and free ctx; the request is gone after it. */
     void (*on_abort)(ot_req *r);
     void *ctx;
-    char extra[512];           /* extra response header lines, see ot_resp_header */
+    char extra[768];           /* extra response header lines, see ot_resp_header; a static file's
+                                * CSP, validators and coding need ~450 (api/static.c) */
     size_t extra_len;
     char remote[64];           /* client address, for logs and rate limits */
     uint8_t remote_key[16];    /* client IP bytes */
