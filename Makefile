@@ -11,7 +11,9 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototy
 # -Wno-unused-parameter: callbacks must match library signatures they partly ignore.
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Iinclude -Ithird_party $(PKG_CFLAGS) $(WARN)
 CFLAGS  ?= -O2
-LDLIBS  := $(PKG_LIBS) -lpthread -lm
+# -lz: the static route gzips text files (api/static.c); zlib is already in
+# the process through libpq/libcurl, this only names it.
+LDLIBS  := $(PKG_LIBS) -lz -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 PREFIX  ?= /usr/local
@@ -38,7 +40,7 @@ BENCH   := $(wildcard tests/bench/*.c)
 BENCHBIN:= $(BENCH:tests/bench/%.c=build/bench/%)
 
 .PHONY: check-layers all asan test test-suites unit unit-asan integration integration-asan fuzz fuzz-smoke run install \
-        clean bench deps ops-check soak
+        clean bench deps ops-check soak web-vendor test-web
 all: build/ordertrack
 
 # -MMD -MP: each object depends on the headers it really includes.
@@ -91,6 +93,11 @@ integration: build/ordertrack
 integration-asan: build/asan/ordertrack
 	OT_BIN=$(CURDIR)/build/asan/ordertrack OT_ASAN=1 scripts/test-integration.sh
 
+# The dashboards in Debian's Chromium (playwright-core, tests/web/run.sh);
+# screenshots in build/web-artifacts/.
+test-web: build/ordertrack
+	OT_BIN=$(CURDIR)/build/ordertrack tests/web/run.sh
+
 # Seeds live in tests/fuzz/seeds/<target>/, a dictionary (if any) in
 # tests/fuzz/<target>.dict; the growing corpus stays in build/.
 fuzz-smoke: $(FUZZBIN)
@@ -111,12 +118,13 @@ check-layers:
 test:
 	@scripts/setup-deps.sh
 	@$(MAKE) --no-print-directory test-suites
-test-suites: check-layers all unit integration unit-asan integration-asan fuzz-smoke ops-check
+test-suites: check-layers all unit integration test-web unit-asan integration-asan fuzz-smoke ops-check
 	@echo "make test: all suites passed"
 
 run:
 	@scripts/setup-deps.sh
 	@$(MAKE) -s --no-print-directory build/ordertrack
+	@scripts/web-vendor.sh
 	scripts/run.sh
 
 # promtool rules/config, systemd units, install modes (tests/ops/check.sh).
@@ -130,7 +138,10 @@ soak: build/ordertrack
 # Secrets and the env file are 0600 from the first byte (umask in a
 # subshell), never world-readable; existing secrets are kept.
 ETC := $(DESTDIR)$(PREFIX)/etc/ordertrack
-install: build/ordertrack
+# web/vendor/ (the chart library, scripts/web-vendor.sh) goes with web/.
+web-vendor:
+	scripts/web-vendor.sh
+install: build/ordertrack web-vendor
 	install -D -m 0755 build/ordertrack $(DESTDIR)$(PREFIX)/bin/ordertrack
 	install -d $(DESTDIR)$(PREFIX)/share/ordertrack/sql $(DESTDIR)$(PREFIX)/share/ordertrack/web
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/ordertrack/sql/

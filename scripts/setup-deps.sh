@@ -13,6 +13,7 @@ pkgs=(
   wrk nginx-light kcat hyperfine curl nodejs npm
   prometheus gnuplot-nox systemd openssl
   maven unzip openjdk-17-jre-headless # scripts/kafka.sh, scripts/elasticsearch.sh
+  zlib1g-dev chromium # api/static.c gzips; tests/web drive Debian's Chromium (never a downloaded one)
 )
 # Debian has no promtool-only package: `prometheus` ships promtool beside the
 # server. Its postinst would start the server; policy-rc.d (below) stops that.

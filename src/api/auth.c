@@ -7,12 +7,13 @@
 #include <openssl/crypto.h>
 
 #include "ot/api/helpers.h"
+#include "ot/app/bearer.h"
 #include "ot/app/principals.h"
 #include "ot/codec/json.h"
-#include "ot/codec/jwt_cache.h"
 #include "ot/codec/user_fields.h"
 #include "ot/core/metrics.h"
-#include "ot/http/ws.h"
+#include "ot/app/gateway.h"
+#include "ot/http/ws_handshake.h"
 #include "ot/codec/pwhash.h"
 #include "ot/core/ratelimit.h"
 
@@ -33,20 +34,17 @@ const size_t ot_auth_nstmts = OT_ARRAY_LEN(ot_auth_stmts);
 /* One worker per process: the revocation cache and the login throttles are
  * process state, set once by the app wiring (ot_auth_setup). */
 static struct {
-    ot_principals *principals; /* NULL without a database: signature checks only */
     ot_ratelimit *rl_auth;     /* /auth/... per client address (NULL: off) */
     ot_inflight *kdf;          /* password hashes queued or running */
-    ot_jwt_cache *jwt_cache;   /* recently verified tokens (NULL: verify every time) */
 } g_auth;
 
 int ot_auth_setup(const ot_config *cfg, ot_principals *p)
 {
     ot_auth_teardown();
-    g_auth.principals = p;
+    if (ot_bearer_setup(cfg, p) < 0)
+        return OT_ERR;
     if (cfg->auth_rate_ip > 0 &&
         !(g_auth.rl_auth = ot_ratelimit_new(cfg->auth_rate_ip, cfg->auth_rate_ip_burst, OT_AUTH_RL_KEYS)))
-        return OT_ERR;
-    if (cfg->jwt_cache_entries > 0 && !(g_auth.jwt_cache = ot_jwt_cache_new(cfg->jwt_cache_entries)))
         return OT_ERR;
     g_auth.kdf = ot_inflight_new(cfg->kdf_max_queue, cfg->kdf_max_per_ip);
     return g_auth.kdf ? 0 : OT_ERR;
@@ -56,7 +54,7 @@ void ot_auth_teardown(void)
 {
     ot_ratelimit_free(g_auth.rl_auth);
     ot_inflight_free(g_auth.kdf);
-    ot_jwt_cache_free(g_auth.jwt_cache);
+    ot_bearer_teardown();
     memset(&g_auth, 0, sizeof(g_auth));
 }
 
@@ -77,7 +75,7 @@ static bool auth_throttle(ot_req *r)
     size_t klen = client_key(r, &key);
     uint32_t retry;
     if (g_auth.rl_auth && klen &&
-        ot_ratelimit_take(g_auth.rl_auth, key, klen, ot_loop_now_ms(r->w->loop), &retry) < 0) {
+        ot_ratelimit_take(g_auth.rl_auth, key, klen, ot_loop_now_ms(r->srv->loop), &retry) < 0) {
         char ra[16];
         snprintf(ra, sizeof(ra), "%u", retry);
         ot_resp_header(r, "Retry-After", ra);
@@ -86,41 +84,6 @@ static bool auth_throttle(ot_req *r)
         return false;
     }
     return true;
-}
-
-/* The signature, then the user: a token is honoured only for a UUID sub
- * naming a user that exists, is active, and still has the token's role and
- * epoch. */
-static int token_check(const ot_config *cfg, ot_str token, ot_jwt_claims *out, uint8_t id[16])
-{
-    int64_t now = (int64_t)time(NULL);
-    /* A keep-alive client presents the same bytes again and again: the cache
-     * answers those without HMAC, base64 or JSON (codec/jwt_cache.h). */
-    int rc = ot_jwt_verify_cached(g_auth.jwt_cache, ot_str_c(cfg->jwt_secret), token, now, out);
-    /* Secret rotation: tokens minted before it keep working for the overlap. */
-    if (rc == OT_JWT_ESIG && cfg->jwt_secret_previous && now < cfg->jwt_previous_until_s)
-        rc = ot_jwt_verify(ot_str_c(cfg->jwt_secret_previous), token, now, out);
-    if (rc != OT_JWT_OK)
-        return rc;
-    /* Every id we issue is a users.id; anything else was not minted for a user. */
-    if (ot_uuid_to_bytes(ot_str_c(out->sub), id) < 0)
-        return OT_JWT_ECLAIMS;
-    if (!g_auth.principals)
-        return OT_JWT_OK;
-    switch (ot_principals_check(g_auth.principals, id, out->ep, out->role)) {
-    case OT_PRINCIPAL_OK: return OT_JWT_OK;
-    case OT_PRINCIPAL_REVOKED: ot_metrics_inc(OT_C_AUTH_REVOKED, 1); return OT_JWT_EREVOKED;
-    default: return OT_JWT_EUNVERIFIED;
-    }
-}
-
-int ot_auth_token(const ot_config *cfg, ot_str token, ot_jwt_claims *out)
-{
-    uint8_t id[16];
-    int rc = token_check(cfg, token, out, id);
-    if (rc == OT_JWT_EUNVERIFIED)
-        ot_principals_prefetch(g_auth.principals, id); /* no one waits here: the next try finds it */
-    return rc;
 }
 
 /* A request parked until its token's user is loaded, then run again from the
@@ -177,7 +140,7 @@ static bool wait_for_user(ot_req *r, const uint8_t id[16], ot_handler *again)
     a->again = again;
     r->ctx = a;
     r->on_abort = wait_abort;
-    ot_principals_load(g_auth.principals, id, &a->wait, wait_done, a);
+    ot_principals_load(ot_bearer_principals(), id, &a->wait, wait_done, a);
     return true;
 }
 
@@ -197,10 +160,10 @@ bool ot_auth_require(ot_req *r, ot_role need)
     }
     ot_str tok = ot_str_make(h.base + 7, h.len - 7);
     uint8_t id[16];
-    int rc = token_check(r->w->cfg, tok, &r->auth, id);
+    int rc = ot_bearer_check(r->srv->cfg, tok, &r->auth, id);
     if (rc == OT_JWT_EUNVERIFIED) {
         /* First sight of this user on this worker: one query, then again. */
-        wait_for_user(r, id, r->w->router.routes[r->route].handler);
+        wait_for_user(r, id, r->srv->router.routes[r->route].handler);
         return false;
     }
     if (rc != OT_JWT_OK) {
@@ -213,8 +176,8 @@ bool ot_auth_require(ot_req *r, ot_role need)
         return false;
     }
     uint32_t retry;
-    if (r->w->rl_user &&
-        ot_ratelimit_take(r->w->rl_user, r->auth.sub, strlen(r->auth.sub), ot_loop_now_ms(r->w->loop), &retry) < 0) {
+    if (ot_api_of(r)->rl_user &&
+        ot_ratelimit_take(ot_api_of(r)->rl_user, r->auth.sub, strlen(r->auth.sub), ot_loop_now_ms(r->srv->loop), &retry) < 0) {
         char ra[16];
         snprintf(ra, sizeof(ra), "%u", retry);
         ot_resp_header(r, "Retry-After", ra);
@@ -233,8 +196,8 @@ void ot_h_ws_auth(ot_req *r)
     size_t toklen = 0;
     ot_jwt_claims cl;
     uint8_t id[16];
-    if (g_auth.principals && g_rerun != r && ot_ws_token(&r->head, tok, sizeof(tok), &toklen) == 0 &&
-        token_check(r->w->cfg, ot_str_make(tok, toklen), &cl, id) == OT_JWT_EUNVERIFIED) {
+    if (ot_bearer_principals() && g_rerun != r && ot_ws_token(&r->head, tok, sizeof(tok), &toklen) == 0 &&
+        ot_bearer_check(r->srv->cfg, ot_str_make(tok, toklen), &cl, id) == OT_JWT_EUNVERIFIED) {
         wait_for_user(r, id, ot_h_ws_auth);
         return;
     }
@@ -322,7 +285,7 @@ static bool kdf_submit(auth_ctx *c, ot_work_fn *work, ot_work_done_fn *done)
     if (rc == 0) {
         c->kdf_held = g_auth.kdf != NULL;
         c->in_work = true;
-        if (ot_loop_queue_work(r->w->loop, work, done, c) == 0)
+        if (ot_loop_queue_work(r->srv->loop, work, done, c) == 0)
             return true;
         c->in_work = false;
         rc = OT_INFLIGHT_EFULL;
@@ -356,7 +319,7 @@ static int get_str_field(ot_req *r, const ot_json *d, const char *key, char *out
     return 0;
 }
 
-static bool parse_body(ot_req *r, ot_json *d, jsmntok_t *toks, int ntoks)
+static bool parse_body(ot_req *r, ot_json *d, ot_json_tok *toks, int ntoks)
 {
     if (!ot_req_json_content(r))
         return false;
@@ -447,7 +410,7 @@ void ot_h_register(ot_req *r)
 {
     if (!auth_throttle(r) || !ot_req_need_db(r))
         return;
-    jsmntok_t toks[32];
+    ot_json_tok toks[32];
     ot_json d;
     if (!parse_body(r, &d, toks, 32))
         return;
@@ -474,7 +437,7 @@ void ot_h_register(ot_req *r)
         finish(c);
         return;
     }
-    const char *weak = ot_password_check(c->password, c->pwlen, c->email, r->w->cfg->password_min_length);
+    const char *weak = ot_password_check(c->password, c->pwlen, c->email, r->srv->cfg->password_min_length);
     if (weak) {
         finish(c);
         ot_respond_error(r, 400, "weak_password", "password: %s", weak);
@@ -504,6 +467,25 @@ static void login_verify_work(void *data)
     c->work_rc = OT_ERR;
 }
 
+/* Opens the answer object with its "token" and "expiresAt" members. */
+static void token_open(ot_jw *w, ot_buf *b, ot_str tok, int64_t exp)
+{
+    ot_jw_init(w, b);
+    ot_jw_obj_open(w);
+    ot_jw_key(w, "token");
+    ot_jw_str(w, tok);
+    ot_jw_key(w, "expiresAt");
+    ot_jw_int(w, exp);
+}
+
+/* iat now, exp --jwt-ttl-s later, signed with the current secret. */
+static int sign_fresh(ot_req *r, ot_jwt_claims *cl, ot_buf *tok)
+{
+    cl->iat = (int64_t)time(NULL);
+    cl->exp = cl->iat + r->srv->cfg->jwt_ttl_s;
+    return ot_jwt_sign(ot_str_c(r->srv->cfg->jwt_secret), cl, tok);
+}
+
 static void login_verify_done(ot_loop *loop, void *data)
 {
     auth_ctx *c = data;
@@ -526,28 +508,21 @@ static void login_verify_done(ot_loop *loop, void *data)
          * rehash does not bump the token epoch (sql/003 skips it), so the token
          * issued below stays valid. */
         const char *vals[3] = { c->uid, c->old_hash, c->hash };
-        ot_pg_exec(r->w->pg, "user_rehash", 3, vals, NULL, NULL, NULL);
+        ot_pg_exec(ot_api_of(r)->pg, "user_rehash", 3, vals, NULL, NULL, NULL);
     }
     /* The epoch read with the hash: a change committed since makes this
      * token stale at once, which is what that change asked for. */
     ot_jwt_claims cl = { .role = !strcmp(c->role, "ADMIN") ? OT_ROLE_ADMIN : OT_ROLE_CUSTOMER, .ep = c->epoch };
     snprintf(cl.sub, sizeof(cl.sub), "%s", c->uid);
-    cl.iat = (int64_t)time(NULL);
-    cl.exp = cl.iat + r->w->cfg->jwt_ttl_s;
     ot_buf tok = OT_BUF_INIT, b = OT_BUF_INIT;
-    if (ot_jwt_sign(ot_str_c(r->w->cfg->jwt_secret), &cl, &tok) < 0) {
+    if (sign_fresh(r, &cl, &tok) < 0) {
         finish(c);
         ot_buf_free(&tok);
         ot_respond_error(r, 500, "internal", "could not sign the token");
         return;
     }
     ot_jw w;
-    ot_jw_init(&w, &b);
-    ot_jw_obj_open(&w);
-    ot_jw_key(&w, "token");
-    ot_jw_str(&w, ot_buf_str(&tok));
-    ot_jw_key(&w, "expiresAt");
-    ot_jw_int(&w, cl.exp);
+    token_open(&w, &b, ot_buf_str(&tok), cl.exp);
     ot_jw_key(&w, "user");
     ot_buf u = OT_BUF_INIT;
     user_json(&u, c->uid, c->uname, c->email, c->role);
@@ -589,7 +564,7 @@ void ot_h_login(ot_req *r)
 {
     if (!auth_throttle(r) || !ot_req_need_db(r))
         return;
-    jsmntok_t toks[16];
+    ot_json_tok toks[16];
     ot_json d;
     if (!parse_body(r, &d, toks, 16))
         return;
@@ -603,4 +578,28 @@ void ot_h_login(ot_req *r)
     }
     const char *vals[1] = { c->email };
     ot_api_exec(c, "user_by_email", 1, vals, NULL, login_found);
+}
+
+/* POST /auth/refresh: a live token (not expired, not revoked: the same check
+ * as every route) buys a new one for the same user, role and epoch, so a
+ * page renews its session in band before exp without asking for the
+ * password again. A revocation (epoch bump) ends the chain. */
+void ot_h_refresh(ot_req *r)
+{
+    if (!ot_auth_require(r, OT_ROLE_CUSTOMER))
+        return;
+    ot_jwt_claims cl = r->auth;
+    ot_buf tok = OT_BUF_INIT, b = OT_BUF_INIT;
+    if (sign_fresh(r, &cl, &tok) < 0) {
+        ot_buf_free(&tok);
+        ot_respond_error(r, 500, "internal", "could not sign the token");
+        return;
+    }
+    ot_jw w;
+    token_open(&w, &b, ot_buf_str(&tok), cl.exp);
+    ot_jw_obj_close(&w);
+    ot_resp_header(r, "Cache-Control", "no-store");
+    ot_respond_json(r, 200, ot_buf_str(&b));
+    ot_buf_free(&tok);
+    ot_buf_free(&b);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "ot/codec/cursor.h"
+#include "ot/codec/lifecycle.h"
 
 static void release(ot_api_ctx *c)
 {
@@ -52,7 +53,7 @@ ot_req *ot_api_finish(void *ctx)
 bool ot_api_exec(void *ctx, const char *stmt, int n, const char *const *vals, const int *lens, ot_pg_cb *cb)
 {
     ot_api_ctx *c = ctx;
-    c->q = ot_pg_exec(c->r->w->pg, stmt, n, vals, lens, cb, c);
+    c->q = ot_pg_exec(ot_api_of(c->r)->pg, stmt, n, vals, lens, cb, c);
     if (c->q)
         return true;
     ot_respond_error(ot_api_finish(c), 500, "internal", "out of memory");
@@ -80,12 +81,44 @@ bool ot_api_db_error(ot_req *r, int status, const PGresult *res)
     return true;
 }
 
-void ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more)
+/* ---- request guards ---- */
+
+bool ot_req_json_content(ot_req *r)
+{
+    /* RFC 9110 §8.3.1: the media type ends at optional whitespace or ';'
+     * (parameters); a longer token such as application/jsonp is another type. */
+    ot_str ct = r->head.content_type;
+    if (ct.len < 16 || !ot_str_ieq(ot_str_make(ct.base, 16), "application/json") ||
+        (ct.len > 16 && ct.base[16] != ';' && ct.base[16] != ' ' && ct.base[16] != '\t')) {
+        ot_respond_error(r, 415, "unsupported_media_type", "Content-Type must be application/json");
+        return false;
+    }
+    return true;
+}
+
+bool ot_req_need_db(ot_req *r)
+{
+    if (ot_api_of(r)->pg)
+        return true;
+    ot_resp_header(r, "Retry-After", "5");
+    ot_respond_error(r, 503, "database_unavailable", "no database configured");
+    return false;
+}
+
+bool ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more, ot_role role)
 {
     ot_jw_key(w, "orders");
     ot_jw_arr_open(w);
-    for (int i = 0; i < n; i++)
-        ot_jw_raw(w, ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)));
+    ot_buf one = OT_BUF_INIT;
+    for (int i = 0; i < n; i++) {
+        one.len = 0;
+        if (ot_lifecycle_annotate(ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)), role, &one) < 0) {
+            ot_buf_free(&one);
+            return false;
+        }
+        ot_jw_raw(w, ot_buf_str(&one));
+    }
+    ot_buf_free(&one);
     ot_jw_arr_close(w);
     ot_jw_key(w, "nextCursor");
     char enc[OT_CURSOR_MAX];
@@ -94,6 +127,7 @@ void ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more)
         ot_jw_str(w, ot_str_make(enc, el));
     else
         ot_jw_null(w);
+    return true;
 }
 
 void ot_api_put_event_list(ot_jw *w, const char *order_id, const PGresult *res, int col, int max)

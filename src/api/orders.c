@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <strings.h>
 
-#include "ot/cmd/app.h"
 #include "ot/api/auth.h"
 #include "ot/api/helpers.h"
 #include "ot/codec/cursor.h"
 #include "ot/app/events.h"
 #include "ot/codec/json.h"
+#include "ot/codec/lifecycle.h"
 
 const ot_pg_stmt ot_orders_stmts[] = {
     { "order_create", "SELECT created, order_json, event_json, same_request FROM ot_create_order($1::uuid, $2::jsonb, $3, $4::uuid)",
@@ -45,7 +45,20 @@ int ot_order_status_valid(ot_str s)
 typedef struct {
     ot_api_ctx base;
     char status[16];  /* PATCH: the requested status, for messages */
+    int64_t seq;      /* lists: the event stream position the answer is consistent with */
 } order_ctx;
+
+/* Every order answered carries the moves the caller may make next
+ * (codec/lifecycle.h), so a page never offers an illegal one. */
+static void respond_order(ot_req *r, int status, ot_str order)
+{
+    ot_buf b = OT_BUF_INIT;
+    if (ot_lifecycle_annotate(order, r->auth.role, &b) == 0)
+        ot_respond_json(r, status, ot_buf_str(&b));
+    else
+        ot_respond_error(r, 500, "internal", "order could not be encoded");
+    ot_buf_free(&b);
+}
 
 /* The two refusals that are the client's fault, then the shared mapping. */
 static bool db_error(ot_req *r, int status, PGresult *res)
@@ -82,22 +95,19 @@ static void created_cb(void *data, int status, PGresult *res)
                          "this Idempotency-Key was already used for a different order");
         return;
     }
-    if (created) {
-        ot_events_committed(r->w->app->events,
-                            ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
-        jsmntok_t toks[OT_ITEMS_MAX * 5 + 32];
-        ot_json d;
-        if (ot_json_parse(&d, order.base, order.len, toks, (int)OT_ARRAY_LEN(toks)) == 0) {
-            int t = ot_json_obj_get(&d, 0, "id");
-            if (t >= 0) {
-                char loc[96];
-                ot_str id = ot_json_raw(&d, t);
-                snprintf(loc, sizeof(loc), "/orders/%.*s", (int)(id.len < 40 ? id.len : 40), id.base);
-                ot_resp_header(r, "Location", loc);
-            }
-        }
+    ot_event ev;
+    /* The event names the order: its id gives Location without parsing the
+     * order's JSON as well. */
+    if (created && ot_events_committed(ot_api_of(r)->events,
+                                       ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)), &ev) == 0 &&
+        ev.order_id.len) {
+        char loc[96] = "/orders/";
+        size_t n = ev.order_id.len < 40 ? ev.order_id.len : 40;
+        memcpy(loc + 8, ev.order_id.base, n);
+        loc[8 + n] = '\0';
+        ot_resp_header(r, "Location", loc);
     }
-    ot_respond_json(r, created ? 201 : 200, order);
+    respond_order(r, created ? 201 : 200, order);
 }
 
 void ot_h_order_create(ot_req *r)
@@ -159,7 +169,7 @@ static void get_cb(void *data, int status, PGresult *res)
         ot_respond_error(r, 404, "not_found", "no such order");
         return;
     }
-    ot_respond_json(r, 200, ot_str_make(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)));
+    respond_order(r, 200, ot_str_make(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)));
 }
 
 void ot_h_order_get(ot_req *r)
@@ -185,6 +195,7 @@ static void list_cb(void *data, int status, PGresult *res)
     order_ctx *c = data;
     c->base.q = NULL;
     int limit = atoi(c->status); /* the page size asked for, kept in the ctx */
+    int64_t seq = c->seq;
     ot_req *r = ot_api_finish(c);
     if (db_error(r, status, res))
         return;
@@ -193,7 +204,15 @@ static void list_cb(void *data, int status, PGresult *res)
     ot_jw w;
     ot_jw_init(&w, &b);
     ot_jw_obj_open(&w);
-    ot_api_put_order_page(&w, res, n, n > 0 && n == limit);
+    if (!ot_api_put_order_page(&w, res, n, n > 0 && n == limit, r->auth.role)) {
+        ot_buf_free(&b);
+        ot_respond_error(r, 500, "internal", "order could not be encoded");
+        return;
+    }
+    /* A page loads this snapshot, then resumes the socket with since=seq:
+     * events it already reflects are told apart by the order's version. */
+    ot_jw_key(&w, "seq");
+    ot_jw_int(&w, seq);
     ot_jw_obj_close(&w);
     ot_respond_json(r, 200, ot_buf_str(&b));
     ot_buf_free(&b);
@@ -243,6 +262,10 @@ void ot_h_orders_by_user(ot_req *r)
     if (!c)
         return;
     snprintf(c->status, sizeof(c->status), "%d", limit);
+    /* Read before the query: every event below the watermark was delivered,
+     * so the snapshot reflects at least those (maybe more, which the page's
+     * version check drops). */
+    c->seq = ot_api_of(r)->events ? ot_events_watermark(ot_api_of(r)->events) - 1 : 0;
     const char *vals[4] = { uid.base, have_cursor ? ts : NULL, have_cursor ? id : NULL, c->status };
     int lens[4] = { 36, (int)strlen(ts), (int)strlen(id), (int)strlen(c->status) };
     ot_api_exec(c, "orders_by_user", 4, vals, lens, list_cb);
@@ -262,8 +285,8 @@ static void status_cb(void *data, int status, PGresult *res)
     const char *result = PQgetvalue(res, 0, 0);
     ot_str order = ot_str_make(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
     if (!strcmp(result, "ok")) {
-        ot_events_committed(r->w->app->events, ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
-        ot_respond_json(r, 200, order);
+        ot_events_committed(ot_api_of(r)->events, ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)), NULL);
+        respond_order(r, 200, order);
         return;
     }
     if (!strcmp(result, "not_found")) {
@@ -273,7 +296,7 @@ static void status_cb(void *data, int status, PGresult *res)
     /* Name the current state so the caller can decide what to do. */
     char now[16] = "?";
     long long ver = 0;
-    jsmntok_t toks[OT_ITEMS_MAX * 5 + 32];
+    ot_json_tok toks[OT_ITEMS_MAX * 5 + 32];
     ot_json d;
     if (ot_json_parse(&d, order.base, order.len, toks, (int)OT_ARRAY_LEN(toks)) == 0) {
         int t = ot_json_obj_get(&d, 0, "status");
@@ -302,7 +325,7 @@ void ot_h_order_status(ot_req *r)
         ot_respond_error(r, 400, "invalid_id", "order id must be a UUID");
         return;
     }
-    jsmntok_t toks[16];
+    ot_json_tok toks[16];
     ot_json d;
     if (ot_json_parse(&d, r->body.base, r->body.len, toks, 16) < 0 || !ot_json_is_obj(&d, 0)) {
         ot_respond_error(r, 400, "invalid_json", "body must be a JSON object like {\"status\":\"ACCEPTED\"}");

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ot/api/helpers.h"
+#include "ot/api/static.h"
 #include "ot/core/metrics.h"
 #include "ot/adapters/pg.h"
 
@@ -18,7 +20,7 @@ void ot_h_healthz(ot_req *r)
  * required one that is not ready; otherwise each one's state. */
 void ot_h_readyz(ot_req *r)
 {
-    const ot_services *sv = &r->w->services;
+    const ot_services *sv = ot_api_of(r)->services;
     const ot_service *bad = ot_services_unready(sv);
     if (bad) {
         ot_resp_header(r, "Retry-After", "1");
@@ -44,7 +46,7 @@ void ot_h_readyz(ot_req *r)
 
 void ot_h_metrics(ot_req *r)
 {
-    ot_services_sample(&r->w->services); /* fresh gauges for this scrape */
+    ot_services_sample(ot_api_of(r)->services); /* fresh gauges for this scrape */
     ot_buf b = OT_BUF_INIT;
     if (ot_metrics_render(&b) < 0) {
         ot_buf_free(&b);
@@ -55,66 +57,11 @@ void ot_h_metrics(ot_req *r)
     ot_buf_free(&b);
 }
 
-/* Small files, read per request: docs and dashboards are not a hot path. */
-static void send_file(ot_req *r, const char *path, const char *ctype)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (8 << 20)) {
-        if (fd >= 0)
-            close(fd);
-        ot_respond_error(r, 404, "not_found", "no such file");
-        return;
-    }
-    ot_buf b = OT_BUF_INIT;
-    if (ot_buf_reserve(&b, (size_t)st.st_size) == 0) {
-        ssize_t n = read(fd, b.data, (size_t)st.st_size);
-        b.len = n > 0 ? (size_t)n : 0;
-    }
-    close(fd);
-    ot_respond(r, 200, ctype, ot_buf_str(&b));
-    ot_buf_free(&b);
-}
-
 void ot_h_openapi(ot_req *r)
 {
     char path[1024];
-    snprintf(path, sizeof(path), "%s/../docs/openapi.yaml", r->w->cfg->web_dir);
+    snprintf(path, sizeof(path), "%s/../docs/openapi.yaml", r->srv->cfg->web_dir);
     if (access(path, R_OK) != 0)
         snprintf(path, sizeof(path), "docs/openapi.yaml");
-    send_file(r, path, "application/yaml");
-}
-
-void ot_h_static(ot_req *r)
-{
-    ot_str name = r->nparams > 0 ? r->params[0] : OT_STR("index.html");
-    /* Only plain file names: no traversal, no hidden files. */
-    if (name.len == 0 || name.len > 100 || name.base[0] == '.') {
-        ot_respond_error(r, 404, "not_found", "no such file");
-        return;
-    }
-    for (size_t i = 0; i < name.len; i++) {
-        char ch = name.base[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-              ch == '-' || ch == '_')) {
-            ot_respond_error(r, 404, "not_found", "no such file");
-            return;
-        }
-    }
-    const char *ctype = "application/octet-stream";
-    const char *dot = memrchr(name.base, '.', name.len);
-    if (dot) {
-        ot_str ext = ot_str_make(dot, (size_t)(name.base + name.len - dot));
-        if (ot_str_eq_lit(ext, ".html"))
-            ctype = "text/html; charset=utf-8";
-        else if (ot_str_eq_lit(ext, ".js"))
-            ctype = "text/javascript; charset=utf-8";
-        else if (ot_str_eq_lit(ext, ".css"))
-            ctype = "text/css; charset=utf-8";
-        else if (ot_str_eq_lit(ext, ".svg"))
-            ctype = "image/svg+xml";
-    }
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%.*s", r->w->cfg->web_dir, (int)name.len, name.base);
-    send_file(r, path, ctype);
+    ot_static_send(r, path, "application/yaml");
 }

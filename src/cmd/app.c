@@ -10,7 +10,10 @@
 #include "ot/api/audit.h"
 #include "ot/api/auth.h"
 #include "ot/app/events.h"
+#include "ot/app/gateway.h"
 #include "ot/app/hub.h"
+#include "ot/app/hub_msg.h"
+#include "ot/app/replay.h"
 #include "ot/app/principals.h"
 #include "ot/http/http.h"
 #include "ot/core/log.h"
@@ -19,38 +22,42 @@
 #include "ot/adapters/pg.h"
 #include "ot/core/ratelimit.h"
 #include "ot/api/search.h"
+#include "ot/api/static.h"
 #include "ot/api/system.h"
-#include "ot/http/ws.h"
 
 /* Rate-limit tables: keys beyond this evict the fullest/oldest buckets. */
 #define OT_RL_KEYS 65536
 
-static void add_unlimited(ot_router *rt, const char *method, const char *pattern, const char *name, ot_handler *h)
+static void add_unlimited(ot_router *rt, const char *method, const char *pattern, const char *name, ot_handler *h,
+                          ot_api *api)
 {
-    int i = ot_router_add(rt, method, pattern, name, h);
+    int i = ot_router_add(rt, method, pattern, name, h, api);
     if (i >= 0)
         rt->routes[i].flags = OT_ROUTE_UNLIMITED;
 }
 
-void ot_app_routes(ot_router *rt)
+void ot_app_routes(ot_router *rt, ot_api *api, ot_hub *hub)
 {
-    add_unlimited(rt, "GET", "/healthz", "healthz", ot_h_healthz);
-    add_unlimited(rt, "GET", "/readyz", "readyz", ot_h_readyz);
-    add_unlimited(rt, "GET", "/metrics", "metrics", ot_h_metrics);
-    ot_router_add(rt, "GET", "/openapi.yaml", "openapi", ot_h_openapi);
-    ot_router_add(rt, "POST", "/auth/register", "auth_register", ot_h_register);
-    ot_router_add(rt, "POST", "/auth/login", "auth_login", ot_h_login);
-    ot_router_add(rt, "POST", "/orders", "orders_create", ot_h_order_create);
-    ot_router_add(rt, "GET", "/orders/user/:id", "orders_by_user", ot_h_orders_by_user);
-    ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get);
-    ot_router_add(rt, "GET", "/orders/:id/events", "orders_events", ot_h_order_events);
-    ot_router_add(rt, "PATCH", "/orders/:id/status", "orders_status", ot_h_order_status);
-    ot_router_add(rt, "GET", "/search/orders", "search_orders", ot_h_search_orders);
-    ot_router_add(rt, "GET", "/search/orders/:id/history", "search_history", ot_h_search_history);
-    ot_router_add(rt, "GET", "/search/analytics", "search_analytics", ot_h_search_analytics);
-    ot_router_add(rt, "GET", "/ws/orders", "ws_orders", ot_h_ws_auth);
-    ot_router_add(rt, "GET", "/", "static", ot_h_static);
-    ot_router_add(rt, "GET", "/web/:file", "static", ot_h_static);
+    add_unlimited(rt, "GET", "/healthz", "healthz", ot_h_healthz, api);
+    add_unlimited(rt, "GET", "/readyz", "readyz", ot_h_readyz, api);
+    add_unlimited(rt, "GET", "/metrics", "metrics", ot_h_metrics, api);
+    ot_router_add(rt, "GET", "/openapi.yaml", "openapi", ot_h_openapi, api);
+    ot_router_add(rt, "POST", "/auth/register", "auth_register", ot_h_register, api);
+    ot_router_add(rt, "POST", "/auth/login", "auth_login", ot_h_login, api);
+    ot_router_add(rt, "POST", "/auth/refresh", "auth_refresh", ot_h_refresh, api);
+    ot_router_add(rt, "POST", "/orders", "orders_create", ot_h_order_create, api);
+    ot_router_add(rt, "GET", "/orders/user/:id", "orders_by_user", ot_h_orders_by_user, api);
+    ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get, api);
+    ot_router_add(rt, "GET", "/orders/:id/events", "orders_events", ot_h_order_events, api);
+    ot_router_add(rt, "PATCH", "/orders/:id/status", "orders_status", ot_h_order_status, api);
+    ot_router_add(rt, "GET", "/search/orders", "search_orders", ot_h_search_orders, api);
+    ot_router_add(rt, "GET", "/search/orders/:id/history", "search_history", ot_h_search_history, api);
+    ot_router_add(rt, "GET", "/search/analytics", "search_analytics", ot_h_search_analytics, api);
+    ot_router_add(rt, "GET", "/ws/orders", "ws_orders", ot_h_ws_auth, hub);
+    ot_router_add(rt, "GET", "/", "static", ot_h_static, api);
+    ot_router_add(rt, "GET", "/admin", "static", ot_h_static_admin, api);
+    ot_router_add(rt, "GET", "/web/:file", "static", ot_h_static, api);
+    ot_router_add(rt, "GET", "/web/:dir/:file", "static", ot_h_static, api);
 }
 
 
@@ -129,6 +136,8 @@ static void ops_sample(void *data)
 {
     ot_worker *w = data;
     sample_process();
+    if (w->app)
+        ot_events_sample(w->app->events);
     /* Watermark 0: the reader has not found its starting point yet. */
     if (w->pg && w->app && w->app->events && ot_events_watermark(w->app->events) > 0 && !outbox_q &&
         stats_ticks++ % OT_OUTBOX_STATS_EVERY == 0) {
@@ -140,8 +149,30 @@ static void ops_sample(void *data)
 }
 
 static bool pg_ready(void *data) { return ot_pg_ready(data); }
+
+static size_t hub_deliver(void *data, const ot_event *evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ot_hub_event(data, &evs[i]);
+    return n;
+}
 static void hub_drain(void *data) { ot_hub_drain(data); }
 static bool hub_drained(void *data) { return ot_hub_count(data) == 0; }
+
+/* WebSockets leave the HTTP count at takeover; together they stay under the
+ * worker's fd budget (the request being upgraded is still counted). */
+static bool hub_room(void *data, int open)
+{
+    ot_worker *w = data;
+    return !w->draining && open + w->http.nconns <= w->http.max_conns;
+}
+
+/* The worker's own hook for a closed connection (a drain may end). */
+static void hub_closed(void *data)
+{
+    ot_worker *w = data;
+    w->http.on_closed(w->http.data);
+}
 
 ot_pg_stmt *ot_app_stmts(const ot_pg_stmt *const *groups, const size_t *counts, size_t ngroups, size_t *n)
 {
@@ -182,25 +213,21 @@ static void on_user_changed(void *data, const char *user_id)
 
 int ot_app_start(ot_worker *w)
 {
-    ot_app_routes(&w->router);
     ot_app *app = calloc(1, sizeof(*app));
     if (!app)
         return OT_ERR;
     w->app = app;
-    app->hub = ot_hub_new(w);
-    if (!app->hub)
-        return OT_ERR;
     if (w->cfg->rate_ip > 0)
-        w->rl_ip = ot_ratelimit_new(w->cfg->rate_ip, w->cfg->rate_ip_burst, OT_RL_KEYS);
+        w->http.rl_ip = ot_ratelimit_new(w->cfg->rate_ip, w->cfg->rate_ip_burst, OT_RL_KEYS);
     if (w->cfg->rate_user > 0)
         w->rl_user = ot_ratelimit_new(w->cfg->rate_user, w->cfg->rate_user_burst, OT_RL_KEYS);
     if (w->cfg->database_url) {
         /* One statement table for the pool, gathered from the modules and
          * sized from what they declare. */
-        const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_stmts, ot_audit_stmts,
-                                       ops_stmts, ot_principals_stmts, ot_search_stmts };
-        size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_nstmts, ot_audit_nstmts,
-                            OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts, ot_search_nstmts };
+        const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_msg_stmts, ot_replay_stmts,
+                                       ot_audit_stmts, ops_stmts, ot_principals_stmts, ot_sink_stmts, ot_search_stmts };
+        size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_msg_nstmts, ot_replay_nstmts,
+                            ot_audit_nstmts, OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts, ot_sink_nstmts, ot_search_nstmts };
         size_t n = 0;
         ot_pg_stmt *stmts = ot_app_stmts(groups, counts, OT_ARRAY_LEN(groups), &n);
         if (!stmts)
@@ -224,9 +251,25 @@ int ot_app_start(ot_worker *w)
             ot_logf(OT_LOG_ERROR, "login limits setup failed (--kdf-max-queue and --kdf-max-per-ip must be >= 1)");
             return OT_ERR;
         }
-        app->events = ot_events_start(w, ot_hub_event, app->hub);
+    }
+    app->hub = ot_hub_new(&(ot_hub_env){ .loop = w->loop, .cfg = w->cfg, .pg = w->pg, .room = hub_room,
+                                         .closed = hub_closed, .data = w });
+    if (!app->hub)
+        return OT_ERR;
+    if (w->pg) {
+        app->events = ot_events_start(&(ot_events_env){ .loop = w->loop, .cfg = w->cfg, .pg = w->pg });
+        /* The hub never says full: a slow socket is its own problem (dropped
+         * at its queue cap), never the other sockets'. */
+        static const ot_sink_ops hub_sink = { .deliver = hub_deliver };
+        if (!app->events || !ot_events_add_sink(app->events, "hub", &hub_sink, app->hub, false)) {
+            ot_logf(OT_LOG_ERROR, "event reader setup failed");
+            return OT_ERR;
+        }
+        ot_hub_set_events(app->hub, app->events);
         ot_search_setup(w->cfg, app->events);
     }
+    app->api = (ot_api){ .pg = w->pg, .events = app->events, .rl_user = w->rl_user, .services = &w->services };
+    ot_app_routes(&w->http.router, &app->api, app->hub);
     /* A service without `ready` shows in /readyz as "not configured". */
     ot_services_add(&w->services, &(ot_service){ .name = "database", .data = w->pg, .ready = w->pg ? pg_ready : NULL,
                                                  .required = true, .code = "database_unavailable",

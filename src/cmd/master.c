@@ -156,7 +156,7 @@ int ot_master_main(const ot_config *cfg)
 
     ot_router rt;
     ot_router_init(&rt);
-    ot_app_routes(&rt);
+    ot_app_routes(&rt, NULL, NULL);
     const char *names[OT_MAX_ROUTES];
     for (int i = 0; i < rt.n; i++)
         names[i] = rt.routes[i].name;

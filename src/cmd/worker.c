@@ -69,7 +69,7 @@ static void on_accept(ot_loop *loop, int fd, unsigned ev, void *data)
                 ot_logf(OT_LOG_WARN, "accept: out of file descriptors");
             return; /* EAGAIN: drained (edge-triggered) */
         }
-        if (w->nconns >= w->max_conns) {
+        if (w->http.nconns >= w->http.max_conns) {
             reject_conn(c);
             continue;
         }
@@ -81,22 +81,22 @@ static void on_accept(ot_loop *loop, int fd, unsigned ev, void *data)
          * writes now block once 16 KiB sit unsent (issue 10, finding 7). */
         setsockopt(c, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
         ot_metrics_inc(OT_C_CONNS_ACCEPTED, 1);
-        ot_http_conn_new(w, c, (struct sockaddr *)&ss, sl);
+        ot_http_conn_new(&w->http, c, (struct sockaddr *)&ss, sl);
     }
 }
 
 static void maybe_finish_drain(ot_worker *w)
 {
-    if (w->draining && w->nconns == 0 && ot_services_drained(&w->services))
+    if (w->draining && w->http.nconns == 0 && ot_services_drained(&w->services))
         ot_loop_stop(w->loop);
 }
 
-void ot_worker_conn_closed(ot_worker *w) { maybe_finish_drain(w); }
+static void on_http_closed(void *data) { maybe_finish_drain(data); }
 
 static void on_drain_timeout(ot_loop *loop, ot_timer *t)
 {
     ot_worker *w = t->data;
-    ot_logf(OT_LOG_WARN, "shutdown timeout: %d connections still open, exiting", w->nconns);
+    ot_logf(OT_LOG_WARN, "shutdown timeout: %d connections still open, exiting", w->http.nconns);
     ot_loop_stop(loop);
 }
 
@@ -114,7 +114,7 @@ static void on_term(ot_loop *loop, int signo, void *data)
     }
     ot_timer_init(&w->drain_timer, on_drain_timeout, w);
     ot_timer_start(loop, &w->drain_timer, w->cfg->shutdown_timeout_ms);
-    ot_http_drain(w);
+    ot_http_drain(&w->http);
     ot_services_drain(&w->services);
     maybe_finish_drain(w);
 }
@@ -134,7 +134,7 @@ static void on_sample(ot_loop *loop, ot_timer *t)
 static void on_hup(ot_loop *loop, int signo, void *data)
 {
     ot_worker *w = data;
-    if (!w->tls) {
+    if (!w->http.tls) {
         ot_logf(OT_LOG_INFO, "SIGHUP: nothing to reload (no TLS)");
         return;
     }
@@ -143,8 +143,8 @@ static void on_hup(ot_loop *loop, int signo, void *data)
         ot_logf(OT_LOG_ERROR, "SIGHUP: TLS reload failed; keeping the current certificate");
         return;
     }
-    ot_tls_ctx_free(w->tls);
-    w->tls = fresh;
+    ot_tls_ctx_free(w->http.tls);
+    w->http.tls = fresh;
     ot_logf(OT_LOG_INFO, "SIGHUP: TLS certificate and key reloaded");
 }
 
@@ -167,10 +167,10 @@ int ot_worker_main(const ot_config *cfg, int idx)
         maxfd = (int)rl.rlim_cur;
     /* Leave head-room under RLIMIT_NOFILE for database, Redis, log and
      * listener fds, so hitting the limit gives a 503, never EMFILE. */
-    w->max_conns = cfg->max_conns > 0 ? cfg->max_conns : maxfd - 64;
-    if (w->max_conns > maxfd - 64)
-        w->max_conns = maxfd - 64;
-    ot_metrics_set(OT_G_CONNS_MAX, w->max_conns);
+    w->http.max_conns = cfg->max_conns > 0 ? cfg->max_conns : maxfd - 64;
+    if (w->http.max_conns > maxfd - 64)
+        w->http.max_conns = maxfd - 64;
+    ot_metrics_set(OT_G_CONNS_MAX, w->http.max_conns);
     w->loop = ot_loop_new(maxfd + 16);
     if (!w->loop)
         return 1;
@@ -187,8 +187,8 @@ int ot_worker_main(const ot_config *cfg, int idx)
     ot_defer_init(&log_flush_defer, on_log_flush, NULL);
     ot_log_set_batching(on_log_wake, w->loop);
     if (cfg->tls_cert && cfg->tls_key) {
-        w->tls = ot_tls_server_ctx(cfg->tls_cert, cfg->tls_key);
-        if (!w->tls)
+        w->http.tls = ot_tls_server_ctx(cfg->tls_cert, cfg->tls_key);
+        if (!w->http.tls)
             return 1;
     }
     w->listen_fd = ot_listen_socket(cfg->listen_host, cfg->listen_port, cfg->backlog);
@@ -196,15 +196,19 @@ int ot_worker_main(const ot_config *cfg, int idx)
         ot_logf(OT_LOG_ERROR, "listen on %s:%d failed: %s", cfg->listen_host, cfg->listen_port, strerror(errno));
         return 1;
     }
-    ot_router_init(&w->router);
+    w->http.loop = w->loop;
+    w->http.cfg = cfg;
+    w->http.on_closed = on_http_closed;
+    w->http.data = w;
+    ot_router_init(&w->http.router);
     if (ot_app_start(w) < 0)
         return 1;
     ot_timer_init(&w->sample_timer, on_sample, w);
     ot_timer_start(w->loop, &w->sample_timer, 10);
     if (ot_loop_add_fd(w->loop, w->listen_fd, OT_READABLE | OT_EDGE, on_accept, w) < 0)
         return 1;
-    ot_logf(OT_LOG_INFO, "worker listening on %s:%d (max_conns %d%s)", cfg->listen_host, cfg->listen_port, w->max_conns,
-            w->tls ? ", TLS" : "");
+    ot_logf(OT_LOG_INFO, "worker listening on %s:%d (max_conns %d%s)", cfg->listen_host, cfg->listen_port, w->http.max_conns,
+            w->http.tls ? ", TLS" : "");
     ot_loop_run(w->loop);
     ot_timer_stop(w->loop, &w->sample_timer);
     ot_app_stop(w);

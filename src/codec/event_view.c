@@ -4,8 +4,7 @@
 
 #include "ot/codec/json.h"
 
-/* An event of 100 items is ~530 tokens; a bigger one gets a heap array
- * (a JSON text of n bytes never needs more than n/2 + 1 tokens). */
+/* An event of 100 items is ~530 tokens; a bigger one gets a heap array. */
 #define VIEW_STACK_TOKS 1024
 
 static bool staff_only(const ot_json *d, int key)
@@ -19,15 +18,9 @@ static bool staff_only(const ot_json *d, int key)
 
 int ot_event_view_customer(ot_str json, ot_buf *out)
 {
-    jsmntok_t stack[VIEW_STACK_TOKS], *toks = stack;
+    ot_json_tok stack[VIEW_STACK_TOKS], *heap;
     ot_json d;
-    int rc = ot_json_parse(&d, json.base, json.len, toks, VIEW_STACK_TOKS);
-    if (rc < 0 && json.len / 2 + 2 > VIEW_STACK_TOKS && json.len / 2 + 2 < INT32_MAX) {
-        toks = malloc((json.len / 2 + 2) * sizeof(*toks));
-        if (!toks)
-            return OT_ERR;
-        rc = ot_json_parse(&d, json.base, json.len, toks, (int)(json.len / 2 + 2));
-    }
+    int rc = ot_json_parse_grow(&d, json.base, json.len, stack, VIEW_STACK_TOKS, &heap);
     size_t start = out->len;
     if (rc < 0 || !ot_json_is_obj(&d, 0)) {
         rc = OT_ERR;
@@ -49,7 +42,6 @@ int ot_event_view_customer(ot_str json, ot_buf *out)
 done:
     if (rc < 0)
         out->len = start;
-    if (toks != stack)
-        free(toks);
+    free(heap);
     return rc < 0 ? OT_ERR : 0;
 }

@@ -48,7 +48,7 @@ enum conn_state {
 
 struct ot_http_conn {
     ot_io io;
-    ot_worker *w;
+    ot_http_server *srv;
     ot_http_conn *prev, *next;
     enum conn_state state;
     ot_buf rbuf, wbuf;
@@ -169,7 +169,7 @@ static void on_timer(ot_loop *loop, ot_timer *t)
         /* Slow senders (slowloris) get a 408 and lose the connection. */
         c->close_after = true;
         ot_respond_error(&c->req, 408, "request_timeout", "request not received within %u ms",
-                         c->w->cfg->header_timeout_ms);
+                         c->srv->cfg->header_timeout_ms);
         conn_flush(c);
         if (c->state != ST_CLOSING || ot_buf_rlen(&c->wbuf) == 0)
             conn_close(c);
@@ -187,13 +187,13 @@ static void on_timer(ot_loop *loop, ot_timer *t)
     }
 }
 
-static void arm(ot_http_conn *c, uint32_t ms) { ot_timer_start(c->w->loop, &c->timer, ms); }
+static void arm(ot_http_conn *c, uint32_t ms) { ot_timer_start(c->srv->loop, &c->timer, ms); }
 
 static void on_write_timeout(ot_loop *loop, ot_timer *t)
 {
     ot_http_conn *c = t->data;
     ot_logf(OT_LOG_DEBUG, "closing %s: %zu bytes not drained within %u ms", c->req.remote, ot_buf_rlen(&c->wbuf),
-            c->w->cfg->write_timeout_ms);
+            c->srv->cfg->write_timeout_ms);
     conn_close(c);
 }
 
@@ -264,7 +264,7 @@ static void on_reap(ot_loop *loop, ot_defer *d)
 
 static void conn_unlink(ot_http_conn *c)
 {
-    ot_worker *w = c->w;
+    ot_http_server *w = c->srv;
     OT_LIST_UNLINK(&w->conns, c);
     if (c->ip_counted) {
         ip_release(c->req.remote_key, c->req.remote_key_len);
@@ -279,7 +279,7 @@ static void conn_close(ot_http_conn *c)
     if (c->closed)
         return;
     c->closed = true;
-    ot_loop *loop = c->w->loop;
+    ot_loop *loop = c->srv->loop;
     if (c->state == ST_HANDLING && !c->req.responded && c->req.on_abort) {
         c->req.on_abort(&c->req);
         c->req.on_abort = NULL;
@@ -292,7 +292,8 @@ static void conn_close(ot_http_conn *c)
     conn_unlink(c);
     /* Free after the batch: a later event in this epoll batch may name us. */
     ot_defer_queue(loop, &c->reap);
-    ot_worker_conn_closed(c->w);
+    if (c->srv->on_closed)
+        c->srv->on_closed(c->srv->data);
 }
 
 static void on_io(ot_loop *loop, int fd, unsigned ev, void *data);
@@ -315,7 +316,7 @@ static void fill_remote(ot_req *r, const struct sockaddr *sa)
     }
 }
 
-void ot_http_conn_new(ot_worker *w, int fd, const struct sockaddr *sa, socklen_t salen)
+void ot_http_conn_new(ot_http_server *w, int fd, const struct sockaddr *sa, socklen_t salen)
 {
     ot_http_conn *c = calloc(1, sizeof(*c));
     size_t cap = w->cfg->max_headers < OT_MAX_HEADER_ARRAY ? w->cfg->max_headers + 1 : OT_MAX_HEADER_ARRAY;
@@ -329,7 +330,7 @@ void ot_http_conn_new(ot_worker *w, int fd, const struct sockaddr *sa, socklen_t
     }
     c->hdrs = h;
     c->nhdrs_cap = cap;
-    c->w = w;
+    c->srv = w;
     ot_io_init(&c->io, fd, w->tls);
     ot_timer_init(&c->timer, on_timer, c);
     ot_timer_init(&c->wtimer, on_write_timeout, c);
@@ -337,7 +338,7 @@ void ot_http_conn_new(ot_worker *w, int fd, const struct sockaddr *sa, socklen_t
     ot_defer_init(&c->resume, on_resume, c);
     reset_request(c);
     fill_remote(&c->req, sa);
-    c->req.w = w;
+    c->req.srv = w;
     c->req.conn = c;
     c->state = ST_IDLE;
     OT_LIST_PUSH_FRONT(&w->conns, c);
@@ -372,7 +373,7 @@ static void conn_flush(ot_http_conn *c)
         ssize_t n = ot_io_writev(&c->io, &iov, 1);
         if (n == OT_EAGAIN) {
             if (!ot_timer_active(&c->wtimer))
-                ot_timer_start(c->w->loop, &c->wtimer, c->w->cfg->write_timeout_ms);
+                ot_timer_start(c->srv->loop, &c->wtimer, c->srv->cfg->write_timeout_ms);
             return;
         }
         if (n <= 0) {
@@ -381,14 +382,14 @@ static void conn_flush(ot_http_conn *c)
         }
         ot_buf_consume(&c->wbuf, (size_t)n);
     }
-    ot_timer_stop(c->w->loop, &c->wtimer);
+    ot_timer_stop(c->srv->loop, &c->wtimer);
     if (c->wbuf.cap > OT_BUF_KEEP)
         ot_buf_free(&c->wbuf);
     if (c->state == ST_CLOSING) {
         ot_io_shutdown(&c->io);
         conn_close(c);
     } else if (c->state == ST_IDLE && !ot_timer_active(&c->timer)) {
-        arm(c, c->w->cfg->idle_timeout_ms);
+        arm(c, c->srv->cfg->idle_timeout_ms);
     }
 }
 
@@ -414,7 +415,7 @@ void ot_respond(ot_req *r, int status, const char *content_type, ot_str body)
     if (r->responded || c->closed)
         return;
     r->responded = true;
-    ot_worker *w = c->w;
+    ot_http_server *w = c->srv;
     if (w->draining)
         c->close_after = true;
     ot_buf *b = &c->wbuf;
@@ -519,28 +520,6 @@ void ot_respond_error(ot_req *r, int status, const char *code, const char *fmt, 
     ot_buf_free(&body);
 }
 
-bool ot_req_json_content(ot_req *r)
-{
-    /* RFC 9110 §8.3.1: the media type ends at optional whitespace or ';'
-     * (parameters); a longer token such as application/jsonp is another type. */
-    ot_str ct = r->head.content_type;
-    if (ct.len < 16 || !ot_str_ieq(ot_str_make(ct.base, 16), "application/json") ||
-        (ct.len > 16 && ct.base[16] != ';' && ct.base[16] != ' ' && ct.base[16] != '\t')) {
-        ot_respond_error(r, 415, "unsupported_media_type", "Content-Type must be application/json");
-        return false;
-    }
-    return true;
-}
-
-bool ot_req_need_db(ot_req *r)
-{
-    if (r->w->pg)
-        return true;
-    ot_resp_header(r, "Retry-After", "5");
-    ot_respond_error(r, 503, "database_unavailable", "no database configured");
-    return false;
-}
-
 /* ---- reading and request framing ---- */
 
 static void reset_request(ot_http_conn *c)
@@ -573,17 +552,17 @@ static void request_done(ot_http_conn *c)
         ot_buf_free(&c->rbuf);
     if (c->close_after) {
         c->state = ST_CLOSING;
-        arm(c, c->w->cfg->write_timeout_ms);
+        arm(c, c->srv->cfg->write_timeout_ms);
         if (was_async)
             conn_flush(c);
         return;
     }
     c->state = ST_IDLE;
     reset_request(c);
-    arm(c, c->w->cfg->idle_timeout_ms);
+    arm(c, c->srv->cfg->idle_timeout_ms);
     if (was_async) {
         /* Resume from the loop, not from inside the handler's callback. */
-        ot_defer_queue(c->w->loop, &c->resume);
+        ot_defer_queue(c->srv->loop, &c->resume);
     }
 }
 
@@ -696,7 +675,7 @@ static void fail(ot_http_conn *c, int status, const char *code, const char *msg)
 static void dispatch(ot_http_conn *c)
 {
     ot_req *r = &c->req;
-    ot_worker *w = c->w;
+    ot_http_server *w = c->srv;
     r->body = ot_str_make(c->rbuf.data + c->rbuf.off + c->head_len, c->body_len);
     char allow[128];
     int idx = ot_router_match(&w->router, r->head.method, r->head.path, r->params, &r->nparams, allow, sizeof(allow));
@@ -726,6 +705,7 @@ static void dispatch(ot_http_conn *c)
     /* The handler owns the clock now (its backends have their own timeouts). */
     ot_timer_stop(w->loop, &c->timer);
     c->dispatching = true;
+    r->data = w->router.routes[idx].data;
     w->router.routes[idx].handler(r);
     c->dispatching = false;
 }
@@ -758,7 +738,7 @@ static bool body_ready(ot_http_conn *c)
         c->rbuf.len -= gap;
         c->body_raw = c->body_len;
     }
-    if (c->body_len > c->w->cfg->max_body_bytes) {
+    if (c->body_len > c->srv->cfg->max_body_bytes) {
         fail(c, 413, "body_too_large", "request body exceeds the limit");
         return false;
     }
@@ -767,7 +747,7 @@ static bool body_ready(ot_http_conn *c)
 
 static void conn_process(ot_http_conn *c)
 {
-    const ot_config *cfg = c->w->cfg;
+    const ot_config *cfg = c->srv->cfg;
     ot_http_limits lim = { cfg->max_uri_bytes, cfg->max_header_bytes, cfg->max_headers };
     bool eof = false;
     for (;;) {
@@ -879,8 +859,9 @@ static void on_io(ot_loop *loop, int fd, unsigned ev, void *data)
         conn_process(c);
 }
 
-void ot_http_drain(ot_worker *w)
+void ot_http_drain(ot_http_server *w)
 {
+    w->draining = true;
     ot_http_conn *c = w->conns, *next;
     for (; c; c = next) {
         next = c->next;
@@ -894,7 +875,7 @@ void ot_http_drain(ot_worker *w)
 void ot_http_takeover(ot_req *r, ot_io *io_out, ot_buf *leftover)
 {
     ot_http_conn *c = r->conn;
-    ot_loop *loop = c->w->loop;
+    ot_loop *loop = c->srv->loop;
     r->responded = true;
     ot_buf_consume(&c->rbuf, c->head_len + c->body_raw);
     ot_buf_append(leftover, ot_buf_rptr(&c->rbuf), ot_buf_rlen(&c->rbuf));

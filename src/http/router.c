@@ -4,11 +4,12 @@
 
 void ot_router_init(ot_router *rt) { rt->n = 0; }
 
-int ot_router_add(ot_router *rt, const char *method, const char *pattern, const char *name, ot_handler *h)
+int ot_router_add(ot_router *rt, const char *method, const char *pattern, const char *name, ot_handler *h,
+                  void *data)
 {
     if (rt->n >= OT_MAX_ROUTES)
         return OT_ERR;
-    rt->routes[rt->n] = (ot_route){ method, pattern, name, h, 0 };
+    rt->routes[rt->n] = (ot_route){ method, pattern, name, h, 0, data };
     return rt->n++;
 }
 

@@ -1,4 +1,4 @@
-/* RFC 6455 on the reactor: the upgrade, then frames in and out of one socket.
+/* RFC 6455 on the reactor: frames in and out of one upgraded socket.
  * Reads are edge-triggered (read until EAGAIN every time); writes are gathered
  * from the queue of shared frames with writev. */
 #include "ot/http/ws.h"
@@ -7,11 +7,8 @@
 #include <stdlib.h>
 #include <sys/uio.h>
 
-#include "ot/cmd/app.h"
-#include "ot/api/auth.h"
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
-#include "ot/cmd/worker.h"
 
 /* How long a closing socket may take to flush our Close frame and see the
  * peer's FIN before we cut it: the close handshake of §7.1 without letting a
@@ -23,8 +20,23 @@
  * that gets an event a minute should not malloc per event. */
 #define OT_WS_RING_MIN 8
 
-static const ot_config *cfg_of(const ot_ws_conn *c) { return ot_hub_worker(c->hub)->cfg; }
-static ot_loop *loop_of(const ot_ws_conn *c) { return ot_hub_worker(c->hub)->loop; }
+#define OT_WS_SCRATCH 65536 /* one read buffer per worker, shared by every socket */
+
+struct ot_ws_server {
+    ot_loop *loop;
+    const ot_config *cfg;
+    ot_ws_conn **dirty; /* sockets with bytes to flush after this batch */
+    uint32_t ndirty, dirty_cap;
+    ot_ws_conn *zombies; /* dead, freed after this batch */
+    ot_defer after;
+    ot_wsbuf *ping;      /* the shared empty Ping frame */
+    uint8_t scratch[OT_WS_SCRATCH];
+};
+
+static const ot_config *cfg_of(const ot_ws_conn *c) { return c->srv->cfg; }
+static ot_loop *loop_of(const ot_ws_conn *c) { return c->srv->loop; }
+ot_loop *ot_ws_loop(const ot_ws_conn *c) { return c->srv->loop; }
+const ot_config *ot_ws_cfg(const ot_ws_conn *c) { return c->srv->cfg; }
 
 /* ---------------------------------------------------------------- shared frames */
 
@@ -118,95 +130,89 @@ void ot_wsq_clear(ot_wsq *q)
     *q = (ot_wsq){ 0 };
 }
 
-/* ---------------------------------------------------------------- handshake (pure) */
+/* ---------------------------------------------------------------- the per-worker transport */
 
-static ot_str trim_ows(ot_str s)
+static void conn_free(ot_ws_conn *c);
+
+static void on_after(ot_loop *loop, ot_defer *d)
 {
-    while (s.len && (s.base[0] == ' ' || s.base[0] == '\t')) {
-        s.base++;
-        s.len--;
+    ot_ws_server *s = d->data;
+    /* Entries may be appended while flushing (a drained socket fetches its
+     * next replay page): iterate by index. */
+    for (uint32_t i = 0; i < s->ndirty; i++) {
+        ot_ws_conn *c = s->dirty[i];
+        c->dirty = false;
+        if (c->state != OT_WS_DEAD)
+            ot_ws_flush(c);
     }
-    while (s.len && (s.base[s.len - 1] == ' ' || s.base[s.len - 1] == '\t'))
-        s.len--;
+    s->ndirty = 0;
+    /* Only now: the dirty list above was the last thing naming them. */
+    ot_ws_conn *c;
+    while ((c = s->zombies)) {
+        s->zombies = c->zombie;
+        conn_free(c);
+    }
+}
+
+ot_ws_server *ot_ws_server_new(ot_loop *loop, const ot_config *cfg)
+{
+    ot_ws_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->loop = loop;
+    s->cfg = cfg;
+    s->ping = ot_wsbuf_frame(OT_WS_OP_PING, OT_STR_NULL, OT_STR_NULL, OT_STR_NULL);
+    if (!s->ping) {
+        free(s);
+        return NULL;
+    }
+    ot_defer_init(&s->after, on_after, s);
     return s;
 }
 
-/* The value of a header that must appear exactly once; n = how many there were. */
-static ot_str header_once(const ot_http_request *h, const char *name, int *n)
+void ot_ws_server_free(ot_ws_server *s)
 {
-    ot_str v = OT_STR_NULL;
-    *n = 0;
-    for (size_t i = 0; i < h->num_headers; i++) {
-        if (ot_str_ieq(h->headers[i].name, name)) {
-            if ((*n)++ == 0)
-                v = trim_ows(h->headers[i].value);
+    if (!s)
+        return;
+    ot_defer_cancel(s->loop, &s->after);
+    s->ndirty = 0;
+    ot_ws_conn *c;
+    while ((c = s->zombies)) {
+        s->zombies = c->zombie;
+        conn_free(c);
+    }
+    free(s->dirty);
+    ot_wsbuf_unref(s->ping);
+    free(s);
+}
+
+/* The socket has bytes queued: flush it after the current batch. */
+static void mark_dirty(ot_ws_conn *c)
+{
+    ot_ws_server *s = c->srv;
+    if (c->dirty)
+        return;
+    if (s->ndirty == s->dirty_cap) {
+        uint32_t n = s->dirty_cap ? s->dirty_cap * 2 : 64;
+        ot_ws_conn **d = realloc(s->dirty, n * sizeof(*d));
+        if (!d) {
+            ot_ws_flush(c); /* no list: flush now rather than lose the wake-up */
+            return;
         }
+        s->dirty = d;
+        s->dirty_cap = n;
     }
-    return v;
-}
-
-int ot_ws_check_handshake(const ot_http_request *h, char accept[29], const char **why)
-{
-    int n;
-    /* §4.2.1 items 1-4: a GET over HTTP/1.1 or higher, with Upgrade: websocket
-     * and an "Upgrade" token in Connection (the parser derived the last two). */
-    if (!ot_str_eq_lit(h->method, "GET")) {
-        *why = "a WebSocket handshake must be a GET";
-        return 400;
-    }
-    if (h->minor_version < 1) {
-        *why = "a WebSocket handshake needs HTTP/1.1";
-        return 400;
-    }
-    if (!h->upgrade_websocket) {
-        *why = "expected Upgrade: websocket and Connection: Upgrade";
-        return 400;
-    }
-    /* §4.2.1 item 6 / §4.4: we speak version 13 only and say so in a 426. */
-    ot_str ver = header_once(h, "Sec-WebSocket-Version", &n);
-    if (n != 1 || !ot_str_eq_lit(ver, "13")) {
-        *why = "Sec-WebSocket-Version must be 13";
-        return 426;
-    }
-    /* §4.2.1 item 5: exactly one key, the base64 of 16 bytes. */
-    ot_str key = header_once(h, "Sec-WebSocket-Key", &n);
-    if (n != 1 || ot_ws_accept_key(key, accept) < 0) {
-        *why = "missing or invalid Sec-WebSocket-Key";
-        return 400;
-    }
-    /* Origin is not checked on purpose: it guards against cross-site use of
-     * ambient credentials (cookies), and we take none; a foreign page cannot
-     * obtain the bearer token this handshake needs. */
-    *why = NULL;
-    return 0;
-}
-
-int ot_ws_token(const ot_http_request *h, char *out, size_t cap, size_t *len)
-{
-    if (h->authorization.len) {
-        ot_str a = h->authorization;
-        /* An Authorization header of another scheme is an error, not a reason
-         * to look at the query: two credentials would be ambiguous. */
-        if (a.len < 7 || !ot_str_ieq(ot_str_make(a.base, 7), "Bearer "))
-            return OT_ERR;
-        ot_str t = trim_ows(ot_str_make(a.base + 7, a.len - 7));
-        if (t.len == 0 || t.len > cap)
-            return OT_ERR;
-        memcpy(out, t.base, t.len);
-        *len = t.len;
-        return 0;
-    }
-    ot_str raw;
-    if (!ot_http_query_get(h->query, "access_token", &raw))
-        return OT_ERR;
-    if (ot_url_decode(raw, out, cap, len) < 0 || *len == 0)
-        return OT_ERR;
-    return 0;
+    c->dirty = true;
+    s->dirty[s->ndirty++] = c;
+    ot_defer_queue(s->loop, &s->after);
 }
 
 /* ---------------------------------------------------------------- queueing and closing */
 
-size_t ot_ws_queued(const ot_ws_conn *c) { return c->out.bytes - c->out_off + ot_hub_held_bytes(c); }
+size_t ot_ws_queued(const ot_ws_conn *c)
+{
+    return c->out.bytes - c->out_off + (c->ops->held_bytes ? c->ops->held_bytes(c) : 0);
+}
 size_t ot_ws_unsent(const ot_ws_conn *c) { return c->out.bytes - c->out_off; }
 
 /* Frees every frame not yet on the wire; a half-written head is kept so what
@@ -253,7 +259,7 @@ int ot_ws_enqueue(ot_ws_conn *c, ot_wsbuf *b, ot_wsq *q)
     }
     ot_wsbuf_ref(b); /* the queue's reference */
     if (!q)
-        ot_hub_mark_dirty(c->hub, c);
+        mark_dirty(c);
     return 0;
 }
 
@@ -286,9 +292,7 @@ void ot_ws_close(ot_ws_conn *c, uint16_t code, const char *reason)
     if (rl)
         memcpy(pl + 2, reason, rl);
     c->state = OT_WS_CLOSING;
-    ot_loop *loop = loop_of(c);
-    ot_timer_stop(loop, &c->expiry);
-    ot_timer_start(loop, &c->timer, OT_WS_LINGER_MS);
+    ot_timer_start(loop_of(c), &c->timer, OT_WS_LINGER_MS);
     ot_wsbuf *b = ot_wsbuf_frame(OT_WS_OP_CLOSE, ot_str_make((const char *)pl, 2 + rl), OT_STR_NULL, OT_STR_NULL);
     /* The one frame allowed past the cap (see ot_ws_enqueue): it is the last. */
     if (!b || (ot_ws_queued(c) + b->len > cfg_of(c)->ws_max_queue && discard_unsent(c) < 0) ||
@@ -297,7 +301,7 @@ void ot_ws_close(ot_ws_conn *c, uint16_t code, const char *reason)
         ot_ws_abort(c);
         return;
     }
-    ot_hub_mark_dirty(c->hub, c);
+    mark_dirty(c);
 }
 
 void ot_ws_abort(ot_ws_conn *c)
@@ -307,21 +311,25 @@ void ot_ws_abort(ot_ws_conn *c)
     c->state = OT_WS_DEAD;
     ot_loop *loop = loop_of(c);
     ot_timer_stop(loop, &c->timer);
-    ot_timer_stop(loop, &c->expiry);
     if (c->io.fd >= 0)
         ot_loop_del_fd(loop, c->io.fd);
     ot_io_close(&c->io);
     ot_wsq_clear(&c->out);
-    ot_hub_detach(c->hub, c);
+    c->ops->on_close(c);
+    c->zombie = c->srv->zombies;
+    c->srv->zombies = c;
+    ot_defer_queue(loop, &c->srv->after);
 }
 
-void ot_ws_conn_free(ot_ws_conn *c)
+static void conn_free(ot_ws_conn *c)
 {
     ot_wsq_clear(&c->out);
     free(c->rbuf);
     free(c->msg);
-    free(c->subs);
-    free(c);
+    if (c->ops->on_free)
+        c->ops->on_free(c);
+    else
+        free(c);
 }
 
 static void ws_read(ot_ws_conn *c);
@@ -385,8 +393,8 @@ void ot_ws_flush(ot_ws_conn *c)
         c->shut = true;
         return;
     }
-    if (c->replay)
-        ot_hub_on_drained(c);
+    if (c->ops->on_drained)
+        c->ops->on_drained(c);
 }
 
 /* ---------------------------------------------------------------- timers */
@@ -400,18 +408,10 @@ static void on_timer(ot_loop *loop, ot_timer *t)
         ot_ws_abort(c);
         return;
     }
-    if (ot_ws_send(c, ot_hub_ping_frame(c->hub)) < 0)
+    if (ot_ws_send(c, c->srv->ping) < 0)
         return;
     c->ping_out = true;
     ot_timer_start(loop, &c->timer, cfg_of(c)->ws_pong_timeout_ms);
-}
-
-static void on_expiry(ot_loop *loop, ot_timer *t) { ot_ws_close(t->data, 4401, "token expired"); }
-
-void ot_ws_arm_expiry(ot_ws_conn *c)
-{
-    int64_t now_ms = ot_wall_us() / 1000, at_ms = c->exp * 1000;
-    ot_timer_start(loop_of(c), &c->expiry, at_ms > now_ms ? (uint64_t)(at_ms - now_ms) : 0);
 }
 
 /* ---------------------------------------------------------------- input */
@@ -430,7 +430,7 @@ static void fail(ot_ws_conn *c, int code)
 static void deliver(ot_ws_conn *c, uint8_t op, const uint8_t *p, size_t n)
 {
     if (op == OT_WS_OP_TEXT) {
-        ot_hub_on_text(c, p, n);
+        c->ops->on_text(c, p, n);
         return;
     }
     ot_ws_send_text(c, OT_STR("{\"event\":\"error\",\"data\":{\"code\":\"unsupported\","
@@ -618,7 +618,8 @@ static void ws_read(ot_ws_conn *c)
         return;
     c->in_read = true;
     size_t scap;
-    uint8_t *scratch = ot_hub_scratch(c->hub, &scap);
+    uint8_t *scratch = c->srv->scratch;
+    scap = sizeof(c->srv->scratch);
     size_t limit = cfg_of(c)->ws_max_message + OT_WS_MAX_HEADER + OT_WS_READ_STEP;
     if (c->rlen && input_open(c) && !read_paused(c))
         consume(c, c->rbuf, c->rlen, true); /* whole frames a pause left behind */
@@ -667,136 +668,40 @@ static void on_io(ot_loop *loop, int fd, unsigned ev, void *data)
         ot_ws_flush(c);
 }
 
-/* ---------------------------------------------------------------- the upgrade */
 
-static bool parse_since(ot_str s, int64_t *out)
+/* ---------------------------------------------------------------- a new socket */
+
+void ot_ws_conn_init(ot_ws_server *s, ot_ws_conn *c, const ot_ws_ops *ops, void *data, ot_io io)
 {
-    if (s.len == 0 || s.len > 18)
-        return false;
-    int64_t v = 0;
-    for (size_t i = 0; i < s.len; i++) {
-        if (s.base[i] < '0' || s.base[i] > '9')
-            return false;
-        v = v * 10 + (s.base[i] - '0');
-    }
-    *out = v;
-    return true;
+    c->io = io;
+    c->srv = s;
+    c->ops = ops;
+    c->data = data;
+    c->out_off = 0;
+    ot_timer_init(&c->timer, on_timer, c);
 }
 
-void ot_h_ws(ot_req *r)
+int ot_ws_open(ot_ws_conn *c, ot_wsbuf *hello, const ot_buf *early)
 {
-    ot_worker *w = r->w;
-    ot_hub *hub = w->app ? w->app->hub : NULL;
-    char accept[29];
-    const char *why;
-    int st = ot_ws_check_handshake(&r->head, accept, &why);
-    if (st == 426) {
-        ot_resp_header(r, "Sec-WebSocket-Version", "13");
-        ot_respond_error(r, 426, "upgrade_required", "%s", why);
-        return;
-    }
-    if (st) {
-        ot_respond_error(r, 400, "bad_handshake", "%s", why);
-        return;
-    }
-    /* Authenticate before upgrading, so a refusal is a plain HTTP answer. */
-    char tok[OT_JWT_MAX_LEN];
-    size_t toklen = 0;
-    ot_jwt_claims cl;
-    if (ot_ws_token(&r->head, tok, sizeof(tok), &toklen) < 0) {
-        ot_resp_header(r, "WWW-Authenticate", "Bearer");
-        ot_respond_error(r, 401, "unauthorized", "missing bearer token (Authorization header or access_token)");
-        return;
-    }
-    int jr = ot_auth_token(w->cfg, ot_str_make(tok, toklen), &cl);
-    if (jr != OT_JWT_OK) {
-        ot_resp_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-        ot_respond_error(r, 401, jr == OT_JWT_EEXPIRED ? "token_expired" : "invalid_token", "%s",
-                         ot_jwt_strerror(jr));
-        return;
-    }
-    int64_t since = -1;
-    ot_str sv;
-    if (ot_http_query_get(r->head.query, "since", &sv) && !parse_since(sv, &since)) {
-        ot_respond_error(r, 400, "bad_request", "since must be a non-negative event sequence number");
-        return;
-    }
-    if (!hub || !ot_hub_accepting(hub)) {
-        ot_resp_header(r, "Retry-After", "1");
-        ot_respond_error(r, 503, "unavailable", "not accepting WebSocket connections now");
-        return;
-    }
-    /* Caps per user and per IP, checked before the upgrade so a refusal is a
-     * plain 429 the client can back off from (Retry-After). */
-    ot_hub_slot *slots[2];
-    int over = ot_hub_admit(hub, cl.sub, strlen(cl.sub), r->remote_key, r->remote_key_len, slots);
-    if (over) {
-        ot_resp_header(r, "Retry-After", "5");
-        if (over == OT_HUB_OVER_USER)
-            ot_respond_error(r, 429, "too_many_connections", "at most %u open WebSockets per user",
-                             (unsigned)w->cfg->ws_max_per_user);
-        else
-            ot_respond_error(r, 429, "too_many_connections", "at most %u open WebSockets per client address",
-                             (unsigned)w->cfg->ws_max_per_ip);
-        return;
-    }
-    char resp[192];
-    int rn = snprintf(resp, sizeof(resp),
-                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      "Sec-WebSocket-Accept: %s\r\n\r\n",
-                      accept);
-    ot_ws_conn *c = calloc(1, sizeof(*c));
-    ot_wsbuf *hello = ot_wsbuf_raw(ot_str_make(resp, (size_t)rn));
-    if (!c || !hello) {
-        free(c);
-        ot_wsbuf_unref(hello);
-        ot_hub_release(hub, slots);
-        ot_respond_error(r, 500, "internal", "out of memory");
-        return;
-    }
-    /* r dies with the HTTP connection at takeover: log and count first. */
-    uint64_t dur = ot_now_us() - r->start_us;
-    ot_metrics_http(r->route, 101, dur, (uint64_t)rn);
-    ot_log_access(r->head.method, r->head.path, 101, (uint64_t)rn, dur, ot_str_c(r->remote));
-    ot_buf left = OT_BUF_INIT;
-    ot_http_takeover(r, &c->io, &left);
-
-    c->hub = hub;
-    c->user_slot = slots[0];
-    c->ip_slot = slots[1];
-    size_t sl = strlen(cl.sub); /* our own NUL-terminated copy, <= OT_JWT_SUB_MAX */
-    memcpy(c->sub, cl.sub, sl + 1);
-    c->sub_len = (uint8_t)sl;
-    c->role = cl.role;
-    c->exp = cl.exp;
-    ot_timer_init(&c->timer, on_timer, c);
-    ot_timer_init(&c->expiry, on_expiry, c);
-    c->out_off = 0;
     if (ot_wsq_push(&c->out, hello) < 0)
         ot_wsbuf_unref(hello);
-    ot_hub_attach(hub, c);
-    if (c->out.len == 0 || ot_loop_add_fd(w->loop, c->io.fd, OT_READABLE | OT_WRITABLE | OT_EDGE, on_io, c) < 0) {
-        ot_buf_free(&left);
+    if (c->out.len == 0 || ot_loop_add_fd(loop_of(c), c->io.fd, OT_READABLE | OT_WRITABLE | OT_EDGE, on_io, c) < 0) {
         ot_ws_abort(c);
-        return;
+        return OT_ERR;
     }
-    ot_hub_mark_dirty(hub, c);
-    ot_timer_start(w->loop, &c->timer, w->cfg->ws_ping_ms);
-    ot_ws_arm_expiry(c);
-    /* Frames the client sent right behind its handshake. */
-    if (ot_buf_rlen(&left) > 0) {
-        size_t n = ot_buf_rlen(&left);
-        if (rbuf_reserve(c, n) == 0) {
-            memcpy(c->rbuf, ot_buf_rptr(&left), n);
-            c->rlen = (uint32_t)n;
-            c->in_read = true; /* a flush from in here must not re-enter consume */
-            consume(c, c->rbuf, c->rlen, true);
-            c->in_read = false;
-        } else {
+    mark_dirty(c);
+    ot_timer_start(loop_of(c), &c->timer, cfg_of(c)->ws_ping_ms);
+    size_t n = early ? ot_buf_rlen(early) : 0;
+    if (n > 0) {
+        if (rbuf_reserve(c, n) < 0) {
             ot_ws_abort(c);
+            return OT_ERR;
         }
+        memcpy(c->rbuf, ot_buf_rptr(early), n);
+        c->rlen = (uint32_t)n;
+        c->in_read = true; /* a flush from in here must not re-enter consume */
+        consume(c, c->rbuf, c->rlen, true);
+        c->in_read = false;
     }
-    ot_buf_free(&left);
-    if (since >= 0 && c->state == OT_WS_OPEN)
-        ot_hub_resume(c, since);
+    return c->state == OT_WS_DEAD ? OT_ERR : 0;
 }

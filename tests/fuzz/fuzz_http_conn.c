@@ -179,7 +179,6 @@ ssize_t ot_io_writev(ot_io *io, const struct iovec *iov, int iovcnt)
 }
 void ot_io_close(ot_io *io) { sock.closed = true; }
 void ot_io_shutdown(ot_io *io) {}
-void ot_worker_conn_closed(ot_worker *w) {}
 
 /* ---------------------------------------------------------------- handlers */
 
@@ -224,7 +223,7 @@ static void h_path(ot_req *r) { ot_respond_error(r, 404, "nope", "no %.*s", (int
 /* ---------------------------------------------------------------- the script */
 
 static ot_config cfg;
-static ot_worker w;
+static ot_http_server w;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -236,11 +235,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         devnull = open("/dev/null", O_WRONLY);
     ot_log_set_worker(0);
     ot_router_init(&w.router);
-    ot_router_add(&w.router, "GET", "/slow/:id", "slow", h_async);
-    ot_router_add(&w.router, "POST", "/slow/:id", "slow_post", h_async);
-    ot_router_add(&w.router, "POST", "/echo", "echo", h_echo);
-    ot_router_add(&w.router, "GET", "/big", "big", h_big);
-    ot_router_add(&w.router, "GET", "/p/:x", "p", h_path);
+    ot_router_add(&w.router, "GET", "/slow/:id", "slow", h_async, NULL);
+    ot_router_add(&w.router, "POST", "/slow/:id", "slow_post", h_async, NULL);
+    ot_router_add(&w.router, "POST", "/echo", "echo", h_echo, NULL);
+    ot_router_add(&w.router, "GET", "/big", "big", h_big, NULL);
+    ot_router_add(&w.router, "GET", "/p/:x", "p", h_path, NULL);
     return 0;
 }
 
@@ -284,7 +283,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     w.cfg = &cfg;
     w.loop = &fake_loop;
     w.max_conns = 10;
-    w.listen_fd = -1;
     w.conns = NULL;
     w.nconns = 0;
     w.draining = false;

@@ -31,6 +31,10 @@
 #include "ot/core/log.h"
 #include "ot/http/http.h"
 #include "ot/http/ws.h"
+#include "ot/http/ws_handshake.h"
+#include "ot/app/gateway.h"
+#include "ot/app/hub_msg.h"
+#include "ot/app/replay.h"
 
 #define SECRET "fuzz-secret-0123456789"
 #define USER_A "11111111-1111-4111-8111-111111111111"
@@ -38,8 +42,15 @@
 #define OID "0b6f3a2e-8c1d-4e5f-9a7b-1c2d3e4f5a6b"
 
 static ot_config cfg;
-static ot_worker wk;
+static ot_http_server wk;
 static ot_app app;
+
+/* The worker's rule (cmd/app.c): WebSockets and HTTP connections share its fd budget. */
+static bool worker_room(void *data, int open)
+{
+    ot_http_server *w = data;
+    return !w->draining && open + w->nconns <= w->max_conns;
+}
 static char *tok_a;
 static int64_t next_seq = 1;
 
@@ -67,12 +78,10 @@ static void init(void)
     cfg.ws_max_per_user = 4;
     wk.cfg = &cfg;
     wk.loop = ot_loop_new(64);
-    wk.listen_fd = -1;
     wk.max_conns = 16;
-    wk.app = &app;
     ot_router_init(&wk.router);
-    ot_router_add(&wk.router, "GET", "/ws/orders", "ws", ot_h_ws);
-    app.hub = ot_hub_new(&wk);
+    app.hub = ot_hub_new(&(ot_hub_env){ .loop = wk.loop, .cfg = &cfg, .room = worker_room, .data = &wk });
+    ot_router_add(&wk.router, "GET", "/ws/orders", "ws", ot_h_ws, app.hub);
     ot_jwt_claims c = { 0 };
     snprintf(c.sub, sizeof(c.sub), "%s", USER_A);
     c.role = OT_ROLE_CUSTOMER;
@@ -109,7 +118,7 @@ static void check_frames(void)
         if (!(b0 & 0x80))
             abort(); /* the server never fragments */
         if (op == OT_WS_OP_TEXT) {
-            jsmntok_t toks[64];
+            ot_json_tok toks[64];
             ot_json d;
             if (ot_json_parse(&d, (const char *)p, n, toks, 64) < 0 || !ot_json_is_obj(&d, 0))
                 abort();

@@ -8,7 +8,9 @@ t, server RSS (KiB, master + workers), open fds, REST p99 (ms) of that window,
 outbox backlog (sum over workers from /metrics), WebSockets open, requests,
 errors. Exit status 1 when RSS grows (least-squares slope past warm-up over
 SOAK_MAX_RSS_SLOPE_KB_MIN KiB/min), fds grow (over SOAK_MAX_FD_GROWTH), or
-more than 1% of requests fail."""
+more than 1% of requests fail (any answer but the expected 2xx counts, a 429
+included: a soak that the server's abuse limits throttle measures nothing), or
+fewer than 95% of the WebSockets stay open.""" 
 
 import asyncio
 import base64
@@ -26,6 +28,8 @@ NWS = int(os.environ.get("SOAK_WS", "10000"))
 CHURN = float(os.environ.get("SOAK_CHURN", "20"))
 SAMPLE_S = float(os.environ.get("SOAK_SAMPLE_S", "10"))
 RESTN = int(os.environ.get("SOAK_REST_CONNS", "8"))
+# Paced, so the soak is a steady mixed load rather than a throughput race.
+REST_RPS = float(os.environ.get("SOAK_REST_RPS", "400"))
 CSV = os.environ["SOAK_CSV"]
 MAX_SLOPE = float(os.environ.get("SOAK_MAX_RSS_SLOPE_KB_MIN", "1024"))
 MAX_FD_GROWTH = int(os.environ.get("SOAK_MAX_FD_GROWTH", "100"))
@@ -66,6 +70,7 @@ async def http(reader, writer, method, path, token, body=None):
 
 async def rest_worker(i):
     reader = writer = None
+    next_at = time.monotonic()
     orders = []
     while time.monotonic() < stop_at:
         try:
@@ -77,6 +82,7 @@ async def rest_worker(i):
             if r < 0.3 or not orders:
                 st, p = await http(reader, writer, "POST", "/orders", tok,
                                    {"items": [{"productId": "soak-%d" % random.randint(1, 50), "qty": 1}]})
+                ok = st == 201
                 if st == 201:
                     orders.append(json.loads(p)["id"])
                     orders[:] = orders[-200:]
@@ -84,20 +90,23 @@ async def rest_worker(i):
                 oid = random.choice(orders)
                 st, p = await http(reader, writer, "PATCH", "/orders/%s/status" % oid, ADMIN,
                                    {"status": random.choice(["ACCEPTED", "CANCELED"])})
-                st = 200 if st == 409 else st  # a repeated transition is a fine answer
+                ok = st in (200, 409)  # 409: a repeated transition is a fine answer
             else:
                 st, p = await http(reader, writer, "GET", "/orders/%s" % random.choice(orders), ADMIN)
+                ok = st == 200
             lat.append(time.monotonic() - t0)
             stats["req"] += 1
-            if st >= 500 or st in (400, 401, 403):
+            if not ok:
                 stats["err"] += 1
+                stats["status_%d" % st] = stats.get("status_%d" % st, 0) + 1
         except (OSError, asyncio.IncompleteReadError, ValueError) as e:
             stats["err"] += 1
             if writer:
                 writer.close()
             reader = writer = None
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0)  # let the sockets breathe between requests
+        next_at += RESTN / REST_RPS
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
 
 def mask_frame(opcode, payload):
@@ -111,6 +120,7 @@ class Ws:
         self.token = token
         self.writer = None
         self.task = None
+        self.closing = False
 
     async def run(self, since=None):
         path = "/ws/orders?access_token=%s" % self.token + ("&since=%d" % since if since else "")
@@ -147,15 +157,18 @@ class Ws:
             finally:
                 stats["ws_open"] -= 1
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            stats["ws_fail"] += 1
+            if not self.closing:  # our own churn close ends the read loop too
+                stats["ws_fail"] += 1
         finally:
             if self.writer:
                 self.writer.close()
 
     def start(self, since=None):
+        self.closing = False
         self.task = spawn(self.run(since))
 
     async def churn(self):
+        self.closing = True
         if self.writer:
             try:
                 self.writer.write(mask_frame(0x8, b"\x03\xe8"))
@@ -271,7 +284,14 @@ async def main():
     else:
         verdict.append("too few samples (%d) to judge growth: run longer" % len(rows))
     if stats["req"] == 0 or stats["err"] > 0.01 * stats["req"]:
-        verdict.append("%d of %d requests failed" % (stats["err"], stats["req"]))
+        by = ", ".join("%s: %d" % (k, v) for k, v in sorted(stats.items()) if k.startswith("status_"))
+        verdict.append("%d of %d requests failed (%s)" % (stats["err"], stats["req"], by or "connection errors"))
+    if body:
+        ws_med = statistics.median([r[5] for r in body])
+        print("soak: WebSockets open (median after warm-up) %d of %d, %d failed opens"
+              % (ws_med, NWS, stats["ws_fail"]), flush=True)
+        if ws_med < 0.95 * NWS:
+            verdict.append("only %d of %d WebSockets open" % (ws_med, NWS))
     if verdict:
         print("soak: FAIL: " + "; ".join(verdict), flush=True)
         return 1

@@ -7,6 +7,8 @@
 #include "ot/api/orders.h"
 #include "ot/app/events.h"
 #include "ot/app/hub.h"
+#include "ot/app/hub_msg.h"
+#include "ot/app/replay.h"
 #include "ot/cmd/app.h"
 
 /* The table was a fixed 64 entries and silently dropped the rest. */
@@ -44,11 +46,11 @@ Test(app_stmts, a_name_declared_twice_fails_loudly)
 
 Test(app_stmts, the_real_modules_fit_and_do_not_collide)
 {
-    const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_stmts };
-    size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_nstmts };
+    const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_msg_stmts, ot_replay_stmts };
+    size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_msg_nstmts, ot_replay_nstmts };
     size_t n = 0;
-    ot_pg_stmt *all = ot_app_stmts(groups, counts, 4, &n);
+    ot_pg_stmt *all = ot_app_stmts(groups, counts, OT_ARRAY_LEN(groups), &n);
     cr_assert_not_null(all);
-    cr_assert_eq(n, ot_auth_nstmts + ot_orders_nstmts + ot_events_nstmts + ot_hub_nstmts);
+    cr_assert_eq(n, ot_auth_nstmts + ot_orders_nstmts + ot_events_nstmts + ot_hub_msg_nstmts + ot_replay_nstmts);
     free(all);
 }

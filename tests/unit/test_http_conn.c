@@ -17,7 +17,7 @@
 #include "ot/http/http.h"
 
 static ot_config cfg;
-static ot_worker w;
+static ot_http_server w;
 static int peer = -1, log_rd = -1, saved_err = -1;
 static ot_req *held;       /* the request an async handler kept */
 static char seen_path[256], seen_param[256], seen_body[256], seen_host[64];
@@ -39,10 +39,9 @@ static void setup(void)
     w.cfg = &cfg;
     w.loop = ot_loop_new(256);
     w.max_conns = 100;
-    w.listen_fd = -1;
     ot_router_init(&w.router);
-    ot_router_add(&w.router, "GET", "/slow/:id", "slow", async_handler);
-    ot_router_add(&w.router, "POST", "/slow/:id", "slow_post", async_handler);
+    ot_router_add(&w.router, "GET", "/slow/:id", "slow", async_handler, NULL);
+    ot_router_add(&w.router, "POST", "/slow/:id", "slow_post", async_handler, NULL);
     held = NULL;
     int p[2];
     cr_assert_eq(pipe(p), 0);

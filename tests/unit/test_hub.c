@@ -16,6 +16,10 @@
 #include "ot/app/hub.h"
 #include "ot/codec/jwt.h"
 #include "ot/http/ws.h"
+#include "ot/http/ws_handshake.h"
+#include "ot/app/gateway.h"
+#include "ot/app/hub_msg.h"
+#include "ot/app/replay.h"
 
 /* ------------------------------------------------------------------ handshake (pure) */
 
@@ -234,8 +238,15 @@ Test(wsq, fifo_order_survives_wraparound_and_growth)
 #define USER_B "22222222-2222-4222-8222-222222222222"
 
 static ot_config cfg;
-static ot_worker wk;
+static ot_http_server wk;
 static ot_app app;
+
+/* The worker's rule (cmd/app.c): WebSockets and HTTP connections share its fd budget. */
+static bool worker_room(void *data, int open)
+{
+    ot_http_server *w = data;
+    return !w->draining && open + w->nconns <= w->max_conns;
+}
 
 static void setup_worker(void)
 {
@@ -247,12 +258,10 @@ static void setup_worker(void)
     memset(&app, 0, sizeof(app));
     wk.cfg = &cfg;
     wk.loop = ot_loop_new(1024);
-    wk.listen_fd = -1;
     wk.max_conns = 100;
-    wk.app = &app;
     ot_router_init(&wk.router);
-    ot_router_add(&wk.router, "GET", "/ws/orders", "ws", ot_h_ws);
-    app.hub = ot_hub_new(&wk);
+    app.hub = ot_hub_new(&(ot_hub_env){ .loop = wk.loop, .cfg = &cfg, .room = worker_room, .data = &wk });
+    ot_router_add(&wk.router, "GET", "/ws/orders", "ws", ot_h_ws, app.hub);
     cr_assert_not_null(app.hub);
 }
 

@@ -19,12 +19,12 @@ static int i_list, i_create, i_get, i_patch, i_root, i_events;
 static void setup(void)
 {
     ot_router_init(&rt);
-    i_root = ot_router_add(&rt, "GET", "/", "root", h_root);
-    i_list = ot_router_add(&rt, "GET", "/orders", "orders_list", h_list);
-    i_create = ot_router_add(&rt, "POST", "/orders", "orders_create", h_create);
-    i_get = ot_router_add(&rt, "GET", "/orders/:id", "orders_get", h_get);
-    i_patch = ot_router_add(&rt, "PATCH", "/orders/:id", "orders_patch", h_patch);
-    i_events = ot_router_add(&rt, "GET", "/orders/:id/events/:n", "orders_events", h_events);
+    i_root = ot_router_add(&rt, "GET", "/", "root", h_root, NULL);
+    i_list = ot_router_add(&rt, "GET", "/orders", "orders_list", h_list, NULL);
+    i_create = ot_router_add(&rt, "POST", "/orders", "orders_create", h_create, NULL);
+    i_get = ot_router_add(&rt, "GET", "/orders/:id", "orders_get", h_get, NULL);
+    i_patch = ot_router_add(&rt, "PATCH", "/orders/:id", "orders_patch", h_patch, NULL);
+    i_events = ot_router_add(&rt, "GET", "/orders/:id/events/:n", "orders_events", h_events, NULL);
 }
 
 static int match(const char *method, const char *path, ot_str *params, int *np, char *allow, size_t cap)
@@ -131,8 +131,8 @@ Test(router, param_limit)
 {
     ot_router r2;
     ot_router_init(&r2);
-    int ok = ot_router_add(&r2, "GET", "/:a/:b/:c/:d", "four", h_get);
-    ot_router_add(&r2, "GET", "/:a/:b/:c/:d/:e", "five", h_get);
+    int ok = ot_router_add(&r2, "GET", "/:a/:b/:c/:d", "four", h_get, NULL);
+    ot_router_add(&r2, "GET", "/:a/:b/:c/:d/:e", "five", h_get, NULL);
     ot_str p[OT_MAX_PARAMS];
     int np;
     cr_expect_eq(ot_router_match(&r2, OT_STR("GET"), OT_STR("/1/2/3/4"), p, &np, NULL, 0), ok);
@@ -148,9 +148,9 @@ Test(router, table_is_bounded)
     char pats[OT_MAX_ROUTES][16];
     for (int i = 0; i < OT_MAX_ROUTES; i++) {
         snprintf(pats[i], sizeof pats[i], "/r%d", i);
-        cr_assert_eq(ot_router_add(&r2, "GET", pats[i], "r", h_get), i);
+        cr_assert_eq(ot_router_add(&r2, "GET", pats[i], "r", h_get, NULL), i);
     }
-    cr_expect_eq(ot_router_add(&r2, "GET", "/over", "r", h_get), OT_ERR);
+    cr_expect_eq(ot_router_add(&r2, "GET", "/over", "r", h_get, NULL), OT_ERR);
     ot_str p[OT_MAX_PARAMS];
     int np;
     cr_expect_eq(ot_router_match(&r2, OT_STR("GET"), OT_STR("/r63"), p, &np, NULL, 0), OT_MAX_ROUTES - 1);
@@ -161,8 +161,8 @@ Test(router, first_registered_wins)
 {
     ot_router r2;
     ot_router_init(&r2);
-    int a = ot_router_add(&r2, "GET", "/x/:id", "param", h_get);
-    ot_router_add(&r2, "GET", "/x/me", "static", h_list);
+    int a = ot_router_add(&r2, "GET", "/x/:id", "param", h_get, NULL);
+    ot_router_add(&r2, "GET", "/x/me", "static", h_list, NULL);
     ot_str p[OT_MAX_PARAMS];
     int np;
     cr_expect_eq(ot_router_match(&r2, OT_STR("GET"), OT_STR("/x/me"), p, &np, NULL, 0), a);

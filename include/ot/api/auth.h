@@ -33,12 +33,10 @@ void ot_auth_teardown(void);
  * first in a handler, before taking r->ctx. `need` = OT_ROLE_ADMIN for
  * admin-only routes, else CUSTOMER (which admins also pass). */
 bool ot_auth_require(ot_req *r, ot_role need);
-/* The same token check without responding and without waiting: OT_JWT_OK,
- * an ot_jwt_verify error, OT_JWT_ECLAIMS for a sub that is not a UUID,
- * OT_JWT_EREVOKED, or OT_JWT_EUNVERIFIED when the user is not cached here. */
-int ot_auth_token(const ot_config *cfg, ot_str token, ot_jwt_claims *out);
+/* POST /auth/refresh: a new token for the caller's live one. */
+void ot_h_refresh(ot_req *r);
 /* GET /ws/orders: loads the token's user if this worker has not seen it, then
- * hands over to ot_h_ws (which checks the token with ot_auth_token). */
+ * hands over to ot_h_ws (which checks the token with ot_bearer_verify, app/bearer.h). */
 void ot_h_ws_auth(ot_req *r);
 
 #endif

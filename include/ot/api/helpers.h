@@ -7,8 +7,27 @@
 #include <libpq-fe.h>
 
 #include "ot/adapters/pg.h"
+#include "ot/event/service.h"
 #include "ot/codec/json.h"
 #include "ot/http/http.h"
+
+typedef struct ot_events ot_events;
+
+/* What the API handlers use of their worker: the data of every API route
+ * (r->data), filled by the wiring above. */
+typedef struct ot_api {
+    ot_pg *pg;                 /* NULL without a database */
+    ot_events *events;         /* NULL without a database */
+    ot_ratelimit *rl_user;     /* per user (NULL: off) */
+    const ot_services *services; /* /readyz, /metrics */
+} ot_api;
+
+static inline ot_api *ot_api_of(const ot_req *r) { return r->data; }
+
+/* Request guards shared by the API handlers. Each answers the error itself
+ * (415 / 503 + Retry-After) and returns false when the request cannot go on. */
+bool ot_req_json_content(ot_req *r);
+bool ot_req_need_db(ot_req *r);
 
 /* First member of every handler context, so the shared hooks can reach it. */
 typedef struct {
@@ -43,7 +62,8 @@ bool ot_api_db_error(ot_req *r, int status, const PGresult *res);
 /* Into an open JSON object: "orders": column 0 of the first n rows, and
  * "nextCursor": the cursor of row n - 1 (codec/cursor.h, from columns 1 =
  * created_at microseconds and 2 = id) when more, else null. */
-void ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more);
+/* Each order annotated with nextStatuses for `role`; false when one could not be encoded. */
+bool ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more, ot_role role);
 /* Into an open JSON object: "orderId", "events": column `col` of the rows (at
  * most max) and "truncated" (more rows than max). */
 void ot_api_put_event_list(ot_jw *w, const char *order_id, const PGresult *res, int col, int max);

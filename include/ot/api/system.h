@@ -9,6 +9,5 @@ void ot_h_readyz(ot_req *r);
 void ot_h_metrics(ot_req *r);
 void ot_h_openapi(ot_req *r);
 /* Serves a file from the web dir (dashboards); path parameter is the file name. */
-void ot_h_static(ot_req *r);
 
 #endif

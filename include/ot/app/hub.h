@@ -8,21 +8,10 @@
  * sockets touched are flushed together after the loop batch, so a burst of
  * events reaches each socket in one writev.
  *
- * Resume (since=SEQ, on the URL or as {"action":"resume"}): the socket's
- * floor becomes SEQ (events <= floor are never pushed to it: the client has
- * them, even if this worker is behind and delivers them only later). W is taken from
- * ot_events_watermark() at that moment; live events from then on (seq >= W)
- * are held for the socket while the rows since < seq < W it may see are read
- * from order_events in pages of OT_HUB_REPLAY_PAGE, then the held events are
- * released: no gap, no duplicate. Pages are read only while the socket's
- * unsent output is under the low-water mark (ws.h), and a page stops midway
- * above it (the next fetch starts after the last row queued), so a replay
- * moves at the reader's pace; held live events count against the same
- * ws_max_queue cap as everything else (a client that does not read during a
- * long replay is dropped as a slow consumer). At most OT_HUB_REPLAY_MAX events are replayed: beyond, the
- * client gets {"event":"error","data":{"code":"resume_truncated","lastSeq":N}}
- * and live events continue; it may resume again from N (events it then sees
- * twice carry the same eventId) or reload state over HTTP. */
+ * Resume (replay.h) and client messages (hub_msg.h) are modules above this
+ * one; the gateway (gateway.h) on top wires them to the WebSocket transport.
+ * Customers' user ids are compared as text against event userIds, so a UUID
+ * sub is spelled in its canonical lower case. */
 #ifndef OT_HUB_H
 #define OT_HUB_H
 
@@ -30,21 +19,63 @@
 #include "ot/app/events.h"
 #include "ot/adapters/pg.h"
 #include "ot/codec/clientmsg.h" /* ot_hub_parse_msg, ot_uuid_*: the pure part of the hub */
+#include "ot/codec/jwt.h"
+#include "ot/http/ws.h"
 
-typedef struct ot_worker ot_worker;
 typedef struct ot_hub ot_hub;
-typedef struct ot_ws_conn ot_ws_conn;
 typedef struct ot_hub_slot ot_hub_slot;
+typedef struct ot_hub_replay ot_hub_replay;
+typedef struct ot_hub_subq ot_hub_subq;
 
 #define OT_HUB_MAX_SUBS 64          /* subscriptions per socket */
 #define OT_HUB_MAX_SUBQ 8           /* subscribe checks in flight per socket */
-#define OT_HUB_REPLAY_PAGE 500
-#define OT_HUB_REPLAY_MAX 100000
 
-ot_hub *ot_hub_new(ot_worker *w);
+/* One client socket: the transport's part first (ws.h), then what the hub
+ * and the modules above it know of the client. One allocation, freed by the
+ * transport after the batch in which the socket died. */
+typedef struct ot_hub_client ot_hub_client;
+struct ot_hub_client {
+    ot_ws_conn ws;
+    ot_hub *hub;
+    /* Index links: the per-user bucket chain (customers) or the admin list. */
+    ot_hub_client *prev, *next;
+    uint8_t nsubs, subs_cap, nsubq;
+    uint8_t sub_len;
+    ot_role role;
+    uint32_t hash;         /* of sub, for the per-user index */
+    int64_t exp;           /* token expiry, seconds since the epoch */
+    int64_t floor;         /* the client has every event with seq <= floor (resume): never push those */
+    ot_hub_slot *user_slot, *ip_slot; /* this socket's share of the per-user / per-IP caps */
+    double tokens;         /* action token bucket (cfg ws_rate, ws_rate_burst) */
+    uint64_t tokens_ms;    /* last refill, loop clock; 0 = bucket not started */
+    uint16_t refused;      /* actions refused in a row by the bucket */
+    ot_timer expiry;       /* token expiry -> 4401 */
+    uint8_t (*subs)[16];   /* subscribed order ids; NULL = every event this socket may see */
+    ot_wsq *held;          /* non-NULL while a resume holds live events back (replay.h) */
+    ot_hub_replay *replay; /* resume in progress */
+    ot_hub_subq *subq;     /* subscribe ownership queries in flight */
+    char sub[OT_JWT_SUB_MAX + 1];
+};
+
+/* What the hub needs of its worker, given by the wiring above it. */
+typedef struct {
+    ot_loop *loop;
+    const ot_config *cfg;
+    ot_pg *pg; /* NULL without a database */
+    /* Room for one more socket, `open` being open already (the worker's fd
+     * budget and drain); NULL: always. */
+    bool (*room)(void *data, int open);
+    /* A socket closed: a drain may end. NULL: nobody asks. */
+    void (*closed)(void *data);
+    void *data;
+} ot_hub_env;
+
+ot_hub *ot_hub_new(const ot_hub_env *env);
+/* The event reader, once started (its watermark paces a resume). */
+void ot_hub_set_events(ot_hub *h, ot_events *ev);
 /* Closes every socket at once (no handshake) and frees the hub. */
 void ot_hub_free(ot_hub *h);
-/* An ot_event_sink: queues the event on every socket of this worker allowed
+/* What the hub sink delivers (src/cmd/app.c): queues the event on every socket of this worker allowed
  * to see it (CUSTOMER: its own orders; ADMIN: all; narrowed by subscriptions). */
 void ot_hub_event(void *hub, const ot_event *ev);
 /* SIGTERM: every socket is closed with 1001 "going away"; new upgrades get 503. */
@@ -56,45 +87,6 @@ int ot_hub_count(const ot_hub *h);
  * Returns how many were closed. */
 int ot_hub_close_user(ot_hub *h, ot_str user_id, uint16_t code, const char *reason);
 
-/* Statements the pool must prepare. */
-extern const ot_pg_stmt ot_hub_stmts[];
-extern const size_t ot_hub_nstmts;
-
-/* ---- for ws.c ---- */
-
-/* False while draining or over the worker's connection limit. */
-bool ot_hub_accepting(const ot_hub *h);
-/* The per-user and per-IP caps on open sockets (cfg ws_max_per_user,
- * ws_max_per_ip, per worker). Counts one more socket for user sub (a UUID is
- * counted in its canonical spelling) and client IP bytes ip[0..iplen) (iplen
- * 0: not an IP peer, no IP cap) into slots[0..2). 0, or OT_HUB_OVER_USER /
- * OT_HUB_OVER_IP with nothing counted. Give the slots to the socket before
- * ot_hub_attach (its detach releases them), or back with ot_hub_release. */
-#define OT_HUB_OVER_USER 1
-#define OT_HUB_OVER_IP 2
-int ot_hub_admit(ot_hub *h, const char *sub, size_t sublen, const uint8_t *ip, size_t iplen,
-                 ot_hub_slot *slots[2]);
-void ot_hub_release(ot_hub *h, ot_hub_slot *slots[2]);
-/* Indexes a new open socket (claims already in c). */
-void ot_hub_attach(ot_hub *h, ot_ws_conn *c);
-/* Unindexes a dying socket, cancels its queries and resume, and schedules
- * the struct to be freed after the current batch. */
-void ot_hub_detach(ot_hub *h, ot_ws_conn *c);
-/* The socket has bytes queued: flush it after the current batch. */
-void ot_hub_mark_dirty(ot_hub *h, ot_ws_conn *c);
-/* The per-worker read buffer. */
-uint8_t *ot_hub_scratch(ot_hub *h, size_t *cap);
-/* A complete text message from the client (valid UTF-8). */
-void ot_hub_on_text(ot_ws_conn *c, const uint8_t *p, size_t n);
-/* Starts a resume from `since` (answers an error if one is running). */
-void ot_hub_resume(ot_ws_conn *c, int64_t since);
-/* The socket's output drained: a resume paused by the low-water mark goes on. */
-void ot_hub_on_drained(ot_ws_conn *c);
-/* Bytes of live events held back by a resume. */
-size_t ot_hub_held_bytes(const ot_ws_conn *c);
-/* The shared empty Ping frame. */
-struct ot_wsbuf *ot_hub_ping_frame(ot_hub *h);
-ot_worker *ot_hub_worker(const ot_hub *h);
 
 /* ---- where a resume reads missed events ---- */
 
@@ -104,10 +96,9 @@ typedef struct {
     ot_str json;
 } ot_hub_row;
 
-typedef struct ot_hub_replay ot_hub_replay;
-
 /* The default reads order_events through the worker's pool with the
- * watermark of its event reader; tests substitute an in-memory log. */
+ * watermark of its event reader; tests substitute an in-memory log. Its
+ * answers go to ot_hub_replay_rows (replay.h). */
 typedef struct {
     void *ctx;
     bool (*available)(void *ctx);
@@ -124,14 +115,50 @@ typedef struct {
 
 /* NULL: back to the PostgreSQL source. */
 void ot_hub_set_source(ot_hub *h, const ot_hub_source *src);
-/* A source's answer to fetch (rows valid during the call only; ok false: the read failed). */
-void ot_hub_replay_rows(ot_hub_replay *rp, bool ok, const ot_hub_row *rows, int nrows);
+/* The source set, or NULL for the PostgreSQL one (replay.c). */
+const ot_hub_source *ot_hub_get_source(const ot_hub *h);
 
-/* ---- pure helpers (unit-tested) ---- */
+/* ---- for the modules above (replay, client messages, gateway) ---- */
 
-/* A token bucket of `burst` tokens refilled at `rate`/s: takes one token at
- * now_ms (a monotonic ms clock; *last_ms = 0: a full bucket not started yet).
- * rate <= 0 (or NaN) always allows. */
-bool ot_hub_bucket_take(double *tokens, uint64_t *last_ms, uint64_t now_ms, double rate, double burst);
+ot_loop *ot_hub_loop(const ot_hub *h);
+const ot_config *ot_hub_cfg(const ot_hub *h);
+ot_pg *ot_hub_pg(const ot_hub *h);
+ot_events *ot_hub_events(const ot_hub *h);
+ot_ws_server *ot_hub_transport(ot_hub *h);
+/* False while draining or when the worker has no room. */
+bool ot_hub_accepting(const ot_hub *h);
+/* The per-user and per-IP caps on open sockets (cfg ws_max_per_user,
+ * ws_max_per_ip, per worker). Counts one more socket for user sub (a UUID is
+ * counted in its canonical spelling) and client IP bytes ip[0..iplen) (iplen
+ * 0: not an IP peer, no IP cap) into slots[0..2). 0, or OT_HUB_OVER_USER /
+ * OT_HUB_OVER_IP with nothing counted. Give the slots to the client before
+ * ot_hub_attach (its detach releases them), or back with ot_hub_release. */
+#define OT_HUB_OVER_USER 1
+#define OT_HUB_OVER_IP 2
+int ot_hub_admit(ot_hub *h, const char *sub, size_t sublen, const uint8_t *ip, size_t iplen,
+                 ot_hub_slot *slots[2]);
+void ot_hub_release(ot_hub *h, ot_hub_slot *slots[2]);
+/* Indexes a new open socket (claims already in c) and starts its expiry
+ * timer at c->exp. */
+void ot_hub_attach(ot_hub *h, ot_hub_client *c);
+/* Unindexes a dying socket and releases its caps. */
+void ot_hub_detach(ot_hub *h, ot_hub_client *c);
+/* A re-authenticated client's role changed: move it in the index. */
+void ot_hub_set_role(ot_hub_client *c, ot_role role);
+/* (Re)arms the expiry timer at c->exp: 4401 "token expired" then. */
+void ot_hub_arm_expiry(ot_hub_client *c);
+/* Spells a UUID sub in lower case (len becomes 36); anything else stays. */
+void ot_hub_normalize_sub(char *sub, size_t *len);
+bool ot_hub_has_sub(const ot_hub_client *c, const uint8_t id[16]);
+/* Authorisation (CUSTOMER: own orders only) and subscription narrowing;
+ * oid: the event's order id, NULL when it is not a UUID. */
+bool ot_hub_may_see(const ot_hub_client *c, const ot_event *ev, const uint8_t *oid);
+/* The push frame of ev, in the customers' view (no staff-only fields) or the
+ * admins'; NULL on allocation failure. */
+ot_wsbuf *ot_hub_event_frame(const ot_event *ev, bool customer);
+/* Our own replies: a formatted JSON text message (only our literals, numbers
+ * and UUIDs go in: no escaping), and {"event":"error",...} with an optional orderId. */
+void ot_hub_send_fmt(ot_hub_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ot_hub_send_error(ot_hub_client *c, const char *code, const char *msg, const uint8_t *oid);
 
 #endif

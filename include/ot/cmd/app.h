@@ -4,22 +4,23 @@
 #define OT_APP_H
 
 #include "ot/adapters/pg.h"
-#include "ot/cmd/worker.h"
+#include "ot/api/helpers.h"
+#include "ot/cmd/worker_state.h"
 
 typedef struct ot_events ot_events;
 typedef struct ot_hub ot_hub;
-typedef struct ot_redis ot_redis;
 
-/* Per-worker product state, reachable from every handler as r->w->app. */
+/* Per-worker product state; handlers reach what they need through their route's data (api, hub). */
 struct ot_app {
     ot_events *events; /* seq-ordered committed events (events.h) */
     ot_hub *hub;       /* WebSocket clients of this worker (ws.h) */
-    ot_redis *redis;   /* NULL without REDIS_URL */
     struct ot_principals *principals; /* token revocation cache; NULL without a database */
+    ot_api api;        /* the API routes' data */
 };
 
-/* Registers every route (also used by the master to name metrics). */
-void ot_app_routes(ot_router *rt);
+/* Registers every route (also used by the master to name metrics, with
+ * NULL data). */
+void ot_app_routes(ot_router *rt, ot_api *api, ot_hub *hub);
 int ot_app_start(ot_worker *w);
 /* SIGTERM: stop taking new work; close WebSockets with 1001. */
 void ot_app_drain(ot_worker *w);

@@ -3,43 +3,11 @@
 #ifndef OT_WORKER_H
 #define OT_WORKER_H
 
-#include "ot/core/config.h"
-#include "ot/event/loop.h"
-#include "ot/event/service.h"
-#include "ot/http/router.h"
-
-typedef struct ssl_ctx_st SSL_CTX;
-typedef struct ot_http_conn ot_http_conn;
-typedef struct ot_pg ot_pg;
-typedef struct ot_ratelimit ot_ratelimit;
-typedef struct ot_app ot_app;
-
-typedef struct ot_worker {
-    ot_loop *loop;
-    const ot_config *cfg;
-    int idx;
-    ot_router router;
-    SSL_CTX *tls;
-    int listen_fd;
-    int nconns;          /* HTTP connections (WebSockets are counted by the gateway) */
-    int max_conns;
-    ot_http_conn *conns; /* intrusive list, for draining */
-    bool draining;
-    ot_timer drain_timer;
-    ot_pg *pg;           /* NULL without DATABASE_URL */
-    ot_ratelimit *rl_ip, *rl_user;
-    ot_app *app;         /* orders, events and the WebSocket hub */
-    /* Every dependency the worker runs, registered by ot_app_start: /readyz,
-     * the SIGTERM drain and /metrics iterate them. */
-    ot_services services;
-    ot_timer sample_timer;
-} ot_worker;
+#include "ot/cmd/worker_state.h"
 
 /* Runs a worker until it has drained after SIGTERM; returns the exit code. */
 int ot_worker_main(const ot_config *cfg, int idx);
 /* Opens a non-blocking SO_REUSEPORT listener. */
 int ot_listen_socket(const char *host, int port, int backlog);
-/* Called by the HTTP layer when a connection closes, to finish a drain. */
-void ot_worker_conn_closed(ot_worker *w);
 
 #endif

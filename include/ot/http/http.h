@@ -12,10 +12,30 @@
 #include "ot/codec/http_parser.h"
 #include "ot/event/io.h"
 #include "ot/codec/jwt.h"
+#include "ot/core/config.h"
+#include "ot/event/loop.h"
 #include "ot/http/router.h"
-#include "ot/cmd/worker.h"
 
 typedef struct ot_http_conn ot_http_conn;
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ot_ratelimit ot_ratelimit;
+
+/* One worker's HTTP side: what its connections share. The owner fills it
+ * (loop, cfg, router, tls, limits) before the first connection. */
+typedef struct ot_http_server {
+    ot_loop *loop;
+    const ot_config *cfg;
+    ot_router router;
+    SSL_CTX *tls;        /* NULL: plain TCP */
+    ot_ratelimit *rl_ip; /* per client address (NULL: off) */
+    int nconns;          /* HTTP connections (WebSockets are counted by the hub) */
+    int max_conns;
+    ot_http_conn *conns; /* intrusive list, for draining */
+    bool draining;       /* set by ot_http_drain: responses say Connection: close */
+    /* A connection closed (a drain may end); NULL: nobody asks. */
+    void (*on_closed)(void *data);
+    void *data;
+} ot_http_server;
 
 struct ot_req {
     ot_http_request head;      /* points into the connection's read buffer; re-anchored by
@@ -24,7 +44,8 @@ struct ot_req {
     ot_str params[OT_MAX_PARAMS];
     int nparams;
     int route;                 /* router index, -1 for errors before routing */
-    ot_worker *w;
+    void *data;                /* the matched route's data */
+    ot_http_server *srv;
     ot_http_conn *conn;
     uint64_t start_us;
     bool responded;
@@ -36,7 +57,8 @@ struct ot_req {
      * work (e.g. ot_pg_cancel) and free ctx; the request is gone after it. */
     void (*on_abort)(ot_req *r);
     void *ctx;
-    char extra[512];           /* extra response header lines, see ot_resp_header */
+    char extra[768];           /* extra response header lines, see ot_resp_header; a static file's
+                                * CSP, validators and coding need ~450 (api/static.c) */
     size_t extra_len;
     char remote[64];           /* client address, for logs and rate limits */
     uint8_t remote_key[16];    /* client IP bytes */
@@ -44,9 +66,10 @@ struct ot_req {
 };
 
 /* Accepts ownership of a connected non-blocking socket. */
-void ot_http_conn_new(ot_worker *w, int fd, const struct sockaddr *sa, socklen_t salen);
-/* Closes idle keep-alive connections (drain) and marks the rest to close after their response. */
-void ot_http_drain(ot_worker *w);
+void ot_http_conn_new(ot_http_server *s, int fd, const struct sockaddr *sa, socklen_t salen);
+/* Drain: closes idle keep-alive connections and marks the rest to close
+ * after their response. */
+void ot_http_drain(ot_http_server *s);
 
 /* Adds a header line to the response ("Retry-After", "5"). */
 void ot_resp_header(ot_req *r, const char *name, const char *value);
@@ -58,10 +81,6 @@ void ot_respond_json(ot_req *r, int status, ot_str json);
 void ot_respond_error(ot_req *r, int status, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 const char *ot_http_status_text(int status);
 
-/* Request guards shared by the API handlers. Each answers the error itself
- * (415 / 503 + Retry-After) and returns false when the request cannot go on. */
-bool ot_req_json_content(ot_req *r);
-bool ot_req_need_db(ot_req *r);
 
 /* Takes the socket out of HTTP for a protocol switch (WebSocket): moves the
  * io (fd + TLS) and any bytes read past the request head into the caller's

@@ -17,6 +17,7 @@ typedef struct {
     const char *name;    /* metrics label */
     ot_handler *handler;
     unsigned flags;      /* OT_ROUTE_* */
+    void *data;          /* the handler's (r->data), so it needs no path to the worker */
 } ot_route;
 
 /* Operational endpoints (health, metrics) bypass the per-IP rate limit so a
@@ -31,7 +32,9 @@ typedef struct {
 enum { OT_ROUTE_NOT_FOUND = -1, OT_ROUTE_BAD_METHOD = -2 };
 
 void ot_router_init(ot_router *rt);
-int ot_router_add(ot_router *rt, const char *method, const char *pattern, const char *name, ot_handler *h);
+/* data: what the handler finds in r->data. */
+int ot_router_add(ot_router *rt, const char *method, const char *pattern, const char *name, ot_handler *h,
+                  void *data);
 /* Returns the route index and fills params (raw, still percent-encoded), or
  * OT_ROUTE_NOT_FOUND, or OT_ROUTE_BAD_METHOD with `allow` listing the methods
  * that would match ("GET, HEAD, PATCH"). HEAD matches GET routes. */

@@ -1,26 +1,24 @@
-/* The WebSocket gateway (RFC 6455): the upgrade of GET /ws/orders and the
- * protocol on the socket afterwards. What the socket is told, and which events
- * it may see, is the hub's business (hub.h); this module owns the bytes.
+/* The WebSocket transport (RFC 6455): frames in and out of one upgraded
+ * socket. It knows nothing of who is on the socket or what they may see: the
+ * application gives each connection an ops table (on_text, on_drained,
+ * on_close, ...) and a data pointer, as h2o's websocket API does, and sits
+ * above (app/gateway.h); this module owns the bytes.
  *
  * Memory is the design constraint (100k idle sockets per worker): a socket
- * owns no fixed buffers. Reads land in one per-worker scratch buffer and only
- * the tail of an incomplete frame is copied into a per-socket buffer, freed as
- * soon as it empties; the outgoing queue holds references to frames that are
- * built once and shared by every socket they go to (ot_wsbuf). */
+ * owns no fixed buffers. Reads land in one per-worker scratch buffer (the
+ * ot_ws_server's) and only the tail of an incomplete frame is copied into a
+ * per-socket buffer, freed as soon as it empties; the outgoing queue holds
+ * references to frames that are built once and shared by every socket they
+ * go to (ot_wsbuf). */
 #ifndef OT_WS_H
 #define OT_WS_H
 
-#include "ot/app/hub.h"
-#include "ot/http/http.h"
-#include "ot/event/io.h"
-#include "ot/codec/jwt.h"
-#include "ot/event/loop.h"
 #include "ot/codec/ws_frame.h"
-
-/* GET /ws/orders. Checks the handshake (§4.2.1) and the token, then takes the
- * socket over from HTTP and answers 101 itself. Query: access_token (when no
- * Authorization header), since=SEQ (resume, see hub.h). */
-void ot_h_ws(ot_req *r);
+#include "ot/core/buf.h"
+#include "ot/core/config.h"
+#include "ot/core/utf8.h"
+#include "ot/event/io.h"
+#include "ot/event/loop.h"
 
 /* ---- shared frames ---- */
 
@@ -74,17 +72,33 @@ enum ot_ws_state {
     OT_WS_DEAD,    /* socket closed; the struct is freed after the current loop batch */
 };
 
-typedef struct ot_hub_replay ot_hub_replay;
-typedef struct ot_hub_subq ot_hub_subq;
-typedef struct ot_hub_slot ot_hub_slot;
-
 typedef struct ot_ws_conn ot_ws_conn;
+typedef struct ot_ws_server ot_ws_server;
+
+/* What the application is told about one socket. Every hook may queue,
+ * close or abort; c stays readable until the end of the loop batch in which
+ * it died. */
+typedef struct {
+    /* A complete text message (valid UTF-8). */
+    void (*on_text)(ot_ws_conn *c, const uint8_t *p, size_t n);
+    /* The output queue emptied while open (NULL: not wanted). */
+    void (*on_drained)(ot_ws_conn *c);
+    /* The socket died (once, from ot_ws_abort): release what the app holds
+     * for it; its memory is freed after the current batch (on_free). */
+    void (*on_close)(ot_ws_conn *c);
+    /* Bytes the app holds for c outside its output queue (frames it will
+     * send later), counted against the one cap below (NULL: none). */
+    size_t (*held_bytes)(const ot_ws_conn *c);
+    /* Frees the memory c lives in, after the batch (NULL: free(c)). */
+    void (*on_free)(ot_ws_conn *c);
+} ot_ws_ops;
+
 struct ot_ws_conn {
     ot_io io;
-    ot_hub *hub;
-    /* Hub index links: the per-user bucket chain (customers) or the admin
-     * list; after death, the hub's list of sockets to free. */
-    ot_ws_conn *prev, *next;
+    ot_ws_server *srv;
+    const ot_ws_ops *ops;
+    void *data;            /* the application's */
+    ot_ws_conn *zombie;    /* after death: the server's list of sockets to free */
     ot_wsq out;
     uint32_t out_off;      /* bytes of the head element already written */
     uint32_t rlen, rcap;   /* incomplete input, lazily allocated */
@@ -97,27 +111,32 @@ struct ot_ws_conn {
     bool ping_out;         /* a ping is unanswered */
     bool close_rcvd;       /* the peer's Close frame arrived */
     bool shut;             /* our side is half-closed: only waiting for EOF */
-    bool dirty;            /* in the hub's flush list */
+    bool dirty;            /* in the server's flush list */
     bool drop_input;       /* after a protocol error: discard whatever else arrives */
     bool rd_paused;        /* output over the high-water mark: input waits (see ot_ws_enqueue) */
     bool in_read;          /* ws_read is on the stack (no re-entry from a flush) */
-    uint8_t nsubs, subs_cap, nsubq;
-    uint8_t sub_len;
-    ot_role role;
-    uint32_t hash;         /* of sub, for the per-user index */
-    int64_t exp;           /* token expiry, seconds since the epoch */
-    int64_t floor;         /* the client has every event with seq <= floor (resume): never push those */
-    ot_hub_slot *user_slot, *ip_slot; /* this socket's share of the per-user / per-IP caps */
-    double tokens;         /* action token bucket (cfg ws_rate, ws_rate_burst) */
-    uint64_t tokens_ms;    /* last refill, loop clock; 0 = bucket not started */
-    uint16_t refused;      /* actions refused in a row by the bucket */
     ot_timer timer;        /* ping / pong deadline / close linger */
-    ot_timer expiry;       /* token expiry -> 4401 */
-    uint8_t (*subs)[16];   /* subscribed order ids; NULL = every event this socket may see */
-    ot_hub_replay *replay; /* resume in progress */
-    ot_hub_subq *subq;     /* subscribe ownership queries in flight */
-    char sub[OT_JWT_SUB_MAX + 1];
 };
+
+/* ---- the per-worker transport ---- */
+
+/* Limits come from cfg (ws_max_queue, ws_max_message, ws_ping_ms,
+ * ws_pong_timeout_ms); NULL on allocation failure. */
+ot_ws_server *ot_ws_server_new(ot_loop *loop, const ot_config *cfg);
+/* Frees the sockets that died; abort the open ones first (their owner
+ * indexes them). */
+void ot_ws_server_free(ot_ws_server *s);
+ot_loop *ot_ws_loop(const ot_ws_conn *c);
+const ot_config *ot_ws_cfg(const ot_ws_conn *c);
+
+/* Sets up c (zeroed memory of the caller's, freed by ops->on_free) on io,
+ * a socket taken over from HTTP; nothing is sent or read yet. */
+void ot_ws_conn_init(ot_ws_server *s, ot_ws_conn *c, const ot_ws_ops *ops, void *data, ot_io io);
+/* Queues hello (the 101 response; the reference is taken over), registers
+ * the socket with the loop and starts the ping timer, then parses `early`
+ * (frames the client sent right behind its handshake). OT_ERR: c was
+ * aborted. */
+int ot_ws_open(ot_ws_conn *c, ot_wsbuf *hello, const ot_buf *early);
 
 /* The queue policy. Every byte queued to a socket (pushes, replayed events,
  * live events held by a resume, replies and errors, pongs, pings, the 101)
@@ -135,7 +154,8 @@ struct ot_ws_conn {
 #define OT_WS_HIGH_WATER(cap) ((cap) / 2)
 #define OT_WS_LOW_WATER(cap) ((cap) / 4)
 
-/* Queues a reference to b (taking a new one) on q, or on the socket's output
+/* Queues a reference to b (taking a new one) on q (a queue the application
+ * holds for the socket, see ops->held_bytes), or on the socket's output
  * when q is NULL (then flushed after the current loop batch). OT_ERR when the
  * socket is not open, is over the cap (then dropped, see above) or out of
  * memory (then aborted). */
@@ -152,28 +172,11 @@ void ot_ws_abort(ot_ws_conn *c);
 /* Drops the socket as a slow consumer: unsent frames are freed, then a Close
  * 1008 "slow consumer" is attempted; counted in OT_C_WS_SLOW_DROPPED. */
 void ot_ws_drop_slow(ot_ws_conn *c);
-/* (Re)arms the expiry timer at c->exp: 4401 "token expired" then. */
-void ot_ws_arm_expiry(ot_ws_conn *c);
 /* Writes what is queued until done or EAGAIN. */
 void ot_ws_flush(ot_ws_conn *c);
-/* Frees a dead socket's struct (the hub calls it after the batch). */
-void ot_ws_conn_free(ot_ws_conn *c);
-/* Bytes waiting: the outgoing queue plus events held back by a resume. */
+/* Bytes waiting: the outgoing queue plus what the application holds. */
 size_t ot_ws_queued(const ot_ws_conn *c);
 /* Unsent bytes of the outgoing queue alone (what the high-water mark limits). */
 size_t ot_ws_unsent(const ot_ws_conn *c);
-
-/* ---- pure helpers (unit-tested) ---- */
-
-/* RFC 6455 §4.2.1 on a parsed request head: 0 and accept filled, or the HTTP
- * status to answer: 400 (not a valid handshake) or 426 (Sec-WebSocket-Version
- * missing or not 13; answer with "Sec-WebSocket-Version: 13", §4.4).
- * *why gets a short message for the error body. */
-int ot_ws_check_handshake(const ot_http_request *h, char accept[29], const char **why);
-/* The bearer token of the upgrade: "Authorization: Bearer <t>" (scheme
- * case-insensitive, RFC 7235 §2.1), else the percent-decoded ?access_token=
- * (RFC 6750 §2.3: browsers cannot set headers on a WebSocket). 0 with the
- * token in out[0..*len), or OT_ERR (none, or malformed). */
-int ot_ws_token(const ot_http_request *h, char *out, size_t cap, size_t *len);
 
 #endif

@@ -1,0 +1,146 @@
+// The admin page in a real Chromium against the real server and database.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { Server, freePort, browser, newPage, api, login, sql, axe, email, ADMIN, ARTIFACTS } from "./harness.mjs";
+
+let srv, b;
+before(async () => {
+  srv = await new Server(await freePort()).start();
+  b = await browser();
+});
+after(async () => {
+  if (b) await b.close();
+  if (srv) await srv.stop();
+});
+
+async function signIn(page, who) {
+  await page.fill("#signin input[name=email]", who.email);
+  await page.fill("#signin input[name=password]", who.password);
+  await page.click("#signin button[type=submit]");
+  await page.waitForSelector("#app:not([hidden])");
+  await page.waitForSelector('#conn[data-state="live"]');
+}
+
+async function customer(tag) {
+  const who = { name: "Customer " + tag, email: email(tag), password: tag + "-pass-12345" };
+  const r = await api(srv, "POST", "/auth/register", who);
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return { ...who, ...(await login(srv, who.email, who.password)) };
+}
+
+test("admin: live table, only offered moves, history, N new, keys, filters in the URL, a11y", async () => {
+  const c = await customer("carol");
+  const o = (await api(srv, "POST", "/orders", { items: [{ productId: "sku-a", qty: 3 }] }, c.token)).body;
+  const pc = await newPage(b, srv, "/");
+  await signIn(pc, c);
+  await pc.waitForSelector(`#order-${o.id}`);
+
+  const pa = await newPage(b, srv, "/admin");
+  await signIn(pa, ADMIN);
+  const adm = await login(srv, ADMIN.email, ADMIN.password);
+  await pa.waitForSelector(`#row-${o.id}`);
+
+  // Through every status with the buttons the page offers, which are exactly
+  // the server's nextStatuses; the customer sees each move within 1 s.
+  const path = [];
+  for (;;) {
+    const offered = await pa.$$eval(`#row-${o.id} [data-move]`, (bs) => bs.map((x) => x.dataset.move));
+    const truth = (await api(srv, "GET", `/orders/${o.id}`, undefined, adm.token)).body.nextStatuses;
+    assert.deepEqual(offered, truth);
+    const next = offered.find((s) => s !== "CANCELED");
+    if (!next) break;
+    const t0 = Date.now();
+    await pa.click(`#row-${o.id} [data-move=${next}]`);
+    await pc.waitForSelector(`#order-${o.id}[data-status=${next}]`, { timeout: 1000 });
+    path.push([next, Date.now() - t0]);
+    await pa.waitForSelector(`#row-${o.id}[data-status=${next}]`);
+  }
+  console.log("admin click -> customer page (ms):", JSON.stringify(path));
+  assert.deepEqual(path.map((p) => p[0]), ["ACCEPTED", "PREPARED", "SHIPPED", "DELIVERED"]);
+  assert.equal(await pa.locator(`#row-${o.id} [data-move]`).count(), 0, "a delivered order offers no move");
+
+  // History: who did what, when.
+  await pa.click(`#row-${o.id} td:nth-child(2)`);
+  await pa.waitForFunction(() => document.querySelectorAll("#history li").length === 5);
+  assert.match(await pa.textContent("#history"), /Created.*Accepted.*Prepared.*Shipped.*Delivered/s);
+
+  // A new order is announced, not inserted under the reader's eyes.
+  const o2 = (await api(srv, "POST", "/orders", { items: [{ productId: "sku-b", qty: 1 }] }, c.token)).body;
+  await pa.waitForSelector("#new:not([hidden])");
+  assert.equal(await pa.textContent("#new"), "1 new");
+  assert.equal(await pa.locator(`#row-${o2.id}`).count(), 0);
+  await pa.locator("#grid-wrap").focus();
+  await pa.keyboard.press("n");
+  await pa.waitForSelector(`#row-${o2.id}`);
+  // Keyboard: select it (j/k), advance (a), cancel (x).
+  await pa.click(`#row-${o2.id} td:nth-child(2)`);
+  await pa.keyboard.press("a");
+  await pa.waitForSelector(`#row-${o2.id}[data-status=ACCEPTED]`);
+  await pa.keyboard.press("x");
+  await pa.waitForSelector(`#row-${o2.id}[data-status=CANCELED]`);
+  await pc.waitForSelector(`#order-${o2.id}[data-status=CANCELED]`, { timeout: 1000 });
+
+  await pa.screenshot({ path: ARTIFACTS + "admin.png", fullPage: true });
+
+  // Filters live in the URL and survive a reload.
+  await pa.selectOption("#filters select[name=status]", "DELIVERED");
+  await pa.click("#filters button[type=submit]");
+  assert.match(pa.url(), /status=DELIVERED/);
+  await pa.reload();
+  await pa.waitForSelector(`#row-${o.id}`);
+  assert.equal(await pa.inputValue("#filters select[name=status]"), "DELIVERED");
+  assert.deepEqual([...new Set(await pa.$$eval("#rows tr[data-status]", (rs) => rs.map((r) => r.dataset.status)))], ["DELIVERED"]);
+
+  const v = (await axe(pa)).filter((x) => x.impact === "serious" || x.impact === "critical");
+  assert.deepEqual(v, [], JSON.stringify(v, null, 1));
+  assert.deepEqual(pa.errors, []);
+  assert.deepEqual(pc.errors, []);
+  await pa.context().close();
+  await pc.context().close();
+});
+
+test("admin: 10,000 orders — table and counts right, scrolling smooth (frame times)", async () => {
+  const c = await customer("bulk");
+  sql(`SELECT count(*) FROM generate_series(1, 10000) g, LATERAL ot_create_order('${c.user.id}'::uuid, ('[{"productId":"bulk-' || g || '","qty":1}]')::jsonb, NULL, NULL)`);
+  sql(`SELECT count(*) FROM (SELECT id FROM orders WHERE user_id = '${c.user.id}' LIMIT 2500) o, LATERAL ot_update_status(o.id, 'ACCEPTED'::order_status, NULL, NULL)`);
+  const total = Number(sql("SELECT count(*) FROM orders"));
+  const accepted = Number(sql("SELECT count(*) FROM orders WHERE status = 'ACCEPTED'"));
+  const pa = await newPage(b, srv, "/admin");
+  const t0 = Date.now();
+  await signIn(pa, ADMIN);
+  await pa.waitForFunction((n) => document.querySelector("#count").textContent === `${n} orders`, total, { timeout: 60000 });
+  const loadMs = Date.now() - t0;
+  await pa.waitForFunction((n) => document.querySelector("#counts tr[data-status=ACCEPTED] .num")?.textContent === String(n), accepted);
+  const domRows = await pa.locator("#rows tr[data-status]").count();
+  assert.ok(domRows > 10 && domRows < 120, `windowed: ${domRows} rows in the DOM`);
+  assert.equal(await pa.getAttribute("#grid", "aria-rowcount"), String(total + 1));
+
+  // Wheel-like scrolling (120 px a frame) down the first 30,000 px, then
+  // jumps across the whole table; every frame timed.
+  const frames = await pa.evaluate(async () => {
+    const wrap = document.querySelector("#grid-wrap");
+    const times = [];
+    let last = performance.now();
+    const tick = async () => {
+      await new Promise((r) => requestAnimationFrame(r));
+      const now = performance.now();
+      times.push(now - last);
+      last = now;
+    };
+    for (let y = 0; y < 30000; y += 120) { wrap.scrollTop = y; await tick(); }
+    for (let i = 0; i <= 40; i++) { wrap.scrollTop = (wrap.scrollHeight * i) / 40; await tick(); }
+    return times.sort((a, b) => a - b);
+  });
+  const p50 = frames[Math.floor(frames.length * 0.5)], p95 = frames[Math.floor(frames.length * 0.95)];
+  console.log(`10k orders: loaded in ${loadMs} ms; ${domRows} DOM rows; scroll frame p50 ${p50.toFixed(1)} ms p95 ${p95.toFixed(1)} ms max ${frames.at(-1).toFixed(1)} ms`);
+  // 60 Hz is 16.7 ms a frame. The bounds leave room for a 2-core machine
+  // shared with other work (software rendering, no GPU): most frames on
+  // time, and no stretch of janky ones.
+  assert.ok(p50 < 34, `p50 frame ${p50} ms`);
+  assert.ok(p95 < 100, `p95 frame ${p95} ms`);
+  // The rows at the bottom are real rows with the right index.
+  const lastIdx = await pa.$$eval("#rows tr[data-status]", (rs) => Number(rs.at(-1).getAttribute("aria-rowindex")));
+  assert.equal(lastIdx, total + 1);
+  await pa.screenshot({ path: ARTIFACTS + "admin-10k.png" });
+  assert.deepEqual(pa.errors, []);
+});

@@ -1,0 +1,369 @@
+// The admin page: every order in a live, windowed table; moves limited to
+// nextStatuses; event history; charts; CSV export; keyboard shortcuts.
+//
+// Data: GET /search/orders (cursor pages, freshness.seq) when the server has
+// it; otherwise the WebSocket replay from since=0 builds the table from the
+// events themselves. Either way live events then update rows in place, drop
+// what a row already reflects (by version), and count orders that are new
+// since the table was shown as "N new" instead of moving the list.
+import uPlot from "./vendor/uplot-1.6.32.esm.js";
+import { $, el, api, session, bindSignIn, Live, indicator, fmtTime, STATUSES, LABEL, ApiError } from "./common.js";
+
+const ROW_H = 36; // px; style.css .grid td height
+const OVERSCAN = 12;
+const PAGE = 1000;
+
+const all = new Map(); // id -> order
+let view = []; // ids shown, newest first, filtered
+const fresh = new Map(); // new orders not yet shown
+let loaded = false;
+let selected = null;
+let seq = 0;
+let source = "search";
+
+const notice = $("#notice");
+const live = new Live({ onEvent, onState: indicator($("#conn")), onResumed });
+session.onExpired = (msg) => { live.stop(); showAuth(msg); };
+session.onRenewed = (token) => live.reauth(token);
+
+/* ---------------------------------------------------------------- filters (in the URL) */
+
+function filters() {
+  const q = new URLSearchParams(location.search);
+  return { status: q.get("status") || "", userId: q.get("userId") || "", from: q.get("from") || "", to: q.get("to") || "" };
+}
+
+function matches(o, f) {
+  if (f.status && o.status !== f.status) return false;
+  if (f.userId && o.userId !== f.userId.toLowerCase()) return false;
+  const day = (o.createdAt || "").slice(0, 10);
+  if (f.from && day < f.from) return false;
+  if (f.to && day > f.to) return false;
+  return true;
+}
+
+function fillFilterForm() {
+  const f = filters();
+  for (const [k, v] of Object.entries(f)) $(`#filters [name=${k}]`).value = v;
+}
+
+$("#filters").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const q = new URLSearchParams();
+  for (const [k, v] of new FormData(ev.target)) if (v) q.set(k, String(v));
+  history.replaceState(null, "", q.toString() ? "?" + q : location.pathname);
+  if (source === "search") reload();
+  else refilter();
+});
+
+/* ---------------------------------------------------------------- loading */
+
+function showAuth(message) {
+  $("#app").hidden = true;
+  $("#who").hidden = true;
+  $("#conn").hidden = true;
+  $("#auth").hidden = false;
+  notice.textContent = message || "";
+}
+
+async function showApp() {
+  if (session.user.role !== "ADMIN") {
+    session.clear();
+    showAuth("This page is for administrators.");
+    return;
+  }
+  $("#auth").hidden = true;
+  $("#app").hidden = false;
+  $("#who").hidden = false;
+  $("#conn").hidden = false;
+  $("#who-name").textContent = session.user.name || session.user.email;
+  fillFilterForm();
+  await reload();
+}
+
+async function reload() {
+  live.stop();
+  all.clear();
+  fresh.clear();
+  loaded = false;
+  const f = filters();
+  try {
+    let cursor = null;
+    let first = true;
+    do {
+      const q = new URLSearchParams({ limit: String(PAGE) });
+      for (const [k, v] of Object.entries(f)) if (v) q.set(k, k === "from" || k === "to" ? new Date(v + (k === "to" ? "T23:59:59.999Z" : "T00:00:00Z")).toISOString() : v);
+      if (cursor) q.set("cursor", cursor);
+      const page = await api("GET", "/search/orders?" + q);
+      if (first) seq = page.freshness ? page.freshness.seq : 0;
+      first = false;
+      for (const o of page.orders) all.set(o.id, o);
+      cursor = page.nextCursor;
+      refilter();
+    } while (cursor && all.size < 200000);
+    source = "search";
+    loaded = true;
+    live.start(seq);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) {
+      // No search endpoint on this server: the event stream is the source.
+      source = "events";
+      live.start(0);
+      return;
+    }
+    if (e.status === 401) return;
+    notice.textContent = e.status === 0 ? "The server cannot be reached; retrying…" : e.message;
+    setTimeout(() => { if (session.token) reload(); }, 2000);
+  }
+}
+
+function onResumed() {
+  if (!loaded) {
+    loaded = true;
+    refilter();
+  }
+}
+
+function onEvent(ev) {
+  const cur = all.get(ev.orderId) || fresh.get(ev.orderId);
+  if (cur && ev.version <= cur.version) return; // already reflected
+  const o = cur ? { ...cur } : { id: ev.orderId, userId: ev.userId, items: ev.payload && ev.payload.items, createdAt: ev.timestamp };
+  Object.assign(o, { status: ev.status, version: ev.version, updatedAt: ev.timestamp, nextStatuses: ev.nextStatuses });
+  if (!cur && loaded) {
+    fresh.set(o.id, o);
+  } else if (fresh.has(o.id)) {
+    fresh.set(o.id, o);
+  } else {
+    all.set(o.id, o);
+    if (!cur && !loaded) view.push(o.id); // replay: oldest first, sorted at refilter
+  }
+  if (selected === o.id) addHistory(ev);
+  schedule();
+  scheduleCharts();
+}
+
+$("#new").addEventListener("click", showNew);
+function showNew() {
+  for (const [id, o] of fresh) all.set(id, o);
+  fresh.clear();
+  refilter();
+  $("#grid-wrap").scrollTop = 0;
+}
+
+/* ---------------------------------------------------------------- table (windowed) */
+
+function refilter() {
+  const f = filters();
+  view = [...all.values()].filter((o) => matches(o, f))
+    .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id < b.id ? 1 : -1))
+    .map((o) => o.id);
+  schedule();
+  scheduleCharts();
+}
+
+let frame = 0;
+let version = 0; // bumped by every data change, so an unmoved window still redraws
+let drawn = "";
+function schedule() {
+  version++;
+  if (!frame) frame = requestAnimationFrame(() => { frame = 0; render(); });
+}
+
+function render() {
+  const wrap = $("#grid-wrap");
+  const tbody = $("#rows");
+  const h = wrap.clientHeight || 600;
+  // The window moves in steps of OVERSCAN rows: scrolling within a step
+  // redraws nothing, and the rows around the viewport are always real.
+  const top = Math.floor(wrap.scrollTop / ROW_H);
+  const first = Math.max(0, Math.floor(top / OVERSCAN) * OVERSCAN - OVERSCAN);
+  const last = Math.min(view.length, first + Math.ceil(h / ROW_H) + 3 * OVERSCAN);
+  const key = `${first}:${last}:${view.length}:${version}`;
+  if (key === drawn) return;
+  drawn = key;
+  const rows = [];
+  rows.push(spacer(first * ROW_H));
+  for (let i = first; i < last; i++) rows.push(row(all.get(view[i]), i));
+  rows.push(spacer((view.length - last) * ROW_H));
+  tbody.replaceChildren(...rows);
+  $("#grid").setAttribute("aria-rowcount", String(view.length + 1));
+  $("#count").textContent = loaded ? `${view.length} orders` : `Loading… ${view.length} orders`;
+  const nb = $("#new");
+  nb.hidden = fresh.size === 0;
+  nb.textContent = `${fresh.size} new`;
+}
+
+function spacer(px) {
+  const td = el("td", { colspan: "6" });
+  td.style.height = px + "px";
+  return el("tr", { class: "spacer", "aria-hidden": "true" }, td);
+}
+
+function row(o, i) {
+  const tr = el("tr", { id: "row-" + o.id, "data-status": o.status, "aria-rowindex": String(i + 2),
+    "data-updated": o.updatedAt, "aria-selected": selected === o.id ? "true" : "false", class: selected === o.id ? "sel" : null,
+    onclick: () => select(o.id) },
+    el("td", {}, el("button", { type: "button", class: "link", text: o.id.slice(0, 8), "aria-label": "Order " + o.id, onclick: () => select(o.id) })),
+    el("td", { text: o.userId ? o.userId.slice(0, 8) : "" }),
+    el("td", {}, el("span", { class: "badge s-" + o.status, text: LABEL[o.status] })),
+    el("td", { class: "opt", text: fmtTime(o.createdAt) }),
+    el("td", { class: "opt", text: fmtTime(o.updatedAt) }),
+    el("td", { class: "moves" }, ...(o.nextStatuses || []).map((s) =>
+      el("button", { type: "button", "data-move": s, text: LABEL[s], "aria-label": `Move order ${o.id.slice(0, 8)} to ${LABEL[s]}`,
+        onclick: (ev) => { ev.stopPropagation(); move(o.id, s); } }))));
+  return tr;
+}
+
+$("#grid-wrap").addEventListener("scroll", () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; render(); }); }, { passive: true });
+
+/* ---------------------------------------------------------------- moves and history */
+
+async function move(id, status) {
+  const o = all.get(id);
+  $("#move-msg").textContent = "";
+  try {
+    const r = await fetchMove(id, status, o.version);
+    if (r.version > (all.get(id).version || 0)) all.set(id, r);
+    schedule();
+    scheduleCharts();
+  } catch (e) {
+    if (e.status === 409 || e.status === 412) {
+      $("#move-msg").textContent = `Not moved: ${e.message}`;
+      try { const cur = await api("GET", "/orders/" + id); all.set(id, cur); schedule(); } catch { /* shown above */ }
+    } else {
+      $("#move-msg").textContent = e.message;
+    }
+  }
+}
+
+async function fetchMove(id, status, version) {
+  const res = await fetch(`/orders/${id}/status`, {
+    method: "PATCH",
+    headers: { Authorization: "Bearer " + session.token, "Content-Type": "application/json", "If-Match": `"${version}"` },
+    body: JSON.stringify({ status }),
+  }).catch(() => { throw new ApiError(0, "unreachable", "The server cannot be reached."); });
+  const data = await res.json().catch(() => null);
+  if (!res.ok) {
+    if (res.status === 401) session.expire("Your session has ended. Please sign in again.");
+    const err = (data && data.error) || { code: "http_" + res.status, message: res.statusText };
+    throw new ApiError(res.status, err.code, err.message);
+  }
+  return data;
+}
+
+async function select(id) {
+  selected = id;
+  schedule();
+  $("#hist-for").textContent = "Order " + id;
+  $("#history").replaceChildren();
+  try {
+    const h = await api("GET", `/orders/${id}/events`);
+    if (selected !== id) return;
+    $("#history").replaceChildren();
+    for (const ev of h.events) addHistory(ev);
+  } catch (e) {
+    $("#hist-for").textContent = `Order ${id}: ${e.message}`;
+  }
+}
+
+function addHistory(ev) {
+  const list = $("#history");
+  if (list.querySelector(`[data-version="${ev.version}"]`)) return;
+  list.append(el("li", { "data-version": String(ev.version) },
+    el("strong", { text: LABEL[ev.status] }), " ",
+    el("span", { text: ev.actor ? `by ${ev.actor.slice(0, 8)}` : "by the system" }), " — ",
+    el("time", { datetime: ev.timestamp, text: fmtTime(ev.timestamp) })));
+}
+
+/* ---------------------------------------------------------------- keyboard */
+
+document.addEventListener("keydown", (ev) => {
+  if ($("#app").hidden || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if (ev.target.closest("input, select, textarea")) return;
+  const i = selected ? view.indexOf(selected) : -1;
+  const go = (j) => {
+    if (j < 0 || j >= view.length) return;
+    select(view[j]);
+    const wrap = $("#grid-wrap");
+    const top = j * ROW_H;
+    if (top < wrap.scrollTop + ROW_H) wrap.scrollTop = Math.max(0, top - ROW_H);
+    else if (top > wrap.scrollTop + wrap.clientHeight - 2 * ROW_H) wrap.scrollTop = top - wrap.clientHeight + 2 * ROW_H;
+  };
+  const o = selected && all.get(selected);
+  if (ev.key === "j") go(i + 1);
+  else if (ev.key === "k") go(Math.max(0, i - 1));
+  else if (ev.key === "a" && o && o.nextStatuses && o.nextStatuses.length && o.nextStatuses[0] !== "CANCELED") move(o.id, o.nextStatuses[0]);
+  else if (ev.key === "x" && o && (o.nextStatuses || []).includes("CANCELED")) move(o.id, "CANCELED");
+  else if (ev.key === "n") showNew();
+  else if (ev.key === "/") $("#filters select").focus();
+  else return;
+  ev.preventDefault();
+});
+
+/* ---------------------------------------------------------------- charts */
+
+let chartTimer = 0;
+let plot = null;
+function scheduleCharts() {
+  if (!chartTimer) chartTimer = setTimeout(() => { chartTimer = 0; charts(); }, 500);
+}
+
+function charts() {
+  const counts = Object.fromEntries(STATUSES.map((s) => [s, 0]));
+  const perHour = new Map();
+  const hourOfDay = new Array(24).fill(0);
+  for (const id of view) {
+    const o = all.get(id);
+    counts[o.status]++;
+    const t = Date.parse(o.createdAt);
+    if (!Number.isFinite(t)) continue;
+    const h = Math.floor(t / 3600000) * 3600;
+    perHour.set(h, (perHour.get(h) || 0) + 1);
+    hourOfDay[new Date(t).getHours()]++;
+  }
+  const max = Math.max(1, ...Object.values(counts));
+  $("#counts tbody").replaceChildren(...STATUSES.map((s) => {
+    const bar = el("span", { class: "bar-fill s-" + s });
+    bar.style.width = (100 * counts[s] / max).toFixed(1) + "%";
+    return el("tr", { "data-status": s }, el("th", { scope: "row", text: LABEL[s] }), el("td", { class: "num", text: String(counts[s]) }),
+      el("td", { class: "bar-cell", "aria-hidden": "true" }, bar));
+  }));
+  const xs = [...perHour.keys()].sort((a, b) => a - b);
+  const data = [xs, xs.map((x) => perHour.get(x))];
+  const peak = hourOfDay.indexOf(Math.max(...hourOfDay));
+  $("#busiest").textContent = view.length ? `Busiest hour of day: ${String(peak).padStart(2, "0")}:00 (${hourOfDay[peak]} orders)` : "";
+  const box = $("#trend");
+  const width = Math.max(240, box.clientWidth || 320);
+  if (!plot) {
+    plot = new uPlot({ width, height: 180,
+      scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 3600, max + 3600] : [min, max]) } },
+      series: [{}, { label: "Orders", stroke: "#0a58ca", fill: "rgba(10,88,202,0.15)" }],
+      axes: [{ stroke: "currentColor" }, { stroke: "currentColor" }], legend: { show: false } }, data, box);
+  } else {
+    plot.setData(data);
+  }
+}
+
+/* ---------------------------------------------------------------- CSV */
+
+$("#csv").addEventListener("click", () => {
+  const esc = (v) => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+  const lines = ["id,userId,status,version,createdAt,updatedAt"];
+  for (const id of view) {
+    const o = all.get(id);
+    lines.push([o.id, o.userId, o.status, o.version, o.createdAt, o.updatedAt].map(esc).join(","));
+  }
+  const url = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
+  const a = el("a", { href: url, download: `orders-seq-${live.seq}.csv` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+});
+
+/* ---------------------------------------------------------------- start */
+
+bindSignIn($("#signin"), $("#signin-msg"), () => showApp());
+$("#signout").addEventListener("click", () => { live.stop(); session.clear(); showAuth("Signed out."); });
+if (session.load()) showApp();
+else showAuth();
