@@ -99,6 +99,17 @@ static const struct {
     [OT_C_AUTH_THROTTLED] = { "ordertrack_auth_throttled_total",
                               "Login/register requests refused before the password hash (429/503).",
                               KIND_COUNTER },
+    [OT_G_RELAY_ACTIVE] = { "ordertrack_relay_active", "1 on the worker that holds the outbox relay lock.",
+                            KIND_GAUGE },
+    [OT_G_RELAY_INFLIGHT] = { "ordertrack_relay_inflight_events",
+                              "Events handed to Kafka whose delivery reports are pending.", KIND_GAUGE },
+    [OT_G_KAFKA_UP] = { "ordertrack_kafka_up", "1 while the relay's producer reaches a broker.", KIND_GAUGE },
+    [OT_C_RELAY_PUBLISHED] = { "ordertrack_relay_published_total",
+                               "Events published to Kafka (every topic acknowledged).", KIND_COUNTER },
+    [OT_C_RELAY_PRODUCE_ERRORS] = { "ordertrack_relay_produce_errors_total",
+                                    "Failed delivery reports and refused produce calls.", KIND_COUNTER },
+    [OT_C_RELAY_REWINDS] = { "ordertrack_relay_rewinds_total",
+                             "Times the relay restarted from its stored cursor after a failure.", KIND_COUNTER },
 };
 
 typedef struct {
