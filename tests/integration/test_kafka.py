@@ -28,18 +28,25 @@ NO_LIMITS = ["--rate-ip", "1000000", "--rate-ip-burst", "1000000", "--rate-user"
              "--rate-user-burst", "1000000"]
 
 
-def kafka_sh(cmd):
+def kafka_sh(cmd, check=True):
     env = dict(os.environ, KAFKA_PORT=str(KAFKA_PORT), KAFKA_CONTROLLER_PORT=str(KAFKA_PORT + 1),
                OT_KAFKA_DIR=KAFKA_DIR, KAFKA_AUTO_CREATE_TOPICS="false")
     r = subprocess.run([os.path.join(ROOT, "scripts", "kafka.sh"), cmd], env=env, capture_output=True, text=True,
                        timeout=300)
-    assert r.returncode == 0, "scripts/kafka.sh %s failed:\n%s%s" % (cmd, r.stdout, r.stderr)
+    if check:
+        assert r.returncode == 0, "scripts/kafka.sh %s failed:\n%s%s" % (cmd, r.stdout, r.stderr)
+    return r.returncode
 
 
 @pytest.fixture(scope="session")
 def broker():
+    """Started once per session (the first run downloads Kafka); stopped at
+    the end unless it was running before."""
+    was_up = kafka_sh("status", check=False) == 0
     kafka_sh("start")
-    return BROKER
+    yield BROKER
+    if not was_up:
+        kafka_sh("stop", check=False)
 
 
 FLOOR = [0]
