@@ -268,3 +268,23 @@ def test_two_servers_run_one_relay_and_the_other_takes_over_within_10_s_when_it_
     workload(other.port, db, 5)
     msgs = wait_published(db, prefix)
     check_history(db, msgs, exactly_once=False)
+
+
+def test_failed_delivery_reports_rewind_to_the_stored_cursor_and_lose_nothing(server, db, prefix):
+    # A message timeout shorter than the outage: librdkafka fails the reports
+    # of what it held, the relay stops its cursor there and republishes.
+    srv = server(workers=1, args=NO_LIMITS, env=kafka_env(prefix, ORDERTRACK_KAFKA_MESSAGE_TIMEOUT_MS=2000))
+    workload(srv.port, db, 3)
+    wait_published(db, prefix)
+    kafka_sh("stop")
+    try:
+        workload(srv.port, db, 10)
+        time.sleep(scaled(4))  # past the message timeout
+    finally:
+        kafka_sh("start")
+    msgs = wait_published(db, prefix, timeout=120)
+    check_history(db, msgs, exactly_once=False)
+    text = metrics_text(srv.port)
+    rewinds = sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+                  if l.startswith("ordertrack_relay_rewinds_total{"))
+    assert rewinds >= 1, "the failed reports made the relay rewind"
