@@ -32,6 +32,7 @@ void ot_kafka_config_default(ot_kafka_config *c)
     c->message_timeout_ms = 300000;
     c->linger_ms = 5;
     c->queue_max_messages = 100000;
+    c->max_message_bytes = 1000000;
 }
 
 static bool permanent_err(rd_kafka_resp_err_t e)
@@ -170,10 +171,11 @@ ot_kafka *ot_kafka_new(ot_loop *loop, const ot_kafka_config *cfg, const ot_kafka
     k->pipe_rd = p[0];
     k->pipe_wr = p[1];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char num[3][24];
+    char num[4][24];
     snprintf(num[0], sizeof num[0], "%u", cfg->message_timeout_ms);
     snprintf(num[1], sizeof num[1], "%u", cfg->linger_ms);
     snprintf(num[2], sizeof num[2], "%u", cfg->queue_max_messages);
+    snprintf(num[3], sizeof num[3], "%u", cfg->max_message_bytes);
     /* enable.idempotence implies acks=all, at most 5 in flight per
      * connection and retries without reordering or duplicates. */
     if (set(conf, "bootstrap.servers", cfg->brokers, err, errlen) ||
@@ -182,6 +184,7 @@ ot_kafka *ot_kafka_new(ot_loop *loop, const ot_kafka_config *cfg, const ot_kafka
         set(conf, "partitioner", "murmur2_random", err, errlen) ||
         set(conf, "message.timeout.ms", num[0], err, errlen) || set(conf, "linger.ms", num[1], err, errlen) ||
         set(conf, "queue.buffering.max.messages", num[2], err, errlen) ||
+        set(conf, "message.max.bytes", num[3], err, errlen) ||
         /* Log lines go to the main queue, so they are written on the loop. */
         set(conf, "log.queue", "true", err, errlen)) {
         rd_kafka_conf_destroy(conf);
@@ -270,6 +273,8 @@ int ot_kafka_produce(ot_kafka *k, const char *topic, ot_str key, ot_str value, i
         return OT_KAFKA_EFULL;
     if (e == RD_KAFKA_RESP_ERR__FATAL)
         return OT_KAFKA_EFATAL;
+    if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || permanent_err(e))
+        return OT_KAFKA_EREFUSED;
     ot_logf(OT_LOG_WARN, "kafka: produce to %s refused: %s", topic, rd_kafka_err2str(e));
     return OT_ERR;
 }

@@ -24,10 +24,14 @@ static const char *const topic_suffix[] = { "order.events", "order.created", "or
                                             "order.canceled" };
 #define NTOPICS 5
 
+#define OT_UUID_TEXT 37
+
 typedef struct {
     int64_t seq;
-    uint8_t left; /* delivery reports still due */
+    uint8_t left; /* delivery reports (or a parking write) still due */
     bool failed;
+    bool parking; /* refused for good: recorded in relay_parked instead */
+    char order[OT_UUID_TEXT];
 } inflight;
 
 struct ot_relay {
@@ -49,10 +53,19 @@ struct ot_relay {
     uint64_t head_id, tail_id;
     bool rewinding; /* a report failed: wait for the rest, then restart the sink */
     char topics[NTOPICS][OT_RELAY_TOPIC_MAX];
+    /* Orders with an event Kafka refuses for good (relay_parked): their
+     * later events are parked too, every other order keeps flowing. */
+    char (*parked)[OT_UUID_TEXT];
+    size_t nparked;
+    bool parked_loaded;
     uint64_t published, errors, rewinds;
 };
 
 static const ot_pg_stmt relay_stmts[] = {
+    { "relay_parked_orders", "SELECT DISTINCT order_id::text FROM relay_parked", 0, true },
+    { "relay_park",
+      "INSERT INTO relay_parked (seq, order_id, error) VALUES ($1::bigint, $2::uuid, $3) ON CONFLICT (seq) DO NOTHING",
+      3, false },
     { "relay_lock", "SELECT pg_try_advisory_lock($1::bigint)", 1, false },
     /* Whether this session still holds it (the pool may have reconnected). */
     { "relay_lock_held",
@@ -108,6 +121,74 @@ static void rewind_maybe(ot_relay *r)
     ot_timer_start(r->loop, &r->retry_timer, OT_RELAY_RETRY_MS);
 }
 
+/* ---- parking ---- */
+
+static bool is_parked(const ot_relay *r, ot_str order)
+{
+    for (size_t i = 0; i < r->nparked; i++)
+        if (ot_str_eq_lit(order, r->parked[i]))
+            return true;
+    return false;
+}
+
+static bool park_order(ot_relay *r, const char *order)
+{
+    if (is_parked(r, ot_str_c(order)))
+        return true;
+    if (r->nparked >= r->cfg->kafka_max_parked)
+        return false;
+    snprintf(r->parked[r->nparked++], OT_UUID_TEXT, "%s", order);
+    ot_metrics_set(OT_G_RELAY_PARKED_ORDERS, (int64_t)r->nparked);
+    return true;
+}
+
+typedef struct {
+    ot_relay *r;
+    uint64_t id;
+} park_ctx;
+
+static void on_parked(void *data, int status, PGresult *res)
+{
+    park_ctx *c = data;
+    ot_relay *r = c->r;
+    uint64_t id = c->id;
+    free(c);
+    if (id < r->head_id || id >= r->tail_id)
+        return;
+    inflight *f = slot(r, id);
+    if (f->left > 0)
+        f->left--;
+    if (status != OT_PG_OK) {
+        f->failed = true; /* not recorded: try the whole thing again */
+        r->rewinding = true;
+    } else {
+        ot_metrics_inc(OT_C_RELAY_PARKED_EVENTS, 1);
+    }
+    advance(r);
+    rewind_maybe(r);
+}
+
+/* Records entry `id` in relay_parked; it counts as done once written. */
+static void park_write(ot_relay *r, uint64_t id, const char *why)
+{
+    inflight *f = slot(r, id);
+    park_ctx *c = malloc(sizeof(*c));
+    char seq[24];
+    snprintf(seq, sizeof seq, "%lld", (long long)f->seq);
+    const char *vals[3] = { seq, f->order, why };
+    f->parking = true;
+    f->left++;
+    if (c) {
+        *c = (park_ctx){ r, id };
+        if (ot_pg_exec(r->lockpg, "relay_park", 3, vals, NULL, on_parked, c))
+            return;
+        free(c);
+    }
+    f->left--;
+    f->failed = true;
+    r->rewinding = true;
+}
+
 static void on_delivered(void *data, const ot_kafka_report *rep)
 {
     ot_relay *r = data;
@@ -117,7 +198,15 @@ static void on_delivered(void *data, const ot_kafka_report *rep)
     inflight *f = slot(r, id);
     if (f->left > 0)
         f->left--;
-    if (rep->err) {
+    if (rep->err && rep->permanent && !f->failed && !f->parking && park_order(r, f->order)) {
+        r->errors++;
+        ot_metrics_inc(OT_C_RELAY_PRODUCE_ERRORS, 1);
+        ot_logf(OT_LOG_ERROR, "relay: Kafka refuses seq %lld for good (%s); order %s parked", (long long)f->seq,
+                rep->errstr ? rep->errstr : "?", f->order);
+        park_write(r, id, rep->errstr ? rep->errstr : "refused");
+    } else if (rep->err && f->parking) {
+        /* the other copy of an event being parked: nothing more to do */
+    } else if (rep->err) {
         r->errors++;
         ot_metrics_inc(OT_C_RELAY_PRODUCE_ERRORS, 1);
         if (!f->failed)
@@ -197,6 +286,16 @@ static size_t relay_deliver(void *data, const ot_event *evs, size_t n)
         }
         int t = topic_of(ev->type);
         uint64_t id = r->tail_id;
+        inflight *f = slot(r, id);
+        *f = (inflight){ .seq = ev->seq };
+        snprintf(f->order, sizeof f->order, "%.*s", (int)ev->order_id.len, ev->order_id.base);
+        if (is_parked(r, ev->order_id)) {
+            /* Behind a parked event of its order: publishing it would show
+             * consumers a history with a hole. */
+            r->tail_id++;
+            park_write(r, id, "an earlier event of this order is parked");
+            continue;
+        }
         ot_kafka_header h[2] = { { "eventId", ev->event_id }, { "type", ev->type } };
         int64_t ts = iso_ms(ev->timestamp);
         void *op = (void *)(uintptr_t)id;
@@ -211,8 +310,15 @@ static size_t relay_deliver(void *data, const ot_event *evs, size_t n)
         if (rc1 == OT_OK && t > 0)
             rc2 = ot_kafka_produce(r->k, r->topics[t], ev->order_id, ev->json, ts, h, 2, op);
         r->tail_id++;
-        inflight *f = slot(r, id);
-        *f = (inflight){ .seq = ev->seq, .left = (uint8_t)((rc1 == OT_OK) + (rc1 == OT_OK && t > 0 && rc2 == OT_OK)) };
+        f->left = (uint8_t)((rc1 == OT_OK) + (rc1 == OT_OK && t > 0 && rc2 == OT_OK));
+        if ((rc1 == OT_KAFKA_EREFUSED || rc2 == OT_KAFKA_EREFUSED) && park_order(r, f->order)) {
+            r->errors++;
+            ot_metrics_inc(OT_C_RELAY_PRODUCE_ERRORS, 1);
+            ot_logf(OT_LOG_ERROR, "relay: seq %lld (%zu bytes) cannot be published; order %s parked",
+                    (long long)ev->seq, ev->json.len, f->order);
+            park_write(r, id, "refused by the producer (too large?)");
+            continue;
+        }
         if (rc1 != OT_OK || rc2 != OT_OK) {
             /* Refused here and now (fatal, too large, queue full between the
              * two copies): the cursor stops before it, as for a failed report. */
@@ -231,6 +337,22 @@ static const ot_sink_ops relay_sink_ops = { .deliver = relay_deliver };
 
 /* ---- the pipeline: producer, topics, sink ---- */
 
+static void on_parked_orders(void *data, int status, PGresult *res)
+{
+    ot_relay *r = data;
+    if (!r->holder)
+        return;
+    if (status != OT_PG_OK) {
+        ot_timer_start(r->loop, &r->retry_timer, OT_RELAY_RETRY_MS);
+        return;
+    }
+    r->nparked = 0;
+    for (int i = 0; i < PQntuples(res); i++)
+        park_order(r, PQgetvalue(res, i, 0));
+    r->parked_loaded = true;
+    pipeline_start(r);
+}
+
 static void pipeline_start(ot_relay *r)
 {
     if (!r->holder)
@@ -242,6 +364,7 @@ static void pipeline_start(ot_relay *r)
         kc.message_timeout_ms = r->cfg->kafka_message_timeout_ms;
         /* Two messages per event, and room for the reports on their way. */
         kc.queue_max_messages = 2 * r->cfg->kafka_max_inflight + 1024;
+        kc.max_message_bytes = r->cfg->kafka_max_message_bytes;
         char err[512];
         static const ot_kafka_ops kops = { .delivered = on_delivered, .fatal = on_fatal, .topics = on_topics };
         r->k = ot_kafka_new(r->loop, &kc, &kops, r, err, sizeof err);
@@ -260,6 +383,11 @@ static void pipeline_start(ot_relay *r)
                                    r->cfg->kafka_retention_ms) < 0)
             ot_timer_start(r->loop, &r->retry_timer, OT_RELAY_RETRY_MS * 5);
         return; /* on_topics continues */
+    }
+    if (!r->parked_loaded) {
+        if (!ot_pg_exec(r->lockpg, "relay_parked_orders", 0, NULL, NULL, on_parked_orders, r))
+            ot_timer_start(r->loop, &r->retry_timer, OT_RELAY_RETRY_MS);
+        return; /* on_parked_orders continues */
     }
     if (!r->sink && !r->rewinding) {
         r->head_id = r->tail_id;
@@ -281,6 +409,7 @@ static void pipeline_stop(ot_relay *r)
         r->k = NULL;
     }
     r->topics_ok = false;
+    r->parked_loaded = false;
     r->rewinding = false;
     r->head_id = r->tail_id;
 }
@@ -344,6 +473,7 @@ ot_relay *ot_relay_new(ot_loop *loop, const ot_config *cfg, ot_events *events)
     r->events = events;
     r->cap = cfg->kafka_max_inflight ? cfg->kafka_max_inflight : 1;
     r->ring = calloc(r->cap, sizeof(*r->ring));
+    r->parked = calloc(cfg->kafka_max_parked ? cfg->kafka_max_parked : 1, sizeof(*r->parked));
     const char *prefix = cfg->kafka_topic_prefix ? cfg->kafka_topic_prefix : "";
     for (int i = 0; i < NTOPICS; i++)
         snprintf(r->topics[i], sizeof r->topics[i], "%s%s", prefix, topic_suffix[i]);
@@ -351,8 +481,9 @@ ot_relay *ot_relay_new(ot_loop *loop, const ot_config *cfg, ot_events *events)
     ot_pg_config_default(&pc);
     pc.conninfo = cfg->database_url;
     pc.pool_size = 1;
-    r->lockpg = r->ring ? ot_pg_new(loop, &pc, relay_stmts, OT_ARRAY_LEN(relay_stmts)) : NULL;
+    r->lockpg = r->ring && r->parked ? ot_pg_new(loop, &pc, relay_stmts, OT_ARRAY_LEN(relay_stmts)) : NULL;
     if (!r->lockpg) {
+        free(r->parked);
         free(r->ring);
         free(r);
         return NULL;
@@ -373,6 +504,7 @@ void ot_relay_free(ot_relay *r)
     if (r->lq)
         ot_pg_cancel(r->lq);
     ot_pg_free(r->lockpg); /* closing the session releases the lock */
+    free(r->parked);
     free(r->ring);
     free(r);
 }

@@ -89,6 +89,8 @@ static const opt_def opts[] = {
     { "--kafka-retention-ms", "ORDERTRACK_KAFKA_RETENTION_MS", T_SIZE, O(kafka_retention_ms), "retention.ms of each topic the relay creates (default 604800000: 7 days)", 60000, 315360000000ull },
     { "--kafka-message-timeout-ms", "ORDERTRACK_KAFKA_MESSAGE_TIMEOUT_MS", T_U32, O(kafka_message_timeout_ms), "a message not acknowledged by Kafka within this is reported failed and the relay republishes from its cursor (default 300000)", 1000, HOUR_MS },
     { "--kafka-max-inflight", "ORDERTRACK_KAFKA_MAX_INFLIGHT", T_U32, O(kafka_max_inflight), "events the relay has handed to librdkafka without a delivery report; beyond it waits (default 50000)", 1, 1000000 },
+    { "--kafka-max-message-bytes", "ORDERTRACK_KAFKA_MAX_MESSAGE_BYTES", T_U32, O(kafka_max_message_bytes), "largest message the producer sends (librdkafka message.max.bytes); a larger event parks its order (default 1000000)", 1000, 1000000000 },
+    { "--kafka-max-parked", "ORDERTRACK_KAFKA_MAX_PARKED", T_U32, O(kafka_max_parked), "orders the relay may park (events it cannot publish); beyond, it stops at the next one and retries it (default 1000)", 1, 1000000 },
     { "--sink-buffer-events", "ORDERTRACK_SINK_BUFFER_EVENTS", T_SIZE, O(sink_buffer_events), "events held in memory for one slow event sink (Kafka relay, search indexer) before it falls back to replaying from PostgreSQL (default 4096)", 1, 1048576 },
     { "--sink-buffer-bytes", "ORDERTRACK_SINK_BUFFER_BYTES", T_SIZE, O(sink_buffer_bytes), "event bytes held in memory for one slow event sink before it falls back to replaying (default 8388608)", 64 * KiB, GiB },
 };
@@ -146,6 +148,8 @@ void ot_config_defaults(ot_config *c)
     c->kafka_retention_ms = 604800000;
     c->kafka_message_timeout_ms = 300000;
     c->kafka_max_inflight = 50000;
+    c->kafka_max_message_bytes = 1000000;
+    c->kafka_max_parked = 1000;
     c->sink_buffer_events = 4096;
     c->sink_buffer_bytes = 8u << 20;
 }

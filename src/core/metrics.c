@@ -110,6 +110,11 @@ static const struct {
                                     "Failed delivery reports and refused produce calls.", KIND_COUNTER },
     [OT_C_RELAY_REWINDS] = { "ordertrack_relay_rewinds_total",
                              "Times the relay restarted from its stored cursor after a failure.", KIND_COUNTER },
+    [OT_G_RELAY_PARKED_ORDERS] = { "ordertrack_relay_parked_orders",
+                                   "Orders parked by the relay (an event Kafka refuses for good; see relay_parked).",
+                                   KIND_GAUGE },
+    [OT_C_RELAY_PARKED_EVENTS] = { "ordertrack_relay_parked_events_total",
+                                   "Events recorded in relay_parked instead of being published.", KIND_COUNTER },
 };
 
 typedef struct {

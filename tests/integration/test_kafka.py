@@ -288,3 +288,36 @@ def test_failed_delivery_reports_rewind_to_the_stored_cursor_and_lose_nothing(se
     rewinds = sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
                   if l.startswith("ordertrack_relay_rewinds_total{"))
     assert rewinds >= 1, "the failed reports made the relay rewind"
+
+
+def test_an_event_kafka_cannot_take_parks_its_order_only(server, db, prefix):
+    srv = server(workers=1, args=NO_LIMITS, env=kafka_env(prefix, ORDERTRACK_KAFKA_MAX_MESSAGE_BYTES=2000))
+    user = make_token(mk_user(db))
+    admin = make_token(mk_user(db, "ADMIN"), "ADMIN")
+    big_items = [{"productId": "p%02d-%s" % (i, "x" * 56), "qty": 1} for i in range(100)]
+    st, _, big = request(srv.port, "POST", "/orders", {"items": big_items}, token=user)
+    assert st == 201, big
+    workload(srv.port, db, 5)
+    # Later events of the parked order are small, but publishing them would
+    # show consumers a history with a hole: parked too.
+    st, _, _ = request(srv.port, "PATCH", "/orders/%s/status" % big["id"], {"status": "ACCEPTED"}, token=admin)
+    assert st == 200
+    workload(srv.port, db, 3)
+    deadline = time.monotonic() + scaled(30)
+    while True:
+        with db.cursor() as cur:
+            cur.execute("SELECT count(*) FROM relay_parked WHERE order_id = %s", (big["id"],))
+            parked = cur.fetchone()[0]
+        others = [r for r in rows(db) if r[2] != big["id"]]
+        msgs = consume(prefix + "order.events")
+        got = {headers(m)["eventId"] for m in msgs}
+        if parked == 2 and {r[1] for r in others} <= got:
+            break
+        assert time.monotonic() < deadline, "parked %d, published %d of %d" % (parked, len(got), len(others))
+        time.sleep(0.5)
+    assert all(json.loads(m["payload"])["orderId"] != big["id"] for m in msgs), "nothing of the parked order"
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM relay_parked WHERE order_id <> %s", (big["id"],))
+        assert cur.fetchone()[0] == 0, "no other order parked"
+    text = metrics_text(srv.port)
+    assert any(l.startswith("ordertrack_relay_parked_orders{") and l.endswith(" 1") for l in text.splitlines())

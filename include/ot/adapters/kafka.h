@@ -24,11 +24,13 @@ typedef struct {
     uint32_t message_timeout_ms;  /* a message not persisted by then is reported failed */
     uint32_t linger_ms;           /* batching delay */
     uint32_t queue_max_messages;  /* librdkafka's local queue; produce says EFULL beyond */
+    uint32_t max_message_bytes;   /* message.max.bytes; larger messages: EREFUSED */
 } ot_kafka_config;
 
 enum {
     OT_KAFKA_EFULL = -20,  /* the local queue is full: produce again after reports came back */
     OT_KAFKA_EFATAL = -21, /* the idempotent producer hit a fatal error: recreate it */
+    OT_KAFKA_EREFUSED = -22, /* this message can never be sent as it is (too large) */
 };
 
 /* One delivery report. err 0: persisted with acks=all. permanent: the broker

@@ -63,7 +63,7 @@ typedef struct {
     const char *kafka_brokers, *kafka_topic_prefix;
     int kafka_partitions, kafka_replication;
     size_t kafka_retention_ms;
-    uint32_t kafka_message_timeout_ms, kafka_max_inflight;
+    uint32_t kafka_message_timeout_ms, kafka_max_inflight, kafka_max_message_bytes, kafka_max_parked;
 
     /* Event sinks (app/sink.h): what a full sink may hold before replaying */
     size_t sink_buffer_events, sink_buffer_bytes;

@@ -78,6 +78,8 @@ typedef enum {
     OT_C_RELAY_PUBLISHED,       /* events with both delivery reports successful */
     OT_C_RELAY_PRODUCE_ERRORS,  /* failed delivery reports and refused produce calls */
     OT_C_RELAY_REWINDS,         /* restarts from the stored cursor after a failure */
+    OT_G_RELAY_PARKED_ORDERS,   /* orders with an event Kafka refused for good */
+    OT_C_RELAY_PARKED_EVENTS,
     OT_M_COUNT
 } ot_metric_id;
 
