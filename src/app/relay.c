@@ -39,7 +39,7 @@ struct ot_relay {
     const ot_config *cfg;
     ot_events *events;
     ot_pg *lockpg; /* one connection: the session that holds the lock */
-    ot_pg_query *lq;
+    ot_pg_query *lq, *bq;
     ot_timer lock_timer, retry_timer;
     bool holder;
     ot_kafka *k;
@@ -63,6 +63,11 @@ struct ot_relay {
 
 static const ot_pg_stmt relay_stmts[] = {
     { "relay_parked_orders", "SELECT DISTINCT order_id::text FROM relay_parked", 0, true },
+    /* Backlog: one index probe at each end of order_events. */
+    { "relay_backlog",
+      "SELECT coalesce(max(seq), 0), (SELECT (extract(epoch FROM clock_timestamp() - e.created_at) * 1000)::bigint "
+      "FROM order_events e WHERE e.seq > $1::bigint ORDER BY e.seq LIMIT 1) FROM order_events",
+      1, true },
     { "relay_park",
       "INSERT INTO relay_parked (seq, order_id, error) VALUES ($1::bigint, $2::uuid, $3) ON CONFLICT (seq) DO NOTHING",
       3, false },
@@ -503,6 +508,8 @@ void ot_relay_free(ot_relay *r)
     pipeline_stop(r);
     if (r->lq)
         ot_pg_cancel(r->lq);
+    if (r->bq)
+        ot_pg_cancel(r->bq);
     ot_pg_free(r->lockpg); /* closing the session releases the lock */
     free(r->parked);
     free(r->ring);
@@ -517,9 +524,29 @@ bool ot_relay_ready(void *data)
     return !r->holder || (r->k && ot_kafka_up(r->k) && r->sink);
 }
 
+static void on_backlog(void *data, int status, PGresult *res)
+{
+    ot_relay *r = data;
+    r->bq = NULL;
+    if (status != OT_PG_OK || PQntuples(res) != 1 || !r->holder || !r->sink)
+        return;
+    int64_t max = strtoll(PQgetvalue(res, 0, 0), NULL, 10), acked = ot_sink_acked(r->sink);
+    ot_metrics_set(OT_G_RELAY_BACKLOG, max > acked ? max - acked : 0);
+    ot_metrics_set(OT_G_RELAY_OLDEST_MS, max > acked && !PQgetisnull(res, 0, 1) ? strtoll(PQgetvalue(res, 0, 1), NULL, 10) : 0);
+}
+
 void ot_relay_sample(void *data)
 {
     ot_relay *r = data;
+    if (!r->holder) {
+        ot_metrics_set(OT_G_RELAY_BACKLOG, 0);
+        ot_metrics_set(OT_G_RELAY_OLDEST_MS, 0);
+    } else if (r->sink && !r->bq) {
+        char a[24];
+        snprintf(a, sizeof a, "%lld", (long long)ot_sink_acked(r->sink));
+        const char *vals[1] = { a };
+        r->bq = ot_pg_exec(r->lockpg, "relay_backlog", 1, vals, NULL, on_backlog, r);
+    }
     ot_metrics_set(OT_G_RELAY_ACTIVE, r->holder ? 1 : 0);
     ot_metrics_set(OT_G_RELAY_INFLIGHT, (int64_t)inflight_n(r));
     ot_metrics_set(OT_G_KAFKA_UP, r->holder && r->k && ot_kafka_up(r->k) ? 1 : 0);

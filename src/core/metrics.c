@@ -113,6 +113,10 @@ static const struct {
     [OT_G_RELAY_PARKED_ORDERS] = { "ordertrack_relay_parked_orders",
                                    "Orders parked by the relay (an event Kafka refuses for good; see relay_parked).",
                                    KIND_GAUGE },
+    [OT_G_RELAY_BACKLOG] = { "ordertrack_relay_backlog_events",
+                             "Committed events not yet published to Kafka (above the relay's cursor).", KIND_GAUGE },
+    [OT_G_RELAY_OLDEST_MS] = { "ordertrack_relay_oldest_unpublished_age_seconds",
+                               "Age of the oldest committed event not yet published to Kafka.", KIND_GAUGE_MILLI },
     [OT_C_RELAY_PARKED_EVENTS] = { "ordertrack_relay_parked_events_total",
                                    "Events recorded in relay_parked instead of being published.", KIND_COUNTER },
 };

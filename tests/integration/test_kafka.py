@@ -161,6 +161,10 @@ def metrics_text(port):
     return text
 
 
+def gauge(port, name):
+    return sum(float(l.rsplit(" ", 1)[1]) for l in metrics_text(port).splitlines() if l.startswith(name + "{"))
+
+
 def relay_active(port):
     try:
         text = metrics_text(port)
@@ -241,6 +245,12 @@ def test_kafka_down_writes_go_on_and_the_backlog_drains_in_order_when_it_returns
         workload(srv.port, db, 20)  # every write answers 2xx (asserted inside)
         st, _, body = request(srv.port, "GET", "/readyz")
         assert st == 200, (st, body)
+        # The outbox holds them, and says so.
+        deadline = time.monotonic() + scaled(5)
+        while gauge(srv.port, "ordertrack_relay_backlog_events") < 20:
+            assert time.monotonic() < deadline, "backlog not reported"
+            time.sleep(0.3)
+        assert gauge(srv.port, "ordertrack_relay_oldest_unpublished_age_seconds") > 0
     finally:
         kafka_sh("start")
     workload(srv.port, db, 5)

@@ -79,6 +79,8 @@ typedef enum {
     OT_C_RELAY_PRODUCE_ERRORS,  /* failed delivery reports and refused produce calls */
     OT_C_RELAY_REWINDS,         /* restarts from the stored cursor after a failure */
     OT_G_RELAY_PARKED_ORDERS,   /* orders with an event Kafka refused for good */
+    OT_G_RELAY_BACKLOG,         /* committed events above the relay's acknowledged cursor */
+    OT_G_RELAY_OLDEST_MS,       /* age of the oldest of them (ms, rendered in seconds) */
     OT_C_RELAY_PARKED_EVENTS,
     OT_M_COUNT
 } ot_metric_id;
