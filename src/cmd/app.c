@@ -15,6 +15,7 @@
 #include "ot/app/hub_msg.h"
 #include "ot/app/replay.h"
 #include "ot/app/principals.h"
+#include "ot/app/relay.h"
 #include "ot/http/http.h"
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
@@ -267,6 +268,13 @@ int ot_app_start(ot_worker *w)
         }
         ot_hub_set_events(app->hub, app->events);
         ot_search_setup(w->cfg, app->events);
+        if (w->cfg->kafka_brokers) {
+            app->relay = ot_relay_new(w->loop, w->cfg, app->events);
+            if (!app->relay) {
+                ot_logf(OT_LOG_ERROR, "Kafka relay setup failed");
+                return OT_ERR;
+            }
+        }
     }
     app->api = (ot_api){ .pg = w->pg, .events = app->events, .rl_user = w->rl_user, .services = &w->services };
     ot_app_routes(&w->http.router, &app->api, app->hub);
@@ -278,6 +286,10 @@ int ot_app_start(ot_worker *w)
     ot_services_add(&w->services, &(ot_service){ .name = "websockets", .data = app->hub, .drain = hub_drain,
                                                  .drained = hub_drained });
     ot_services_add(&w->services, &(ot_service){ .name = "process", .data = w, .sample = ops_sample });
+    /* Not required: with Kafka away writes go on into the outbox (degraded). */
+    if (app->relay)
+        ot_services_add(&w->services, &(ot_service){ .name = "kafka", .data = app->relay, .ready = ot_relay_ready,
+                                                     .sample = ot_relay_sample });
     return 0;
 }
 
@@ -294,6 +306,7 @@ void ot_app_stop(ot_worker *w)
         ot_pg_cancel(outbox_q);
         outbox_q = NULL;
     }
+    ot_relay_free(app->relay); /* its sink belongs to the reader: first */
     ot_events_free(app->events);
     ot_auth_teardown();
     ot_principals_free(app->principals);

@@ -55,6 +55,10 @@ static int fields(const ot_json *d, ot_str json, ot_event *out)
         out->status = ot_json_raw(d, t);
     if ((t = ot_json_obj_get(d, 0, "type")) >= 0 && ot_json_is_str(d, t))
         out->type = ot_json_raw(d, t);
+    if ((t = ot_json_obj_get(d, 0, "eventId")) >= 0 && ot_json_is_str(d, t))
+        out->event_id = ot_json_raw(d, t);
+    if ((t = ot_json_obj_get(d, 0, "timestamp")) >= 0 && ot_json_is_str(d, t))
+        out->timestamp = ot_json_raw(d, t);
     out->json = json;
     return 0;
 }

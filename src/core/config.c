@@ -36,6 +36,8 @@ static const opt_def opts[] = {
     { "--backlog", "ORDERTRACK_BACKLOG", T_INT, O(backlog), "listen(2) backlog (default 4096)", 1, 65535 },
     { "--database-url", "DATABASE_URL", T_STR, O(database_url), "libpq URI or conninfo of PostgreSQL", 0, 0 },
     { "--redis-url", "REDIS_URL", T_STR, O(redis_url), "redis://host:port to fan events out across processes/hosts", 0, 0 },
+    { "--kafka-brokers", "KAFKA_BROKERS", T_STR, O(kafka_brokers), "host:port[,host:port...] of Kafka: publish every committed event (outbox relay)", 0, 0 },
+    { "--kafka-topic-prefix", "ORDERTRACK_KAFKA_TOPIC_PREFIX", T_STR, O(kafka_topic_prefix), "prefix of the Kafka topic names (default none: order.events, order.created, ...)", 0, 0 },
     { "--jwt-secret", "JWT_SECRET", T_SECRET, O(jwt_secret), "HS256 secret for tokens, >= 32 bytes (required; prefer JWT_SECRET_FILE)", 0, 0 },
     { "--jwt-secret-file", "JWT_SECRET_FILE", T_STR, O(jwt_secret_file), "file holding the JWT secret (or systemd credential jwt_secret)", 0, 0 },
     { "--jwt-secret-previous", "JWT_SECRET_PREVIOUS", T_SECRET, O(jwt_secret_previous), "rotation: old secret still accepted for verification", 0, 0 },
@@ -82,6 +84,13 @@ static const opt_def opts[] = {
     { "--ws-max-per-ip", "ORDERTRACK_WS_MAX_PER_IP", T_U32, O(ws_max_per_ip), "open WebSockets per client IP per worker, 429 beyond, 0 = no cap (default 256)", 0, 1000000 },
     { "--ws-rate", "ORDERTRACK_WS_RATE", T_DOUBLE, O(ws_rate), "subscribe/unsubscribe/auth/resume actions/s per WebSocket, 0 = off (default 20)", 0, 1e6 },
     { "--ws-rate-burst", "ORDERTRACK_WS_RATE_BURST", T_DOUBLE, O(ws_rate_burst), "burst of WebSocket actions; as many refused in a row close 1008 (default 80: a full set of 64 subscriptions at once)", 1, 1e6 },
+    { "--kafka-partitions", "ORDERTRACK_KAFKA_PARTITIONS", T_INT, O(kafka_partitions), "partitions of each topic the relay creates (default 6)", 1, 10000 },
+    { "--kafka-replication", "ORDERTRACK_KAFKA_REPLICATION", T_INT, O(kafka_replication), "replication factor of each topic the relay creates (default 1)", 1, 32 },
+    { "--kafka-retention-ms", "ORDERTRACK_KAFKA_RETENTION_MS", T_SIZE, O(kafka_retention_ms), "retention.ms of each topic the relay creates (default 604800000: 7 days)", 60000, 315360000000ull },
+    { "--kafka-message-timeout-ms", "ORDERTRACK_KAFKA_MESSAGE_TIMEOUT_MS", T_U32, O(kafka_message_timeout_ms), "a message not acknowledged by Kafka within this is reported failed and the relay republishes from its cursor (default 300000)", 1000, HOUR_MS },
+    { "--kafka-max-inflight", "ORDERTRACK_KAFKA_MAX_INFLIGHT", T_U32, O(kafka_max_inflight), "events the relay has handed to librdkafka without a delivery report; beyond it waits (default 50000)", 1, 1000000 },
+    { "--kafka-max-message-bytes", "ORDERTRACK_KAFKA_MAX_MESSAGE_BYTES", T_U32, O(kafka_max_message_bytes), "largest message the producer sends (librdkafka message.max.bytes); a larger event parks its order (default 1000000)", 1000, 1000000000 },
+    { "--kafka-max-parked", "ORDERTRACK_KAFKA_MAX_PARKED", T_U32, O(kafka_max_parked), "orders the relay may park (events it cannot publish); beyond, it stops at the next one and retries it (default 1000)", 1, 1000000 },
     { "--sink-buffer-events", "ORDERTRACK_SINK_BUFFER_EVENTS", T_SIZE, O(sink_buffer_events), "events held in memory for one slow event sink (Kafka relay, search indexer) before it falls back to replaying from PostgreSQL (default 4096)", 1, 1048576 },
     { "--sink-buffer-bytes", "ORDERTRACK_SINK_BUFFER_BYTES", T_SIZE, O(sink_buffer_bytes), "event bytes held in memory for one slow event sink before it falls back to replaying (default 8388608)", 64 * KiB, GiB },
     { "--search-sla-seconds", "ORDERTRACK_SEARCH_SLA_SECONDS", T_U32, O(search_sla_s), "seconds an order may stay in a non-terminal status before /search/analytics lists it as delayed (default 3600)", 1, 31536000 },
@@ -141,6 +150,13 @@ void ot_config_defaults(ot_config *c)
     c->ws_max_per_ip = 256;
     c->ws_rate = 20;
     c->ws_rate_burst = 80;
+    c->kafka_partitions = 6;
+    c->kafka_replication = 1;
+    c->kafka_retention_ms = 604800000;
+    c->kafka_message_timeout_ms = 300000;
+    c->kafka_max_inflight = 50000;
+    c->kafka_max_message_bytes = 1000000;
+    c->kafka_max_parked = 1000;
     c->sink_buffer_events = 4096;
     c->sink_buffer_bytes = 8u << 20;
     c->search_sla_s = 3600;

@@ -16,6 +16,7 @@ typedef struct {
     int64_t seq;
     int64_t version;
     ot_str order_id, user_id, status, type;
+    ot_str event_id, timestamp; /* timestamp: ISO-8601 UTC, the row's created_at */
     ot_str json;       /* the whole event object as JSON (the "data" of a push) */
     uint64_t seen_us;  /* ot_now_us() when this worker first learned of it */
 } ot_event;

@@ -59,6 +59,12 @@ typedef struct {
     uint32_t ws_max_per_ip;    /* open WebSockets per client IP per worker; 429 beyond; 0 = no cap */
     double ws_rate, ws_rate_burst; /* subscribe/unsubscribe/auth/resume per socket per second (0 = off) */
 
+    /* Kafka (the outbox relay); NULL brokers: no Kafka at all */
+    const char *kafka_brokers, *kafka_topic_prefix;
+    int kafka_partitions, kafka_replication;
+    size_t kafka_retention_ms;
+    uint32_t kafka_message_timeout_ms, kafka_max_inflight, kafka_max_message_bytes, kafka_max_parked;
+
     /* Event sinks (app/sink.h): what a full sink may hold before replaying */
     size_t sink_buffer_events, sink_buffer_bytes;
     /* The search endpoints (api/search.c) */

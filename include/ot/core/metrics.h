@@ -71,6 +71,17 @@ typedef enum {
     OT_C_AUTH_USER_LOADS,
     OT_C_AUTH_REVOKED,
     OT_C_AUTH_THROTTLED,
+    /* The Kafka outbox relay (app/relay.h). */
+    OT_G_RELAY_ACTIVE,          /* 1 on the worker holding the relay lock */
+    OT_G_RELAY_INFLIGHT,        /* events handed to librdkafka, reports pending */
+    OT_G_KAFKA_UP,
+    OT_C_RELAY_PUBLISHED,       /* events with both delivery reports successful */
+    OT_C_RELAY_PRODUCE_ERRORS,  /* failed delivery reports and refused produce calls */
+    OT_C_RELAY_REWINDS,         /* restarts from the stored cursor after a failure */
+    OT_G_RELAY_PARKED_ORDERS,   /* orders with an event Kafka refused for good */
+    OT_G_RELAY_BACKLOG,         /* committed events above the relay's acknowledged cursor */
+    OT_G_RELAY_OLDEST_MS,       /* age of the oldest of them (ms, rendered in seconds) */
+    OT_C_RELAY_PARKED_EVENTS,
     OT_M_COUNT
 } ot_metric_id;
 

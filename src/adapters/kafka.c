@@ -1,0 +1,313 @@
+/* The librdkafka glue: configuration, the io-event pipe, draining the queues
+ * on the loop, produce with headers, admin topic creation. Policy (what to
+ * retry, park or recreate) is the relay's. See kafka.h. */
+#include "ot/adapters/kafka.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ot/core/log.h"
+#include "ot/event/watch.h"
+
+struct ot_kafka {
+    ot_loop *loop;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq, *adminq;
+    int pipe_rd, pipe_wr;
+    ot_watch watch;
+    ot_kafka_ops ops;
+    void *data;
+    bool up, fatal_seen;
+};
+
+void ot_kafka_config_default(ot_kafka_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->client_id = "ordertrack";
+    c->message_timeout_ms = 300000;
+    c->linger_ms = 5;
+    c->queue_max_messages = 100000;
+    c->max_message_bytes = 1000000;
+}
+
+static bool permanent_err(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Served from rd_kafka_poll, on the loop. */
+static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    ot_kafka *k = opaque;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        k->up = true;
+    ot_kafka_report r = { .opaque = m->_private, .err = m->err,
+                          .errstr = m->err ? rd_kafka_err2str(m->err) : NULL, .permanent = permanent_err(m->err),
+                          .possibly_persisted = rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED };
+    if (k->ops.delivered)
+        k->ops.delivered(k->data, &r);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    ot_kafka *k = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[512];
+        rd_kafka_fatal_error(rk, why, sizeof why);
+        if (!k->fatal_seen) {
+            k->fatal_seen = true;
+            ot_logf(OT_LOG_ERROR, "kafka: fatal producer error: %s", why);
+            if (k->ops.fatal)
+                k->ops.fatal(k->data, why);
+        }
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        if (k->up)
+            ot_logf(OT_LOG_WARN, "kafka: all brokers down (%s)", reason);
+        k->up = false;
+        return;
+    }
+    ot_logf(OT_LOG_DEBUG, "kafka: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+/* librdkafka's own log lines, through ours (served on the loop via the main queue). */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    ot_logf(level <= 3 ? OT_LOG_ERROR : level <= 4 ? OT_LOG_WARN : OT_LOG_DEBUG, "kafka: %s: %s", fac, buf);
+}
+
+static void topics_result(ot_kafka *k, rd_kafka_event_t *ev)
+{
+    const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+    if (rd_kafka_event_error(ev)) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", rd_kafka_event_error_string(ev));
+        if (k->ops.topics)
+            k->ops.topics(k->data, false, msg);
+        return;
+    }
+    size_t n = 0;
+    const rd_kafka_topic_result_t **t = rd_kafka_CreateTopics_result_topics(res, &n);
+    bool ok = true;
+    char msg[256] = "";
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(t[i]);
+        if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            /* Reported, not changed: its partitions and retention are the operator's. */
+            ot_logf(OT_LOG_INFO, "kafka: topic %s exists already; its settings are left as they are",
+                    rd_kafka_topic_result_name(t[i]));
+        } else if (e) {
+            ok = false;
+            snprintf(msg, sizeof msg, "%s: %s", rd_kafka_topic_result_name(t[i]),
+                     rd_kafka_topic_result_error_string(t[i]));
+        }
+    }
+    if (ok)
+        k->up = true;
+    if (k->ops.topics)
+        k->ops.topics(k->data, ok, ok ? NULL : msg);
+}
+
+/* Drain the pipe, then each queue until it is empty: the pipe is written only
+ * on an empty -> non-empty transition. */
+static void on_pipe(ot_loop *loop, int fd, unsigned events, void *data)
+{
+    ot_kafka *k = data;
+    char buf[256];
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+    while (rd_kafka_poll(k->rk, 0) > 0)
+        ;
+    rd_kafka_event_t *ev;
+    while ((ev = rd_kafka_queue_poll(k->adminq, 0))) {
+        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_CREATETOPICS_RESULT)
+            topics_result(k, ev);
+        rd_kafka_event_destroy(ev);
+    }
+}
+
+static int set(rd_kafka_conf_t *conf, const char *key, const char *val, char *err, size_t errlen)
+{
+    if (rd_kafka_conf_set(conf, key, val, err, errlen) != RD_KAFKA_CONF_OK)
+        return OT_ERR;
+    return OT_OK;
+}
+
+ot_kafka *ot_kafka_new(ot_loop *loop, const ot_kafka_config *cfg, const ot_kafka_ops *ops, void *data, char *err,
+                       size_t errlen)
+{
+    ot_kafka *k = calloc(1, sizeof(*k));
+    if (!k) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    k->loop = loop;
+    k->ops = *ops;
+    k->data = data;
+    k->pipe_rd = k->pipe_wr = -1;
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        free(k);
+        return NULL;
+    }
+    k->pipe_rd = p[0];
+    k->pipe_wr = p[1];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char num[4][24];
+    snprintf(num[0], sizeof num[0], "%u", cfg->message_timeout_ms);
+    snprintf(num[1], sizeof num[1], "%u", cfg->linger_ms);
+    snprintf(num[2], sizeof num[2], "%u", cfg->queue_max_messages);
+    snprintf(num[3], sizeof num[3], "%u", cfg->max_message_bytes);
+    /* enable.idempotence implies acks=all, at most 5 in flight per
+     * connection and retries without reordering or duplicates. */
+    if (set(conf, "bootstrap.servers", cfg->brokers, err, errlen) ||
+        set(conf, "client.id", cfg->client_id ? cfg->client_id : "ordertrack", err, errlen) ||
+        set(conf, "enable.idempotence", "true", err, errlen) ||
+        set(conf, "partitioner", "murmur2_random", err, errlen) ||
+        set(conf, "message.timeout.ms", num[0], err, errlen) || set(conf, "linger.ms", num[1], err, errlen) ||
+        set(conf, "queue.buffering.max.messages", num[2], err, errlen) ||
+        set(conf, "message.max.bytes", num[3], err, errlen) ||
+        /* Log lines go to the main queue, so they are written on the loop. */
+        set(conf, "log.queue", "true", err, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        close(p[0]);
+        close(p[1]);
+        free(k);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, k);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+    if (!k->rk) {
+        rd_kafka_conf_destroy(conf);
+        close(p[0]);
+        close(p[1]);
+        free(k);
+        return NULL;
+    }
+    k->mainq = rd_kafka_queue_get_main(k->rk);
+    rd_kafka_set_log_queue(k->rk, k->mainq);
+    k->adminq = rd_kafka_queue_new(k->rk);
+    rd_kafka_queue_io_event_enable(k->mainq, k->pipe_wr, "1", 1);
+    rd_kafka_queue_io_event_enable(k->adminq, k->pipe_wr, "1", 1);
+    ot_watch_init(&k->watch, loop, on_pipe, k);
+    ot_watch_set(&k->watch, k->pipe_rd, OT_READABLE);
+    return k;
+}
+
+typedef struct {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq, *adminq;
+    int pipe_rd, pipe_wr;
+} doomed;
+
+static void destroy_work(void *data)
+{
+    doomed *d = data;
+    rd_kafka_queue_destroy(d->mainq);
+    rd_kafka_queue_destroy(d->adminq);
+    /* No flush: unsent messages are the caller's to republish. */
+    rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_destroy(d->rk);
+    close(d->pipe_rd);
+    close(d->pipe_wr);
+}
+
+static void destroy_done(ot_loop *loop, void *data) { free(data); }
+
+void ot_kafka_free(ot_kafka *k)
+{
+    if (!k)
+        return;
+    ot_watch_remove(&k->watch);
+    rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
+    rd_kafka_queue_io_event_enable(k->adminq, -1, NULL, 0);
+    doomed *d = malloc(sizeof(*d));
+    if (d) {
+        *d = (doomed){ k->rk, k->mainq, k->adminq, k->pipe_rd, k->pipe_wr };
+        if (ot_loop_queue_work(k->loop, destroy_work, destroy_done, d) == OT_OK) {
+            free(k);
+            return;
+        }
+        free(d);
+    }
+    /* No pool slot: leak the handle rather than block the loop. */
+    ot_logf(OT_LOG_WARN, "kafka: producer left undestroyed (work queue full)");
+    free(k);
+}
+
+int ot_kafka_produce(ot_kafka *k, const char *topic, ot_str key, ot_str value, int64_t ts_ms,
+                     const ot_kafka_header *headers, int nheaders, void *opaque)
+{
+    rd_kafka_headers_t *hs = rd_kafka_headers_new((size_t)nheaders);
+    for (int i = 0; i < nheaders; i++)
+        rd_kafka_header_add(hs, headers[i].name, -1, headers[i].value.base, (ssize_t)headers[i].value.len);
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        k->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY((void *)key.base, key.len), RD_KAFKA_V_VALUE((void *)value.base, value.len),
+        RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return OT_OK; /* the headers belong to the message now */
+    rd_kafka_headers_destroy(hs);
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        return OT_KAFKA_EFULL;
+    if (e == RD_KAFKA_RESP_ERR__FATAL)
+        return OT_KAFKA_EFATAL;
+    if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || permanent_err(e))
+        return OT_KAFKA_EREFUSED;
+    ot_logf(OT_LOG_WARN, "kafka: produce to %s refused: %s", topic, rd_kafka_err2str(e));
+    return OT_ERR;
+}
+
+int ot_kafka_create_topics(ot_kafka *k, const char *const *names, int n, int partitions, int replication,
+                           uint64_t retention_ms)
+{
+    rd_kafka_NewTopic_t **t = calloc((size_t)n, sizeof(*t));
+    if (!t)
+        return OT_ERR;
+    char err[256], ret[24];
+    snprintf(ret, sizeof ret, "%llu", (unsigned long long)retention_ms);
+    int rc = OT_OK;
+    for (int i = 0; i < n && rc == OT_OK; i++) {
+        t[i] = rd_kafka_NewTopic_new(names[i], partitions, replication, err, sizeof err);
+        if (!t[i] || rd_kafka_NewTopic_set_config(t[i], "retention.ms", ret)) {
+            ot_logf(OT_LOG_ERROR, "kafka: topic %s: %s", names[i], t[i] ? "bad retention" : err);
+            rc = OT_ERR;
+        }
+    }
+    if (rc == OT_OK) {
+        rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(k->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+        rd_kafka_AdminOptions_set_request_timeout(o, 10000, err, sizeof err);
+        rd_kafka_CreateTopics(k->rk, t, (size_t)n, o, k->adminq);
+        rd_kafka_AdminOptions_destroy(o);
+    }
+    for (int i = 0; i < n; i++)
+        if (t[i])
+            rd_kafka_NewTopic_destroy(t[i]);
+    free(t);
+    return rc;
+}
+
+bool ot_kafka_up(const ot_kafka *k) { return k && k->up; }
+
+int ot_kafka_outq(const ot_kafka *k) { return k ? rd_kafka_outq_len(k->rk) : 0; }

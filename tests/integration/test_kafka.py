@@ -1,0 +1,333 @@
+"""The Kafka outbox relay against a real broker (scripts/kafka.sh starts it once
+per test session, with topic auto-creation off so the relay must create its
+topics through the admin API). An independent consumer (Debian's kcat) reads
+what was published. Each test uses its own topic prefix, so tests sharing the
+broker never see each other's messages.
+
+The broker's port is OT_KAFKA_PORT (default 9092; its controller the next
+port), its state OT_KAFKA_DIR (default: a directory of its own under /tmp)."""
+
+import collections
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+from conftest import ROOT, make_token, mk_user, request, scaled
+
+KAFKA_PORT = int(os.environ.get("OT_KAFKA_PORT", "9092"))
+KAFKA_DIR = os.environ.get("OT_KAFKA_DIR", "/tmp/ot-kafka-test-%d" % KAFKA_PORT)
+BROKER = "127.0.0.1:%d" % KAFKA_PORT
+ITEMS = [{"productId": "sku-1", "qty": 1}]
+PATH = ["ACCEPTED", "PREPARED", "SHIPPED", "DELIVERED"]
+NO_LIMITS = ["--rate-ip", "1000000", "--rate-ip-burst", "1000000", "--rate-user", "1000000",
+             "--rate-user-burst", "1000000"]
+
+
+def kafka_sh(cmd, check=True):
+    env = dict(os.environ, KAFKA_PORT=str(KAFKA_PORT), KAFKA_CONTROLLER_PORT=str(KAFKA_PORT + 1),
+               OT_KAFKA_DIR=KAFKA_DIR, KAFKA_AUTO_CREATE_TOPICS="false")
+    r = subprocess.run([os.path.join(ROOT, "scripts", "kafka.sh"), cmd], env=env, capture_output=True, text=True,
+                       timeout=300)
+    if check:
+        assert r.returncode == 0, "scripts/kafka.sh %s failed:\n%s%s" % (cmd, r.stdout, r.stderr)
+    return r.returncode
+
+
+@pytest.fixture(scope="session")
+def broker():
+    """Started once per session (the first run downloads Kafka); stopped at
+    the end unless it was running before."""
+    was_up = kafka_sh("status", check=False) == 0
+    kafka_sh("start")
+    yield BROKER
+    if not was_up:
+        kafka_sh("stop", check=False)
+
+
+FLOOR = [0]
+
+
+@pytest.fixture
+def prefix(broker, db):
+    """A fresh topic prefix, and the relay's cursor moved to the end of the
+    outbox: events of earlier tests (other topics) are not this test's."""
+    with db.cursor() as cur:
+        cur.execute("SELECT coalesce(max(seq), 0) FROM order_events")
+        FLOOR[0] = cur.fetchone()[0]
+        cur.execute("INSERT INTO ot_sink_cursors (name, seq) VALUES ('kafka-relay', %s) "
+                    "ON CONFLICT (name) DO UPDATE SET seq = EXCLUDED.seq", (FLOOR[0],))
+    return "t%s." % uuid.uuid4().hex[:10]
+
+
+def kafka_env(prefix, **extra):
+    env = {"KAFKA_BROKERS": BROKER, "ORDERTRACK_KAFKA_TOPIC_PREFIX": prefix, "ORDERTRACK_KAFKA_PARTITIONS": "3"}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def consume(topic, timeout=20):
+    """Every message of `topic` from the beginning, as kcat's JSON envelopes."""
+    r = subprocess.run(["kcat", "-C", "-b", BROKER, "-t", topic, "-o", "beginning", "-e", "-q", "-J"],
+                       capture_output=True, text=True, timeout=timeout)
+    out = []
+    for line in r.stdout.splitlines():
+        line = line.strip()
+        if line:
+            out.append(json.loads(line))
+    return out
+
+
+def rows(db):
+    with db.cursor() as cur:
+        cur.execute("SELECT seq, event_id::text, order_id::text, version, type, "
+                    "floor(extract(epoch FROM created_at) * 1000)::bigint FROM order_events WHERE seq > %s ORDER BY seq",
+                    (FLOOR[0],))
+        return cur.fetchall()
+
+
+def wait_published(db, prefix, timeout=60):
+    """Waits until every order_events row is in <prefix>order.events; returns the messages."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        want = {r[1] for r in rows(db)}
+        msgs = consume(prefix + "order.events")
+        got = {m["headers"][1] for m in msgs if m.get("headers")}
+        if want and want <= got:
+            return msgs
+        if time.monotonic() > deadline:
+            pytest.fail("%d of %d events published to Kafka" % (len(want & got), len(want)))
+        time.sleep(0.5)
+
+
+def headers(m):
+    h = m.get("headers") or []
+    return dict(zip(h[0::2], h[1::2]))
+
+
+def check_history(db, msgs, exactly_once):
+    """Per key (orderId): the first copy of each event in partition order is in
+    version order and complete; with exactly_once, no event twice."""
+    by_id = {r[1]: r for r in rows(db)}
+    per_key = collections.defaultdict(list)
+    seen = collections.Counter()
+    for m in msgs:
+        h = headers(m)
+        ev = json.loads(m["payload"])
+        assert h["eventId"] == ev["eventId"] and h["type"] == ev["type"]
+        assert m["key"] == ev["orderId"]
+        r = by_id[ev["eventId"]]
+        assert (ev["seq"], ev["version"], ev["type"]) == (r[0], r[3], r[4])
+        assert m["ts"] == r[5], "the Kafka timestamp is the row's time"
+        seen[ev["eventId"]] += 1
+        if seen[ev["eventId"]] == 1:
+            per_key[(m["partition"], m["key"])].append(ev["version"])
+    if exactly_once:
+        assert max(seen.values()) == 1, "duplicates in a run without failures"
+    assert set(seen) == set(by_id)
+    keys = {k for _, k in per_key}
+    assert len(keys) == len(per_key), "one order, one partition"
+    for (_, key), versions in per_key.items():
+        assert versions == list(range(1, len(versions) + 1)), (key, versions)
+
+
+def workload(port, db, n_orders, users=4, cancel_every=5):
+    """Creates orders and walks them to DELIVERED (every cancel_every-th is canceled)."""
+    toks = [make_token(mk_user(db)) for _ in range(users)]
+    admin = make_token(mk_user(db, "ADMIN"), "ADMIN")
+    ids = []
+    for i in range(n_orders):
+        st, _, body = request(port, "POST", "/orders", {"items": ITEMS}, token=toks[i % users])
+        assert st == 201, (st, body)
+        ids.append(body["id"])
+    for i, oid in enumerate(ids):
+        path = ["CANCELED"] if i % cancel_every == 0 else PATH
+        for s in path:
+            st, _, body = request(port, "PATCH", "/orders/%s/status" % oid, {"status": s}, token=admin)
+            assert st == 200, (st, body)
+    return ids
+
+
+def metrics_text(port):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    return text
+
+
+def gauge(port, name):
+    return sum(float(l.rsplit(" ", 1)[1]) for l in metrics_text(port).splitlines() if l.startswith(name + "{"))
+
+
+def relay_active(port):
+    try:
+        text = metrics_text(port)
+    except OSError:
+        return 0
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith("ordertrack_relay_active{"))
+
+
+# ---------------------------------------------------------------- the happy path
+
+def test_every_committed_event_is_published_once_in_order_to_order_events_and_its_type_topic(server, db, prefix):
+    srv = server(workers=2, args=NO_LIMITS, env=kafka_env(prefix))
+    workload(srv.port, db, 40)
+    msgs = wait_published(db, prefix)
+    check_history(db, msgs, exactly_once=True)
+    by_type = collections.Counter(r[4] for r in rows(db))
+    for t in ("order.created", "order.updated", "order.completed", "order.canceled"):
+        got = consume(prefix + t)
+        assert len(got) == by_type[t], (t, len(got), by_type[t])
+        assert all(json.loads(m["payload"])["type"] == t for m in got)
+    # The topics were created by the relay (auto-creation is off) with the
+    # configured partitions.
+    meta = subprocess.run(["kcat", "-L", "-b", BROKER, "-t", prefix + "order.events", "-J"], capture_output=True,
+                          text=True, timeout=20)
+    parts = json.loads(meta.stdout)["topics"][0]["partitions"]
+    assert len(parts) == 3
+    assert relay_active(srv.port) == 1, "one relay among the workers"
+
+
+def test_without_kafka_brokers_nothing_is_published_and_no_relay_runs(server, db, prefix):
+    srv = server(workers=1, env={"ORDERTRACK_KAFKA_TOPIC_PREFIX": prefix})
+    workload(srv.port, db, 2)
+    assert relay_active(srv.port) == 0
+    assert "ordertrack_relay_active" in metrics_text(srv.port)
+    listing = subprocess.run(["kcat", "-L", "-b", BROKER, "-J"], capture_output=True, text=True, timeout=20)
+    assert prefix not in listing.stdout
+
+
+# ---------------------------------------------------------------- crashes and outages
+
+def test_kill_9_during_the_workload_loses_no_committed_event(server, db, prefix):
+    env = kafka_env(prefix)
+    srv = server(workers=2, args=NO_LIMITS, env=env)
+    toks = [make_token(mk_user(db)) for _ in range(4)]
+    stop = threading.Event()
+    done = []
+
+    def writer(i):
+        while not stop.is_set():
+            try:
+                st, _, body = request(srv.port, "POST", "/orders", {"items": ITEMS}, token=toks[i], timeout=5)
+            except OSError:
+                return
+            if st == 201:
+                done.append(body["id"])
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    srv.kill()  # SIGKILL to master and workers, right in the middle of commits and publishes
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert len(done) > 20
+    srv2 = server(workers=2, args=NO_LIMITS, env=env)
+    workload(srv2.port, db, 10)
+    msgs = wait_published(db, prefix)
+    check_history(db, msgs, exactly_once=False)
+
+
+def test_kafka_down_writes_go_on_and_the_backlog_drains_in_order_when_it_returns(server, db, prefix):
+    srv = server(workers=2, args=NO_LIMITS, env=kafka_env(prefix, ORDERTRACK_KAFKA_MESSAGE_TIMEOUT_MS=600000))
+    workload(srv.port, db, 5)
+    wait_published(db, prefix)
+    kafka_sh("stop")
+    try:
+        workload(srv.port, db, 20)  # every write answers 2xx (asserted inside)
+        st, _, body = request(srv.port, "GET", "/readyz")
+        assert st == 200, (st, body)
+        # The outbox holds them, and says so.
+        deadline = time.monotonic() + scaled(5)
+        while gauge(srv.port, "ordertrack_relay_backlog_events") < 20:
+            assert time.monotonic() < deadline, "backlog not reported"
+            time.sleep(0.3)
+        assert gauge(srv.port, "ordertrack_relay_oldest_unpublished_age_seconds") > 0
+    finally:
+        kafka_sh("start")
+    workload(srv.port, db, 5)
+    msgs = wait_published(db, prefix, timeout=120)
+    check_history(db, msgs, exactly_once=False)
+
+
+# ---------------------------------------------------------------- one relay at a time
+
+def test_two_servers_run_one_relay_and_the_other_takes_over_within_10_s_when_it_dies(server, db, prefix):
+    env = kafka_env(prefix)
+    a = server(workers=2, args=NO_LIMITS, env=env)
+    b = server(workers=2, args=NO_LIMITS, env=env)
+    workload(a.port, db, 5)
+    wait_published(db, prefix)
+    for _ in range(10):  # sampled over a few seconds: never two
+        assert relay_active(a.port) + relay_active(b.port) == 1
+        time.sleep(0.3)
+    holder, other = (a, b) if relay_active(a.port) == 1 else (b, a)
+    holder.kill()
+    t0 = time.monotonic()
+    while relay_active(other.port) != 1:
+        assert time.monotonic() - t0 < 10, "no takeover within 10 s"
+        time.sleep(0.2)
+    workload(other.port, db, 5)
+    msgs = wait_published(db, prefix)
+    check_history(db, msgs, exactly_once=False)
+
+
+def test_failed_delivery_reports_rewind_to_the_stored_cursor_and_lose_nothing(server, db, prefix):
+    # A message timeout shorter than the outage: librdkafka fails the reports
+    # of what it held, the relay stops its cursor there and republishes.
+    srv = server(workers=1, args=NO_LIMITS, env=kafka_env(prefix, ORDERTRACK_KAFKA_MESSAGE_TIMEOUT_MS=2000))
+    workload(srv.port, db, 3)
+    wait_published(db, prefix)
+    kafka_sh("stop")
+    try:
+        workload(srv.port, db, 10)
+        time.sleep(scaled(4))  # past the message timeout
+    finally:
+        kafka_sh("start")
+    msgs = wait_published(db, prefix, timeout=120)
+    check_history(db, msgs, exactly_once=False)
+    text = metrics_text(srv.port)
+    rewinds = sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+                  if l.startswith("ordertrack_relay_rewinds_total{"))
+    assert rewinds >= 1, "the failed reports made the relay rewind"
+
+
+def test_an_event_kafka_cannot_take_parks_its_order_only(server, db, prefix):
+    srv = server(workers=1, args=NO_LIMITS, env=kafka_env(prefix, ORDERTRACK_KAFKA_MAX_MESSAGE_BYTES=2000))
+    user = make_token(mk_user(db))
+    admin = make_token(mk_user(db, "ADMIN"), "ADMIN")
+    big_items = [{"productId": "p%02d-%s" % (i, "x" * 56), "qty": 1} for i in range(100)]
+    st, _, big = request(srv.port, "POST", "/orders", {"items": big_items}, token=user)
+    assert st == 201, big
+    workload(srv.port, db, 5)
+    # Later events of the parked order are small, but publishing them would
+    # show consumers a history with a hole: parked too.
+    st, _, _ = request(srv.port, "PATCH", "/orders/%s/status" % big["id"], {"status": "ACCEPTED"}, token=admin)
+    assert st == 200
+    workload(srv.port, db, 3)
+    deadline = time.monotonic() + scaled(30)
+    while True:
+        with db.cursor() as cur:
+            cur.execute("SELECT count(*) FROM relay_parked WHERE order_id = %s", (big["id"],))
+            parked = cur.fetchone()[0]
+        others = [r for r in rows(db) if r[2] != big["id"]]
+        msgs = consume(prefix + "order.events")
+        got = {headers(m)["eventId"] for m in msgs}
+        if parked == 2 and {r[1] for r in others} <= got:
+            break
+        assert time.monotonic() < deadline, "parked %d, published %d of %d" % (parked, len(got), len(others))
+        time.sleep(0.5)
+    assert all(json.loads(m["payload"])["orderId"] != big["id"] for m in msgs), "nothing of the parked order"
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM relay_parked WHERE order_id <> %s", (big["id"],))
+        assert cur.fetchone()[0] == 0, "no other order parked"
+    text = metrics_text(srv.port)
+    assert any(l.startswith("ordertrack_relay_parked_orders{") and l.endswith(" 1") for l in text.splitlines())
