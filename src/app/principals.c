@@ -346,15 +346,30 @@ int ot_principals_check(ot_principals *p, const uint8_t id[16], int64_t epoch, o
 
 /* ---------------------------------------------------------------- notifications */
 
-static void forget(ot_principals *p, const uint8_t id[16])
+/* A notification says the user may have changed, not how: the INSERT that
+ * created a user is announced too, and may arrive after its first socket was
+ * authorised from a read that already saw the row. So a cached user is
+ * re-read and its sockets closed only if the answer differs (on_loaded
+ * compares); one we cannot compare (not cached, or no answer yet) has its
+ * sockets closed, as before. Returns whether to close them now. */
+static bool recheck(ot_principals *p, const uint8_t id[16])
 {
     ot_principals_entry *e = find(p, id);
     if (!e)
-        return;
-    if (e->state == E_LOADING)
+        return true;
+    if (e->state == E_LOADING) {
         e->stale = true; /* its answer may have been read before this change */
-    else
+        return !e->have;
+    }
+    if (!e->have) {
         entry_remove(p, e);
+        return true;
+    }
+    query_start(e); /* untrusted until it answers: requests wait for it */
+    if (e->state == E_LOADING)
+        return false;
+    entry_remove(p, e); /* the pool refused the query: nothing left to compare with */
+    return true;
 }
 
 static void on_notify(void *data, const char *channel, const char *payload, size_t len)
@@ -366,7 +381,8 @@ static void on_notify(void *data, const char *channel, const char *payload, size
         return;
     }
     p->notifications++;
-    forget(p, id);
+    if (!recheck(p, id))
+        return;
     char ids[37];
     ot_uuid_to_text(id, ids);
     p->changed(p->data, ids);

@@ -339,6 +339,23 @@ def test_revoc_deleted_user_token_is_401_and_its_socket_closed_4401(srv, db):
         _revoked_everywhere(srv, path, tok, ws)
 
 
+def test_revoc_a_notification_that_changes_nothing_keeps_the_users_socket_open(srv, db):
+    """The INSERT that creates a user is announced on ot_users too, and under load
+    that notification can reach a worker after the user's first socket was
+    authorised (register, then connect at once): the worker re-reads the user
+    and closes nothing, since nothing changed. (It used to close with 4401.)"""
+    uid = mk_user(db)
+    tok = make_token(uid)
+    with WS.connect(srv.port, tok) as ws:
+        with db.cursor() as cur:
+            cur.execute("SELECT pg_notify('ot_users', %s)", (uid,))
+        assert ws.collect(scaled(1.0)) == []  # a Close frame here raises
+        st, _, o = request(srv.port, "POST", "/orders", {"items": ITEMS}, token=tok)
+        assert st == 201
+        m = ws.recv_msg(scaled(3))
+        assert m["event"] == "order.updated" and m["data"]["orderId"] == o["id"], m
+
+
 def test_revoc_demoted_admin_can_no_longer_move_orders(srv, db):
     admin, cust = mk_user(db, "ADMIN"), mk_user(db)
     tadmin = make_token(admin, "ADMIN")
