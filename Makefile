@@ -76,6 +76,9 @@ build/fuzz/fuzz_http_conn: tests/fuzz/fuzz_http_conn.c $(CONNFUZZSRCS) | build/f
 
 build/bench/%: tests/bench/%.c | build/bench
 	$(CC) $(BASE_CFLAGS) -O2 $< -o $@ $(LDLIBS)
+# The pure codec and core code under measurement is linked in.
+build/bench/crypto_cost: tests/bench/crypto_cost.c $(filter build/obj/codec/% build/obj/core/%,$(LIBOBJS)) | build/bench
+	$(CC) $(BASE_CFLAGS) -O2 $^ -o $@ $(LDLIBS)
 bench-tools: $(BENCHBIN)
 
 build/tests build/asan/tests build/fuzz build/bench:

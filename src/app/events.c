@@ -97,8 +97,10 @@ static void on_deliver(void *data, const ot_event *ev)
     ot_sinks_feed(&e->sinks, ev);
 }
 
-/* One event from any source. Events arrive parsed: each is parsed once where
- * it enters the reader (a held one once more when it leaves). */
+/* One event from any source. Events arrive parsed, at most once each: our
+ * own commit's JSON once (and shared with the handler), Redis messages once,
+ * tail rows not at all (their columns), a NOTIFY only peeked; a held one is
+ * parsed once more when it leaves. */
 static void feed(ot_events *e, const ot_event *ev)
 {
     if (ot_evseq_feed(&e->seq, ev)) {

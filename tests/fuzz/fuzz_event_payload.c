@@ -1,6 +1,8 @@
 /* libFuzzer: the event payload as it reaches the reader from NOTIFY, a tail
  * row or Redis (codec/event_json.c). Each input is taken three ways:
  *  - as an event object (ot_event_parse): fields must point inside the input;
+ *    where the NOTIFY peek (ot_event_peek_seq) also reads a seq, it must be
+ *    the parsed one;
  *  - as a pub/sub envelope (ot_event_open): an accepted one must hold
  *    exactly the bytes after the MAC;
  *  - sealed, then opened: must round-trip, and parse the same as directly;
@@ -36,6 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ot_event ev;
     int rc;
     check_parse(p, size, &ev, &rc);
+    int64_t peeked;
+    if (ot_event_peek_seq(ot_str_make(p, size), &peeked) == 0 && rc == 0 && peeked != ev.seq)
+        abort();
 
     ot_str json;
     if (ot_event_open(key, OT_STR("ot:admin"), ot_str_make(p, size), &json) == 0) {
