@@ -35,7 +35,13 @@ test("admin: live table, only offered moves, history, N new, keys, filters in th
   await signIn(pc, c);
   await pc.waitForSelector(`#order-${o.id}`);
 
-  const pa = await newPage(b, srv, "/admin");
+  // The admin's socket passes through the test, which can hold the server's
+  // pushes back to make the page stale on purpose.
+  let holdPushes = false;
+  const pa = await newPage(b, srv, "/admin", {}, (page) => page.routeWebSocket(/\/ws\/orders/, (ws) => {
+    const server = ws.connectToServer();
+    server.onMessage((m) => { if (!holdPushes) ws.send(m); });
+  }));
   await signIn(pa, ADMIN);
   const adm = await login(srv, ADMIN.email, ADMIN.password);
   await pa.waitForSelector(`#row-${o.id}`);
@@ -80,6 +86,21 @@ test("admin: live table, only offered moves, history, N new, keys, filters in th
   await pa.waitForSelector(`#row-${o2.id}[data-status=CANCELED]`);
   await pc.waitForSelector(`#order-${o2.id}[data-status=CANCELED]`, { timeout: 1000 });
 
+  // A move the server refuses is said plainly: the order was canceled
+  // behind the page's back while its pushes were held, so the page still
+  // offers ACCEPTED; the 409 names the current status.
+  const o3 = (await api(srv, "POST", "/orders", { items: [{ productId: "sku-c", qty: 1 }] }, c.token)).body;
+  await pa.waitForSelector("#new:not([hidden])");
+  await pa.keyboard.press("n");
+  await pa.waitForSelector(`#row-${o3.id} [data-move=ACCEPTED]`);
+  holdPushes = true;
+  assert.equal((await api(srv, "PATCH", `/orders/${o3.id}/status`, { status: "CANCELED" }, adm.token)).status, 200);
+  await pa.click(`#row-${o3.id} [data-move=ACCEPTED]`);
+  await pa.waitForSelector("#move-msg:not(:empty)");
+  assert.match(await pa.textContent("#move-msg"), /Not moved: .*CANCELED/);
+  await pa.waitForSelector(`#row-${o3.id}[data-status=CANCELED]`); // refreshed from the 409
+  assert.equal(await pa.locator(`#row-${o3.id} [data-move]`).count(), 0);
+  holdPushes = false;
   await pa.screenshot({ path: ARTIFACTS + "admin.png", fullPage: true });
 
   // Filters live in the URL and survive a reload.

@@ -66,9 +66,10 @@ export async function browser() {
 }
 
 // A page that fails its test on any console error or CSP violation.
-export async function newPage(b, srv, path = "/", opts = {}) {
+export async function newPage(b, srv, path = "/", opts = {}, setup = null) {
   const ctx = await b.newContext({ viewport: { width: 1200, height: 900 }, ...opts });
   const page = await ctx.newPage();
+  if (setup) await setup(page);
   page.errors = [];
   page.on("pageerror", (e) => page.errors.push(String(e)));
   page.on("console", (m) => { if (m.type() === "error" && !/WebSocket|Failed to load resource|ERR_CONNECTION_REFUSED/.test(m.text())) page.errors.push(m.text()); });
