@@ -11,7 +11,7 @@ import { $, el, api, session, bindSignIn, Live, indicator, fmtTime, STATUSES, LA
 
 const ROW_H = 36; // px; style.css .grid td height
 const OVERSCAN = 12;
-const PAGE = 1000;
+const PAGE = 100; // the search endpoint's largest page
 
 const all = new Map(); // id -> order
 let view = []; // ids shown, newest first, filtered
@@ -92,7 +92,7 @@ async function reload() {
     let first = true;
     do {
       const q = new URLSearchParams({ limit: String(PAGE) });
-      for (const [k, v] of Object.entries(f)) if (v) q.set(k, k === "from" || k === "to" ? new Date(v + (k === "to" ? "T23:59:59.999Z" : "T00:00:00Z")).toISOString() : v);
+      for (const [k, v] of Object.entries(f)) if (v) q.set(k, k === "from" ? v + "T00:00:00Z" : k === "to" ? v + "T23:59:59Z" : v);
       if (cursor) q.set("cursor", cursor);
       const page = await api("GET", "/search/orders?" + q);
       if (first) seq = page.freshness ? page.freshness.seq : 0;

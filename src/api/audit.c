@@ -37,28 +37,13 @@ static void events_cb(void *data, int status, PGresult *res)
         ot_respond_error(r, 404, "not_found", "no such order");
         return;
     }
-    bool truncated = n > OT_AUDIT_MAX_EVENTS;
-    if (truncated)
-        n = OT_AUDIT_MAX_EVENTS;
     ot_buf b = OT_BUF_INIT;
     ot_jw w;
     ot_jw_init(&w, &b);
     ot_jw_obj_open(&w);
-    ot_jw_key(&w, "orderId");
-    ot_jw_cstr(&w, id);
-    ot_jw_key(&w, "events");
-    ot_jw_arr_open(&w);
-    for (int i = 0; i < n; i++)
-        ot_jw_raw(&w, ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)));
-    ot_jw_arr_close(&w);
-    ot_jw_key(&w, "truncated");
-    ot_jw_bool(&w, truncated);
+    ot_api_put_event_list(&w, id, res, 0, OT_AUDIT_MAX_EVENTS);
     ot_jw_obj_close(&w);
-    if (ot_jw_error(&w) != 0)
-        ot_respond_error(r, 500, "internal", "out of memory");
-    else
-        ot_respond_json(r, 200, ot_buf_str(&b));
-    ot_buf_free(&b);
+    ot_api_respond_built(r, &w, &b);
 }
 
 void ot_h_order_events(ot_req *r)

@@ -319,7 +319,7 @@ static int get_str_field(ot_req *r, const ot_json *d, const char *key, char *out
     return 0;
 }
 
-static bool parse_body(ot_req *r, ot_json *d, jsmntok_t *toks, int ntoks)
+static bool parse_body(ot_req *r, ot_json *d, ot_json_tok *toks, int ntoks)
 {
     if (!ot_req_json_content(r))
         return false;
@@ -410,7 +410,7 @@ void ot_h_register(ot_req *r)
 {
     if (!auth_throttle(r) || !ot_req_need_db(r))
         return;
-    jsmntok_t toks[32];
+    ot_json_tok toks[32];
     ot_json d;
     if (!parse_body(r, &d, toks, 32))
         return;
@@ -564,7 +564,7 @@ void ot_h_login(ot_req *r)
 {
     if (!auth_throttle(r) || !ot_req_need_db(r))
         return;
-    jsmntok_t toks[16];
+    ot_json_tok toks[16];
     ot_json d;
     if (!parse_body(r, &d, toks, 16))
         return;

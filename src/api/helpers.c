@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 
+#include "ot/codec/cursor.h"
+#include "ot/codec/lifecycle.h"
+
 static void release(ot_api_ctx *c)
 {
     if (c->release)
@@ -100,4 +103,50 @@ bool ot_req_need_db(ot_req *r)
     ot_resp_header(r, "Retry-After", "5");
     ot_respond_error(r, 503, "database_unavailable", "no database configured");
     return false;
+}
+
+void ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more, ot_role role)
+{
+    ot_jw_key(w, "orders");
+    ot_jw_arr_open(w);
+    ot_buf one = OT_BUF_INIT;
+    for (int i = 0; i < n; i++) {
+        ot_str o = ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+        one.len = 0;
+        /* With the moves the caller may make (codec/lifecycle.h); an order the
+         * database wrote always has a status, so the fallback is allocation. */
+        ot_jw_raw(w, ot_lifecycle_annotate(o, role, &one) == 0 ? ot_buf_str(&one) : o);
+    }
+    ot_buf_free(&one);
+    ot_jw_arr_close(w);
+    ot_jw_key(w, "nextCursor");
+    char enc[OT_CURSOR_MAX];
+    size_t el = more && n > 0 ? ot_cursor_encode(PQgetvalue(res, n - 1, 1), PQgetvalue(res, n - 1, 2), enc) : 0;
+    if (el)
+        ot_jw_str(w, ot_str_make(enc, el));
+    else
+        ot_jw_null(w);
+}
+
+void ot_api_put_event_list(ot_jw *w, const char *order_id, const PGresult *res, int col, int max)
+{
+    int n = PQntuples(res);
+    ot_jw_key(w, "orderId");
+    ot_jw_cstr(w, order_id);
+    ot_jw_key(w, "events");
+    ot_jw_arr_open(w);
+    for (int i = 0; i < n && i < max; i++)
+        ot_jw_raw(w, ot_str_make(PQgetvalue(res, i, col), (size_t)PQgetlength(res, i, col)));
+    ot_jw_arr_close(w);
+    ot_jw_key(w, "truncated");
+    ot_jw_bool(w, n > max);
+}
+
+void ot_api_respond_built(ot_req *r, const ot_jw *w, ot_buf *b)
+{
+    if (ot_jw_error(w) != 0)
+        ot_respond_error(r, 500, "internal", "out of memory");
+    else
+        ot_respond_json(r, 200, ot_buf_str(b));
+    ot_buf_free(b);
 }

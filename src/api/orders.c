@@ -6,7 +6,7 @@
 
 #include "ot/api/auth.h"
 #include "ot/api/helpers.h"
-#include "ot/codec/base64.h"
+#include "ot/codec/cursor.h"
 #include "ot/app/events.h"
 #include "ot/codec/json.h"
 #include "ot/codec/lifecycle.h"
@@ -95,20 +95,17 @@ static void created_cb(void *data, int status, PGresult *res)
                          "this Idempotency-Key was already used for a different order");
         return;
     }
-    if (created) {
-        ot_events_committed(ot_api_of(r)->events,
-                            ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
-        jsmntok_t toks[OT_ITEMS_MAX * 5 + 32];
-        ot_json d;
-        if (ot_json_parse(&d, order.base, order.len, toks, (int)OT_ARRAY_LEN(toks)) == 0) {
-            int t = ot_json_obj_get(&d, 0, "id");
-            if (t >= 0) {
-                char loc[96];
-                ot_str id = ot_json_raw(&d, t);
-                snprintf(loc, sizeof(loc), "/orders/%.*s", (int)(id.len < 40 ? id.len : 40), id.base);
-                ot_resp_header(r, "Location", loc);
-            }
-        }
+    ot_event ev;
+    /* The event names the order: its id gives Location without parsing the
+     * order's JSON as well. */
+    if (created && ot_events_committed(ot_api_of(r)->events,
+                                       ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)), &ev) == 0 &&
+        ev.order_id.len) {
+        char loc[96] = "/orders/";
+        size_t n = ev.order_id.len < 40 ? ev.order_id.len : 40;
+        memcpy(loc + 8, ev.order_id.base, n);
+        loc[8 + n] = '\0';
+        ot_resp_header(r, "Location", loc);
     }
     respond_order(r, created ? 201 : 200, order);
 }
@@ -207,36 +204,11 @@ static void list_cb(void *data, int status, PGresult *res)
     ot_jw w;
     ot_jw_init(&w, &b);
     ot_jw_obj_open(&w);
-    ot_jw_key(&w, "orders");
-    ot_jw_arr_open(&w);
-    ot_buf one = OT_BUF_INIT;
-    for (int i = 0; i < n; i++) {
-        one.len = 0;
-        if (ot_lifecycle_annotate(ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)), r->auth.role,
-                                  &one) < 0) {
-            ot_buf_free(&one);
-            ot_buf_free(&b);
-            ot_respond_error(r, 500, "internal", "order could not be encoded");
-            return;
-        }
-        ot_jw_raw(&w, ot_buf_str(&one));
-    }
-    ot_buf_free(&one);
-    ot_jw_arr_close(&w);
+    ot_api_put_order_page(&w, res, n, n > 0 && n == limit, r->auth.role);
     /* A page loads this snapshot, then resumes the socket with since=seq:
      * events it already reflects are told apart by the order's version. */
     ot_jw_key(&w, "seq");
     ot_jw_int(&w, seq);
-    ot_jw_key(&w, "nextCursor");
-    if (n > 0 && n == limit) {
-        /* Opaque cursor: base64url("<created_at in microseconds>|<id>") of the last row. */
-        char raw[128], enc[200];
-        int rl = snprintf(raw, sizeof(raw), "%s|%s", PQgetvalue(res, n - 1, 1), PQgetvalue(res, n - 1, 2));
-        size_t el = ot_b64_encode((const uint8_t *)raw, (size_t)rl, enc, true);
-        ot_jw_str(&w, ot_str_make(enc, el));
-    } else {
-        ot_jw_null(&w);
-    }
     ot_jw_obj_close(&w);
     ot_respond_json(r, 200, ot_buf_str(&b));
     ot_buf_free(&b);
@@ -276,26 +248,10 @@ void ot_h_orders_by_user(ot_req *r)
     char ts[24] = "", id[40] = "";
     bool have_cursor = false;
     if (ot_http_query_get(r->head.query, "cursor", &v)) {
-        /* base64url("<microseconds>|<uuid>"), checked by length: the decoded
-         * bytes may hold anything, NULs included. At most 18 digits, so the
-         * value always fits a bigint (a 19-digit one may not). */
-        uint8_t raw[160];
-        size_t rl = 0, nd = 0;
-        if (ot_url_decode(v, tmp, sizeof(tmp), &tl) < 0 || ot_b64_decode(tmp, tl, raw, sizeof(raw), &rl, true) < 0) {
+        if (ot_url_decode(v, tmp, sizeof(tmp), &tl) < 0 || ot_cursor_decode(ot_str_make(tmp, tl), ts, id) < 0) {
             ot_respond_error(r, 400, "invalid_query", "cursor: malformed");
             return;
         }
-        while (nd < rl && nd < 18 && raw[nd] >= '0' && raw[nd] <= '9')
-            nd++;
-        if (nd == 0 || rl != nd + 1 + 36 || raw[nd] != '|' ||
-            !ot_uuid_valid(ot_str_make((const char *)raw + nd + 1, 36))) {
-            ot_respond_error(r, 400, "invalid_query", "cursor: malformed");
-            return;
-        }
-        memcpy(ts, raw, nd);
-        ts[nd] = 0;
-        memcpy(id, raw + nd + 1, 36);
-        id[36] = 0;
         have_cursor = true;
     }
     order_ctx *c = ot_api_ctx_new(r, sizeof(order_ctx), NULL);
@@ -325,7 +281,7 @@ static void status_cb(void *data, int status, PGresult *res)
     const char *result = PQgetvalue(res, 0, 0);
     ot_str order = ot_str_make(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
     if (!strcmp(result, "ok")) {
-        ot_events_committed(ot_api_of(r)->events, ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
+        ot_events_committed(ot_api_of(r)->events, ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)), NULL);
         respond_order(r, 200, order);
         return;
     }
@@ -336,7 +292,7 @@ static void status_cb(void *data, int status, PGresult *res)
     /* Name the current state so the caller can decide what to do. */
     char now[16] = "?";
     long long ver = 0;
-    jsmntok_t toks[OT_ITEMS_MAX * 5 + 32];
+    ot_json_tok toks[OT_ITEMS_MAX * 5 + 32];
     ot_json d;
     if (ot_json_parse(&d, order.base, order.len, toks, (int)OT_ARRAY_LEN(toks)) == 0) {
         int t = ot_json_obj_get(&d, 0, "status");
@@ -365,7 +321,7 @@ void ot_h_order_status(ot_req *r)
         ot_respond_error(r, 400, "invalid_id", "order id must be a UUID");
         return;
     }
-    jsmntok_t toks[16];
+    ot_json_tok toks[16];
     ot_json d;
     if (ot_json_parse(&d, r->body.base, r->body.len, toks, 16) < 0 || !ot_json_is_obj(&d, 0)) {
         ot_respond_error(r, 400, "invalid_json", "body must be a JSON object like {\"status\":\"ACCEPTED\"}");

@@ -8,6 +8,7 @@
 
 #include "ot/app/evseq.h"
 #include "ot/codec/json.h"
+#include "ot/core/fmt.h"
 #include "ot/core/log.h"
 #include "ot/event/loop.h"
 #include "ot/core/metrics.h"
@@ -31,11 +32,14 @@
 #define OT_EV_GAP_FIRST_MS 2
 #define OT_EV_GAP_MAX_MS 200
 #define OT_EV_CHANNEL "ot_events"
+/* Replay page of a sink behind the reader: large, since a sink (unlike a
+ * WebSocket) paces itself by what it takes. */
+#define OT_SINK_PAGE 500
+#define OT_SINK_RETRY_MS 500
 
 struct ot_events {
     ot_events_env w; /* copied at start */
-    ot_event_sink *sink;
-    void *sink_data;
+    ot_sinks sinks;
     ot_evseq seq;           /* ordering, gaps and their proofs: evseq.h */
     uint32_t gap_delay_ms;
     bool tail_inflight, tail_again, init_inflight;
@@ -50,6 +54,13 @@ struct ot_events {
     uint64_t forged;
 };
 
+/* The fields the reader routes by, as columns beside the event's JSON: a
+ * tail row becomes an ot_event without parsing the JSON (it came from
+ * ot_event_json over the same row, so they agree). Columns 4..8. */
+#define TAIL_COLS "oe.version, oe.order_id, oe.user_id, oe.status, oe.type"
+#define TAIL_OUT "e.version, e.order_id, e.user_id, e.status, e.type"
+enum { COL_VERSION = 4, COL_ORDER, COL_USER, COL_STATUS, COL_TYPE };
+
 const ot_pg_stmt ot_events_stmts[] = {
     /* Not max(seq) + 1: a transaction still running may own a lower seq and
      * commit after we looked. sql/004 has each writer advertise, in the lock
@@ -59,18 +70,18 @@ const ot_pg_stmt ot_events_stmts[] = {
       /* The query's own xid, not pg_snapshot_xmax: that is only the latest
        * completed xid + 1, and a writer still running may hold a higher one.
        * An xid that writes no WAL commits without a flush: cheap. */
-      "SELECT s.xmin::text, s.xid::text, e.seq, e.j FROM "
+      "SELECT s.xmin::text, s.xid::text, e.seq, e.j, " TAIL_OUT " FROM "
       "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, pg_current_xact_id() AS xid) s "
-      "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j FROM order_events oe WHERE oe.seq >= $1 "
+      "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j, " TAIL_COLS " FROM order_events oe WHERE oe.seq >= $1 "
       "ORDER BY oe.seq LIMIT " OT_EV_PAGE_STR ") e ON true ORDER BY e.seq",
       1, true },
     /* The same read without an xid, while no gap waits for a bound: a tail
      * runs per NOTIFY burst, and an xid each would burn the xid space at the
      * commit rate (and bring anti-wraparound vacuums that much closer). */
     { "ev_read",
-      "SELECT s.xmin::text, NULL::text, e.seq, e.j FROM "
+      "SELECT s.xmin::text, NULL::text, e.seq, e.j, " TAIL_OUT " FROM "
       "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) s "
-      "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j FROM order_events oe WHERE oe.seq >= $1 "
+      "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j, " TAIL_COLS " FROM order_events oe WHERE oe.seq >= $1 "
       "ORDER BY oe.seq LIMIT " OT_EV_PAGE_STR ") e ON true ORDER BY e.seq",
       1, true },
 };
@@ -83,7 +94,7 @@ static void on_deliver(void *data, const ot_event *ev)
 {
     ot_events *e = data;
     ot_metrics_inc(OT_C_EVENTS_RECEIVED, 1);
-    e->sink(e->sink_data, ev);
+    ot_sinks_feed(&e->sinks, ev);
 }
 
 /* One event from any source. Events arrive parsed: each is parsed once where
@@ -126,6 +137,11 @@ static uint64_t parse_u64(const char *s)
     return s ? strtoull(s, NULL, 10) : 0;
 }
 
+static ot_str col(const PGresult *res, int row, int c)
+{
+    return ot_str_make(PQgetvalue(res, row, c), (size_t)PQgetlength(res, row, c));
+}
+
 static void on_tail(void *data, int status, PGresult *res)
 {
     ot_events *e = data;
@@ -148,15 +164,21 @@ static void on_tail(void *data, int status, PGresult *res)
         int64_t seq = strtoll(PQgetvalue(res, i, 2), NULL, 10);
         if (seq > max_row)
             max_row = seq;
-        ot_event ev;
-        if (ot_event_parse(ot_str_make(PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3)), &ev) < 0 ||
-            ev.seq != seq)
-            continue;
-        ev.seen_us = now;
+        ot_event ev = {
+            .seq = seq,
+            .version = strtoll(PQgetvalue(res, i, COL_VERSION), NULL, 10),
+            .order_id = col(res, i, COL_ORDER),
+            .user_id = col(res, i, COL_USER),
+            .status = col(res, i, COL_STATUS),
+            .type = col(res, i, COL_TYPE),
+            .json = col(res, i, 3),
+            .seen_us = now,
+        };
         feed(e, &ev);
     }
     uint64_t skipped = e->seq.gaps_skipped;
     ot_evseq_tail_done(&e->seq, xmin, xid, max_row);
+    ot_sinks_advance(&e->sinks, e->seq.next);
     if (e->seq.gaps_skipped != skipped)
         ot_metrics_inc(OT_C_EVENTS_GAPS_SKIPPED, e->seq.gaps_skipped - skipped);
     if (got >= OT_EV_PAGE || e->tail_again) {
@@ -187,6 +209,7 @@ static void on_start(void *data, int status, PGresult *res)
      * there on are delivered like any others, and a gap at an in-flight seq is
      * held by the usual xid bound until its owner ends. */
     ot_evseq_start(&e->seq, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+    ot_sinks_advance(&e->sinks, e->seq.next);
     ot_logf(OT_LOG_DEBUG, "events: starting at seq %lld", (long long)e->seq.next);
     schedule_tail(e, OT_EV_IDLE_POLL_MS);
 }
@@ -207,8 +230,8 @@ static void run_tail(ot_events *e)
             e->init_inflight = false;
         return;
     }
-    char from[24];
-    snprintf(from, sizeof(from), "%lld", (long long)e->seq.next);
+    char from[OT_FMT_U64_MAX + 1];
+    from[ot_fmt_u64(from, (uint64_t)e->seq.next)] = '\0'; /* next > 0 once started */
     const char *vals[1] = { from };
     e->tail_inflight = true;
     ot_evseq_tail_sent(&e->seq);
@@ -244,10 +267,12 @@ static void schedule_tail(ot_events *e, uint32_t ms)
 static void on_notify(void *data, const char *channel, const char *payload, size_t len)
 {
     ot_events *e = data;
-    ot_event ev;
     if (!ot_evseq_started(&e->seq))
         return; /* the start query covers it */
-    if (ot_event_parse(ot_str_make(payload, len), &ev) == 0 && ev.seq < e->seq.next)
+    int64_t seq;
+    /* Only the leading "seq" is read (event_json.h): the payload is a hint,
+     * and parsing all of it would be a third parse of every event. */
+    if (ot_event_peek_seq(ot_str_make(payload, len), &seq) == 0 && seq < e->seq.next)
         return;
     schedule_tail(e, 0);
 }
@@ -284,7 +309,7 @@ static void on_redis_state(void *data, bool subscribed)
         schedule_tail(e, 0); /* Redis pub/sub kept nothing for us while we were away */
 }
 
-ot_events *ot_events_start(const ot_events_env *w, ot_event_sink *sink, void *sink_data)
+ot_events *ot_events_start(const ot_events_env *w)
 {
     ot_events *e = calloc(1, sizeof(*e));
     if (!e)
@@ -294,8 +319,12 @@ ot_events *ot_events_start(const ot_events_env *w, ot_event_sink *sink, void *si
         return NULL;
     }
     e->w = *w;
-    e->sink = sink;
-    e->sink_data = sink_data;
+    ot_sink_store store = { 0 };
+    if (w->pg)
+        ot_sink_store_pg(&store, w->pg);
+    ot_sink_limits lim = { .max_events = w->cfg->sink_buffer_events, .max_bytes = w->cfg->sink_buffer_bytes,
+                           .page = OT_SINK_PAGE, .retry_ms = OT_SINK_RETRY_MS };
+    ot_sinks_init(&e->sinks, w->loop, &store, &lim);
     ot_timer_init(&e->timer, on_timer, e);
     if (!w->pg)
         return e; /* no database: no events */
@@ -328,8 +357,22 @@ void ot_events_free(ot_events *e)
         ot_pg_listener_free(e->listener);
     if (e->redis)
         ot_redis_free(e->redis);
+    ot_sinks_free(&e->sinks);
     ot_evseq_free(&e->seq);
     free(e);
+}
+
+ot_sink *ot_events_add_sink(ot_events *e, const char *name, const ot_sink_ops *ops, void *data, bool durable)
+{
+    if (!e || (!e->w.pg && durable))
+        return NULL;
+    return ot_sinks_add(&e->sinks, name, ops, data, durable);
+}
+
+void ot_events_sample(ot_events *e)
+{
+    if (e)
+        ot_sinks_sample(&e->sinks);
 }
 
 /* Each channel gets its own seal: the MAC covers the channel name. */
@@ -354,18 +397,21 @@ static void publish(ot_events *e, const ot_event *ev, ot_str event_json)
     free(buf);
 }
 
-void ot_events_committed(ot_events *e, ot_str event_json)
+int ot_events_committed(ot_events *e, ot_str event_json, ot_event *out)
 {
-    if (!e)
-        return;
     ot_event ev;
     if (ot_event_parse(event_json, &ev) < 0) {
         ot_logf(OT_LOG_WARN, "events: unparsable committed event ignored (%zu bytes)", event_json.len);
-        return;
+        return OT_ERR;
     }
+    if (out)
+        *out = ev;
+    if (!e)
+        return 0;
     if (e->redis && e->have_key)
         publish(e, &ev, event_json);
     feed_live(e, &ev);
+    return 0;
 }
 
 int64_t ot_events_watermark(const ot_events *e) { return e ? e->seq.next : 0; }

@@ -21,6 +21,7 @@
 #include "ot/api/orders.h"
 #include "ot/adapters/pg.h"
 #include "ot/core/ratelimit.h"
+#include "ot/api/search.h"
 #include "ot/api/static.h"
 #include "ot/api/system.h"
 
@@ -49,6 +50,9 @@ void ot_app_routes(ot_router *rt, ot_api *api, ot_hub *hub)
     ot_router_add(rt, "GET", "/orders/:id", "orders_get", ot_h_order_get, api);
     ot_router_add(rt, "GET", "/orders/:id/events", "orders_events", ot_h_order_events, api);
     ot_router_add(rt, "PATCH", "/orders/:id/status", "orders_status", ot_h_order_status, api);
+    ot_router_add(rt, "GET", "/search/orders", "search_orders", ot_h_search_orders, api);
+    ot_router_add(rt, "GET", "/search/orders/:id/history", "search_history", ot_h_search_history, api);
+    ot_router_add(rt, "GET", "/search/analytics", "search_analytics", ot_h_search_analytics, api);
     ot_router_add(rt, "GET", "/ws/orders", "ws_orders", ot_h_ws_auth, hub);
     ot_router_add(rt, "GET", "/", "static", ot_h_static, api);
     ot_router_add(rt, "GET", "/admin", "static", ot_h_static_admin, api);
@@ -132,6 +136,8 @@ static void ops_sample(void *data)
 {
     ot_worker *w = data;
     sample_process();
+    if (w->app)
+        ot_events_sample(w->app->events);
     /* Watermark 0: the reader has not found its starting point yet. */
     if (w->pg && w->app && w->app->events && ot_events_watermark(w->app->events) > 0 && !outbox_q &&
         stats_ticks++ % OT_OUTBOX_STATS_EVERY == 0) {
@@ -143,6 +149,13 @@ static void ops_sample(void *data)
 }
 
 static bool pg_ready(void *data) { return ot_pg_ready(data); }
+
+static size_t hub_deliver(void *data, const ot_event *evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ot_hub_event(data, &evs[i]);
+    return n;
+}
 static void hub_drain(void *data) { ot_hub_drain(data); }
 static bool hub_drained(void *data) { return ot_hub_count(data) == 0; }
 
@@ -212,9 +225,9 @@ int ot_app_start(ot_worker *w)
         /* One statement table for the pool, gathered from the modules and
          * sized from what they declare. */
         const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_msg_stmts, ot_replay_stmts,
-                                       ot_audit_stmts, ops_stmts, ot_principals_stmts };
+                                       ot_audit_stmts, ops_stmts, ot_principals_stmts, ot_sink_stmts, ot_search_stmts };
         size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_msg_nstmts, ot_replay_nstmts,
-                            ot_audit_nstmts, OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts };
+                            ot_audit_nstmts, OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts, ot_sink_nstmts, ot_search_nstmts };
         size_t n = 0;
         ot_pg_stmt *stmts = ot_app_stmts(groups, counts, OT_ARRAY_LEN(groups), &n);
         if (!stmts)
@@ -244,9 +257,16 @@ int ot_app_start(ot_worker *w)
     if (!app->hub)
         return OT_ERR;
     if (w->pg) {
-        app->events = ot_events_start(&(ot_events_env){ .loop = w->loop, .cfg = w->cfg, .pg = w->pg }, ot_hub_event,
-                                       app->hub);
+        app->events = ot_events_start(&(ot_events_env){ .loop = w->loop, .cfg = w->cfg, .pg = w->pg });
+        /* The hub never says full: a slow socket is its own problem (dropped
+         * at its queue cap), never the other sockets'. */
+        static const ot_sink_ops hub_sink = { .deliver = hub_deliver };
+        if (!app->events || !ot_events_add_sink(app->events, "hub", &hub_sink, app->hub, false)) {
+            ot_logf(OT_LOG_ERROR, "event reader setup failed");
+            return OT_ERR;
+        }
         ot_hub_set_events(app->hub, app->events);
+        ot_search_setup(w->cfg, app->events);
     }
     app->api = (ot_api){ .pg = w->pg, .events = app->events, .rl_user = w->rl_user, .services = &w->services };
     ot_app_routes(&w->http.router, &app->api, app->hub);

@@ -18,7 +18,7 @@ ot_hub_msg_kind ot_hub_parse_msg(ot_str text, ot_hub_msg *m, char *tok, size_t t
     memset(m, 0, sizeof(*m));
     /* Valid messages are flat objects of two members: a few tokens suffice,
      * and anything needing more is not one of ours. */
-    jsmntok_t toks[16];
+    ot_json_tok toks[16];
     ot_json d;
     if (ot_json_parse(&d, text.base, text.len, toks, (int)OT_ARRAY_LEN(toks)) < 0 || !ot_json_is_obj(&d, 0))
         return invalid(m, "bad_request", "expected a JSON object with an action");

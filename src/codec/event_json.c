@@ -1,13 +1,12 @@
 /* Event JSON and its pub/sub envelope; see event_json.h. */
 #include "ot/codec/event_json.h"
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/params.h>
 #include <stdlib.h>
 
+#include "ot/codec/hmac.h"
 #include "ot/codec/json.h"
 
 /* Every token but the root takes at least two bytes ("1," or "[]" ...). */
@@ -23,7 +22,7 @@ int ot_event_parse(ot_str json, ot_event *out)
      * tokens hold the largest order the API accepts (100 items). A row
      * written by other means may be larger and is still a committed event:
      * it gets a heap array, or it would be skipped as a rolled-back gap. */
-    jsmntok_t toks[1024];
+    ot_json_tok toks[1024];
     ot_json d;
     memset(out, 0, sizeof(*out));
     if (ot_json_parse(&d, json.base, json.len, toks, (int)OT_ARRAY_LEN(toks)) == 0)
@@ -31,7 +30,7 @@ int ot_event_parse(ot_str json, ot_event *out)
     if (OT_EVENT_TOKS_BOUND(json.len) <= OT_ARRAY_LEN(toks) || json.len > OT_EVENT_MAX_LEN)
         return OT_ERR; /* it could not have needed more tokens, or it is absurd */
     size_t n = OT_EVENT_TOKS_BOUND(json.len);
-    jsmntok_t *big = malloc(n * sizeof(*big));
+    ot_json_tok *big = malloc(n * sizeof(*big));
     if (!big)
         return OT_ERR;
     int rc = ot_json_parse(&d, json.base, json.len, big, (int)n) == 0 ? fields(&d, json, out) : OT_ERR;
@@ -60,6 +59,39 @@ static int fields(const ot_json *d, ot_str json, ot_event *out)
     return 0;
 }
 
+static size_t peek_ws(ot_str s, size_t i)
+{
+    while (i < s.len && (s.base[i] == ' ' || s.base[i] == '\t' || s.base[i] == '\n' || s.base[i] == '\r'))
+        i++;
+    return i;
+}
+
+int ot_event_peek_seq(ot_str json, int64_t *seq)
+{
+    size_t i = peek_ws(json, 0);
+    if (i >= json.len || json.base[i] != '{')
+        return OT_ERR;
+    i = peek_ws(json, i + 1);
+    if (json.len - i < 5 || memcmp(json.base + i, "\"seq\"", 5) != 0)
+        return OT_ERR;
+    i = peek_ws(json, i + 5);
+    if (i >= json.len || json.base[i] != ':')
+        return OT_ERR;
+    i = peek_ws(json, i + 1);
+    size_t st = i;
+    uint64_t v = 0;
+    /* 18 digits cannot overflow; a seq is a positive bigint. */
+    while (i < json.len && i - st < 18 && json.base[i] >= '0' && json.base[i] <= '9')
+        v = v * 10 + (uint64_t)(json.base[i++] - '0');
+    if (i == st || (json.base[st] == '0' && i - st > 1))
+        return OT_ERR;
+    i = peek_ws(json, i);
+    if (i >= json.len || (json.base[i] != ',' && json.base[i] != '}'))
+        return OT_ERR;
+    *seq = (int64_t)v;
+    return 0;
+}
+
 #define PREFIX "ot1:"
 #define PREFIX_LEN 4
 #define MAC_HEX 64
@@ -77,27 +109,13 @@ int ot_event_mac_key(ot_str secret, uint8_t key[OT_EVENT_MAC_KEY_LEN])
 }
 
 /* HMAC-SHA256(key, channel "\n" json), streamed: an event may be far larger
- * than any stack buffer we would want to join it in. */
+ * than any stack buffer we would want to join it in. The key schedule is
+ * prepared once (hmac.h); per process, the workers are single-threaded. */
 static int mac(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str json, uint8_t out[32])
 {
-    /* Fetched once per process: the workers are single-threaded. */
-    static EVP_MAC *hmac;
-    if (!hmac && !(hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)))
-        return OT_ERR;
-    EVP_MAC_CTX *c = EVP_MAC_CTX_new(hmac);
-    if (!c)
-        return OT_ERR;
-    char digest[] = "SHA256";
-    OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                            OSSL_PARAM_construct_end() };
-    size_t n = 0;
-    int ok = EVP_MAC_init(c, key, OT_EVENT_MAC_KEY_LEN, params) &&
-             EVP_MAC_update(c, (const unsigned char *)channel.base, channel.len) &&
-             EVP_MAC_update(c, (const unsigned char *)"\n", 1) &&
-             EVP_MAC_update(c, (const unsigned char *)json.base, json.len) && EVP_MAC_final(c, out, &n, 32) &&
-             n == 32;
-    EVP_MAC_CTX_free(c);
-    return ok ? 0 : OT_ERR;
+    static ot_hmac keys = OT_HMAC_INIT;
+    ot_str parts[] = { channel, ot_str_make("\n", 1), json };
+    return ot_hmac_sha256(&keys, ot_str_make((const char *)key, OT_EVENT_MAC_KEY_LEN), parts, 3, out);
 }
 
 size_t ot_event_seal(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str json, char *out, size_t cap)

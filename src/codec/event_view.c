@@ -18,7 +18,7 @@ static bool staff_only(const ot_json *d, int key)
 
 int ot_event_view_customer(ot_str json, ot_buf *out)
 {
-    jsmntok_t stack[VIEW_STACK_TOKS], *heap;
+    ot_json_tok stack[VIEW_STACK_TOKS], *heap;
     ot_json d;
     int rc = ot_json_parse_grow(&d, json.base, json.len, stack, VIEW_STACK_TOKS, &heap);
     size_t start = out->len;

@@ -1,10 +1,8 @@
-/* JSON reader (jsmn + validation) and writer. See include/ot/json.h. */
-#define OT_JSON_JSMN_IMPL /* this TU compiles jsmn's implementation, once */
+/* JSON reader: one validating pass. See include/ot/codec/json.h. */
 #include "ot/codec/json.h"
 
+
 #include <limits.h>
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 /* ---- UTF-8 and escapes ---- */
@@ -46,55 +44,6 @@ static size_t utf8_put(uint32_t cp, char *o)
     o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
     o[3] = (char)(0x80 | (cp & 0x3F));
     return 4;
-}
-
-/* String contents between the quotes (RFC 8259 §7): no raw control
- * characters, only the eight short escapes and \uXXXX, UTF-16 surrogates only
- * as a high+low pair (a lone one names no character and cannot become UTF-8),
- * and well-formed UTF-8 (§8.1). */
-static bool valid_string(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        if (c < 0x20 || c == '"')
-            return false;
-        if (c >= 0x80) {
-            size_t k = ot_utf8_seq_len(p + i, n - i);
-            if (k == 0)
-                return false;
-            i += k;
-            continue;
-        }
-        if (c != '\\') {
-            i++;
-            continue;
-        }
-        if (i + 1 >= n)
-            return false;
-        switch (p[i + 1]) {
-        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-            i += 2;
-            continue;
-        case 'u':
-            break;
-        default:
-            return false;
-        }
-        long u = hex4(p + i + 2, n - i - 2);
-        if (u < 0 || (u >= 0xDC00 && u <= 0xDFFF))
-            return false;
-        i += 6;
-        if (u >= 0xD800 && u <= 0xDBFF) {
-            if (i + 6 > n || p[i] != '\\' || p[i + 1] != 'u')
-                return false;
-            long lo = hex4(p + i + 2, n - i - 2);
-            if (lo < 0xDC00 || lo > 0xDFFF)
-                return false;
-            i += 6;
-        }
-    }
-    return true;
 }
 
 /* Byte-at-a-time reader of a VALIDATED string's unescaped value, so two keys
@@ -148,15 +97,17 @@ static int rd_next(str_rd *r)
     return (unsigned char)r->pend[0];
 }
 
+/* Two string tokens' unescaped values are equal. */
 static bool tok_str_eq(const ot_json *d, int a, int b)
 {
-    const jsmntok_t *ta = &d->toks[a], *tb = &d->toks[b];
+    const ot_json_tok *ta = &d->toks[a], *tb = &d->toks[b];
+    /* Neither has escapes: the raw bytes are the values. */
+    if (!ta->esc && !tb->esc)
+        return ta->end - ta->start == tb->end - tb->start &&
+               memcmp(d->js + ta->start, d->js + tb->start, (size_t)(ta->end - ta->start)) == 0;
     str_rd ra, rb;
     rd_init(&ra, d, a);
     rd_init(&rb, d, b);
-    /* Fast path: neither has escapes, so the raw bytes are the values. */
-    if (!memchr(ra.p, '\\', ra.n) && !memchr(rb.p, '\\', rb.n))
-        return ta->end - ta->start == tb->end - tb->start && memcmp(ra.p, rb.p, ra.n) == 0;
     for (;;) {
         int x = rd_next(&ra), y = rd_next(&rb);
         if (x != y)
@@ -166,180 +117,236 @@ static bool tok_str_eq(const ot_json *d, int a, int b)
     }
 }
 
-/* ---- validation walk ---- */
+/* ---- the one-pass reader ---- */
 
-static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; } /* RFC 8259 §2 */
+static bool is_ws(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; } /* RFC 8259 §2 */
+static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
-static size_t skip_ws(const ot_json *d, size_t p)
+typedef struct {
+    ot_json *d;
+    const unsigned char *p;
+    size_t n, i;
+    int max;
+} rdr;
+
+static void skip_ws(rdr *r)
 {
-    while (p < d->len && is_ws(d->js[p]))
-        p++;
-    return p;
+    while (r->i < r->n && is_ws(r->p[r->i]))
+        r->i++;
 }
 
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-/* RFC 8259 §6: -? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)? */
-static bool valid_number(const char *s, size_t n)
+static int new_tok(rdr *r, uint8_t type, size_t start)
 {
-    size_t i = 0, st;
-    if (i < n && s[i] == '-')
-        i++;
-    if (i < n && s[i] == '0')
-        i++;
-    else if (i < n && s[i] >= '1' && s[i] <= '9')
-        while (i < n && is_digit(s[i]))
+    if (r->d->ntoks >= r->max)
+        return -1;
+    int t = r->d->ntoks++;
+    r->d->toks[t] = (ot_json_tok){ .type = type, .start = (int32_t)start };
+    return t;
+}
+
+/* A string at r->i (its opening quote), RFC 8259 §7: no raw control
+ * characters, only the eight short escapes and \uXXXX, UTF-16 surrogates only
+ * as a high+low pair (a lone one names no character and cannot become UTF-8),
+ * and well-formed UTF-8 (§8.1). size: 1 for a key, 0 for a value. */
+static int read_string(rdr *r, int32_t size)
+{
+    const unsigned char *p = r->p;
+    size_t n = r->n, i = r->i + 1;
+    int t = new_tok(r, OT_JSON_STR, i);
+    if (t < 0)
+        return -1;
+    uint8_t esc = 0;
+    for (;;) {
+        /* The common bytes first, in a tight loop. */
+        while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
             i++;
-    else
-        return false;
-    if (i < n && s[i] == '.') {
-        for (st = ++i; i < n && is_digit(s[i]);)
-            i++;
-        if (i == st)
-            return false;
+        if (i >= n)
+            return -1;
+        unsigned c = p[i];
+        if (c == '"')
+            break;
+        if (c < 0x20)
+            return -1;
+        if (c >= 0x80) {
+            size_t k = ot_utf8_seq_len(p + i, n - i);
+            if (k == 0)
+                return -1;
+            i += k;
+            continue;
+        }
+        esc = 1; /* c == '\\' */
+        if (i + 1 >= n)
+            return -1;
+        switch (p[i + 1]) {
+        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+            i += 2;
+            continue;
+        case 'u':
+            break;
+        default:
+            return -1;
+        }
+        long u = hex4(p + i + 2, n - i - 2);
+        if (u < 0 || (u >= 0xDC00 && u <= 0xDFFF))
+            return -1;
+        i += 6;
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            if (i + 6 > n || p[i] != '\\' || p[i + 1] != 'u')
+                return -1;
+            long lo = hex4(p + i + 2, n - i - 2);
+            if (lo < 0xDC00 || lo > 0xDFFF)
+                return -1;
+            i += 6;
+        }
     }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
+    ot_json_tok *k = &r->d->toks[t];
+    k->end = (int32_t)i;
+    k->esc = esc;
+    k->size = size;
+    k->next = t + 1;
+    r->i = i + 1;
+    return t;
+}
+
+/* RFC 8259 §6: -? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)?
+ * §3: the literal names are lowercase and exact. What follows is the caller's
+ * to check (a separator, a closer, or the end). */
+static int read_primitive(rdr *r)
+{
+    const unsigned char *p = r->p;
+    size_t n = r->n, i = r->i, st;
+    unsigned char c = p[i];
+    if (c == 't' || c == 'f' || c == 'n') {
+        const char *lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
+        size_t ln = c == 'f' ? 5 : 4;
+        if (n - i < ln || memcmp(p + i, lit, ln) != 0)
+            return -1;
+        i += ln;
+    } else {
+        if (p[i] == '-')
             i++;
-        for (st = i; i < n && is_digit(s[i]);)
+        if (i < n && p[i] == '0')
             i++;
-        if (i == st)
-            return false;
+        else if (i < n && p[i] >= '1' && p[i] <= '9')
+            while (i < n && is_digit(p[i]))
+                i++;
+        else
+            return -1;
+        if (i < n && p[i] == '.') {
+            for (st = ++i; i < n && is_digit(p[i]);)
+                i++;
+            if (i == st)
+                return -1;
+        }
+        if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+            i++;
+            if (i < n && (p[i] == '+' || p[i] == '-'))
+                i++;
+            for (st = i; i < n && is_digit(p[i]);)
+                i++;
+            if (i == st)
+                return -1;
+        }
     }
-    return i == n;
-}
-
-static bool valid_primitive(const char *s, size_t n)
-{
-    /* RFC 8259 §3: the literal names are lowercase and exact. */
-    if ((n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0) ||
-        (n == 4 && memcmp(s, "null", 4) == 0))
-        return true;
-    return valid_number(s, n);
-}
-
-/* String token i whose opening quote must sit at text position p. */
-static bool check_string(const ot_json *d, int i, size_t p, int want_size)
-{
-    const jsmntok_t *t = &d->toks[i];
-    return t->type == JSMN_STRING && t->size == want_size && p < d->len && d->js[p] == '"' &&
-           (size_t)t->start == p + 1 &&
-           t->end >= t->start && (size_t)t->end < d->len && d->js[t->end] == '"' &&
-           valid_string((const unsigned char *)d->js + t->start, (size_t)(t->end - t->start));
+    int t = new_tok(r, OT_JSON_PRIM, r->i);
+    if (t < 0)
+        return -1;
+    r->d->toks[t].end = (int32_t)i;
+    r->d->toks[t].next = t + 1;
+    r->i = i;
+    return t;
 }
 
 /* RFC 8259 §4: names within an object SHOULD be unique; we require it (see
- * json.h). Pairwise, O(keys x tokens) per object: bounded by max_toks. */
+ * json.h). Pairwise over the object's keys, O(keys^2): bounded by max_toks,
+ * and a length check settles most pairs without touching the bytes. */
 static bool keys_unique(const ot_json *d, int obj)
 {
-    int n = d->toks[obj].size;
-    int a = obj + 1;
-    for (int x = 0; x < n; x++) {
-        int b = ot_json_skip(d, a);
-        for (int y = x + 1; y < n; y++) {
+    for (int a = obj + 1; a < d->toks[obj].next; a = d->toks[a].next)
+        for (int b = d->toks[a].next; b < d->toks[obj].next; b = d->toks[b].next)
             if (tok_str_eq(d, a, b))
                 return false;
-            b = ot_json_skip(d, b);
-        }
-        a = ot_json_skip(d, a);
-    }
     return true;
 }
 
-/* Checks token i against the text from *pos (leading whitespace allowed):
- * every byte between tokens must be whitespace or the one separator the
- * grammar expects there, which is what jsmn does not verify. Returns the
- * index after i's subtree, -1 if invalid. */
-static int check_value(const ot_json *d, int i, size_t *pos, int depth)
+/* One value at r->i (leading whitespace allowed); returns its token. */
+static int read_value(rdr *r, int depth)
 {
-    if (i >= d->ntoks)
+    skip_ws(r);
+    if (r->i >= r->n)
         return -1;
-    const jsmntok_t *t = &d->toks[i];
-    size_t p = skip_ws(d, *pos);
-    if (t->type == JSMN_STRING) {
-        if (!check_string(d, i, p, 0))
-            return -1;
-        *pos = (size_t)t->end + 1;
-        return i + 1;
-    }
-    if (t->type == JSMN_PRIMITIVE) {
-        if (t->size != 0 || (size_t)t->start != p || t->end < t->start ||
-            !valid_primitive(d->js + t->start, (size_t)(t->end - t->start)))
-            return -1;
-        *pos = (size_t)t->end;
-        return i + 1;
-    }
-    if ((t->type != JSMN_OBJECT && t->type != JSMN_ARRAY) || (size_t)t->start != p || depth >= OT_JSON_MAX_DEPTH)
+    unsigned char c = r->p[r->i];
+    if (c == '"')
+        return read_string(r, 0);
+    if (c != '{' && c != '[')
+        return read_primitive(r);
+    if (depth >= OT_JSON_MAX_DEPTH)
         return -1;
-    bool obj = t->type == JSMN_OBJECT;
-    int next = i + 1;
-    p++;
-    for (int k = 0; k < t->size; k++) {
-        p = skip_ws(d, p);
-        if (k > 0) {
-            if (p >= d->len || d->js[p] != ',')
+    bool obj = c == '{';
+    unsigned char close = obj ? '}' : ']';
+    int t = new_tok(r, obj ? OT_JSON_OBJ : OT_JSON_ARR, r->i);
+    if (t < 0)
+        return -1;
+    r->i++;
+    skip_ws(r);
+    int32_t size = 0;
+    if (r->i < r->n && r->p[r->i] == close) {
+        r->i++;
+    } else {
+        for (;;) {
+            if (obj) {
+                skip_ws(r);
+                if (r->i >= r->n || r->p[r->i] != '"')
+                    return -1;
+                int k = read_string(r, 1);
+                if (k < 0)
+                    return -1;
+                skip_ws(r);
+                if (r->i >= r->n || r->p[r->i] != ':')
+                    return -1;
+                r->i++;
+                if (read_value(r, depth + 1) < 0)
+                    return -1;
+                r->d->toks[k].next = r->d->ntoks;
+            } else if (read_value(r, depth + 1) < 0) {
                 return -1;
-            p = skip_ws(d, p + 1);
+            }
+            size++;
+            skip_ws(r);
+            if (r->i >= r->n)
+                return -1;
+            c = r->p[r->i++];
+            if (c == close)
+                break;
+            if (c != ',')
+                return -1;
         }
-        if (obj) {
-            if (next >= d->ntoks || !check_string(d, next, p, 1))
-                return -1;
-            p = skip_ws(d, (size_t)d->toks[next].end + 1);
-            if (p >= d->len || d->js[p] != ':')
-                return -1;
-            p++;
-            next++;
-        }
-        next = check_value(d, next, &p, depth + 1);
-        if (next < 0)
-            return -1;
     }
-    p = skip_ws(d, p);
-    if (p >= d->len || d->js[p] != (obj ? '}' : ']') || (size_t)t->end != p + 1)
+    ot_json_tok *k = &r->d->toks[t];
+    k->end = (int32_t)r->i;
+    k->size = size;
+    k->next = r->d->ntoks;
+    if (obj && size > 1 && !keys_unique(r->d, t))
         return -1;
-    if (obj && !keys_unique(d, i))
-        return -1;
-    *pos = p + 1;
-    return next;
+    return t;
 }
 
-int ot_json_parse(ot_json *doc, const char *js, size_t len, jsmntok_t *toks, int max_toks)
+int ot_json_parse(ot_json *doc, const char *js, size_t len, ot_json_tok *toks, int max_toks)
 {
     *doc = (ot_json){ js, len, toks, 0 };
-    /* jsmn keeps offsets in int. */
-    if (max_toks < 1 || len >= INT_MAX)
+    /* Offsets are kept in int32. */
+    if (max_toks < 1 || len >= INT32_MAX)
         return OT_ERR;
-    size_t p = skip_ws(doc, 0);
-    if (p == len)
-        return OT_ERR;
-    char c = js[p];
-    if (c == '{' || c == '[' || c == '"') {
-        jsmn_parser jp;
-        jsmn_init(&jp);
-        if (jsmn_parse(&jp, js, len, toks, (unsigned)max_toks) < 0)
-            return OT_ERR;
-        doc->ntoks = (int)jp.toknext;
-    } else {
-        /* A bare scalar root (RFC 8259 §2 allows it): strict jsmn wants a
-         * delimiter after a primitive and reports end of input as partial,
-         * so the token is made here and validated like any other. */
-        size_t e = p;
-        while (e < len && !is_ws(js[e]))
-            e++;
-        toks[0] = (jsmntok_t){ .type = JSMN_PRIMITIVE, .start = (int)p, .end = (int)e, .size = 0, .parent = -1 };
-        doc->ntoks = 1;
-    }
-    size_t pos = 0;
+    rdr r = { doc, (const unsigned char *)js, len, 0, max_toks };
     /* Exactly one value, then only whitespace (RFC 8259 §2: JSON-text). */
-    if (check_value(doc, 0, &pos, 0) != doc->ntoks || skip_ws(doc, pos) != len) {
+    if (read_value(&r, 0) < 0 || (skip_ws(&r), r.i != len)) {
         doc->ntoks = 0;
         return OT_ERR;
     }
     return 0;
 }
 
-int ot_json_parse_grow(ot_json *doc, const char *js, size_t len, jsmntok_t *stack, int nstack, jsmntok_t **heap)
+int ot_json_parse_grow(ot_json *doc, const char *js, size_t len, ot_json_tok *stack, int nstack, ot_json_tok **heap)
 {
     *heap = NULL;
     int rc = ot_json_parse(doc, js, len, stack, nstack);
@@ -353,27 +360,17 @@ int ot_json_parse_grow(ot_json *doc, const char *js, size_t len, jsmntok_t *stac
 
 /* ---- accessors ---- */
 
-static const jsmntok_t *tok(const ot_json *d, int t) { return t >= 0 && t < d->ntoks ? &d->toks[t] : NULL; }
+static const ot_json_tok *tok(const ot_json *d, int t) { return t >= 0 && t < d->ntoks ? &d->toks[t] : NULL; }
 
-int ot_json_skip(const ot_json *d, int t)
-{
-    if (!tok(d, t))
-        return d->ntoks;
-    /* Each token's size counts its direct children (an object's keys, a key's
-     * one value, an array's elements), all following it in document order. */
-    int pending = 1;
-    while (pending > 0 && t < d->ntoks)
-        pending += d->toks[t++].size - 1;
-    return t;
-}
+int ot_json_skip(const ot_json *d, int t) { return tok(d, t) ? d->toks[t].next : d->ntoks; }
 
-bool ot_json_is_obj(const ot_json *d, int t) { return tok(d, t) && d->toks[t].type == JSMN_OBJECT; }
-bool ot_json_is_arr(const ot_json *d, int t) { return tok(d, t) && d->toks[t].type == JSMN_ARRAY; }
-bool ot_json_is_str(const ot_json *d, int t) { return tok(d, t) && d->toks[t].type == JSMN_STRING; }
+bool ot_json_is_obj(const ot_json *d, int t) { return tok(d, t) && d->toks[t].type == OT_JSON_OBJ; }
+bool ot_json_is_arr(const ot_json *d, int t) { return tok(d, t) && d->toks[t].type == OT_JSON_ARR; }
+bool ot_json_is_str(const ot_json *d, int t) { return tok(d, t) && d->toks[t].type == OT_JSON_STR; }
 
 static char prim0(const ot_json *d, int t)
 {
-    return tok(d, t) && d->toks[t].type == JSMN_PRIMITIVE ? d->js[d->toks[t].start] : 0;
+    return tok(d, t) && d->toks[t].type == OT_JSON_PRIM ? d->js[d->toks[t].start] : 0;
 }
 bool ot_json_is_null(const ot_json *d, int t) { return prim0(d, t) == 'n'; }
 bool ot_json_is_bool(const ot_json *d, int t) { char c = prim0(d, t); return c == 't' || c == 'f'; }
@@ -383,12 +380,9 @@ int ot_json_obj_get(const ot_json *d, int obj, const char *key)
 {
     if (!ot_json_is_obj(d, obj))
         return -1;
-    int k = obj + 1;
-    for (int i = 0; i < d->toks[obj].size; i++) {
+    for (int k = obj + 1; k < d->toks[obj].next; k = d->toks[k].next)
         if (ot_json_str_eq(d, k, key))
             return k + 1;
-        k = ot_json_skip(d, k);
-    }
     return -1;
 }
 
@@ -400,7 +394,7 @@ int ot_json_arr_at(const ot_json *d, int arr, int i)
         return -1;
     int t = arr + 1;
     while (i-- > 0)
-        t = ot_json_skip(d, t);
+        t = d->toks[t].next;
     return t;
 }
 
@@ -455,6 +449,10 @@ bool ot_json_str_eq(const ot_json *d, int t, const char *lit)
 {
     if (!ot_json_is_str(d, t))
         return false;
+    if (!d->toks[t].esc) {
+        size_t n = (size_t)(d->toks[t].end - d->toks[t].start);
+        return strncmp(d->js + d->toks[t].start, lit, n) == 0 && lit[n] == 0;
+    }
     str_rd r;
     rd_init(&r, d, t);
     const unsigned char *l = (const unsigned char *)lit;
@@ -469,16 +467,16 @@ bool ot_json_str_eq(const ot_json *d, int t, const char *lit)
 
 ot_str ot_json_raw(const ot_json *d, int t)
 {
-    const jsmntok_t *k = tok(d, t);
+    const ot_json_tok *k = tok(d, t);
     return k ? ot_str_make(d->js + k->start, (size_t)(k->end - k->start)) : OT_STR_NULL;
 }
 
 ot_str ot_json_raw_value(const ot_json *d, int t)
 {
-    const jsmntok_t *k = tok(d, t);
+    const ot_json_tok *k = tok(d, t);
     if (!k)
         return OT_STR_NULL;
-    if (k->type == JSMN_STRING)
+    if (k->type == OT_JSON_STR)
         return ot_str_make(d->js + k->start - 1, (size_t)(k->end - k->start) + 2);
     return ot_json_raw(d, t);
 }
@@ -513,171 +511,4 @@ int ot_json_get_bool(const ot_json *d, int t, bool *out)
         return OT_ERR;
     *out = prim0(d, t) == 't';
     return 0;
-}
-
-/* ---- writer ---- */
-
-int ot_json_escape(ot_buf *out, const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t run = 0, i = 0;
-    while ((i = ot_json_esc_plain_run(p, i, n, OT_JSON_ESC_STD)) < n) {
-        char esc[6];
-        size_t adv, elen = ot_json_esc_one(p + i, n - i, OT_JSON_ESC_STD, esc, &adv);
-        if (elen == 0) { /* valid UTF-8: part of the run */
-            i += adv;
-            continue;
-        }
-        if (ot_buf_append(out, s + run, i - run) < 0 || ot_buf_append(out, esc, elen) < 0)
-            return OT_ERR;
-        run = i += adv;
-    }
-    return ot_buf_append(out, s + run, n - run);
-}
-
-static void jw_put(ot_jw *w, const char *s, size_t n)
-{
-    if (!w->err && ot_buf_append(w->out, s, n) < 0)
-        w->err = OT_ERR;
-}
-
-static uint64_t jw_bit(const ot_jw *w) { return 1ull << w->depth; }
-
-/* Places the separator before a value; false (error latched) if a value is
- * not allowed here. */
-static bool jw_value(ot_jw *w)
-{
-    if (w->err)
-        return false;
-    uint64_t bit = jw_bit(w);
-    if (w->depth == 0) {
-        if (!(w->first & bit)) /* a second root value would not be one JSON text */
-            w->err = OT_ERR;
-        w->first &= ~bit;
-    } else if (w->is_obj & bit) {
-        if (!w->after_key)
-            w->err = OT_ERR;
-        w->after_key = false;
-    } else {
-        if (!(w->first & bit))
-            jw_put(w, ",", 1);
-        w->first &= ~bit;
-    }
-    return !w->err;
-}
-
-void ot_jw_init(ot_jw *w, ot_buf *out) { *w = (ot_jw){ .out = out, .first = 1 }; }
-
-static void jw_open(ot_jw *w, bool obj)
-{
-    if (!jw_value(w))
-        return;
-    if (w->depth >= OT_JW_MAX_DEPTH) {
-        w->err = OT_ERR;
-        return;
-    }
-    w->depth++;
-    uint64_t bit = jw_bit(w);
-    w->first |= bit;
-    w->is_obj = obj ? (w->is_obj | bit) : (w->is_obj & ~bit);
-    jw_put(w, obj ? "{" : "[", 1);
-}
-
-static void jw_close(ot_jw *w, bool obj)
-{
-    if (w->err)
-        return;
-    if (w->depth == 0 || !!(w->is_obj & jw_bit(w)) != obj || w->after_key) {
-        w->err = OT_ERR;
-        return;
-    }
-    jw_put(w, obj ? "}" : "]", 1);
-    w->depth--;
-}
-
-void ot_jw_obj_open(ot_jw *w) { jw_open(w, true); }
-void ot_jw_obj_close(ot_jw *w) { jw_close(w, true); }
-void ot_jw_arr_open(ot_jw *w) { jw_open(w, false); }
-void ot_jw_arr_close(ot_jw *w) { jw_close(w, false); }
-
-void ot_jw_key_str(ot_jw *w, ot_str key)
-{
-    if (w->err)
-        return;
-    uint64_t bit = jw_bit(w);
-    if (w->depth == 0 || !(w->is_obj & bit) || w->after_key) {
-        w->err = OT_ERR;
-        return;
-    }
-    jw_put(w, (w->first & bit) ? "\"" : ",\"", (w->first & bit) ? 1 : 2);
-    w->first &= ~bit;
-    if (!w->err && ot_json_escape(w->out, key.base, key.len) < 0)
-        w->err = OT_ERR;
-    jw_put(w, "\":", 2);
-    w->after_key = true;
-}
-
-void ot_jw_key(ot_jw *w, const char *key) { ot_jw_key_str(w, ot_str_c(key)); }
-
-void ot_jw_str(ot_jw *w, ot_str s)
-{
-    if (!jw_value(w))
-        return;
-    jw_put(w, "\"", 1);
-    if (!w->err && ot_json_escape(w->out, s.base, s.len) < 0)
-        w->err = OT_ERR;
-    jw_put(w, "\"", 1);
-}
-
-void ot_jw_cstr(ot_jw *w, const char *s)
-{
-    if (s)
-        ot_jw_str(w, ot_str_c(s));
-    else
-        ot_jw_null(w);
-}
-
-static void jw_scalar(ot_jw *w, const char *s, size_t n)
-{
-    if (jw_value(w))
-        jw_put(w, s, n);
-}
-
-void ot_jw_int(ot_jw *w, int64_t v)
-{
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    jw_scalar(w, tmp, (size_t)n);
-}
-
-void ot_jw_uint(ot_jw *w, uint64_t v)
-{
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    jw_scalar(w, tmp, (size_t)n);
-}
-
-void ot_jw_double(ot_jw *w, double v)
-{
-    if (!isfinite(v)) {
-        ot_jw_null(w);
-        return;
-    }
-    /* %g never yields a form JSON rejects for finite values ("1e+20", "-0",
-     * "0.5"); the process must keep the "C" numeric locale (no setlocale). */
-    char tmp[40];
-    int n = snprintf(tmp, sizeof tmp, "%.15g", v);
-    if (strtod(tmp, NULL) != v)
-        n = snprintf(tmp, sizeof tmp, "%.17g", v);
-    jw_scalar(w, tmp, (size_t)n);
-}
-
-void ot_jw_bool(ot_jw *w, bool v) { jw_scalar(w, v ? "true" : "false", v ? 4 : 5); }
-void ot_jw_null(ot_jw *w) { jw_scalar(w, "null", 4); }
-void ot_jw_raw(ot_jw *w, ot_str json) { jw_scalar(w, json.base, json.len); }
-
-int ot_jw_error(const ot_jw *w)
-{
-    /* Open containers, a dangling key or no value at all: not a JSON text. */
-    return (w->err || w->depth != 0 || w->after_key || (w->first & 1)) ? OT_ERR : 0;
 }

@@ -3,9 +3,9 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "ot/codec/base64.h"
+#include "ot/codec/hmac.h"
 #include "ot/codec/json.h"
 
 #define SIG_LEN 32 /* HMAC-SHA256 */
@@ -50,13 +50,14 @@ const char *ot_jwt_strerror(int err)
     }
 }
 
+/* The key schedules of the current and the previous secret, prepared once
+ * (hmac.h); per process, and the workers are single-threaded. */
+static ot_hmac jwt_keys = OT_HMAC_INIT;
+
 static bool hmac(ot_str secret, const char *msg, size_t n, uint8_t mac[SIG_LEN])
 {
-    unsigned int mlen = 0;
-    if (secret.len == 0 || secret.len > INT32_MAX)
-        return false;
-    return HMAC(EVP_sha256(), secret.base, (int)secret.len, (const unsigned char *)msg, n, mac, &mlen) &&
-           mlen == SIG_LEN;
+    ot_str part = ot_str_make(msg, n);
+    return ot_hmac_sha256(&jwt_keys, secret, &part, 1, mac) == 0;
 }
 
 static bool sub_ok(const char *s, size_t n)
@@ -120,7 +121,7 @@ int ot_jwt_sign(ot_str secret, const ot_jwt_claims *c, ot_buf *out)
 }
 
 /* Decodes a base64url segment and parses it as a JSON object. */
-static int decode_obj(ot_str seg, uint8_t *buf, size_t cap, ot_json *doc, jsmntok_t *toks)
+static int decode_obj(ot_str seg, uint8_t *buf, size_t cap, ot_json *doc, ot_json_tok *toks)
 {
     size_t n;
     if (seg.len == 0 || ot_b64_decode(seg.base, seg.len, buf, cap, &n, true) < 0 ||
@@ -159,7 +160,7 @@ int ot_jwt_verify(ot_str secret, ot_str token, int64_t now_s, ot_jwt_claims *out
     ot_str sseg = ot_str_make(d2 + 1, (size_t)(end - d2 - 1));
 
     uint8_t buf[OT_B64_DEC_MAX(OT_JWT_MAX_LEN)];
-    jsmntok_t toks[JWT_MAX_TOKS];
+    ot_json_tok toks[JWT_MAX_TOKS];
     ot_json doc;
     if (decode_obj(hseg, buf, sizeof buf, &doc, toks) < 0)
         return OT_JWT_EMALFORMED;

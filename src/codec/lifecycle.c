@@ -33,7 +33,7 @@ int ot_lifecycle_annotate(ot_str json, ot_role role, ot_buf *out)
 {
     /* An API order or event (100 items) fits the stack; events written
      * around the API may be bigger (test_events.py) and get a heap array. */
-    jsmntok_t stack[1024], *heap;
+    ot_json_tok stack[1024], *heap;
     ot_json d;
     int t = -1;
     if (ot_json_parse_grow(&d, json.base, json.len, stack, (int)OT_ARRAY_LEN(stack), &heap) == 0 &&

@@ -28,7 +28,7 @@ static int fail(char *err, size_t errcap, const char *fmt, ...)
 int ot_orders_validate_items(const char *json, size_t len, ot_buf *out, char *err, size_t errcap, ot_str *user_id_out)
 {
     /* 100 items x 5 tokens + the envelope. */
-    jsmntok_t toks[OT_ITEMS_MAX * 5 + 16];
+    ot_json_tok toks[OT_ITEMS_MAX * 5 + 16];
     ot_json d;
     if (ot_json_parse(&d, json, len, toks, (int)OT_ARRAY_LEN(toks)) < 0 || !ot_json_is_obj(&d, 0))
         return ERR("body must be a JSON object (at most %d items)", OT_ITEMS_MAX);

@@ -82,6 +82,15 @@ static const opt_def opts[] = {
     { "--ws-max-per-ip", "ORDERTRACK_WS_MAX_PER_IP", T_U32, O(ws_max_per_ip), "open WebSockets per client IP per worker, 429 beyond, 0 = no cap (default 256)", 0, 1000000 },
     { "--ws-rate", "ORDERTRACK_WS_RATE", T_DOUBLE, O(ws_rate), "subscribe/unsubscribe/auth/resume actions/s per WebSocket, 0 = off (default 20)", 0, 1e6 },
     { "--ws-rate-burst", "ORDERTRACK_WS_RATE_BURST", T_DOUBLE, O(ws_rate_burst), "burst of WebSocket actions; as many refused in a row close 1008 (default 80: a full set of 64 subscriptions at once)", 1, 1e6 },
+    { "--sink-buffer-events", "ORDERTRACK_SINK_BUFFER_EVENTS", T_SIZE, O(sink_buffer_events), "events held in memory for one slow event sink (Kafka relay, search indexer) before it falls back to replaying from PostgreSQL (default 4096)", 1, 1048576 },
+    { "--sink-buffer-bytes", "ORDERTRACK_SINK_BUFFER_BYTES", T_SIZE, O(sink_buffer_bytes), "event bytes held in memory for one slow event sink before it falls back to replaying (default 8388608)", 64 * KiB, GiB },
+    { "--search-sla-seconds", "ORDERTRACK_SEARCH_SLA_SECONDS", T_U32, O(search_sla_s), "seconds an order may stay in a non-terminal status before /search/analytics lists it as delayed (default 3600)", 1, 31536000 },
+    { "--search-sla-created-seconds", "ORDERTRACK_SEARCH_SLA_CREATED_SECONDS", T_U32, O(search_sla_status_s[0]), "SLA for CREATED; 0 = --search-sla-seconds (default 0)", 0, 31536000 },
+    { "--search-sla-accepted-seconds", "ORDERTRACK_SEARCH_SLA_ACCEPTED_SECONDS", T_U32, O(search_sla_status_s[1]), "SLA for ACCEPTED; 0 = --search-sla-seconds (default 0)", 0, 31536000 },
+    { "--search-sla-prepared-seconds", "ORDERTRACK_SEARCH_SLA_PREPARED_SECONDS", T_U32, O(search_sla_status_s[2]), "SLA for PREPARED; 0 = --search-sla-seconds (default 0)", 0, 31536000 },
+    { "--search-sla-shipped-seconds", "ORDERTRACK_SEARCH_SLA_SHIPPED_SECONDS", T_U32, O(search_sla_status_s[3]), "SLA for SHIPPED; 0 = --search-sla-seconds (default 0)", 0, 31536000 },
+    { "--search-max-buckets", "ORDERTRACK_SEARCH_MAX_BUCKETS", T_U32, O(search_max_buckets), "trend buckets per /search/analytics answer, 400 beyond (default 1000)", 1, 100000 },
+    { "--search-delayed-max", "ORDERTRACK_SEARCH_DELAYED_MAX", T_U32, O(search_delayed_max), "delayed orders listed per /search/analytics answer, oldest first (default 100)", 1, 10000 },
 };
 #undef O
 
@@ -132,6 +141,11 @@ void ot_config_defaults(ot_config *c)
     c->ws_max_per_ip = 256;
     c->ws_rate = 20;
     c->ws_rate_burst = 80;
+    c->sink_buffer_events = 4096;
+    c->sink_buffer_bytes = 8u << 20;
+    c->search_sla_s = 3600;
+    c->search_max_buckets = 1000;
+    c->search_delayed_max = 100;
 }
 
 int ot_hostport_split(ot_str s, ot_str *host, ot_str *port)

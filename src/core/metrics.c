@@ -4,7 +4,9 @@
 
 #include <inttypes.h>
 #include <stdalign.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 
 /* Status codes the server actually produces get their own series; anything
@@ -106,6 +108,12 @@ typedef struct {
     uint64_t lat_buckets[NHB]; /* per bucket, not cumulative: one store per request */
 } route_stats;
 
+typedef struct {
+    uint64_t used; /* stored (release) after name */
+    char name[OT_METRICS_SINK_NAME_MAX];
+    uint64_t position, acked, lag, held, live, replayed, fallbacks;
+} sink_stats;
+
 /* Cache-line aligned so two workers' hot counters never share a line. */
 typedef struct {
     alignas(64) uint64_t vals[OT_M_COUNT]; /* gauges hold int64 bit patterns */
@@ -113,6 +121,7 @@ typedef struct {
     uint64_t push_sum_us;
     uint64_t push_buckets[NPB];
     route_stats routes[OT_METRICS_MAX_ROUTES + 1]; /* [nroutes] = unmatched */
+    sink_stats sinks[OT_METRICS_MAX_SINKS];
 } slot;
 
 struct ot_metrics {
@@ -289,6 +298,59 @@ static uint64_t route_requests(const route_stats *r)
     return n;
 }
 
+int ot_metrics_sink(const char *name)
+{
+    if (!g.self || !name)
+        return -1;
+    char cut[OT_METRICS_SINK_NAME_MAX];
+    snprintf(cut, sizeof cut, "%s", name);
+    for (int i = 0; i < OT_METRICS_MAX_SINKS; i++) {
+        sink_stats *st = &g.self->sinks[i];
+        if (!__atomic_load_n(&st->used, __ATOMIC_ACQUIRE)) {
+            memcpy(st->name, cut, sizeof cut);
+            __atomic_store_n(&st->used, 1, __ATOMIC_RELEASE);
+            return i;
+        }
+        if (strcmp(st->name, cut) == 0)
+            return i;
+    }
+    return -1;
+}
+
+void ot_metrics_sink_set(int idx, const ot_metrics_sink_vals *v)
+{
+    if (!g.self || idx < 0 || idx >= OT_METRICS_MAX_SINKS)
+        return;
+    sink_stats *st = &g.self->sinks[idx];
+    put(&st->position, (uint64_t)v->position);
+    put(&st->acked, (uint64_t)v->acked);
+    put(&st->lag, (uint64_t)v->lag);
+    put(&st->held, (uint64_t)v->held);
+    put(&st->live, v->live ? 1 : 0);
+    bump(&st->replayed, v->replayed);
+    bump(&st->fallbacks, v->fallbacks);
+}
+
+/* One family over every worker's sinks; `gauge` values are int64 bit patterns. */
+static int sink_family(ot_buf *out, const char *name, const char *help, bool gauge, size_t off)
+{
+    int rc = family_head(out, name, help, gauge ? "gauge" : "counter");
+    for (int w = 0; w < g.nworkers; w++)
+        for (int i = 0; i < OT_METRICS_MAX_SINKS; i++) {
+            const sink_stats *st = &g.slots[w].sinks[i];
+            if (!__atomic_load_n(&st->used, __ATOMIC_ACQUIRE))
+                continue;
+            char label[2 * OT_METRICS_ROUTE_NAME_MAX];
+            escape_label(label, sizeof label, st->name);
+            uint64_t v = get((const uint64_t *)((const char *)st + off));
+            if (gauge)
+                rc |= ot_buf_printf(out, "%s{worker=\"%d\",sink=\"%s\"} %" PRId64 "\n", name, w, label, (int64_t)v);
+            else
+                rc |= ot_buf_printf(out, "%s{worker=\"%d\",sink=\"%s\"} %" PRIu64 "\n", name, w, label, v);
+        }
+    return rc;
+}
+
 int ot_metrics_render(ot_buf *out)
 {
     if (!g.slots)
@@ -375,5 +437,21 @@ int ot_metrics_render(ot_buf *out)
         rc |= histogram(out, "ordertrack_ws_push_latency_seconds", labels, push_bounds, NPB,
                         g.slots[w].push_buckets, &g.slots[w].push_sum_us);
     }
+
+    rc |= sink_family(out, "ordertrack_sink_position", "Every event seq at or below it was handed to the sink.",
+                      true, offsetof(sink_stats, position));
+    rc |= sink_family(out, "ordertrack_sink_acked", "Highest seq the sink acknowledged as durable downstream.", true,
+                      offsetof(sink_stats, acked));
+    rc |= sink_family(out, "ordertrack_sink_lag_events", "Seqs between the event reader's watermark and the sink.",
+                      true, offsetof(sink_stats, lag));
+    rc |= sink_family(out, "ordertrack_sink_held_events", "Events held in memory for a full sink.", true,
+                      offsetof(sink_stats, held));
+    rc |= sink_family(out, "ordertrack_sink_live", "1 while the sink follows the reader live, 0 while it replays.",
+                      true, offsetof(sink_stats, live));
+    rc |= sink_family(out, "ordertrack_sink_replayed_events_total", "Events the sink read back from order_events.",
+                      false, offsetof(sink_stats, replayed));
+    rc |= sink_family(out, "ordertrack_sink_fallbacks_total",
+                      "Times the sink fell behind its buffer and went back to replaying.", false,
+                      offsetof(sink_stats, fallbacks));
     return rc ? OT_ERR : OT_OK;
 }

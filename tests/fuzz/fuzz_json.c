@@ -1,10 +1,38 @@
 /* libFuzzer: ot_json_parse on arbitrary bytes, then every accessor on every
- * token. Invariants checked (abort on violation): an accepted document's
- * subtree skips are consistent, every string unescapes to valid UTF-8 no
- * longer than its raw form, and writer output always parses back. */
+ * token. Invariants checked (abort on violation): the one-pass reader gives
+ * the same verdict and the same tokens as the previous two-pass reader
+ * (json_ref.h: jsmn, then a validation walk), an accepted document's subtree
+ * skips are consistent, every string unescapes to valid UTF-8 no longer than
+ * its raw form, and writer output always parses back. */
 #include <stdlib.h>
 
+#include "json_ref.h"
 #include "ot/codec/json.h"
+
+/* Same verdict; when accepted, token for token the same shape. */
+static void differential(const ot_json *d, int rc, const uint8_t *data, size_t size, int max)
+{
+    static jsmntok_t rt[256];
+    ref_json r;
+    int rrc = ref_parse(&r, (const char *)data, size, rt, max);
+    if ((rc == 0) != (rrc == 0))
+        abort();
+    if (rc != 0)
+        return;
+    if (r.ntoks != d->ntoks)
+        abort();
+    static const int type_of[] = { [JSMN_OBJECT] = OT_JSON_OBJ, [JSMN_ARRAY] = OT_JSON_ARR,
+                                   [JSMN_STRING] = OT_JSON_STR, [JSMN_PRIMITIVE] = OT_JSON_PRIM };
+    for (int t = 0; t < d->ntoks; t++) {
+        const ot_json_tok *a = &d->toks[t];
+        const jsmntok_t *b = &rt[t];
+        if (a->type != type_of[b->type] || a->start != b->start || a->end != b->end || a->size != b->size ||
+            a->next != ref_skip(&r, t))
+            abort();
+        if (a->type == OT_JSON_STR && a->esc != (memchr(data + a->start, '\\', (size_t)(a->end - a->start)) != NULL))
+            abort();
+    }
+}
 
 static bool utf8_ok(const char *s, size_t n)
 {
@@ -48,10 +76,12 @@ static void walk(const ot_json *d, ot_buf *b)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static jsmntok_t toks[256];
+    static ot_json_tok toks[256];
     ot_json d;
     ot_buf b = OT_BUF_INIT, w = OT_BUF_INIT;
-    if (ot_json_parse(&d, (const char *)data, size, toks, 256) == 0) {
+    int rc = ot_json_parse(&d, (const char *)data, size, toks, 256);
+    differential(&d, rc, data, size, 256);
+    if (rc == 0) {
         if (ot_json_skip(&d, 0) != d.ntoks)
             abort();
         walk(&d, &b);

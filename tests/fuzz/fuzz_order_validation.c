@@ -23,7 +23,7 @@ static void check_msg(const char *err, size_t cap)
 
 static void check_items(const ot_buf *out)
 {
-    jsmntok_t toks[OT_ITEMS_MAX * 5 + 16];
+    ot_json_tok toks[OT_ITEMS_MAX * 5 + 16];
     ot_json d;
     if (ot_json_parse(&d, out->data, out->len, toks, (int)(sizeof toks / sizeof toks[0])) < 0 ||
         !ot_json_is_arr(&d, 0))

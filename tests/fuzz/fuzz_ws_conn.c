@@ -118,7 +118,7 @@ static void check_frames(void)
         if (!(b0 & 0x80))
             abort(); /* the server never fragments */
         if (op == OT_WS_OP_TEXT) {
-            jsmntok_t toks[64];
+            ot_json_tok toks[64];
             ot_json d;
             if (ot_json_parse(&d, (const char *)p, n, toks, 64) < 0 || !ot_json_is_obj(&d, 0))
                 abort();

@@ -11,16 +11,7 @@
 #include "ot/app/evseq.h"
 #include "ot/codec/event_json.h"
 
-/* ------------------------------------------------------------------ a tiny PRNG (seeded, reproducible) */
-
-static uint64_t rng;
-static uint32_t rnd(uint32_t n)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng % n);
-}
+#include "rng.h"
 
 /* ------------------------------------------------------------------ the model */
 
@@ -470,4 +461,27 @@ Test(event_json, a_sealed_event_opens_only_with_its_key_channel_and_bytes)
     cr_assert(ot_event_open(key, OT_STR("ot:admin"), ot_str_c(j), &out) < 0);
     cr_assert(ot_event_open(key, OT_STR("ot:admin"), ot_str_make(buf, 10), &out) < 0);
     cr_assert_eq(ot_event_seal(key, OT_STR("ot:admin"), ot_str_c(j), buf, strlen(j) + 68), 0);
+}
+
+Test(event_json, peek_seq_reads_only_a_leading_seq_member)
+{
+    int64_t s = -1;
+    /* The two shapes sql/001 writes: ot_event_json (json_build_object's
+     * spacing) and the large-event stub. */
+    cr_assert_eq(ot_event_peek_seq(OT_STR("{\"seq\" : 42, \"version\" : 1}"), &s), 0);
+    cr_assert_eq(s, 42);
+    cr_assert_eq(ot_event_peek_seq(OT_STR("{\"seq\":9007199254740993}"), &s), 0);
+    cr_assert_eq(s, 9007199254740993LL);
+    cr_assert_eq(ot_event_peek_seq(OT_STR(" \n{ \"seq\"\t:\r0 }"), &s), 0);
+    cr_assert_eq(s, 0);
+    /* Anything else is "unknown" (the caller tails): never a wrong number. */
+    const char *bad[] = { "",          "{",           "{}",           "[\"seq\",1]",     "{\"version\":1,\"seq\":2}",
+                          "{\"seq\":}", "{\"seq\":-1}", "{\"seq\":01}", "{\"seq\":1.5}",   "{\"seq\":1e3}",
+                          "{\"seq\":\"1\"}", "{\"seq\" 1}", "{\"seq\":1",  "{\"seqx\":1}",    "{\"se\\u0071\":1}",
+                          "{\"seq\":1234567890123456789}" };
+    for (size_t i = 0; i < OT_ARRAY_LEN(bad); i++) {
+        s = -1;
+        cr_assert_eq(ot_event_peek_seq(ot_str_c(bad[i]), &s), OT_ERR, "%s", bad[i]);
+        cr_assert_eq(s, -1, "%s: untouched", bad[i]);
+    }
 }

@@ -7,7 +7,7 @@
 #include "ot/codec/json.h"
 
 #define NTOK 128
-static jsmntok_t toks[NTOK];
+static ot_json_tok toks[NTOK];
 
 static int parse_n(ot_json *d, const char *s, size_t n) { return ot_json_parse(d, s, n, toks, NTOK); }
 static int parse(ot_json *d, const char *s) { return parse_n(d, s, strlen(s)); }
@@ -150,7 +150,7 @@ Test(json_parse, trailing_garbage_rejected)
     cr_assert_not(ok("{}{}"));
     cr_assert_not(ok("[1] ,"));
     cr_assert_not(ok("{\"a\":1} // comment"));
-    /* NUL ends jsmn's scan early; the bytes after it must still count. */
+    /* A NUL byte is not whitespace: the bytes after it must still count. */
     ot_json d;
     cr_assert_neq(parse_n(&d, "{}\0{}", 5), 0);
     cr_assert_neq(parse_n(&d, "[\"a\0b\"]", 7), 0);
@@ -165,12 +165,16 @@ Test(json_parse, duplicate_keys_rejected_even_when_escaped)
     cr_assert_not(ok("{\"o\":{\"k\":1,\"k\":1}}"), "nested object");
     cr_assert(ok("{\"a\":{\"a\":1},\"b\":{\"a\":2}}"), "same key in different objects is fine");
     cr_assert(ok("{\"a\":1,\"ab\":2,\"A\":3}"));
+    cr_assert_not(ok("{\"\\u0061b\":1,\"a\\u0062\":2}"), "both escaped, differently");
+    cr_assert_not(ok("{\"\\ud83d\\ude00\":1,\"\xF0\x9F\x98\x80\":2}"), "a surrogate pair and its UTF-8");
+    cr_assert(ok("{\"a\":1,\"a\\u0000\":2,\"\":3}"), "a NUL makes a different key; the empty key is a key");
+    cr_assert_not(ok("{\"\":1,\"\":2}"));
 }
 
 Test(json_parse, too_many_tokens_rejected)
 {
     ot_json d;
-    jsmntok_t small[4];
+    ot_json_tok small[4];
     cr_assert_eq(ot_json_parse(&d, "[1,2,3]", 7, small, 4), 0);
     cr_assert_neq(ot_json_parse(&d, "[1,2,3,4]", 9, small, 4), 0);
     cr_assert_neq(ot_json_parse(&d, "{\"a\":1,\"b\":2}", 13, small, 4), 0);
@@ -180,7 +184,7 @@ Test(json_parse, too_many_tokens_rejected)
 Test(json_parse, nesting_depth_is_bounded)
 {
     char deep[2 * (OT_JSON_MAX_DEPTH + 1) + 1];
-    jsmntok_t many[OT_JSON_MAX_DEPTH + 2];
+    ot_json_tok many[OT_JSON_MAX_DEPTH + 2];
     ot_json d;
     for (int n = OT_JSON_MAX_DEPTH; n <= OT_JSON_MAX_DEPTH + 1; n++) {
         memset(deep, '[', (size_t)n);
@@ -514,4 +518,102 @@ Test(base64, strict_decoding_rejects_noncanonical_input)
                      bad_std[i]);
     cr_assert_eq(ot_b64_decode("Zm9vYmFy", 8, b, 5, &n, true), OT_ERR, "output over cap");
     cr_assert_eq(ot_b64_decode("Zm9vYmFy", 8, b, 6, &n, true), 0);
+}
+
+/* ---------------- the one-pass reader's own shape ---------------- */
+
+Test(json_onepass, every_proper_prefix_of_a_document_is_rejected)
+{
+    const char *doc = "{\"a\":[1,-2.5e+3,true,false,null,\"x\\u00e9\\n\xE2\x82\xAC\"],\"b\":{\"c\":{}},\"d\":[]}";
+    size_t n = strlen(doc);
+    ot_json d;
+    cr_assert_eq(parse_n(&d, doc, n), 0);
+    for (size_t k = 0; k < n; k++)
+        cr_assert_neq(parse_n(&d, doc, k), 0, "prefix of %zu bytes", k);
+}
+
+Test(json_onepass, skip_is_the_end_of_each_subtree)
+{
+    ot_json d;
+    cr_assert_eq(parse(&d, "{\"a\":{\"x\":[1,[2]]},\"b\":3,\"c\":[]}"), 0);
+    /* 0 obj, 1 "a", 2 obj, 3 "x", 4 arr, 5 1, 6 arr, 7 2, 8 "b", 9 3, 10 "c", 11 arr */
+    cr_assert_eq(d.ntoks, 12);
+    int want[] = { 12, 8, 8, 8, 8, 6, 8, 8, 10, 10, 12, 12 };
+    for (int t = 0; t < d.ntoks; t++)
+        cr_assert_eq(ot_json_skip(&d, t), want[t], "token %d", t);
+    cr_assert_eq(d.toks[0].size, 3);
+    cr_assert_eq(d.toks[1].size, 1, "a key has one child");
+    cr_assert_eq(d.toks[4].size, 2);
+    cr_assert_eq(ot_json_obj_get(&d, 0, "c"), 11);
+    cr_assert_eq(ot_json_arr_at(&d, 4, 1), 6);
+}
+
+Test(json_onepass, token_budget_is_exact)
+{
+    /* 7 tokens: obj, key, arr, 1, "s", key, null */
+    const char *doc = "{\"k\":[1,\"s\"],\"n\":null}";
+    ot_json_tok t7[7];
+    ot_json d;
+    cr_assert_eq(ot_json_parse(&d, doc, strlen(doc), t7, 7), 0);
+    cr_assert_eq(d.ntoks, 7);
+    for (int max = 1; max < 7; max++) {
+        cr_assert_neq(ot_json_parse(&d, doc, strlen(doc), t7, max), 0, "budget %d", max);
+        cr_assert_eq(d.ntoks, 0, "a failed parse leaves no tokens");
+    }
+}
+
+Test(json_onepass, depth_bound_counts_objects_and_arrays_alike)
+{
+    ot_buf b = OT_BUF_INIT;
+    static ot_json_tok many[2 * OT_JSON_MAX_DEPTH + 4];
+    ot_json d;
+    for (int n = OT_JSON_MAX_DEPTH - 1; n <= OT_JSON_MAX_DEPTH + 1; n++) {
+        ot_buf_reset(&b);
+        for (int i = 0; i < n; i++)
+            ot_buf_append(&b, i % 2 ? "[" : "{\"k\":", i % 2 ? 1 : 5);
+        ot_buf_append(&b, "0", 1);
+        for (int i = n - 1; i >= 0; i--)
+            ot_buf_append(&b, i % 2 ? "]" : "}", 1);
+        int rc = ot_json_parse(&d, b.data, b.len, many, (int)OT_ARRAY_LEN(many));
+        cr_assert_eq(rc, n <= OT_JSON_MAX_DEPTH ? 0 : OT_ERR, "depth %d", n);
+    }
+    ot_buf_free(&b);
+}
+
+Test(json_onepass, duplicates_found_among_many_keys_and_spellings)
+{
+    char buf[2048];
+    size_t n = 0;
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "{");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s\"k%02d\":%d", i ? "," : "", i, i);
+    cr_assert(ok(strcat(strcpy((char[2100]){ 0 }, buf), "}")), "40 distinct keys");
+    cr_assert_not(ok(strcat(strcpy((char[2100]){ 0 }, buf), ",\"k00\":1}")), "last repeats the first");
+    cr_assert_not(ok(strcat(strcpy((char[2100]){ 0 }, buf), ",\"k3\\u0039\":1}")), "escaped spelling of k39");
+}
+
+Test(json_onepass, escape_flag_and_fast_compare)
+{
+    ot_json d;
+    cr_assert_eq(parse(&d, "{\"id\":\"i\\u0064\",\"idx\":\"\\/\"}"), 0);
+    cr_assert_eq(d.toks[1].esc, 0);
+    cr_assert_eq(d.toks[2].esc, 1);
+    cr_assert(ot_json_str_eq(&d, 1, "id"));
+    cr_assert_not(ot_json_str_eq(&d, 1, "i"));
+    cr_assert_not(ot_json_str_eq(&d, 1, "idx"));
+    cr_assert(ot_json_str_eq(&d, 2, "id"), "escaped value equals its plain spelling");
+    cr_assert_not(ot_json_str_eq(&d, 2, "idd"));
+    cr_assert(ot_json_str_eq(&d, 4, "/"));
+    cr_assert_eq(ot_json_obj_get(&d, 0, "idx"), 4);
+}
+
+Test(json_onepass, numbers_end_where_the_grammar_says)
+{
+    const char *good[] = { "[0,-0,1e5,-1E-5,0.25,10]", "{\"a\":-1.0e+2}", "-1", "1e0", "  0  " };
+    for (size_t i = 0; i < OT_ARRAY_LEN(good); i++)
+        cr_assert(ok(good[i]), "%s", good[i]);
+    const char *bad[] = { "[1true]", "[0x]", "[1.5.5]", "[1e5e5]", "[-]", "{\"a\":1-}", "[1\"s\"]", "[01]",
+                          "[1,]", "-", "1.", "[.1]", "[1e]", "[tru]", "[truex]", "[nul]", "[null1]" };
+    for (size_t i = 0; i < OT_ARRAY_LEN(bad); i++)
+        cr_assert_not(ok(bad[i]), "%s", bad[i]);
 }

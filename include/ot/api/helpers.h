@@ -8,6 +8,7 @@
 
 #include "ot/adapters/pg.h"
 #include "ot/event/service.h"
+#include "ot/codec/json.h"
 #include "ot/http/http.h"
 
 typedef struct ot_events ot_events;
@@ -57,5 +58,16 @@ bool ot_api_sqlstate_transient(const char *sqlstate);
  * Retry-After for what may pass on a retry (no connection, queue full,
  * timeout, a transient SQLSTATE), 500 for any other refusal. */
 bool ot_api_db_error(ot_req *r, int status, const PGresult *res);
+
+/* Into an open JSON object: "orders": column 0 of the first n rows (each
+ * with the nextStatuses of role, codec/lifecycle.h), and
+ * "nextCursor": the cursor of row n - 1 (codec/cursor.h, from columns 1 =
+ * created_at microseconds and 2 = id) when more, else null. */
+void ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more, ot_role role);
+/* Into an open JSON object: "orderId", "events": column `col` of the rows (at
+ * most max) and "truncated" (more rows than max). */
+void ot_api_put_event_list(ot_jw *w, const char *order_id, const PGresult *res, int col, int max);
+/* 200 with b's JSON, or 500 if building it ran out of memory; frees b. */
+void ot_api_respond_built(ot_req *r, const ot_jw *w, ot_buf *b);
 
 #endif

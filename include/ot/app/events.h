@@ -1,5 +1,6 @@
 /* The event stream of one worker: committed order_events rows, delivered to
- * the hub exactly once each and strictly in `seq` order.
+ * its sinks (sink.h: the hub, the Kafka relay, the search indexer) exactly
+ * once each and strictly in `seq` order.
  *
  * Sources, all feeding one seq-ordered reader (evseq.h): the worker's own
  * commits (fed directly, lowest latency), Redis pub/sub (REDIS_URL; messages
@@ -18,6 +19,7 @@
 #include "ot/core/config.h"
 #include "ot/event/loop.h"
 #include "ot/adapters/pg.h"
+#include "ot/app/sink.h"
 #include "ot/codec/event_json.h"
 
 typedef struct ot_events ot_events;
@@ -29,18 +31,27 @@ typedef struct {
     ot_pg *pg;            /* the worker's pool; NULL: no reader */
 } ot_events_env;
 
-/* Called for each event in seq order. The event's memory is valid only during the call. */
-typedef void ot_event_sink(void *data, const ot_event *ev);
-
-ot_events *ot_events_start(const ot_events_env *w, ot_event_sink *sink, void *sink_data);
+ot_events *ot_events_start(const ot_events_env *w);
+/* Frees every sink too. */
 void ot_events_free(ot_events *e);
+/* A sink fed from now on (sink.h). durable: its position is kept in
+ * ot_sink_cursors under `name`, read at start and replayed from (pages of
+ * order_events below the watermark), then it follows live. Not durable: it
+ * starts live at the reader's position. NULL without a database, on a bad
+ * name or out of memory. Remove it with ot_sink_remove. */
+ot_sink *ot_events_add_sink(ot_events *e, const char *name, const ot_sink_ops *ops, void *data, bool durable);
 /* A commit of this worker produced `event_json`: deliver locally now and, with
- * Redis, publish it to the other processes and hosts. */
-void ot_events_committed(ot_events *e, ot_str event_json);
+ * Redis, publish it to the other processes and hosts. The event is parsed
+ * here, once; *out (if not NULL) receives the parsed form (pointing into
+ * event_json) so the handler need not parse it again. e may be NULL (no event
+ * stream): the event is still parsed into *out. OT_ERR if unparsable (logged). */
+int ot_events_committed(ot_events *e, ot_str event_json, ot_event *out);
 /* Every event with seq < watermark has been handed to the sink (or proven
  * never to exist). A resuming client replays (since, watermark) from the
  * database and then continues live, with no gap and no duplicate. */
 int64_t ot_events_watermark(const ot_events *e);
+/* Each sink's position, lag and counters into ot_metrics (the 1 s sampler). */
+void ot_events_sample(ot_events *e);
 
 /* Prepared statements this module needs in the worker's pool. */
 extern const ot_pg_stmt ot_events_stmts[];

@@ -75,7 +75,7 @@ ot_hub *ot_hub_new(const ot_hub_env *env);
 void ot_hub_set_events(ot_hub *h, ot_events *ev);
 /* Closes every socket at once (no handshake) and frees the hub. */
 void ot_hub_free(ot_hub *h);
-/* An ot_event_sink: queues the event on every socket of this worker allowed
+/* What the hub sink delivers (src/cmd/app.c): queues the event on every socket of this worker allowed
  * to see it (CUSTOMER: its own orders; ADMIN: all; narrowed by subscriptions). */
 void ot_hub_event(void *hub, const ot_event *ev);
 /* SIGTERM: every socket is closed with 1001 "going away"; new upgrades get 503. */

@@ -24,6 +24,13 @@ typedef struct {
  * object, "seq" missing or "seq"/"version" not integers) or over 16 MiB. */
 int ot_event_parse(ot_str json, ot_event *out);
 
+/* The value of a leading "seq" member ({"seq":N,... or {"seq":N}, whitespace
+ * allowed, as ot_event_json and the large-event stub write it), without
+ * reading the rest: for a payload that is only a hint (a NOTIFY), where a
+ * wrong answer costs one tail query at most. OT_ERR if the text does not start
+ * that way (the caller then treats it as unknown). */
+int ot_event_peek_seq(ot_str json, int64_t *seq);
+
 #define OT_EVENT_MAC_KEY_LEN 32
 /* "ot1:" + 64 hex + ":" */
 #define OT_EVENT_SEAL_OVERHEAD 69

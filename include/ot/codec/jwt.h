@@ -7,8 +7,8 @@
  * the claims is parsed until the token is known to be ours.
  *
  * ot_jwt_verify runs on every request: it allocates nothing itself (stack
- * buffers, bounded by OT_JWT_MAX_LEN). OpenSSL's one-shot HMAC() does use a
- * short-lived internal context. */
+ * buffers, bounded by OT_JWT_MAX_LEN), and the HMAC key schedule of each
+ * secret is prepared once and reused (codec/hmac.h). */
 #ifndef OT_JWT_H
 #define OT_JWT_H
 

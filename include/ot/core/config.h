@@ -58,6 +58,14 @@ typedef struct {
     uint32_t ws_max_per_user;  /* open WebSockets per user per worker; 429 beyond; 0 = no cap */
     uint32_t ws_max_per_ip;    /* open WebSockets per client IP per worker; 429 beyond; 0 = no cap */
     double ws_rate, ws_rate_burst; /* subscribe/unsubscribe/auth/resume per socket per second (0 = off) */
+
+    /* Event sinks (app/sink.h): what a full sink may hold before replaying */
+    size_t sink_buffer_events, sink_buffer_bytes;
+    /* The search endpoints (api/search.c) */
+    uint32_t search_sla_s;       /* an order in a non-terminal status longer than this is "delayed" */
+    uint32_t search_sla_status_s[4]; /* CREATED, ACCEPTED, PREPARED, SHIPPED; 0 = search_sla_s */
+    uint32_t search_max_buckets; /* trend buckets one analytics answer may hold; 400 beyond */
+    uint32_t search_delayed_max; /* delayed orders listed per analytics answer (oldest first) */
 } ot_config;
 
 void ot_config_defaults(ot_config *c);

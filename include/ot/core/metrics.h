@@ -82,6 +82,21 @@ void ot_metrics_add(ot_metric_id id, int64_t delta);
 /* Push latency (event commit -> frame written), seconds, buckets 0.00005..1. */
 void ot_metrics_push_latency(uint64_t us);
 
+/* Event sinks (app/sink.h), labelled sink="<name>": a few per worker, each
+ * named by the worker itself (the name is written before the slot is marked
+ * used, so a reader never sees half a name). */
+#define OT_METRICS_MAX_SINKS 8
+#define OT_METRICS_SINK_NAME_MAX 32
+typedef struct {
+    int64_t position, acked, lag, held;
+    uint64_t replayed, fallbacks; /* counters: added (new since the last call) */
+    bool live;
+} ot_metrics_sink_vals;
+/* The index of `name` in this worker's slot (the same one after a restart),
+ * -1 when all are taken or nothing records (names cut to fit). */
+int ot_metrics_sink(const char *name);
+void ot_metrics_sink_set(int idx, const ot_metrics_sink_vals *v);
+
 /* Appends Prometheus text exposition format 0.0.4 for all workers to `out`
  * (Content-Type: text/plain; version=0.0.4). HELP/TYPE once per family,
  * histograms as cumulative _bucket{le}/_sum/_count. Per-code request counters
