@@ -138,8 +138,24 @@ function onEvent(ev) {
     if (!cur && !loaded) view.push(o.id); // replay: oldest first, sorted at refilter
   }
   if (selected === o.id) addHistory(ev);
-  schedule();
+  // A row that stays in the view is redrawn alone; anything that changes
+  // the view (a new row, a row leaving the status filter) redraws the window.
+  if (cur && loaded && all.has(o.id) && matches(o, filters())) patchRow(o.id);
+  else if (fresh.has(o.id)) schedule();
+  else refilterSoon();
   scheduleCharts();
+}
+
+const dirty = new Set();
+function patchRow(id) {
+  dirty.add(id);
+  if (!frame) frame = requestAnimationFrame(() => { frame = 0; render(); });
+}
+
+let refilterTimer = 0;
+function refilterSoon() {
+  if (!loaded) { schedule(); return; }
+  if (!refilterTimer) refilterTimer = setTimeout(() => { refilterTimer = 0; refilter(); }, 0);
 }
 
 $("#new").addEventListener("click", showNew);
@@ -179,14 +195,27 @@ function render() {
   const first = Math.max(0, Math.floor(top / OVERSCAN) * OVERSCAN - OVERSCAN);
   const last = Math.min(view.length, first + Math.ceil(h / ROW_H) + 3 * OVERSCAN);
   const key = `${first}:${last}:${view.length}:${version}`;
-  if (key === drawn) return;
+  if (key === drawn) {
+    for (const id of dirty) {
+      const tr = document.getElementById("row-" + id);
+      if (tr) tr.replaceWith(row(all.get(id), Number(tr.getAttribute("aria-rowindex")) - 2));
+    }
+    dirty.clear();
+    renderCounts();
+    return;
+  }
   drawn = key;
+  dirty.clear();
   const rows = [];
   rows.push(spacer(first * ROW_H));
   for (let i = first; i < last; i++) rows.push(row(all.get(view[i]), i));
   rows.push(spacer((view.length - last) * ROW_H));
   tbody.replaceChildren(...rows);
   $("#grid").setAttribute("aria-rowcount", String(view.length + 1));
+  renderCounts();
+}
+
+function renderCounts() {
   $("#count").textContent = loaded ? `${view.length} orders` : `Loading… ${view.length} orders`;
   const nb = $("#new");
   nb.hidden = fresh.size === 0;

@@ -22,8 +22,9 @@ export function freePort() {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class Server {
-  constructor(port) {
+  constructor(port, args = []) {
     this.port = port;
+    this.args = args;
     this.url = `http://127.0.0.1:${port}`;
     this.proc = null;
   }
@@ -32,7 +33,7 @@ export class Server {
     const log = openSync(`${ARTIFACTS}server-${this.port}.log`, "a");
     const env = { ...process.env, DATABASE_URL: DB, JWT_SECRET: "web-test-secret-0123456789abcdef0123456789" };
     delete env.REDIS_URL;
-    this.proc = spawn(process.env.OT_BIN, ["serve", "--listen", `127.0.0.1:${this.port}`, "--workers", "1"],
+    this.proc = spawn(process.env.OT_BIN, ["serve", "--listen", `127.0.0.1:${this.port}`, "--workers", "1", ...this.args],
       { env, stdio: ["ignore", log, log], cwd: ROOT });
     const deadline = Date.now() + 10000;
     while (Date.now() < deadline) {
