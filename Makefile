@@ -88,9 +88,9 @@ unit-asan: $(AUNITBIN)
 
 # Integration tests drive the real binary over real sockets against the real
 # PostgreSQL/Redis (scripts/services.sh starts them when they are down).
-integration: build/ordertrack
+integration: build/ordertrack web-vendor
 	OT_BIN=$(CURDIR)/build/ordertrack scripts/test-integration.sh
-integration-asan: build/asan/ordertrack
+integration-asan: build/asan/ordertrack web-vendor
 	OT_BIN=$(CURDIR)/build/asan/ordertrack OT_ASAN=1 scripts/test-integration.sh
 
 # The dashboards in Debian's Chromium (playwright-core, tests/web/run.sh);

@@ -105,17 +105,18 @@ bool ot_req_need_db(ot_req *r)
     return false;
 }
 
-void ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more, ot_role role)
+bool ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more, ot_role role)
 {
     ot_jw_key(w, "orders");
     ot_jw_arr_open(w);
     ot_buf one = OT_BUF_INIT;
     for (int i = 0; i < n; i++) {
-        ot_str o = ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
         one.len = 0;
-        /* With the moves the caller may make (codec/lifecycle.h); an order the
-         * database wrote always has a status, so the fallback is allocation. */
-        ot_jw_raw(w, ot_lifecycle_annotate(o, role, &one) == 0 ? ot_buf_str(&one) : o);
+        if (ot_lifecycle_annotate(ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)), role, &one) < 0) {
+            ot_buf_free(&one);
+            return false;
+        }
+        ot_jw_raw(w, ot_buf_str(&one));
     }
     ot_buf_free(&one);
     ot_jw_arr_close(w);
@@ -126,6 +127,7 @@ void ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more, ot_r
         ot_jw_str(w, ot_str_make(enc, el));
     else
         ot_jw_null(w);
+    return true;
 }
 
 void ot_api_put_event_list(ot_jw *w, const char *order_id, const PGresult *res, int col, int max)

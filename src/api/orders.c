@@ -204,7 +204,11 @@ static void list_cb(void *data, int status, PGresult *res)
     ot_jw w;
     ot_jw_init(&w, &b);
     ot_jw_obj_open(&w);
-    ot_api_put_order_page(&w, res, n, n > 0 && n == limit, r->auth.role);
+    if (!ot_api_put_order_page(&w, res, n, n > 0 && n == limit, r->auth.role)) {
+        ot_buf_free(&b);
+        ot_respond_error(r, 500, "internal", "order could not be encoded");
+        return;
+    }
     /* A page loads this snapshot, then resumes the socket with since=seq:
      * events it already reflects are told apart by the order's version. */
     ot_jw_key(&w, "seq");

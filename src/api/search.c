@@ -183,7 +183,11 @@ static void orders_cb(void *data, int status, PGresult *res)
     ot_jw w;
     ot_jw_init(&w, &b);
     ot_jw_obj_open(&w);
-    ot_api_put_order_page(&w, res, n, more, r->auth.role);
+    if (!ot_api_put_order_page(&w, res, n, more, r->auth.role)) {
+        ot_buf_free(&b);
+        ot_respond_error(r, 500, "internal", "order could not be encoded");
+        return;
+    }
     put_freshness(&w, fresh);
     ot_jw_obj_close(&w);
     ot_api_respond_built(r, &w, &b);
