@@ -127,7 +127,9 @@ def test_orders_are_the_same_json_as_get_orders_id_newest_first_with_filters(api
     st, one = get("/orders/" + fixed["o1"])
     assert st == 200
     assert body["orders"][3] == one
+    # nextStatuses: the moves an order may make next (codec/lifecycle.c, on every order answer)
     assert set(one) == {"id", "userId", "status", "items", "createdAt", "updatedAt", "version", "nextStatuses"}
+    assert one["nextStatuses"] == []  # DELIVERED is terminal
 
     st, body = get("/search/orders", status="ACCEPTED", **{"from": "2000-12-31", "to": WINDOW[1]})
     assert st == 200 and [o["id"] for o in body["orders"]] == [fixed["o4"], fixed["o5"]]

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -107,7 +108,7 @@ static void srv_stop(srv *s)
 typedef struct {
     int done;
     ot_curl_result res;
-    char body[64], error[256]; /* copies: the result's strings die with the callback */
+    char body[1024], error[256]; /* copies: the result's strings die with the callback */
 } got;
 
 static void on_done(void *data, const ot_curl_result *r)
@@ -292,4 +293,56 @@ Test(curl, a_cancelled_request_never_calls_back_and_free_cancels_the_rest)
         ot_loop_run_once(e.l, 10);
     env_down(&e); /* frees the second, still waiting */
     cr_expect_eq(e.g.done, 0);
+}
+
+/* ---- against a real Elasticsearch (OT_TEST_ELASTICSEARCH_URL, e.g. from
+ * `ES_PORT=19200 scripts/elasticsearch.sh start`; skipped without it) ---- */
+
+static const char *es_url(void)
+{
+    const char *u = getenv("OT_TEST_ELASTICSEARCH_URL");
+    if (!u || !*u)
+        cr_skip_test("OT_TEST_ELASTICSEARCH_URL is not set");
+    return u;
+}
+
+static void es(env *e, const char *method, const char *path, const char *ctype, const char *body, long want)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", es_url(), path);
+    int before = e->g.done;
+    cr_assert(ot_curl_send(e->c, method, url, ctype, body, body ? strlen(body) : 0, on_done, &e->g));
+    run_until(e->l, &e->g.done, before + 1);
+    cr_assert_eq(e->g.res.status, want, "%s %s: %ld %s", method, path, e->g.res.status, e->g.body);
+}
+
+Test(curl, elasticsearch_bulk_with_external_versions_over_one_connection)
+{
+    es_url();
+    env e;
+    memset(&e, 0, sizeof e);
+    e.l = ot_loop_new(64);
+    e.c = client(e.l, 10000, 2);
+    char idx[64];
+    snprintf(idx, sizeof idx, "/ot-curl-test-%d", (int)getpid());
+    es(&e, "PUT", idx, "application/json",
+       "{\"settings\":{\"number_of_replicas\":0},\"mappings\":{\"properties\":{\"orderId\":{\"type\":\"keyword\"},"
+       "\"status\":{\"type\":\"keyword\"}}}}", 200);
+    char path[128];
+    snprintf(path, sizeof path, "%s/_bulk?refresh=true", idx);
+    es(&e, "POST", path, "application/x-ndjson",
+       "{\"index\":{\"_id\":\"o1\",\"version\":3,\"version_type\":\"external\"}}\n{\"orderId\":\"o1\",\"status\":\"PREPARED\"}\n",
+       200);
+    /* An older version inside a 200 bulk answer: the item says 409. */
+    es(&e, "POST", path, "application/x-ndjson",
+       "{\"index\":{\"_id\":\"o1\",\"version\":2,\"version_type\":\"external\"}}\n{\"orderId\":\"o1\",\"status\":\"ACCEPTED\"}\n",
+       200);
+    cr_expect(strstr(e.g.body, "\"errors\":true") != NULL, "%s", e.g.body);
+    snprintf(path, sizeof path, "%s/_doc/o1", idx);
+    es(&e, "GET", path, NULL, NULL, 200);
+    cr_expect(strstr(e.g.body, "\"_version\":3") != NULL, "%s", e.g.body);
+    es(&e, "DELETE", idx, NULL, NULL, 200);
+    cr_expect_eq(stats(&e).connects, 1, "one keep-alive connection for every request");
+    ot_curl_free(e.c);
+    ot_loop_free(e.l);
 }
