@@ -258,7 +258,7 @@ async function move(id, status) {
   } catch (e) {
     if (e.status === 409 || e.status === 412) {
       $("#move-msg").textContent = `Not moved: ${e.message}`;
-      try { const cur = await api("GET", "/orders/" + id); all.set(id, cur); schedule(); } catch { /* shown above */ }
+      try { const cur = await api("GET", "/orders/" + id); all.set(id, cur); schedule(); scheduleCharts(); if (selected === id) select(id); } catch { /* shown above */ }
     } else {
       $("#move-msg").textContent = e.message;
     }
@@ -357,15 +357,22 @@ function charts() {
     return el("tr", { "data-status": s }, el("th", { scope: "row", text: LABEL[s] }), el("td", { class: "num", text: String(counts[s]) }),
       el("td", { class: "bar-cell", "aria-hidden": "true" }, bar));
   }));
-  const xs = [...perHour.keys()].sort((a, b) => a - b);
-  const data = [xs, xs.map((x) => perHour.get(x))];
+  // Every hour of the span, empty ones as 0 (at least the last 24 hours), so
+  // the line says "nothing" where nothing happened; a span over two weeks
+  // keeps only the hours that have orders.
+  const nowH = Math.floor(Date.now() / 3600000) * 3600;
+  const keys = [...perHour.keys()].sort((a, b) => a - b);
+  const start = Math.min(keys.length ? keys[0] : nowH, nowH - 23 * 3600);
+  const end = Math.max(keys.length ? keys[keys.length - 1] : nowH, nowH);
+  const xs = (end - start) / 3600 <= 24 * 14
+    ? Array.from({ length: (end - start) / 3600 + 1 }, (_, i) => start + i * 3600) : keys;
+  const data = [xs, xs.map((x) => perHour.get(x) || 0)];
   const peak = hourOfDay.indexOf(Math.max(...hourOfDay));
   $("#busiest").textContent = view.length ? `Busiest hour of day: ${String(peak).padStart(2, "0")}:00 (${hourOfDay[peak]} orders)` : "";
   const box = $("#trend");
   const width = Math.max(240, box.clientWidth || 320);
   if (!plot) {
     plot = new uPlot({ width, height: 180,
-      scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 3600, max + 3600] : [min, max]) } },
       series: [{}, { label: "Orders", stroke: "#0a58ca", fill: "rgba(10,88,202,0.15)" }],
       axes: [{ stroke: "currentColor" }, { stroke: "currentColor" }], legend: { show: false } }, data, box);
   } else {

@@ -101,6 +101,9 @@ test("admin: live table, only offered moves, history, N new, keys, filters in th
   await pa.waitForSelector(`#row-${o3.id}[data-status=CANCELED]`); // refreshed from the 409
   assert.equal(await pa.locator(`#row-${o3.id} [data-move]`).count(), 0);
   holdPushes = false;
+  // The counts follow (debounced): 2 canceled, 1 delivered.
+  await pa.waitForFunction(() => document.querySelector("#counts tr[data-status=CANCELED] .num")?.textContent === "2");
+  assert.equal(await pa.textContent("#counts tr[data-status=DELIVERED] .num"), "1");
   await pa.screenshot({ path: ARTIFACTS + "admin.png", fullPage: true });
 
   // Filters live in the URL and survive a reload.
