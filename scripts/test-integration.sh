@@ -24,6 +24,8 @@ export OT_REDIS_URL=${OT_REDIS_URL:-redis://127.0.0.1:6379}
 if [ ! -d tests/integration/node/node_modules/ws ]; then
   npm install --prefix tests/integration/node --no-audit --no-fund --no-package-lock --silent >/dev/null
 fi
+# test_static serves the chart library from web/vendor/ (npm ci, package-lock.json).
+scripts/web-vendor.sh
 out=$("$OT_BIN" migrate --database-url "$OT_DATABASE_URL" 2>&1) || { echo "$out" >&2; exit 1; }
 
 set +e

@@ -11,7 +11,7 @@ import { $, el, api, session, bindSignIn, Live, indicator, fmtTime, STATUSES, LA
 
 const ROW_H = 36; // px; style.css .grid td height
 const OVERSCAN = 12;
-const PAGE = 1000;
+const PAGE = 100; // the search endpoint's largest page
 
 const all = new Map(); // id -> order
 let view = []; // ids shown, newest first, filtered
@@ -92,7 +92,7 @@ async function reload() {
     let first = true;
     do {
       const q = new URLSearchParams({ limit: String(PAGE) });
-      for (const [k, v] of Object.entries(f)) if (v) q.set(k, k === "from" || k === "to" ? new Date(v + (k === "to" ? "T23:59:59.999Z" : "T00:00:00Z")).toISOString() : v);
+      for (const [k, v] of Object.entries(f)) if (v) q.set(k, k === "from" ? v + "T00:00:00Z" : k === "to" ? v + "T23:59:59Z" : v);
       if (cursor) q.set("cursor", cursor);
       const page = await api("GET", "/search/orders?" + q);
       if (first) seq = page.freshness ? page.freshness.seq : 0;
@@ -138,8 +138,24 @@ function onEvent(ev) {
     if (!cur && !loaded) view.push(o.id); // replay: oldest first, sorted at refilter
   }
   if (selected === o.id) addHistory(ev);
-  schedule();
+  // A row that stays in the view is redrawn alone; anything that changes
+  // the view (a new row, a row leaving the status filter) redraws the window.
+  if (cur && loaded && all.has(o.id) && matches(o, filters())) patchRow(o.id);
+  else if (fresh.has(o.id)) schedule();
+  else refilterSoon();
   scheduleCharts();
+}
+
+const dirty = new Set();
+function patchRow(id) {
+  dirty.add(id);
+  if (!frame) frame = requestAnimationFrame(() => { frame = 0; render(); });
+}
+
+let refilterTimer = 0;
+function refilterSoon() {
+  if (!loaded) { schedule(); return; }
+  if (!refilterTimer) refilterTimer = setTimeout(() => { refilterTimer = 0; refilter(); }, 0);
 }
 
 $("#new").addEventListener("click", showNew);
@@ -179,14 +195,27 @@ function render() {
   const first = Math.max(0, Math.floor(top / OVERSCAN) * OVERSCAN - OVERSCAN);
   const last = Math.min(view.length, first + Math.ceil(h / ROW_H) + 3 * OVERSCAN);
   const key = `${first}:${last}:${view.length}:${version}`;
-  if (key === drawn) return;
+  if (key === drawn) {
+    for (const id of dirty) {
+      const tr = document.getElementById("row-" + id);
+      if (tr) tr.replaceWith(row(all.get(id), Number(tr.getAttribute("aria-rowindex")) - 2));
+    }
+    dirty.clear();
+    renderCounts();
+    return;
+  }
   drawn = key;
+  dirty.clear();
   const rows = [];
   rows.push(spacer(first * ROW_H));
   for (let i = first; i < last; i++) rows.push(row(all.get(view[i]), i));
   rows.push(spacer((view.length - last) * ROW_H));
   tbody.replaceChildren(...rows);
   $("#grid").setAttribute("aria-rowcount", String(view.length + 1));
+  renderCounts();
+}
+
+function renderCounts() {
   $("#count").textContent = loaded ? `${view.length} orders` : `Loading… ${view.length} orders`;
   const nb = $("#new");
   nb.hidden = fresh.size === 0;
@@ -229,7 +258,7 @@ async function move(id, status) {
   } catch (e) {
     if (e.status === 409 || e.status === 412) {
       $("#move-msg").textContent = `Not moved: ${e.message}`;
-      try { const cur = await api("GET", "/orders/" + id); all.set(id, cur); schedule(); } catch { /* shown above */ }
+      try { const cur = await api("GET", "/orders/" + id); all.set(id, cur); schedule(); scheduleCharts(); if (selected === id) select(id); } catch { /* shown above */ }
     } else {
       $("#move-msg").textContent = e.message;
     }
@@ -328,15 +357,22 @@ function charts() {
     return el("tr", { "data-status": s }, el("th", { scope: "row", text: LABEL[s] }), el("td", { class: "num", text: String(counts[s]) }),
       el("td", { class: "bar-cell", "aria-hidden": "true" }, bar));
   }));
-  const xs = [...perHour.keys()].sort((a, b) => a - b);
-  const data = [xs, xs.map((x) => perHour.get(x))];
+  // Every hour of the span, empty ones as 0 (at least the last 24 hours), so
+  // the line says "nothing" where nothing happened; a span over two weeks
+  // keeps only the hours that have orders.
+  const nowH = Math.floor(Date.now() / 3600000) * 3600;
+  const keys = [...perHour.keys()].sort((a, b) => a - b);
+  const start = Math.min(keys.length ? keys[0] : nowH, nowH - 23 * 3600);
+  const end = Math.max(keys.length ? keys[keys.length - 1] : nowH, nowH);
+  const xs = (end - start) / 3600 <= 24 * 14
+    ? Array.from({ length: (end - start) / 3600 + 1 }, (_, i) => start + i * 3600) : keys;
+  const data = [xs, xs.map((x) => perHour.get(x) || 0)];
   const peak = hourOfDay.indexOf(Math.max(...hourOfDay));
   $("#busiest").textContent = view.length ? `Busiest hour of day: ${String(peak).padStart(2, "0")}:00 (${hourOfDay[peak]} orders)` : "";
   const box = $("#trend");
   const width = Math.max(240, box.clientWidth || 320);
   if (!plot) {
     plot = new uPlot({ width, height: 180,
-      scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 3600, max + 3600] : [min, max]) } },
       series: [{}, { label: "Orders", stroke: "#0a58ca", fill: "rgba(10,88,202,0.15)" }],
       axes: [{ stroke: "currentColor" }, { stroke: "currentColor" }], legend: { show: false } }, data, box);
   } else {

@@ -146,7 +146,17 @@ export class Live {
     this.pending = 0;
     this.stopped = false;
     this.retryTimer = 0;
-    window.addEventListener("online", () => { if (!this.ws) this.connectNow(); });
+    window.addEventListener("online", () => { if (!this.ws && !this.stopped) { this.attempt = 0; this.connectNow(); } });
+    // The browser knows the network is gone before a socket times out: say
+    // so at once and reconnect (from the last seq) when it is back.
+    window.addEventListener("offline", () => {
+      if (this.stopped) return;
+      const ws = this.ws;
+      this.ws = null;
+      if (ws) ws.close();
+      this.attempt = Math.max(this.attempt, OFFLINE_AFTER - 1);
+      this.retry();
+    });
   }
 
   start(since) {

@@ -132,6 +132,7 @@ $("#add-item").addEventListener("click", () => addItem().querySelector("input").
 $("#place").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("#place-msg").textContent = "";
+  $("#place-msg").className = "err";
   for (const e of document.querySelectorAll("#items .field-err")) e.textContent = "";
   for (const e of document.querySelectorAll("#items [aria-invalid]")) e.removeAttribute("aria-invalid");
   const items = [...$("#items").children].map((row) => {
@@ -144,6 +145,7 @@ $("#place").addEventListener("submit", async (ev) => {
     $("#items").replaceChildren();
     addItem();
     $("#place-msg").textContent = "Order placed.";
+    $("#place-msg").className = "msg-ok";
   } catch (e) {
     if (e instanceof ApiError && e.code === "invalid_field") showFieldError(e.message);
     else $("#place-msg").textContent = e.message;

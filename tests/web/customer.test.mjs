@@ -118,4 +118,19 @@ test("customer: a bad session goes back to sign-in with a message", async () => 
   await p.screenshot({ path: ARTIFACTS + "customer-signin.png" });
   const v = (await axe(p)).filter((x) => x.impact === "serious" || x.impact === "critical");
   assert.deepEqual(v, [], JSON.stringify(v, null, 1));
+  await p.context().close();
+});
+
+test("customer: dark theme on a phone follows the system and stays accessible", async () => {
+  const p = await newPage(b, srv, "/", { colorScheme: "dark", viewport: { width: 390, height: 844 }, isMobile: true });
+  await p.waitForSelector("#auth:not([hidden])");
+  const bg = await p.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.equal(bg, "rgb(13, 17, 23)");
+  // Nothing wider than the phone's screen.
+  assert.ok(await p.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1));
+  await p.screenshot({ path: ARTIFACTS + "customer-phone-dark.png", fullPage: true });
+  const v = (await axe(p)).filter((x) => x.impact === "serious" || x.impact === "critical");
+  assert.deepEqual(v, [], JSON.stringify(v, null, 1));
+  assert.deepEqual(p.errors, []);
+  await p.context().close();
 });

@@ -22,8 +22,9 @@ export function freePort() {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class Server {
-  constructor(port) {
+  constructor(port, args = []) {
     this.port = port;
+    this.args = args;
     this.url = `http://127.0.0.1:${port}`;
     this.proc = null;
   }
@@ -32,7 +33,7 @@ export class Server {
     const log = openSync(`${ARTIFACTS}server-${this.port}.log`, "a");
     const env = { ...process.env, DATABASE_URL: DB, JWT_SECRET: "web-test-secret-0123456789abcdef0123456789" };
     delete env.REDIS_URL;
-    this.proc = spawn(process.env.OT_BIN, ["serve", "--listen", `127.0.0.1:${this.port}`, "--workers", "1"],
+    this.proc = spawn(process.env.OT_BIN, ["serve", "--listen", `127.0.0.1:${this.port}`, "--workers", "1", ...this.args],
       { env, stdio: ["ignore", log, log], cwd: ROOT });
     const deadline = Date.now() + 10000;
     while (Date.now() < deadline) {
@@ -66,9 +67,10 @@ export async function browser() {
 }
 
 // A page that fails its test on any console error or CSP violation.
-export async function newPage(b, srv, path = "/", opts = {}) {
+export async function newPage(b, srv, path = "/", opts = {}, setup = null) {
   const ctx = await b.newContext({ viewport: { width: 1200, height: 900 }, ...opts });
   const page = await ctx.newPage();
+  if (setup) await setup(page);
   page.errors = [];
   page.on("pageerror", (e) => page.errors.push(String(e)));
   page.on("console", (m) => { if (m.type() === "error" && !/WebSocket|Failed to load resource|ERR_CONNECTION_REFUSED/.test(m.text())) page.errors.push(m.text()); });

@@ -23,8 +23,15 @@ export OT_ADMIN_EMAIL=admin-web@example.com OT_ADMIN_PASSWORD=admin-web-pass-123
 out=$("$OT_BIN" user add --email "$OT_ADMIN_EMAIL" --name "Web Admin" --password-stdin --admin \
   --database-url "$OT_DATABASE_URL" <<<"$OT_ADMIN_PASSWORD" 2>&1) || { echo "$out" >&2; exit 1; }
 mkdir -p build/web-artifacts
+rm -f build/web-artifacts/server-*.log
 if [ "${1:-}" = --bench ]; then
   node tests/web/bench.mjs
 else
   node --test --test-concurrency=1 "$@" tests/web/
+fi
+# As conftest does for the integration tests: a sanitizer report in a
+# server's log (OT_BIN=build/asan/ordertrack) fails the run.
+if grep -l -e 'ERROR: AddressSanitizer' -e 'ERROR: LeakSanitizer' -e ': runtime error:' build/web-artifacts/server-*.log 2>/dev/null; then
+  echo "test-web: a server logged a sanitizer report (above)" >&2
+  exit 1
 fi

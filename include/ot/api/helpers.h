@@ -59,7 +59,8 @@ bool ot_api_sqlstate_transient(const char *sqlstate);
  * timeout, a transient SQLSTATE), 500 for any other refusal. */
 bool ot_api_db_error(ot_req *r, int status, const PGresult *res);
 
-/* Into an open JSON object: "orders": column 0 of the first n rows, and
+/* Into an open JSON object: "orders": column 0 of the first n rows (each
+ * with the nextStatuses of role, codec/lifecycle.h), and
  * "nextCursor": the cursor of row n - 1 (codec/cursor.h, from columns 1 =
  * created_at microseconds and 2 = id) when more, else null. */
 /* Each order annotated with nextStatuses for `role`; false when one could not be encoded. */
