@@ -56,10 +56,12 @@ struct ot_events {
 
 /* The fields the reader routes by, as columns beside the event's JSON: a
  * tail row becomes an ot_event without parsing the JSON (it came from
- * ot_event_json over the same row, so they agree). Columns 4..8. */
+ * ot_event_json over the same row, so they agree). Columns 4..10. */
 #define TAIL_COLS "oe.version, oe.order_id, oe.user_id, oe.status, oe.type"
-#define TAIL_OUT "e.version, e.order_id, e.user_id, e.status, e.type"
-enum { COL_VERSION = 4, COL_ORDER, COL_USER, COL_STATUS, COL_TYPE };
+/* eventId and timestamp are read out of the same JSON (sinks publish them:
+ * the Kafka relay's headers, the search indexer's document ids). */
+#define TAIL_OUT "e.version, e.order_id, e.user_id, e.status, e.type, e.j::json->>'eventId', e.j::json->>'timestamp'"
+enum { COL_VERSION = 4, COL_ORDER, COL_USER, COL_STATUS, COL_TYPE, COL_EVENT_ID, COL_TIMESTAMP };
 
 const ot_pg_stmt ot_events_stmts[] = {
     /* Not max(seq) + 1: a transaction still running may own a lower seq and
@@ -173,6 +175,8 @@ static void on_tail(void *data, int status, PGresult *res)
             .user_id = col(res, i, COL_USER),
             .status = col(res, i, COL_STATUS),
             .type = col(res, i, COL_TYPE),
+            .event_id = col(res, i, COL_EVENT_ID),
+            .timestamp = col(res, i, COL_TIMESTAMP),
             .json = col(res, i, 3),
             .seen_us = now,
         };
