@@ -2,6 +2,7 @@
  * runs once connected (AUTH, SELECT, CLIENT SETNAME, SUBSCRIBE, the probe),
  * the replies, publishing and the public API. The connection policy is
  * ot_link's (include/ot/event/link.h). */
+#include "ot/adapters/redis.h"
 #include "ot/adapters/redis_link.h"
 
 #include <hiredis/hiredis.h>
@@ -10,6 +11,32 @@
 #include <unistd.h>
 
 #include "ot/core/log.h"
+
+struct ot_redis {
+    ot_redis_common com; /* loop, address, last error, closing: shared with the links */
+    ot_redis_config cfg;
+    char name[OT_REDIS_NAME_MAX + 1];
+
+    /* argv for the SUBSCRIBE / PSUBSCRIBE sent on every (re)connect, built
+     * once; argv[0] is the command. */
+    const char **sub_argv, **psub_argv;
+    size_t *sub_lens, *psub_lens;
+    int sub_argc, psub_argc;
+    char *names; /* backing store of the channel copies */
+    char hb[64]; /* private heartbeat channel of the sub link */
+
+    ot_redis_msg_cb *msg_cb;
+    ot_redis_state_cb *state_cb;
+    void *data;
+
+    ot_redis_link pub, sub;
+    size_t outstanding, outstanding_bytes;
+    ot_redis_stats stats;
+    uint64_t hb_id;
+
+    int cb_depth; /* >0 while a user callback runs: ot_redis_free must defer */
+    ot_defer free_defer;
+};
 
 /* privdata tags for sub-link replies; only their addresses matter. */
 static char tag_channels, tag_hb;
@@ -33,7 +60,7 @@ void ot_redis_config_default(ot_redis_config *c)
 
 static void notify_state(ot_redis *r, bool up)
 {
-    if (r->closing || !r->state_cb)
+    if (r->com.closing || !r->state_cb)
         return;
     r->cb_depth++;
     r->state_cb(r->data, up);
@@ -88,7 +115,7 @@ static void on_publish(redisAsyncContext *ac, void *reply, void *priv)
 {
     redisReply *rep = reply;
     ot_redis_link *l = ac->data;
-    ot_redis *r = l->r;
+    ot_redis *r = l->owner;
     size_t bytes = (size_t)(uintptr_t)priv; /* the size rides in privdata: no per-publish allocation */
     r->outstanding--;
     r->outstanding_bytes -= bytes;
@@ -113,9 +140,9 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     redisReply *rep = reply;
     ot_redis_link *l = ac->data;
-    ot_redis *r = l->r;
+    ot_redis *r = l->owner;
     ot_str kind, a, b;
-    if (!rep || r->closing || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 || !elem_str(rep, 0, &kind))
+    if (!rep || r->com.closing || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 || !elem_str(rep, 0, &kind))
         return;
     if (ot_str_eq_lit(kind, "message")) {
         if (priv == &tag_hb || !elem_str(rep, 1, &a) || !elem_str(rep, 2, &b))
@@ -151,7 +178,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 static void send_probe(ot_redis_link *l)
 {
-    ot_redis *r = l->r;
+    ot_redis *r = l->owner;
     int rc;
     if (l->is_sub) /* re-SUBSCRIBE is idempotent and answered even in subscribed mode */
         rc = redisAsyncCommand(l->ac, on_sub_reply, &tag_hb, "SUBSCRIBE %s", r->hb);
@@ -165,14 +192,14 @@ static void send_probe(ot_redis_link *l)
 static void on_probe_timer(ot_loop *loop, ot_timer *t)
 {
     ot_redis_link *l = t->data;
-    ot_redis *r = l->r;
-    if (r->closing || l->link.state == OT_LINK_DOWN || !l->ac)
+    ot_redis *r = l->owner;
+    if (r->com.closing || l->link.state == OT_LINK_DOWN || !l->ac)
         return; /* CONNECTING here means AUTH pending: the probe still counts */
     if (l->awaiting) {
         /* No reply within a whole interval: the peer or the path is gone
          * even if TCP has not noticed (no RST through a dead NAT). */
-        ot_redis_set_error(r, l->role, l->subscribed || !l->is_sub ? "probe timeout" : "subscribe timeout");
-        ot_link_fail(&l->link, r->last_error);
+        ot_redis_set_error(&r->com, l->role, l->subscribed || !l->is_sub ? "probe timeout" : "subscribe timeout");
+        ot_link_fail(&l->link, r->com.last_error);
         return;
     }
     send_probe(l);
@@ -181,13 +208,13 @@ static void on_probe_timer(ot_loop *loop, ot_timer *t)
 
 /* The connection is open: queue AUTH, SELECT, CLIENT SETNAME, the
  * subscriptions and the first probe. */
-void ot_redis_session_start(ot_redis_link *l, redisAsyncContext *ac)
+static void session_start(ot_redis_link *l, redisAsyncContext *ac)
 {
-    ot_redis *r = l->r;
+    ot_redis *r = l->owner;
     /* Pipelined: hiredis delivers replies to regular commands before any
      * pub/sub reply, so the SUBSCRIBE below can follow without waiting. */
     bool ok = true;
-    const ot_redis_addr *a = &r->addr;
+    const ot_redis_addr *a = &r->com.addr;
     /* With credentials the link is up only once AUTH is accepted (within the
      * connect deadline): nothing is published or counted as subscribed on a
      * connection Redis refuses, and a wrong password stays one outage. */
@@ -216,29 +243,30 @@ void ot_redis_session_start(ot_redis_link *l, redisAsyncContext *ac)
         return;
     }
     send_probe(l); /* for sub, the heartbeat SUBSCRIBE is the last confirmation awaited */
-    ot_timer_start(r->loop, &l->probe, r->cfg.ping_interval_ms);
+    ot_timer_start(r->com.loop, &l->probe, r->cfg.ping_interval_ms);
 }
 
 /* The link is down: what the session held is gone. */
-void ot_redis_session_lost(ot_redis_link *l)
+static void session_lost(ot_redis_link *l)
 {
     bool was_subscribed = l->subscribed;
     l->subscribed = l->awaiting = l->healthy = false;
     if (was_subscribed)
-        notify_state(l->r, false);
+        notify_state(l->owner, false);
 }
 
 /* ---- public API ---- */
 
 static void link_init(ot_redis *r, ot_redis_link *l, const char *role, bool is_sub)
 {
-    l->r = r;
+    l->owner = r;
+    l->com = &r->com;
     l->role = role;
     l->is_sub = is_sub;
     snprintf(l->link_name, sizeof(l->link_name), "redis %s", role);
-    ot_link_init(&l->link, r->loop, l->link_name, &ot_redis_link_ops, l, r->cfg.connect_timeout_ms, r->cfg.backoff_min_ms,
+    ot_link_init(&l->link, r->com.loop, l->link_name, &ot_redis_link_ops, l, r->cfg.connect_timeout_ms, r->cfg.backoff_min_ms,
                  r->cfg.backoff_max_ms);
-    ot_watch_init(&l->watch, r->loop, ot_redis_on_fd, l);
+    ot_watch_init(&l->watch, r->com.loop, ot_redis_on_fd, l);
     ot_timer_init(&l->probe, on_probe_timer, l);
 }
 
@@ -248,7 +276,7 @@ static void release(ot_redis *r)
     for (int i = 0; i < 2; i++) {
         ot_redis_link *l = links[i];
         ot_link_stop(&l->link);
-        ot_timer_stop(r->loop, &l->probe);
+        ot_timer_stop(r->com.loop, &l->probe);
         l->link.state = OT_LINK_DOWN; /* first: the disconnect callback below must not reconnect */
         redisAsyncContext *ac = l->ac;
         l->ac = NULL;
@@ -256,7 +284,7 @@ static void release(ot_redis *r)
             redisAsyncFree(ac); /* in-flight publishes complete as errors */
         ot_watch_remove(&l->watch);
     }
-    ot_defer_cancel(r->loop, &r->free_defer);
+    ot_defer_cancel(r->com.loop, &r->free_defer);
     free(r->sub_argv);
     free(r->psub_argv);
     free(r->sub_lens);
@@ -269,12 +297,12 @@ static void on_free_defer(ot_loop *loop, ot_defer *d) { release(d->data); }
 
 void ot_redis_free(ot_redis *r)
 {
-    if (!r || r->closing)
+    if (!r || r->com.closing)
         return;
-    r->closing = true;
+    r->com.closing = true;
     if (r->cb_depth > 0) {
         /* Inside msg_cb/state_cb, hence inside hiredis: free after the batch. */
-        ot_defer_queue(r->loop, &r->free_defer);
+        ot_defer_queue(r->com.loop, &r->free_defer);
         return;
     }
     release(r);
@@ -355,7 +383,9 @@ ot_redis *ot_redis_new(ot_loop *loop, const ot_redis_config *cfg, const char *co
             c.backoff_max_ms = c.backoff_min_ms;
         r->cfg = c;
     }
-    r->loop = loop;
+    r->com.loop = loop;
+    r->com.session_start = session_start;
+    r->com.session_lost = session_lost;
     r->msg_cb = msg_cb;
     r->state_cb = state_cb;
     r->data = data;
@@ -363,7 +393,7 @@ ot_redis *ot_redis_new(ot_loop *loop, const ot_redis_config *cfg, const char *co
     ot_defer_init(&r->free_defer, on_free_defer, r);
     link_init(r, &r->pub, "pub", false);
     link_init(r, &r->sub, "sub", true);
-    bool ok = ot_redis_parse_url(r->cfg.url, &r->addr) == OT_OK;
+    bool ok = ot_redis_parse_url(r->cfg.url, &r->com.addr) == OT_OK;
     if (ok && r->cfg.client_name) {
         ok = valid_name(r->cfg.client_name);
         if (ok)
@@ -377,7 +407,7 @@ ot_redis *ot_redis_new(ot_loop *loop, const ot_redis_config *cfg, const char *co
         return NULL;
     }
     snprintf(r->hb, sizeof(r->hb), "__ot_hb:%d:%016llx", (int)getpid(), (unsigned long long)r->hb_id);
-    r->last_error[0] = '\0';
+    r->com.last_error[0] = '\0';
     ot_link_start(&r->pub.link);
     if (nchannels > 0) /* a publish-only instance needs no second connection */
         ot_link_start(&r->sub.link);
@@ -386,7 +416,7 @@ ot_redis *ot_redis_new(ot_loop *loop, const ot_redis_config *cfg, const char *co
 
 int ot_redis_publish(ot_redis *r, ot_str channel, ot_str message)
 {
-    if (!r || r->closing)
+    if (!r || r->com.closing)
         return OT_ERR;
     ot_redis_link *l = &r->pub;
     size_t bytes = channel.len + message.len;
@@ -406,14 +436,15 @@ int ot_redis_publish(ot_redis *r, ot_str channel, ot_str message)
     return OT_OK;
 }
 
-bool ot_redis_pub_up(const ot_redis *r) { return r && !r->closing && ot_link_is_up(&r->pub.link); }
-bool ot_redis_sub_up(const ot_redis *r) { return r && !r->closing && r->sub.subscribed; }
+bool ot_redis_pub_up(const ot_redis *r) { return r && !r->com.closing && ot_link_is_up(&r->pub.link); }
+bool ot_redis_sub_up(const ot_redis *r) { return r && !r->com.closing && r->sub.subscribed; }
 
 void ot_redis_get_stats(const ot_redis *r, ot_redis_stats *st)
 {
     *st = r->stats;
+    st->link_drops = r->com.link_drops;
     st->reconnects = r->pub.link.reconnects + r->sub.link.reconnects;
     st->outstanding = r->outstanding;
 }
 
-const char *ot_redis_last_error(const ot_redis *r) { return r->last_error; }
+const char *ot_redis_last_error(const ot_redis *r) { return r->com.last_error; }

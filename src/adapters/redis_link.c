@@ -18,7 +18,7 @@
 
 #include <stdio.h>
 
-void ot_redis_set_error(ot_redis *r, const char *role, const char *msg)
+void ot_redis_set_error(ot_redis_common *r, const char *role, const char *msg)
 {
     snprintf(r->last_error, sizeof(r->last_error), "%s: %s", role, msg && *msg ? msg : "unknown error");
 }
@@ -28,8 +28,8 @@ void ot_redis_link_fail(ot_redis_link *l, const char *why)
 {
     if (l->link.state == OT_LINK_DOWN)
         return;
-    ot_redis_set_error(l->r, l->role, why);
-    ot_link_fail_later(&l->link, l->r->last_error);
+    ot_redis_set_error(l->com, l->role, why);
+    ot_link_fail_later(&l->link, l->com->last_error);
 }
 
 /* hiredis reported the end (onConnect failure, onDisconnect): it frees the
@@ -37,12 +37,12 @@ void ot_redis_link_fail(ot_redis_link *l, const char *why)
 static void link_gone(ot_redis_link *l, const char *why)
 {
     if (why)
-        ot_redis_set_error(l->r, l->role, why);
+        ot_redis_set_error(l->com, l->role, why);
     l->ac = NULL;
-    if (l->link.state == OT_LINK_DOWN || l->r->closing)
+    if (l->link.state == OT_LINK_DOWN || l->com->closing)
         return; /* inside our own link_close or release */
     l->lib_failed = true;
-    ot_link_fail(&l->link, l->r->last_error);
+    ot_link_fail(&l->link, l->com->last_error);
 }
 
 /* ---- hiredis event hooks (the adapter proper) ---- */
@@ -95,13 +95,13 @@ static void on_connect(const redisAsyncContext *cac, int status)
 {
     redisAsyncContext *ac = (redisAsyncContext *)cac; /* hiredis hands us its own context */
     ot_redis_link *l = ac->data;
-    ot_redis *r = l->r;
+    ot_redis_common *r = l->com;
     if (status != REDIS_OK) {
         link_gone(l, ac->errstr);
         return;
     }
     if (!r->closing)
-        ot_redis_session_start(l, ac);
+        r->session_start(l, ac);
 }
 
 static void on_disconnect(const redisAsyncContext *cac, int status)
@@ -114,7 +114,7 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
 static int link_connect(ot_link *lk)
 {
     ot_redis_link *l = lk->data;
-    ot_redis *r = l->r;
+    ot_redis_common *r = l->com;
     l->awaiting = l->subscribed = l->healthy = l->lib_failed = false;
     l->want = 0;
     redisAsyncContext *ac =
@@ -150,7 +150,7 @@ static void link_close(ot_link *lk)
     ot_redis_link *l = lk->data;
     redisAsyncContext *ac = l->ac;
     l->ac = NULL;
-    ot_timer_stop(l->r->loop, &l->probe);
+    ot_timer_stop(l->com->loop, &l->probe);
     if (ac)
         redisAsyncFree(ac); /* pending replies run with NULL, then on_disconnect: link_gone finds us DOWN */
     ot_watch_remove(&l->watch);
@@ -159,13 +159,13 @@ static void link_close(ot_link *lk)
 static void link_down(ot_link *lk, bool was_up)
 {
     ot_redis_link *l = lk->data;
-    ot_redis *r = l->r;
+    ot_redis_common *r = l->com;
     if (!l->lib_failed)
-        r->stats.link_drops++; /* we declared it dead: timeout, missed probe, error reply */
+        r->link_drops++; /* we declared it dead: timeout, missed probe, error reply */
     l->lib_failed = false;
     if (strcmp(lk->why, r->last_error) != 0) /* decided by ot_link itself: the connect deadline */
         ot_redis_set_error(r, l->role, lk->why);
-    ot_redis_session_lost(l);
+    r->session_lost(l);
 }
 
 const ot_link_ops ot_redis_link_ops = { link_connect, link_close, link_down };

@@ -1,6 +1,6 @@
 /* REDIS_URL parsing: pure, no hiredis. redis://[[user]:password@]host[:port][/db],
  * host[:port], unix:/path[?db=N]. */
-#include "ot/adapters/redis.h"
+#include "ot/adapters/redis_url.h"
 
 #include "ot/codec/http_parser.h"
 #include "ot/core/config.h"

@@ -14,6 +14,7 @@
 #ifndef OT_REDIS_H
 #define OT_REDIS_H
 
+#include "ot/adapters/redis_url.h"
 #include "ot/event/loop.h"
 
 typedef struct ot_redis ot_redis;
@@ -41,22 +42,6 @@ typedef struct {
 } ot_redis_config;
 
 void ot_redis_config_default(ot_redis_config *c);
-
-#define OT_REDIS_HOST_MAX 256
-#define OT_REDIS_AUTH_MAX 256
-
-/* A parsed URL. Pure; exposed for tests. */
-typedef struct {
-    char host[OT_REDIS_HOST_MAX]; /* hostname/IP, or the socket path when is_unix */
-    int port;
-    int db; /* -1: no SELECT */
-    bool is_unix;
-    char user[OT_REDIS_AUTH_MAX];     /* empty: AUTH <password> (or no AUTH) */
-    char password[OT_REDIS_AUTH_MAX]; /* empty: no AUTH */
-} ot_redis_addr;
-
-/* 0 or OT_ERR (malformed, port outside 1..65535, db outside 0..65535, over-long parts). */
-int ot_redis_parse_url(const char *url, ot_redis_addr *out);
 
 /* Opens two links: one to publish, one subscribed to `channels` (entries ending
  * in '*' use PSUBSCRIBE). Reconnects each by itself. msg_cb gets every message

@@ -1,12 +1,13 @@
-/* Internal to the redis adapter: the state redis_link.c (the hiredis glue:
- * fd hooks, connect/disconnect callbacks, the ot_link ops) and redis.c (the
- * pub/sub session and the public API) share. */
+/* Internal to the redis adapter: the hiredis glue (redis_link.c: fd hooks,
+ * connect/disconnect callbacks, the ot_link ops) and what it shares with the
+ * pub/sub session and public API above it (redis.c), which it reaches only
+ * through ot_redis_common's callbacks. */
 #ifndef OT_REDIS_LINK_H
 #define OT_REDIS_LINK_H
 
 #include <hiredis/async.h>
 
-#include "ot/adapters/redis.h"
+#include "ot/adapters/redis_url.h"
 #include "ot/event/link.h"
 #include "ot/event/watch.h"
 
@@ -14,8 +15,23 @@
 #define OT_REDIS_MAX_CHANNEL_LEN 1024
 #define OT_REDIS_NAME_MAX 64
 
-typedef struct ot_redis_link {
-    ot_redis *r;
+typedef struct ot_redis_link ot_redis_link;
+
+/* What the two links of one client share with the glue, and how the session
+ * above them (redis.c) hears of a link: the glue knows nothing else of it. */
+typedef struct ot_redis_common {
+    ot_loop *loop;
+    ot_redis_addr addr;
+    char last_error[224]; /* "role: " + ot_link.why */
+    bool closing;
+    uint64_t link_drops;
+    void (*session_start)(ot_redis_link *l, redisAsyncContext *ac); /* the connection is open */
+    void (*session_lost)(ot_redis_link *l);                         /* the link went down */
+} ot_redis_common;
+
+struct ot_redis_link {
+    ot_redis_common *com;
+    void *owner;      /* the client (redis.c) */
     const char *role; /* "pub" / "sub", for CLIENT SETNAME */
     bool is_sub;
     ot_link link;     /* UP once TCP is connected; healthy once Redis answered */
@@ -29,45 +45,14 @@ typedef struct ot_redis_link {
     bool subscribed;         /* sub link: every SUBSCRIBE/PSUBSCRIBE confirmed */
     size_t pending_confirms; /* sub link: confirmations still missing after connect */
     bool healthy; /* answered since this connect: logs "up" once per connection */
-} ot_redis_link;
-
-struct ot_redis {
-    ot_loop *loop;
-    ot_redis_config cfg;
-    ot_redis_addr addr;
-    char name[OT_REDIS_NAME_MAX + 1];
-
-    /* argv for the SUBSCRIBE / PSUBSCRIBE sent on every (re)connect, built
-     * once; argv[0] is the command. */
-    const char **sub_argv, **psub_argv;
-    size_t *sub_lens, *psub_lens;
-    int sub_argc, psub_argc;
-    char *names; /* backing store of the channel copies */
-    char hb[64]; /* private heartbeat channel of the sub link */
-
-    ot_redis_msg_cb *msg_cb;
-    ot_redis_state_cb *state_cb;
-    void *data;
-
-    ot_redis_link pub, sub;
-    size_t outstanding, outstanding_bytes;
-    ot_redis_stats stats;
-    uint64_t hb_id;
-    char last_error[224]; /* "role: " + ot_link.why */
-
-    int cb_depth; /* >0 while a user callback runs: ot_redis_free must defer */
-    bool closing;
-    ot_defer free_defer;
 };
+
 
 extern const ot_link_ops ot_redis_link_ops;
 
-void ot_redis_set_error(ot_redis *r, const char *role, const char *msg);
+void ot_redis_set_error(ot_redis_common *r, const char *role, const char *msg);
 /* Drops the link after the current batch: safe inside hiredis callbacks. */
 void ot_redis_link_fail(ot_redis_link *l, const char *why);
-/* Called by the glue: the connection is open / the link went down. */
-void ot_redis_session_start(ot_redis_link *l, redisAsyncContext *ac);
-void ot_redis_session_lost(ot_redis_link *l);
 /* The glue's fd callback, for ot_watch_init. */
 void ot_redis_on_fd(ot_loop *loop, int fd, unsigned ev, void *data);
 
