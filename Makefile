@@ -114,6 +114,7 @@ fuzz: $(FUZZBIN)
 
 check-layers:
 	scripts/check-layers.sh
+	python3 scripts/check-cycles.py
 
 # ---- operations (issue 16): the two commands, install, ops checks, soak ----
 # `make run` and `make test` first install what is missing (quick and silent
