@@ -15,6 +15,7 @@
 #include "ot/app/hub_msg.h"
 #include "ot/app/replay.h"
 #include "ot/app/principals.h"
+#include "ot/app/indexer.h"
 #include "ot/app/relay.h"
 #include "ot/http/http.h"
 #include "ot/core/log.h"
@@ -226,9 +227,11 @@ int ot_app_start(ot_worker *w)
         /* One statement table for the pool, gathered from the modules and
          * sized from what they declare. */
         const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_msg_stmts, ot_replay_stmts,
-                                       ot_audit_stmts, ops_stmts, ot_principals_stmts, ot_sink_stmts, ot_search_stmts };
+                                       ot_audit_stmts, ops_stmts, ot_principals_stmts, ot_sink_stmts, ot_search_stmts,
+                                       ot_indexer_stmts };
         size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_msg_nstmts, ot_replay_nstmts,
-                            ot_audit_nstmts, OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts, ot_sink_nstmts, ot_search_nstmts };
+                            ot_audit_nstmts, OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts, ot_sink_nstmts, ot_search_nstmts,
+                            ot_indexer_nstmts };
         size_t n = 0;
         ot_pg_stmt *stmts = ot_app_stmts(groups, counts, OT_ARRAY_LEN(groups), &n);
         if (!stmts)
@@ -275,6 +278,14 @@ int ot_app_start(ot_worker *w)
                 return OT_ERR;
             }
         }
+        /* One indexer per node (see indexer.h): worker 0's. */
+        if (w->cfg->elasticsearch_url && w->idx == 0) {
+            app->indexer = ot_indexer_new(w->loop, w->cfg, app->events, w->pg);
+            if (!app->indexer) {
+                ot_logf(OT_LOG_ERROR, "search indexer setup failed");
+                return OT_ERR;
+            }
+        }
     }
     app->api = (ot_api){ .pg = w->pg, .events = app->events, .rl_user = w->rl_user, .services = &w->services };
     ot_app_routes(&w->http.router, &app->api, app->hub);
@@ -290,6 +301,10 @@ int ot_app_start(ot_worker *w)
     if (app->relay)
         ot_services_add(&w->services, &(ot_service){ .name = "kafka", .data = app->relay, .ready = ot_relay_ready,
                                                      .sample = ot_relay_sample });
+    /* Not required either: writes go on, the backlog waits in the outbox. */
+    if (app->indexer)
+        ot_services_add(&w->services, &(ot_service){ .name = "elasticsearch", .data = app->indexer,
+                                                     .ready = ot_indexer_ready, .sample = ot_indexer_sample });
     return 0;
 }
 
@@ -307,6 +322,7 @@ void ot_app_stop(ot_worker *w)
         outbox_q = NULL;
     }
     ot_relay_free(app->relay); /* its sink belongs to the reader: first */
+    ot_indexer_free(app->indexer);
     ot_events_free(app->events);
     ot_auth_teardown();
     ot_principals_free(app->principals);

@@ -100,6 +100,12 @@ static const opt_def opts[] = {
     { "--search-sla-shipped-seconds", "ORDERTRACK_SEARCH_SLA_SHIPPED_SECONDS", T_U32, O(search_sla_status_s[3]), "SLA for SHIPPED; 0 = --search-sla-seconds (default 0)", 0, 31536000 },
     { "--search-max-buckets", "ORDERTRACK_SEARCH_MAX_BUCKETS", T_U32, O(search_max_buckets), "trend buckets per /search/analytics answer, 400 beyond (default 1000)", 1, 100000 },
     { "--search-delayed-max", "ORDERTRACK_SEARCH_DELAYED_MAX", T_U32, O(search_delayed_max), "delayed orders listed per /search/analytics answer, oldest first (default 100)", 1, 10000 },
+    { "--elasticsearch-url", "ELASTICSEARCH_URL", T_STR, O(elasticsearch_url), "http://host:port of Elasticsearch: index every committed event into it (search indexer)", 0, 0 },
+    { "--es-index-prefix", "ORDERTRACK_ES_INDEX_PREFIX", T_STR, O(es_index_prefix), "prefix of the index, alias and template names: lowercase letters, digits, '-', '_' (default ordertrack)", 0, 0 },
+    { "--es-bulk-max-events", "ORDERTRACK_ES_BULK_MAX_EVENTS", T_U32, O(es_bulk_max_events), "events per _bulk request at most (default 1000)", 1, 100000 },
+    { "--es-bulk-max-bytes", "ORDERTRACK_ES_BULK_MAX_BYTES", T_SIZE, O(es_bulk_max_bytes), "bytes of event JSON per _bulk request before it is sent (one event always goes; default 5242880)", 4 * KiB, 100 * MiB },
+    { "--es-bulk-flush-ms", "ORDERTRACK_ES_BULK_FLUSH_MS", T_U32, O(es_bulk_flush_ms), "a _bulk request not full is sent this long after its first event (default 200)", 1, 60000 },
+    { "--es-timeout-ms", "ORDERTRACK_ES_TIMEOUT_MS", T_U32, O(es_timeout_ms), "per attempt of an Elasticsearch request, whole transfer (default 10000)", 100, 600000 },
 };
 #undef O
 
@@ -162,6 +168,11 @@ void ot_config_defaults(ot_config *c)
     c->search_sla_s = 3600;
     c->search_max_buckets = 1000;
     c->search_delayed_max = 100;
+    c->es_index_prefix = "ordertrack";
+    c->es_bulk_max_events = 1000;
+    c->es_bulk_max_bytes = 5u << 20;
+    c->es_bulk_flush_ms = 200;
+    c->es_timeout_ms = 10000;
 }
 
 int ot_hostport_split(ot_str s, ot_str *host, ot_str *port)

@@ -72,6 +72,10 @@ typedef struct {
     uint32_t search_sla_status_s[4]; /* CREATED, ACCEPTED, PREPARED, SHIPPED; 0 = search_sla_s */
     uint32_t search_max_buckets; /* trend buckets one analytics answer may hold; 400 beyond */
     uint32_t search_delayed_max; /* delayed orders listed per analytics answer (oldest first) */
+    /* Elasticsearch (app/indexer.c); NULL url: search stays on PostgreSQL */
+    const char *elasticsearch_url, *es_index_prefix;
+    uint32_t es_bulk_max_events, es_bulk_flush_ms, es_timeout_ms;
+    size_t es_bulk_max_bytes;
 } ot_config;
 
 void ot_config_defaults(ot_config *c);

@@ -82,6 +82,15 @@ typedef enum {
     OT_G_RELAY_BACKLOG,         /* committed events above the relay's acknowledged cursor */
     OT_G_RELAY_OLDEST_MS,       /* age of the oldest of them (ms, rendered in seconds) */
     OT_C_RELAY_PARKED_EVENTS,
+    /* The search indexer (app/indexer.h), on the worker that runs it. */
+    OT_G_ELASTICSEARCH_UP,      /* 1 while the last Elasticsearch request got an answer */
+    OT_G_SEARCH_BACKLOG,        /* committed events not yet durably indexed */
+    OT_G_SEARCH_LAG_MS,         /* age of the oldest of them (ms, rendered in seconds) */
+    OT_C_SEARCH_INDEXED,        /* events whose two documents are indexed (or conflicts) */
+    OT_C_SEARCH_CONFLICTS,      /* bulk items answered 409: already there, or older than what is */
+    OT_C_SEARCH_PARKED,         /* documents refused for good (search_parked) */
+    OT_C_SEARCH_RETRIES,        /* bulk requests sent again (failed request, or items 429/5xx) */
+    OT_C_SEARCH_BULKS,          /* bulk requests answered 200 */
     OT_M_COUNT
 } ot_metric_id;
 

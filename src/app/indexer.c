@@ -1,0 +1,751 @@
+/* The search indexer: index setup, batches, the bulk answer and parking. See
+ * indexer.h. */
+#include "ot/app/indexer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ot/adapters/curl.h"
+#include "ot/app/sink.h"
+#include "ot/codec/iso8601.h"
+#include "ot/codec/json.h"
+#include "ot/core/log.h"
+#include "ot/core/metrics.h"
+#include "ot/event/backoff.h"
+
+#define OT_UUID_TEXT 37
+#define ISO_MAX 40
+#define URL_MAX 512
+/* After a failed PostgreSQL request (lookup, park): its pool reconnects. */
+#define PG_RETRY_MS 500
+#define REASON_MAX 400
+#define IX_MIN(a, b) ((a) < (b) ? (a) : (b))
+
+const ot_pg_stmt ot_indexer_stmts[] = {
+    /* created_at never changes and no event carries it past the first: the
+     * order document needs it (the list's sort key and time filter). The
+     * row's updated_at is the transaction's time, not the event's
+     * clock_timestamp(): exact for the event of the row's current version
+     * (a later version's event is committed, so it follows and overwrites). */
+    { "indexer_created",
+      "SELECT id::text, ot_iso(created_at), ot_ts_us(created_at), version, ot_iso(updated_at) FROM orders "
+      "WHERE id = ANY($1::uuid[])",
+      1, true },
+    { "indexer_park",
+      "INSERT INTO search_parked (seq, kind, order_id, reason) SELECT x.seq, x.kind, x.order_id, x.reason "
+      "FROM json_to_recordset($1::json) AS x (seq bigint, kind text, order_id uuid, reason text) "
+      "ON CONFLICT (seq, kind) DO NOTHING",
+      1, false },
+};
+const size_t ot_indexer_nstmts = OT_ARRAY_LEN(ot_indexer_stmts);
+
+enum { K_EVENTS, K_ORDERS, NKINDS };
+static const char *const kind_name[NKINDS] = { "events", "orders" };
+/* Where each document stands. */
+enum { D_PENDING, D_DONE, D_PARK };
+
+typedef struct {
+    int64_t seq, version;
+    char order[OT_UUID_TEXT], event[OT_UUID_TEXT];
+    size_t off, len; /* the event JSON in the batch's arena */
+    char created[ISO_MAX];
+    int64_t created_us; /* -1: unknown (no such order row) */
+    char updated[ISO_MAX]; /* the row's updated_at when it is at this version, else "" (event time) */
+    int64_t at_us;          /* the event's timestamp (0 if unreadable): for the lag gauge */
+    uint8_t st[NKINDS];
+    char *reason[NKINDS]; /* D_PARK: why (malloc'd) */
+} entry;
+
+typedef struct {
+    entry *e;
+    size_t n, cap;
+    ot_buf arena;
+} batch;
+
+/* What the batch in flight does next (or is doing). */
+enum { F_IDLE, F_LOOKUP, F_SEND, F_PARK };
+/* Index setup steps, in order. */
+enum { S_TEMPLATE, S_EVENTS_ALIAS, S_EVENTS_CREATE, S_ORDERS_ALIAS, S_ORDERS_CREATE, S_DONE };
+
+struct ot_indexer {
+    ot_loop *loop;
+    const ot_config *cfg;
+    ot_events *events;
+    ot_pg *pg;
+    ot_curl *curl;
+    ot_sink *sink;
+    char base[URL_MAX];
+    char prefix[OT_ES_PREFIX_MAX];
+    int setup;
+    bool es_up, sink_full, warned;
+    ot_curl_req *req;
+    ot_pg_query *pq;
+    ot_timer flush_timer, retry_timer;
+    ot_backoff bo;
+    batch fill, fly;
+    int phase;
+    /* fly's actions in the body sent: (entry index << 1) | kind */
+    size_t *acts;
+    size_t nacts, capacts;
+};
+
+bool ot_es_prefix_valid(const char *p)
+{
+    size_t n = p ? strlen(p) : 0;
+    if (n == 0 || n >= OT_ES_PREFIX_MAX || p[0] == '-' || p[0] == '_')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '-' || p[i] == '_'))
+            return false;
+    return true;
+}
+
+static void batch_clear(batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        for (int k = 0; k < NKINDS; k++)
+            free(b->e[i].reason[k]);
+    b->n = 0;
+    ot_buf_reset(&b->arena);
+}
+
+static void batch_free(batch *b)
+{
+    batch_clear(b);
+    free(b->e);
+    ot_buf_free(&b->arena);
+    memset(b, 0, sizeof *b);
+}
+
+static void es_state(ot_indexer *ix, bool up, const char *why)
+{
+    if (!up && (ix->es_up || !ix->warned)) {
+        ot_logf(OT_LOG_WARN, "indexer: Elasticsearch at %s unavailable (%s); retrying within %u ms", ix->base, why,
+                ot_backoff_peek(&ix->bo));
+        ix->warned = true;
+    } else if (up && !ix->es_up && ix->warned) {
+        ot_logf(OT_LOG_INFO, "indexer: Elasticsearch at %s answers again", ix->base);
+        ix->warned = false;
+    }
+    ix->es_up = up;
+    ot_metrics_set(OT_G_ELASTICSEARCH_UP, up ? 1 : 0);
+}
+
+static void retry_later(ot_indexer *ix, uint32_t ms) { ot_timer_start(ix->loop, &ix->retry_timer, ms); }
+
+/* ---- index setup ---- */
+
+static void setup_step(ot_indexer *ix);
+static void add_sink(ot_indexer *ix);
+
+static void on_setup(void *data, const ot_curl_result *res)
+{
+    ot_indexer *ix = data;
+    ix->req = NULL;
+    long st = res->status;
+    bool ok;
+    int next = ix->setup + 1;
+    switch (ix->setup) {
+    case S_EVENTS_ALIAS:
+    case S_ORDERS_ALIAS:
+        /* 200: the alias is there (maybe over a rolled-over or reindexed
+         * index): leave it; 404: create its first index. */
+        ok = st == 200 || st == 404;
+        if (st == 200)
+            next = ix->setup + 2;
+        break;
+    case S_EVENTS_CREATE:
+    case S_ORDERS_CREATE:
+        /* Another node may have created it in between. */
+        ok = st == 200 || (st == 400 && res->body && strstr(res->body, "resource_already_exists_exception"));
+        break;
+    default:
+        ok = st == 200;
+    }
+    if (!ok) {
+        char why[160];
+        snprintf(why, sizeof why, "index setup step %d: %s %ld %.80s", ix->setup, res->curl_code ? res->error : "HTTP",
+                 st, res->body ? res->body : "");
+        es_state(ix, false, why);
+        retry_later(ix, ot_backoff_next(&ix->bo));
+        return;
+    }
+    es_state(ix, true, NULL);
+    ix->setup = next;
+    setup_step(ix);
+}
+
+static bool send(ot_indexer *ix, const char *method, const char *path, const char *ctype, const char *body,
+                 size_t len, ot_curl_cb *cb)
+{
+    char url[URL_MAX + 256];
+    snprintf(url, sizeof url, "%s%s", ix->base, path);
+    ix->req = ot_curl_send(ix->curl, method, url, ctype, body, len, cb, ix);
+    return ix->req != NULL;
+}
+
+static const char mapping_fmt[] =
+    "{\"index_patterns\":[\"%s-events-*\",\"%s-orders-*\"],\"priority\":200,"
+    "\"template\":{\"settings\":{\"number_of_shards\":1},"
+    "\"mappings\":{\"dynamic\":false,\"properties\":{"
+    "\"seq\":{\"type\":\"long\"},\"version\":{\"type\":\"long\"},"
+    "\"eventId\":{\"type\":\"keyword\"},\"orderId\":{\"type\":\"keyword\"},\"id\":{\"type\":\"keyword\"},"
+    "\"userId\":{\"type\":\"keyword\"},\"status\":{\"type\":\"keyword\"},\"type\":{\"type\":\"keyword\"},"
+    "\"actor\":{\"type\":\"keyword\"},\"timestamp\":{\"type\":\"date\"},"
+    "\"createdAt\":{\"type\":\"date\"},\"updatedAt\":{\"type\":\"date\"},\"createdUs\":{\"type\":\"long\"},"
+    "\"items\":{\"type\":\"nested\",\"properties\":{\"productId\":{\"type\":\"keyword\"},\"qty\":{\"type\":\"integer\"}}},"
+    "\"payload\":{\"properties\":{\"items\":{\"type\":\"nested\",\"properties\":"
+    "{\"productId\":{\"type\":\"keyword\"},\"qty\":{\"type\":\"integer\"}}}}}}}}}";
+
+static void setup_step(ot_indexer *ix)
+{
+    char path[256], body[2048];
+    const char *kind = ix->setup <= S_EVENTS_CREATE ? "events" : "orders";
+    bool ok = true;
+    switch (ix->setup) {
+    case S_TEMPLATE:
+        snprintf(path, sizeof path, "/_index_template/%s", ix->prefix);
+        snprintf(body, sizeof body, mapping_fmt, ix->prefix, ix->prefix);
+        ok = send(ix, "PUT", path, "application/json", body, strlen(body), on_setup);
+        break;
+    case S_EVENTS_ALIAS:
+    case S_ORDERS_ALIAS:
+        snprintf(path, sizeof path, "/_alias/%s-%s", ix->prefix, kind);
+        ok = send(ix, "GET", path, NULL, NULL, 0, on_setup);
+        break;
+    case S_EVENTS_CREATE:
+    case S_ORDERS_CREATE:
+        snprintf(path, sizeof path, "/%s-%s-000001", ix->prefix, kind);
+        snprintf(body, sizeof body, "{\"aliases\":{\"%s-%s\":{\"is_write_index\":true}}}", ix->prefix, kind);
+        ok = send(ix, "PUT", path, "application/json", body, strlen(body), on_setup);
+        break;
+    default:
+        ot_backoff_reset(&ix->bo);
+        ot_logf(OT_LOG_INFO, "indexer: indices %s-events and %s-orders ready at %s", ix->prefix, ix->prefix, ix->base);
+        add_sink(ix);
+        return;
+    }
+    if (!ok)
+        retry_later(ix, ot_backoff_next(&ix->bo));
+}
+
+/* ---- the batch in flight ---- */
+
+static void fly_step(ot_indexer *ix);
+static void flush(ot_indexer *ix);
+
+static void complete(ot_indexer *ix)
+{
+    batch *b = &ix->fly;
+    int64_t last = b->e[b->n - 1].seq;
+    ot_metrics_inc(OT_C_SEARCH_INDEXED, b->n);
+    batch_clear(b);
+    ix->phase = F_IDLE;
+    ot_backoff_reset(&ix->bo);
+    if (ix->sink)
+        ot_sink_ack(ix->sink, last);
+    if (ix->sink_full && ix->sink) {
+        ix->sink_full = false;
+        ot_sink_wake(ix->sink);
+    }
+    /* A full next batch goes at once; a partial one when its timer fires. */
+    if (ix->fill.n >= ix->cfg->es_bulk_max_events || ix->fill.arena.len >= ix->cfg->es_bulk_max_bytes)
+        flush(ix);
+    else if (ix->fill.n > 0 && !ot_timer_active(&ix->flush_timer))
+        flush(ix);
+}
+
+/* What is left once the answer is read: parks to record, items to resend,
+ * or nothing. */
+static void next_phase(ot_indexer *ix, bool resend_now)
+{
+    batch *b = &ix->fly;
+    bool park = false, pending = false;
+    for (size_t i = 0; i < b->n; i++)
+        for (int k = 0; k < NKINDS; k++) {
+            park |= b->e[i].st[k] == D_PARK;
+            pending |= b->e[i].st[k] == D_PENDING;
+        }
+    if (park) {
+        ix->phase = F_PARK;
+        fly_step(ix);
+    } else if (pending) {
+        ix->phase = F_SEND;
+        ot_metrics_inc(OT_C_SEARCH_RETRIES, 1);
+        if (resend_now)
+            fly_step(ix);
+        else
+            retry_later(ix, ot_backoff_next(&ix->bo));
+    } else {
+        complete(ix);
+    }
+}
+
+static void on_created(void *data, int status, PGresult *res)
+{
+    ot_indexer *ix = data;
+    ix->pq = NULL;
+    if (status != OT_PG_OK) {
+        retry_later(ix, PG_RETRY_MS);
+        return;
+    }
+    batch *b = &ix->fly;
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *id = PQgetvalue(res, r, 0);
+        for (size_t i = 0; i < b->n; i++)
+            if (strcmp(b->e[i].order, id) == 0) {
+                snprintf(b->e[i].created, ISO_MAX, "%s", PQgetvalue(res, r, 1));
+                b->e[i].created_us = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+                if (strtoll(PQgetvalue(res, r, 3), NULL, 10) == b->e[i].version)
+                    snprintf(b->e[i].updated, ISO_MAX, "%s", PQgetvalue(res, r, 4));
+            }
+    }
+    ix->phase = F_SEND;
+    fly_step(ix);
+}
+
+static void on_parked(void *data, int status, PGresult *res)
+{
+    ot_indexer *ix = data;
+    ix->pq = NULL;
+    if (status != OT_PG_OK) {
+        ot_logf(OT_LOG_WARN, "indexer: recording parked documents failed (%s); retrying",
+                status == OT_PG_EQUERY ? PQresultErrorMessage(res) : "database unavailable");
+        retry_later(ix, PG_RETRY_MS);
+        return;
+    }
+    batch *b = &ix->fly;
+    for (size_t i = 0; i < b->n; i++)
+        for (int k = 0; k < NKINDS; k++)
+            if (b->e[i].st[k] == D_PARK) {
+                b->e[i].st[k] = D_DONE;
+                ot_metrics_inc(OT_C_SEARCH_PARKED, 1);
+            }
+    next_phase(ix, false);
+}
+
+/* The order document: the order's state as of this event, in the shape of
+ * GET /orders/:id plus the search fields. */
+static int put_order_doc(ot_buf *out, const entry *en, ot_str json)
+{
+    ot_json_tok stack[64], *heap = NULL;
+    ot_json d;
+    if (ot_json_parse_grow(&d, json.base, json.len, stack, OT_ARRAY_LEN(stack), &heap) < 0)
+        return OT_ERR;
+    int pl = ot_json_obj_get(&d, 0, "payload");
+    int items = pl >= 0 ? ot_json_obj_get(&d, pl, "items") : -1;
+    int uid = ot_json_obj_get(&d, 0, "userId"), st = ot_json_obj_get(&d, 0, "status");
+    int ts = ot_json_obj_get(&d, 0, "timestamp");
+    ot_jw w;
+    ot_jw_init(&w, out);
+    ot_jw_obj_open(&w);
+    ot_jw_key(&w, "id");
+    ot_jw_cstr(&w, en->order);
+    ot_jw_key(&w, "orderId");
+    ot_jw_cstr(&w, en->order);
+    ot_jw_key(&w, "userId");
+    ot_jw_raw(&w, uid >= 0 ? ot_json_raw_value(&d, uid) : ot_str_c("null"));
+    ot_jw_key(&w, "status");
+    ot_jw_raw(&w, st >= 0 ? ot_json_raw_value(&d, st) : ot_str_c("null"));
+    ot_jw_key(&w, "items");
+    ot_jw_raw(&w, items >= 0 ? ot_json_raw_value(&d, items) : ot_str_c("[]"));
+    ot_jw_key(&w, "createdAt");
+    ot_jw_cstr(&w, en->created[0] ? en->created : NULL);
+    ot_jw_key(&w, "updatedAt");
+    if (en->updated[0])
+        ot_jw_cstr(&w, en->updated);
+    else
+        ot_jw_raw(&w, ts >= 0 ? ot_json_raw_value(&d, ts) : ot_str_c("null"));
+    ot_jw_key(&w, "version");
+    ot_jw_int(&w, en->version);
+    ot_jw_key(&w, "createdUs");
+    if (en->created_us >= 0)
+        ot_jw_int(&w, en->created_us);
+    else
+        ot_jw_null(&w);
+    ot_jw_key(&w, "seq");
+    ot_jw_int(&w, en->seq);
+    ot_jw_obj_close(&w);
+    free(heap);
+    return ot_jw_error(&w) ? OT_ERR : 0;
+}
+
+/* Room for one more element of size `elem` in *arr (n used of *cap). */
+static bool room(void **arr, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap)
+        return true;
+    size_t c = *cap ? *cap * 2 : 64;
+    void *p = realloc(*arr, c * elem);
+    if (!p)
+        return false;
+    *arr = p;
+    *cap = c;
+    return true;
+}
+
+static bool push_act(ot_indexer *ix, size_t a)
+{
+    if (!room((void **)&ix->acts, ix->nacts, &ix->capacts, sizeof *ix->acts))
+        return false;
+    ix->acts[ix->nacts++] = a;
+    return true;
+}
+
+static void park(entry *en, int k, const char *why)
+{
+    en->st[k] = D_PARK;
+    free(en->reason[k]);
+    en->reason[k] = strdup(why);
+}
+
+static void on_bulk(void *data, const ot_curl_result *res);
+
+/* The body holds only the documents still pending, so a resend after
+ * item-level 429s repeats nothing that succeeded. */
+static bool send_bulk(ot_indexer *ix)
+{
+    batch *b = &ix->fly;
+    ot_buf body = OT_BUF_INIT;
+    ix->nacts = 0;
+    bool ok = true;
+    for (size_t i = 0; i < b->n && ok; i++) {
+        entry *en = &b->e[i];
+        ot_str json = ot_str_make(b->arena.data + en->off, en->len);
+        if (en->st[K_EVENTS] == D_PENDING) {
+            ok = ot_buf_printf(&body, "{\"create\":{\"_index\":\"%s-events\",\"_id\":\"%s\"}}\n", ix->prefix,
+                               en->event) >= 0 &&
+                 ot_buf_append(&body, json.base, json.len) >= 0 && ot_buf_append(&body, "\n", 1) >= 0 &&
+                 push_act(ix, i << 1 | K_EVENTS);
+        }
+        if (ok && en->st[K_ORDERS] == D_PENDING) {
+            size_t mark = body.len;
+            ok = ot_buf_printf(&body,
+                               "{\"index\":{\"_index\":\"%s-orders\",\"_id\":\"%s\",\"version\":%lld,"
+                               "\"version_type\":\"external\"}}\n",
+                               ix->prefix, en->order, (long long)en->version) >= 0;
+            if (ok && put_order_doc(&body, en, json) < 0) {
+                body.len = mark; /* not an event object: it can never become a document */
+                park(en, K_ORDERS, "the event is not a JSON object with payload.items");
+            } else if (ok) {
+                ok = ot_buf_append(&body, "\n", 1) >= 0 && push_act(ix, i << 1 | K_ORDERS);
+            }
+        }
+    }
+    if (ok && ix->nacts == 0) {
+        ot_buf_free(&body);
+        next_phase(ix, false);
+        return true;
+    }
+    ok = ok && send(ix, "POST", "/_bulk", "application/x-ndjson", body.data, body.len, on_bulk);
+    ot_buf_free(&body);
+    return ok;
+}
+
+/* "type: reason" of an item's error object, cut to fit. */
+static void item_reason(const ot_json *d, int item, char *out, size_t cap)
+{
+    int err = ot_json_obj_get(d, item, "error");
+    int ty = err >= 0 ? ot_json_obj_get(d, err, "type") : -1, re = err >= 0 ? ot_json_obj_get(d, err, "reason") : -1;
+    ot_str a = ty >= 0 ? ot_json_raw(d, ty) : ot_str_c("?"), b = re >= 0 ? ot_json_raw(d, re) : ot_str_c("");
+    snprintf(out, cap, "%.*s: %.*s", (int)IX_MIN(a.len, 100), a.base, (int)IX_MIN(b.len, cap), b.base);
+}
+
+static void on_bulk(void *data, const ot_curl_result *res)
+{
+    ot_indexer *ix = data;
+    ix->req = NULL;
+    if (res->curl_code || res->status != 200) {
+        char why[200];
+        snprintf(why, sizeof why, "_bulk: %s %ld %.100s", res->curl_code ? res->error : "HTTP", res->status,
+                 res->body ? res->body : "");
+        /* 4xx on the whole request is our bug or a proxy's; a retry is all
+         * that keeps nothing lost, and the log says so. */
+        es_state(ix, res->curl_code == 0 && res->status < 500 && res->status != 429, why);
+        if (res->curl_code == 0 && res->status < 500 && res->status != 429)
+            ot_logf(OT_LOG_ERROR, "indexer: %s", why);
+        ix->phase = F_SEND;
+        ot_metrics_inc(OT_C_SEARCH_RETRIES, 1);
+        retry_later(ix, ot_backoff_next(&ix->bo));
+        return;
+    }
+    es_state(ix, true, NULL);
+    ot_metrics_inc(OT_C_SEARCH_BULKS, 1);
+    ot_json_tok stack[256], *heap = NULL;
+    ot_json d;
+    int items = -1;
+    if (ot_json_parse_grow(&d, res->body, res->body_len, stack, OT_ARRAY_LEN(stack), &heap) == 0)
+        items = ot_json_obj_get(&d, 0, "items");
+    if (items < 0 || ot_json_arr_len(&d, items) != (int)ix->nacts) {
+        ot_logf(OT_LOG_ERROR, "indexer: unexpected _bulk answer (%zu actions sent); sending again", ix->nacts);
+        free(heap);
+        ix->phase = F_SEND;
+        ot_metrics_inc(OT_C_SEARCH_RETRIES, 1);
+        retry_later(ix, ot_backoff_next(&ix->bo));
+        return;
+    }
+    batch *b = &ix->fly;
+    int t = items + 1; /* first element */
+    for (size_t a = 0; a < ix->nacts; a++, t = ot_json_skip(&d, t)) {
+        entry *en = &b->e[ix->acts[a] >> 1];
+        int k = (int)(ix->acts[a] & 1);
+        /* {"create":{...}} or {"index":{...}}: the value of the only key. */
+        int item = ot_json_is_obj(&d, t) && d.toks[t].size == 1 ? t + 2 : -1;
+        int sv = item >= 0 ? ot_json_obj_get(&d, item, "status") : -1;
+        int64_t st = 0;
+        if (sv < 0 || ot_json_get_int64(&d, sv, &st) < 0)
+            continue; /* stays pending: sent again */
+        if (st >= 200 && st < 300) {
+            en->st[k] = D_DONE;
+        } else if (st == 409) {
+            en->st[k] = D_DONE;
+            ot_metrics_inc(OT_C_SEARCH_CONFLICTS, 1);
+        } else if (st == 429 || st >= 500) {
+            /* pending: overloaded or a shard not ready */
+        } else {
+            char why[REASON_MAX];
+            item_reason(&d, item, why, sizeof why);
+            ot_logf(OT_LOG_ERROR, "indexer: Elasticsearch refuses the %s document of seq %lld (order %s) for good: %lld %s; parked",
+                    kind_name[k], (long long)en->seq, en->order, (long long)st, why);
+            park(en, k, why);
+        }
+    }
+    free(heap);
+    next_phase(ix, false);
+}
+
+static bool send_parks(ot_indexer *ix)
+{
+    batch *b = &ix->fly;
+    ot_buf js = OT_BUF_INIT;
+    ot_jw w;
+    ot_jw_init(&w, &js);
+    ot_jw_arr_open(&w);
+    for (size_t i = 0; i < b->n; i++)
+        for (int k = 0; k < NKINDS; k++)
+            if (b->e[i].st[k] == D_PARK) {
+                ot_jw_obj_open(&w);
+                ot_jw_key(&w, "seq");
+                ot_jw_int(&w, b->e[i].seq);
+                ot_jw_key(&w, "kind");
+                ot_jw_cstr(&w, kind_name[k]);
+                ot_jw_key(&w, "order_id");
+                ot_jw_cstr(&w, b->e[i].order);
+                ot_jw_key(&w, "reason");
+                ot_jw_cstr(&w, b->e[i].reason[k] ? b->e[i].reason[k] : "?");
+                ot_jw_obj_close(&w);
+            }
+    ot_jw_arr_close(&w);
+    bool ok = !ot_jw_error(&w) && ot_buf_append(&js, "", 1) >= 0;
+    const char *vals[1] = { js.data };
+    ix->pq = ok ? ot_pg_exec(ix->pg, "indexer_park", 1, vals, NULL, on_parked, ix) : NULL;
+    ot_buf_free(&js);
+    return ix->pq != NULL;
+}
+
+static bool send_lookup(ot_indexer *ix)
+{
+    batch *b = &ix->fly;
+    ot_buf arr = OT_BUF_INIT;
+    bool ok = ot_buf_append(&arr, "{", 1) >= 0;
+    for (size_t i = 0; i < b->n && ok; i++)
+        ok = ot_buf_printf(&arr, "%s%s", i ? "," : "", b->e[i].order) >= 0;
+    ok = ok && ot_buf_append(&arr, "}", 2) >= 0; /* with the NUL */
+    const char *vals[1] = { arr.data };
+    ix->pq = ok ? ot_pg_exec(ix->pg, "indexer_created", 1, vals, NULL, on_created, ix) : NULL;
+    ot_buf_free(&arr);
+    return ix->pq != NULL;
+}
+
+static void fly_step(ot_indexer *ix)
+{
+    bool ok = true;
+    switch (ix->phase) {
+    case F_LOOKUP:
+        ok = send_lookup(ix);
+        break;
+    case F_SEND:
+        ok = send_bulk(ix);
+        break;
+    case F_PARK:
+        ok = send_parks(ix);
+        break;
+    default:
+        return;
+    }
+    if (!ok)
+        retry_later(ix, PG_RETRY_MS);
+}
+
+static void on_retry(ot_loop *loop, ot_timer *t)
+{
+    ot_indexer *ix = t->data;
+    if (ix->setup != S_DONE)
+        setup_step(ix);
+    else if (!ix->sink)
+        add_sink(ix);
+    else
+        fly_step(ix);
+}
+
+/* ---- the batch being filled ---- */
+
+static void flush(ot_indexer *ix)
+{
+    ot_timer_stop(ix->loop, &ix->flush_timer);
+    if (ix->phase != F_IDLE || ix->fill.n == 0)
+        return;
+    batch t = ix->fly;
+    ix->fly = ix->fill;
+    ix->fill = t;
+    ix->phase = F_LOOKUP;
+    fly_step(ix);
+}
+
+static void on_flush(ot_loop *loop, ot_timer *t) { flush(t->data); }
+
+static bool fill_full(const ot_indexer *ix)
+{
+    return ix->fill.n >= ix->cfg->es_bulk_max_events || ix->fill.arena.len >= ix->cfg->es_bulk_max_bytes;
+}
+
+static bool fill_add(ot_indexer *ix, const ot_event *ev)
+{
+    batch *b = &ix->fill;
+    if (!room((void **)&b->e, b->n, &b->cap, sizeof *b->e))
+        return false;
+    entry *en = &b->e[b->n];
+    *en = (entry){ .seq = ev->seq, .version = ev->version, .off = b->arena.len, .len = ev->json.len,
+                   .created_us = -1 };
+    snprintf(en->order, sizeof en->order, "%.*s", (int)IX_MIN(ev->order_id.len, 36), ev->order_id.base);
+    char ts[ISO_MAX];
+    snprintf(ts, sizeof ts, "%.*s", (int)IX_MIN(ev->timestamp.len, ISO_MAX - 1), ev->timestamp.base);
+    if (ot_iso8601_parse(ot_str_c(ts), &en->at_us) < 0)
+        en->at_us = 0;
+    snprintf(en->event, sizeof en->event, "%.*s", (int)IX_MIN(ev->event_id.len, 36), ev->event_id.base);
+    if (ot_buf_append(&b->arena, ev->json.base, ev->json.len) < 0)
+        return false;
+    /* ndjson: one line per document (jsonb text has no newline outside
+     * strings, and a string cannot hold a raw one). */
+    for (size_t i = en->off; i < b->arena.len; i++)
+        if (b->arena.data[i] == '\n')
+            b->arena.data[i] = ' ';
+    b->n++;
+    return true;
+}
+
+static size_t indexer_deliver(void *data, const ot_event *evs, size_t n)
+{
+    ot_indexer *ix = data;
+    for (size_t i = 0; i < n; i++) {
+        if (fill_full(ix))
+            flush(ix); /* moves it in flight if nothing is */
+        if (fill_full(ix) || !fill_add(ix, &evs[i])) {
+            ix->sink_full = true;
+            return i;
+        }
+    }
+    if (fill_full(ix))
+        flush(ix);
+    else if (ix->fill.n > 0 && !ot_timer_active(&ix->flush_timer))
+        ot_timer_start(ix->loop, &ix->flush_timer, ix->cfg->es_bulk_flush_ms);
+    return n;
+}
+
+static const ot_sink_ops indexer_sink_ops = { .deliver = indexer_deliver };
+
+static void add_sink(ot_indexer *ix)
+{
+    if (ix->sink)
+        return;
+    ix->sink = ot_events_add_sink(ix->events, OT_INDEXER_SINK, &indexer_sink_ops, ix, true);
+    if (!ix->sink) {
+        ot_logf(OT_LOG_ERROR, "indexer: cannot add the event sink; retrying");
+        retry_later(ix, PG_RETRY_MS);
+    }
+}
+
+/* ---- life cycle ---- */
+
+ot_indexer *ot_indexer_new(ot_loop *loop, const ot_config *cfg, ot_events *events, ot_pg *pg)
+{
+    if (!cfg->elasticsearch_url || !events || !pg)
+        return NULL;
+    const char *prefix = cfg->es_index_prefix ? cfg->es_index_prefix : "ordertrack";
+    size_t ul = strlen(cfg->elasticsearch_url);
+    if (!ot_es_prefix_valid(prefix) || ul == 0 || ul >= URL_MAX) {
+        ot_logf(OT_LOG_ERROR, "indexer: bad --es-index-prefix or --elasticsearch-url");
+        return NULL;
+    }
+    ot_indexer *ix = calloc(1, sizeof *ix);
+    if (!ix)
+        return NULL;
+    ix->loop = loop;
+    ix->cfg = cfg;
+    ix->events = events;
+    ix->pg = pg;
+    snprintf(ix->base, sizeof ix->base, "%s", cfg->elasticsearch_url);
+    while (ul > 0 && ix->base[ul - 1] == '/')
+        ix->base[--ul] = 0;
+    snprintf(ix->prefix, sizeof ix->prefix, "%s", prefix);
+    ot_curl_config cc;
+    ot_curl_config_default(&cc);
+    cc.timeout_ms = cfg->es_timeout_ms;
+    cc.max_retries = 1; /* the indexer retries on its own, forever */
+    cc.max_host_conns = 2;
+    ix->curl = ot_curl_new(loop, &cc);
+    if (!ix->curl) {
+        free(ix);
+        return NULL;
+    }
+    ot_backoff_init(&ix->bo, 100, 5000);
+    ot_timer_init(&ix->flush_timer, on_flush, ix);
+    ot_timer_init(&ix->retry_timer, on_retry, ix);
+    ot_buf_init(&ix->fill.arena);
+    ot_buf_init(&ix->fly.arena);
+    ot_metrics_set(OT_G_ELASTICSEARCH_UP, 0);
+    setup_step(ix);
+    return ix;
+}
+
+void ot_indexer_free(ot_indexer *ix)
+{
+    if (!ix)
+        return;
+    ot_timer_stop(ix->loop, &ix->flush_timer);
+    ot_timer_stop(ix->loop, &ix->retry_timer);
+    if (ix->sink)
+        ot_sink_remove(ix->sink);
+    if (ix->req)
+        ot_curl_cancel(ix->req);
+    if (ix->pq)
+        ot_pg_cancel(ix->pq);
+    ot_curl_free(ix->curl);
+    batch_free(&ix->fill);
+    batch_free(&ix->fly);
+    free(ix->acts);
+    free(ix);
+}
+
+bool ot_indexer_ready(void *data)
+{
+    ot_indexer *ix = data;
+    return ix->setup == S_DONE && ix->sink && ix->es_up;
+}
+
+void ot_indexer_sample(void *data)
+{
+    ot_indexer *ix = data;
+    int64_t top = ot_events_watermark(ix->events) - 1;
+    int64_t acked = ix->sink ? ot_sink_acked(ix->sink) : 0;
+    /* Before the sink loads its cursor, acked is 0: the gauge then shows the
+     * whole log, which is what is unindexed as far as this worker knows. */
+    ot_metrics_set(OT_G_SEARCH_BACKLOG, top > acked ? top - acked : 0);
+    /* The oldest event not acknowledged is the first of the batch in flight,
+     * or of the one filling (a full sink holds later ones only). */
+    const batch *b = ix->fly.n ? &ix->fly : &ix->fill;
+    int64_t at = b->n ? b->e[0].at_us : 0, now = ot_wall_us();
+    ot_metrics_set(OT_G_SEARCH_LAG_MS, at > 0 && now > at ? (now - at) / 1000 : 0);
+    ot_metrics_set(OT_G_ELASTICSEARCH_UP, ix->es_up ? 1 : 0);
+}

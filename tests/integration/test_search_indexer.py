@@ -1,0 +1,350 @@
+"""The search indexer (src/app/indexer.c) against a real Elasticsearch
+(scripts/elasticsearch.sh starts one node once per session, ~30 s; the first
+run downloads it). Its HTTP port is OT_ES_PORT (default 9200; transport the
+port + 100), its state OT_ES_DIR (default: a directory of its own under /tmp).
+
+Each test gets its own index prefix, and the indexer's cursor (sink "search")
+is moved to the end of the outbox first, so earlier tests' events are not
+its business. An Elasticsearch outage is a TCP proxy in this process that
+stops forwarding: the real node, unreachable, without a 30 s restart."""
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from conftest import ROOT, make_token, mk_user, request, scaled
+from test_kafka import gauge
+from test_ws_scale import NO_LIMITS, api_create, api_patch
+
+ES_PORT = int(os.environ.get("OT_ES_PORT", "9200"))
+ES_DIR = os.environ.get("OT_ES_DIR", "/tmp/ot-es-test-%d" % ES_PORT)
+ES = "http://127.0.0.1:%d" % ES_PORT
+
+
+def es_sh(cmd, check=True):
+    env = dict(os.environ, ES_PORT=str(ES_PORT), ES_TRANSPORT_PORT=str(ES_PORT + 100), OT_ES_DIR=ES_DIR)
+    r = subprocess.run([os.path.join(ROOT, "scripts", "elasticsearch.sh"), cmd], env=env, capture_output=True,
+                       text=True, timeout=600)
+    if check:
+        assert r.returncode == 0, "scripts/elasticsearch.sh %s failed:\n%s%s" % (cmd, r.stdout, r.stderr)
+    return r.returncode
+
+
+@pytest.fixture(scope="session")
+def es_node():
+    """Started once per session; stopped at the end unless it ran before."""
+    was_up = es_sh("status", check=False) == 0
+    es_sh("start")
+    yield ES
+    if not was_up:
+        es_sh("stop", check=False)
+
+
+def es(method, path, body=None, ndjson=False):
+    """(status, parsed body) of one request to the node."""
+    data = None
+    headers = {}
+    if body is not None:
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        headers["Content-Type"] = "application/x-ndjson" if ndjson else "application/json"
+    req = urllib.request.Request(ES + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+FLOOR = [0]
+
+
+def set_cursor(db, seq):
+    with db.cursor() as cur:
+        cur.execute("INSERT INTO ot_sink_cursors (name, seq) VALUES ('search', %s) "
+                    "ON CONFLICT (name) DO UPDATE SET seq = EXCLUDED.seq", (seq,))
+
+
+@pytest.fixture
+def prefix(es_node, db):
+    with db.cursor() as cur:
+        cur.execute("SELECT coalesce(max(seq), 0) FROM order_events")
+        FLOOR[0] = cur.fetchone()[0]
+    set_cursor(db, FLOOR[0])
+    p = "ot-t%s" % uuid.uuid4().hex[:10]
+    yield p
+    es("DELETE", "/%s-*" % p)
+    es("DELETE", "/_index_template/%s" % p)
+
+
+def es_env(prefix, url=ES, **extra):
+    env = {"ELASTICSEARCH_URL": url, "ORDERTRACK_ES_INDEX_PREFIX": prefix, "ORDERTRACK_ES_BULK_FLUSH_MS": "50"}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def events_since(db, floor):
+    with db.cursor() as cur:
+        cur.execute("SELECT seq, event_id::text, order_id::text, version, status::text FROM order_events "
+                    "WHERE seq > %s ORDER BY seq", (floor,))
+        return cur.fetchall()
+
+
+def wait_cursor(db, seq, timeout=20.0):
+    """Until the indexer's stored cursor reaches seq (it moves only past what
+    Elasticsearch holds or search_parked records)."""
+    deadline = time.monotonic() + scaled(timeout)
+    got = None
+    while time.monotonic() < deadline:
+        with db.cursor() as cur:
+            cur.execute("SELECT seq FROM ot_sink_cursors WHERE name = 'search'")
+            row = cur.fetchone()
+            got = row and row[0]
+        if got is not None and got >= seq:
+            return
+        time.sleep(0.05)
+    pytest.fail("the search cursor is at %s, not %s" % (got, seq))
+
+
+def orders_in_es(prefix):
+    es("POST", "/%s-orders/_refresh" % prefix)
+    st, body = es("POST", "/%s-orders/_search" % prefix, {"size": 1000, "version": True})
+    assert st == 200, body
+    return {h["_id"]: (h["_version"], h["_source"]) for h in body["hits"]["hits"]}
+
+
+def events_in_es(prefix):
+    es("POST", "/%s-events/_refresh" % prefix)
+    st, body = es("POST", "/%s-events/_search" % prefix, {"size": 1000})
+    assert st == 200, body
+    return {h["_id"]: h["_source"] for h in body["hits"]["hits"]}
+
+
+def workload(port, db, n=3):
+    """n orders by one customer, each taken through ACCEPTED and PREPARED by an admin."""
+    user, admin = mk_user(db), mk_user(db, role="ADMIN")
+    tok, atok = make_token(user), make_token(admin, role="ADMIN")
+    ids = [api_create(port, tok)["id"] for _ in range(n)]
+    for oid in ids:
+        api_patch(port, atok, oid, "ACCEPTED")
+        api_patch(port, atok, oid, "PREPARED")
+    return ids
+
+
+def expect_in_step(db, prefix, floor):
+    """Elasticsearch holds every event since floor once, and each order's latest state."""
+    rows = events_since(db, floor)
+    evs = events_in_es(prefix)
+    assert sorted(evs) == sorted(r[1] for r in rows)
+    for seq, eid, oid, version, status in rows:
+        assert evs[eid]["seq"] == seq and evs[eid]["orderId"] == oid and evs[eid]["version"] == version
+    latest = {}
+    for seq, eid, oid, version, status in rows:
+        latest[oid] = (version, status)
+    docs = orders_in_es(prefix)
+    assert set(docs) == set(latest)
+    with db.cursor() as cur:
+        for oid, (version, status) in latest.items():
+            cur.execute("SELECT ot_order_json(o)::json, ot_ts_us(o.created_at) FROM orders o WHERE id = %s", (oid,))
+            order, created_us = cur.fetchone()
+            es_version, src = docs[oid]
+            assert es_version == version
+            # The order document is GET /orders/:id's JSON plus the search fields.
+            assert {k: src[k] for k in order} == order
+            assert src["orderId"] == oid and src["createdUs"] == created_us
+    return rows
+
+
+# ---------------------------------------------------------------- tests
+
+def test_events_and_latest_order_states_reach_elasticsearch_with_the_template_mapping(server, db, prefix):
+    srv = server(workers=2, args=NO_LIMITS, env=es_env(prefix))
+    workload(srv.port, db)
+    rows = events_since(db, FLOOR[0])
+    assert len(rows) == 9
+    wait_cursor(db, rows[-1][0])
+    expect_in_step(db, prefix, FLOOR[0])
+    st, body = es("GET", "/%s-orders/_mapping" % prefix)
+    assert st == 200
+    props = next(iter(body.values()))["mappings"]["properties"]
+    assert props["items"]["type"] == "nested" and props["items"]["properties"]["qty"]["type"] == "integer"
+    for f in ("orderId", "userId", "status"):
+        assert props[f]["type"] == "keyword"
+    assert props["createdAt"]["type"] == "date" and props["updatedAt"]["type"] == "date"
+    st, body = es("GET", "/_alias/%s-events" % prefix)
+    assert st == 200 and list(body) == ["%s-events-000001" % prefix]
+    assert body["%s-events-000001" % prefix]["aliases"]["%s-events" % prefix]["is_write_index"] is True
+    st, _, ready = request(srv.port, "GET", "/readyz")
+    assert st == 200
+    assert gauge(srv.port, "ordertrack_search_indexed_events_total") == 9
+    assert gauge(srv.port, "ordertrack_elasticsearch_up") == 1
+    assert gauge(srv.port, "ordertrack_search_index_backlog_events") == 0
+
+
+def test_replayed_duplicate_and_older_deliveries_leave_the_latest_state(server, db, prefix):
+    srv = server(workers=1, args=NO_LIMITS, env=es_env(prefix))
+    workload(srv.port, db)
+    rows = events_since(db, FLOOR[0])
+    wait_cursor(db, rows[-1][0])
+    srv.stop()
+    # A newer state than any event says, already in the index (as if a later
+    # event had arrived first): older versions must not overwrite it.
+    ahead = rows[0][2]
+    st, body = es("PUT", "/%s-orders/_doc/%s?version=50&version_type=external&refresh=true" % (prefix, ahead),
+                  {"id": ahead, "status": "SHIPPED"})
+    assert st in (200, 201), body
+    # Replay everything: every event again, the oldest versions after the newest.
+    set_cursor(db, FLOOR[0])
+    srv = server(workers=1, args=NO_LIMITS, env=es_env(prefix))
+    wait_cursor(db, rows[-1][0])
+    assert gauge(srv.port, "ordertrack_search_version_conflicts_total") == 2 * len(rows)
+    assert gauge(srv.port, "ordertrack_search_parked_documents_total") == 0
+    evs = events_in_es(prefix)
+    assert len(evs) == len(rows)
+    docs = orders_in_es(prefix)
+    assert docs[ahead][0] == 50 and docs[ahead][1]["status"] == "SHIPPED"
+    latest = {r[2]: r[3] for r in rows}
+    for oid, version in latest.items():
+        if oid != ahead:
+            assert docs[oid][0] == version
+
+
+def test_a_document_the_mapping_refuses_is_parked_alone_and_the_rest_goes_on(server, db, prefix):
+    srv = server(workers=1, args=NO_LIMITS, env=es_env(prefix))
+    user = mk_user(db)
+    tok = make_token(user)
+    first = api_create(srv.port, tok)["id"]
+    bad = str(uuid.uuid4())
+    with db.cursor() as cur:
+        # An event no mapping accepts (qty must be an integer), written past
+        # the API as a faulty writer would.
+        cur.execute("INSERT INTO order_events (order_id, version, user_id, type, status, payload) "
+                    "VALUES (%s, 1, %s, 'order.created', 'CREATED', %s) RETURNING seq",
+                    (bad, user, json.dumps({"items": [{"productId": "x", "qty": "lots"}]})))
+        bad_seq = cur.fetchone()[0]
+    second = api_create(srv.port, tok)["id"]
+    rows = events_since(db, FLOOR[0])
+    assert [r[0] for r in rows].index(bad_seq) == 1
+    wait_cursor(db, rows[-1][0])
+    with db.cursor() as cur:
+        cur.execute("SELECT kind, order_id::text, reason FROM search_parked WHERE seq = %s ORDER BY kind", (bad_seq,))
+        parked = cur.fetchall()
+    assert [(k, o) for k, o, _ in parked] == [("events", bad), ("orders", bad)]
+    assert all("lots" in r or "parse" in r for _, _, r in parked), parked
+    assert gauge(srv.port, "ordertrack_search_parked_documents_total") == 2
+    docs = orders_in_es(prefix)
+    assert set(docs) == {first, second}
+    assert len(events_in_es(prefix)) == 2
+    assert "refuses the events document of seq %d" % bad_seq in srv.log_text()
+
+
+class Proxy:
+    """127.0.0.1:port -> the node, until down(): then connections are refused
+    (the listener closes) and open ones are cut."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.port = None
+        self.lsock = None
+        self.conns = []
+        self.lock = threading.Lock()
+        self.up()
+
+    def up(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port or 0))
+        s.listen(64)
+        self.port = s.getsockname()[1]
+        self.lsock = s
+        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def down(self):
+        # shutdown first: a bare close does not wake the thread in accept(),
+        # which would go on accepting.
+        try:
+            self.lsock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.lsock.close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+            self.conns = []
+
+    def _accept(self, ls):
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def test_elasticsearch_away_backlog_grows_writes_go_on_then_everything_catches_up(server, db, prefix):
+    proxy = Proxy(ES_PORT)
+    srv = server(workers=1, args=NO_LIMITS, env=es_env(prefix, url="http://127.0.0.1:%d" % proxy.port,
+                                                       ORDERTRACK_ES_TIMEOUT_MS=1000))
+    ids = workload(srv.port, db, n=1)
+    rows = events_since(db, FLOOR[0])
+    wait_cursor(db, rows[-1][0])
+    proxy.down()
+    more = workload(srv.port, db, n=4)  # writes do not wait for the index
+    rows = events_since(db, FLOOR[0])
+    deadline = time.monotonic() + scaled(10)
+    while time.monotonic() < deadline and (gauge(srv.port, "ordertrack_search_index_backlog_events") < 12 or
+                                           gauge(srv.port, "ordertrack_elasticsearch_up") == 1):
+        time.sleep(0.1)
+    assert gauge(srv.port, "ordertrack_search_index_backlog_events") == 12
+    assert gauge(srv.port, "ordertrack_elasticsearch_up") == 0
+    assert gauge(srv.port, "ordertrack_index_lag_seconds") > 0
+    st, _, ready = request(srv.port, "GET", "/readyz")
+    assert st == 200 and ready["elasticsearch"] == "down"  # degraded, still serving
+    with db.cursor() as cur:
+        cur.execute("SELECT seq FROM ot_sink_cursors WHERE name = 'search'")
+        assert cur.fetchone()[0] == rows[2][0]  # nothing acknowledged while away
+    proxy.up()
+    wait_cursor(db, rows[-1][0], timeout=30)
+    expect_in_step(db, prefix, FLOOR[0])
+    assert set(orders_in_es(prefix)) == set(ids + more)
+    assert gauge(srv.port, "ordertrack_search_index_backlog_events") == 0
+    assert gauge(srv.port, "ordertrack_index_lag_seconds") == 0
+    assert gauge(srv.port, "ordertrack_search_bulk_retries_total") >= 1
+    st, _, ready = request(srv.port, "GET", "/readyz")
+    assert ready["elasticsearch"] == "up"
+    proxy.down()
