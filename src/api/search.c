@@ -7,6 +7,7 @@
 #include "ot/api/auth.h"
 #include "ot/api/helpers.h"
 #include "ot/api/orders.h"
+#include "ot/api/search_es.h"
 #include "ot/codec/cursor.h"
 #include "ot/codec/iso8601.h"
 #include "ot/codec/json.h"
@@ -157,6 +158,13 @@ static int q_scope_user(ot_req *r, char out[VAL_MAX])
     return 0;
 }
 
+static void lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s | 0x20);
+}
+
 static void exec_vals(search_ctx *c, const char *stmt, int n, ot_pg_cb *cb)
 {
     const char *vals[8];
@@ -235,6 +243,15 @@ void ot_h_search_orders(ot_req *r)
         ot_respond_error(r, 400, "invalid_query", "cursor: malformed (pass nextCursor of the previous page)");
         return;
     }
+    if (ot_search_es_on()) {
+        lower(user);
+        lower(order);
+        ot_search_es_orders(r, &(ot_search_es_orders_q){ .user = user, .status = st, .order = order,
+                                                         .has_from = has_from, .has_to = has_to, .from_us = from,
+                                                         .to_us = to, .cur_us = cur_us, .cur_id = cur_id,
+                                                         .limit = (int)limit });
+        return;
+    }
     search_ctx *c = ot_api_ctx_new(r, sizeof *c, NULL);
     if (!c)
         return;
@@ -288,13 +305,19 @@ void ot_h_search_history(ot_req *r)
         ot_respond_error(r, 400, "invalid_id", "order id must be a UUID");
         return;
     }
+    /* Lower case, as the database prints UUIDs. */
+    char id[37];
+    snprintf(id, sizeof id, "%.*s", (int)r->params[0].len, r->params[0].base);
+    lower(id);
+    if (ot_search_es_on()) {
+        ot_search_es_history(r, id, OT_SEARCH_HISTORY_MAX);
+        return;
+    }
     search_ctx *c = ot_api_ctx_new(r, sizeof *c, NULL);
     if (!c)
         return;
     c->fresh = freshness();
-    /* Lower case, as the database prints UUIDs. */
-    for (int i = 0; i < 36; i++)
-        c->id[i] = (char)(r->params[0].base[i] | (r->params[0].base[i] >= 'A' && r->params[0].base[i] <= 'F' ? 0x20 : 0));
+    memcpy(c->id, id, sizeof id);
     memcpy(c->vals[0], c->id, 37);
     snprintf(c->vals[1], VAL_MAX, "%s", r->auth.role == OT_ROLE_ADMIN ? "true" : "false");
     exec_vals(c, "search_history", 2, history_cb);

@@ -24,6 +24,7 @@
 #include "ot/adapters/pg.h"
 #include "ot/core/ratelimit.h"
 #include "ot/api/search.h"
+#include "ot/api/search_es.h"
 #include "ot/api/static.h"
 #include "ot/api/system.h"
 
@@ -271,6 +272,10 @@ int ot_app_start(ot_worker *w)
         }
         ot_hub_set_events(app->hub, app->events);
         ot_search_setup(w->cfg, app->events);
+        if (ot_search_es_setup(w->loop, w->cfg) < 0) {
+            ot_logf(OT_LOG_ERROR, "search client setup failed");
+            return OT_ERR;
+        }
         if (w->cfg->kafka_brokers) {
             app->relay = ot_relay_new(w->loop, w->cfg, app->events);
             if (!app->relay) {
@@ -323,6 +328,7 @@ void ot_app_stop(ot_worker *w)
     }
     ot_relay_free(app->relay); /* its sink belongs to the reader: first */
     ot_indexer_free(app->indexer);
+    ot_search_es_teardown();
     ot_events_free(app->events);
     ot_auth_teardown();
     ot_principals_free(app->principals);

@@ -348,3 +348,38 @@ def test_elasticsearch_away_backlog_grows_writes_go_on_then_everything_catches_u
     st, _, ready = request(srv.port, "GET", "/readyz")
     assert ready["elasticsearch"] == "up"
     proxy.down()
+
+
+# ---------------------------------------------------------------- the search endpoints without Elasticsearch
+
+@pytest.mark.parametrize("way", ["refused", "silent"])
+def test_search_answers_503_with_retry_after_when_elasticsearch_is_away_never_hanging(server, db, way):
+    """refused: nothing listens; silent: a peer that accepts and never answers
+    (bounded by --es-timeout-ms). Writes and GET /orders/:id go on."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    if way == "silent":
+        hole.listen(64)  # the kernel completes the handshakes; nobody reads
+    port = hole.getsockname()[1]
+    if way == "refused":
+        hole.close()
+    try:
+        srv = server(workers=1, args=NO_LIMITS, env=es_env("ot-away", url="http://127.0.0.1:%d" % port,
+                                                           ORDERTRACK_ES_TIMEOUT_MS=500))
+        user = mk_user(db)
+        tok = make_token(user)
+        order = api_create(srv.port, tok)
+        for path in ("/search/orders", "/search/orders/%s/history" % order["id"]):
+            t0 = time.monotonic()
+            st, h, body = request(srv.port, "GET", path, token=tok)
+            assert st == 503, body
+            assert time.monotonic() - t0 < scaled(3)
+            assert h["retry-after"] == "1"
+            assert body["error"]["code"] == "search_unavailable"
+        st, _, got = request(srv.port, "GET", "/orders/" + order["id"], token=tok)
+        assert st == 200 and got["id"] == order["id"]
+        st, _, ready = request(srv.port, "GET", "/readyz")
+        assert st == 200 and ready["elasticsearch"] == "down"
+    finally:
+        if way == "silent":
+            hole.close()

@@ -1,6 +1,8 @@
 /* GET /search/orders, /search/orders/:id/history and /search/analytics: the
- * query side of the order log. This module answers from PostgreSQL (the
- * embedded default; sql/007_search.sql holds the queries and their indexes).
+ * query side of the order log. This module checks every parameter, then
+ * answers from PostgreSQL (the embedded default; sql/007_search.sql holds the
+ * queries and their indexes), or, with ELASTICSEARCH_URL, hands orders and
+ * history to search_es.h (analytics stay here).
  * A customer only ever sees their own orders; an admin sees all.
  *
  * Every answer carries "freshness":{"seq":N}: every event with seq <= N is
