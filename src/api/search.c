@@ -37,6 +37,7 @@ const size_t ot_search_nstmts = OT_ARRAY_LEN(ot_search_stmts);
 static struct {
     const ot_events *events;
     char sla[VAL_MAX]; /* int[] literal, seconds per status in enum order */
+    uint32_t sla_s[4];  /* the same for the Elasticsearch backend */
     uint32_t max_buckets, delayed_max;
 } S = { .sla = "{3600,3600,3600,3600,0,0}", .max_buckets = 1000, .delayed_max = 100 };
 
@@ -48,6 +49,7 @@ void ot_search_setup(const ot_config *cfg, const ot_events *events)
         v[i] = cfg->search_sla_status_s[i] ? cfg->search_sla_status_s[i] : cfg->search_sla_s;
     /* DELIVERED and CANCELED are terminal: never late. */
     snprintf(S.sla, sizeof S.sla, "{%u,%u,%u,%u,0,0}", v[0], v[1], v[2], v[3]);
+    memcpy(S.sla_s, v, sizeof S.sla_s);
     S.max_buckets = cfg->search_max_buckets;
     S.delayed_max = cfg->search_delayed_max;
 }
@@ -393,6 +395,14 @@ void ot_h_search_analytics(ot_req *r)
     if (buckets > (int64_t)S.max_buckets) {
         ot_respond_error(r, 400, "invalid_query", "interval: %lld buckets from from to to, at most %u (--search-max-buckets)",
                          (long long)buckets, S.max_buckets);
+        return;
+    }
+    if (ot_search_es_on()) {
+        lower(user);
+        ot_search_es_analytics_q q = { .user = user, .from_us = from, .to_us = to, .hourly = iv[0] == 'h',
+                                       .delayed_max = S.delayed_max };
+        memcpy(q.sla_s, S.sla_s, sizeof q.sla_s);
+        ot_search_es_analytics(r, &q);
         return;
     }
     search_ctx *c = ot_api_ctx_new(r, sizeof *c, NULL);

@@ -9,6 +9,7 @@
 #include "ot/adapters/curl.h"
 #include "ot/api/helpers.h"
 #include "ot/codec/cursor.h"
+#include "ot/codec/iso8601.h"
 #include "ot/codec/json.h"
 #include "ot/codec/lifecycle.h"
 #include "ot/core/log.h"
@@ -17,7 +18,8 @@
 
 static struct {
     ot_curl *curl;
-    char orders_url[URL_MAX], events_url[URL_MAX];
+    char orders_url[URL_MAX], events_url[URL_MAX], msearch_url[URL_MAX];
+    char prefix[80];
 } E;
 
 int ot_search_es_setup(ot_loop *loop, const ot_config *cfg)
@@ -39,6 +41,8 @@ int ot_search_es_setup(ot_loop *loop, const ot_config *cfg)
     const char *p = cfg->es_index_prefix ? cfg->es_index_prefix : "ordertrack";
     snprintf(E.orders_url, sizeof E.orders_url, "%.*s/%s-orders/_search", (int)ul, cfg->elasticsearch_url, p);
     snprintf(E.events_url, sizeof E.events_url, "%.*s/%s-events/_search", (int)ul, cfg->elasticsearch_url, p);
+    snprintf(E.msearch_url, sizeof E.msearch_url, "%.*s/_msearch", (int)ul, cfg->elasticsearch_url);
+    snprintf(E.prefix, sizeof E.prefix, "%s", p);
     return 0;
 }
 
@@ -58,6 +62,7 @@ typedef struct {
     int limit; /* orders: page + 1; history: max */
     bool admin;
     char id[37];
+    int64_t from, to, step; /* analytics */
 } es_ctx;
 
 static void es_abort(ot_req *r)
@@ -71,13 +76,17 @@ static void es_abort(ot_req *r)
 }
 
 /* Highest seq the searched index shows. */
-static const char fresh_agg[] = ",\"aggs\":{\"fresh\":{\"global\":{},\"aggs\":{\"seq\":{\"max\":{\"field\":\"seq\"}}}}}}";
+#define FRESH_MEMBER "\"fresh\":{\"global\":{},\"aggs\":{\"seq\":{\"max\":{\"field\":\"seq\"}}}}"
+static const char fresh_agg[] = ",\"aggs\":{" FRESH_MEMBER "}}";
 
 static void send_search(es_ctx *c, const char *url, ot_buf *body, ot_curl_cb *cb)
 {
     ot_req *r;
-    bool ok = ot_buf_append(body, fresh_agg, sizeof fresh_agg - 1) >= 0;
-    c->creq = ok ? ot_curl_send(E.curl, "POST", url, "application/json", body->data, body->len, cb, c) : NULL;
+    bool ndjson = url == E.msearch_url;
+    bool ok = ndjson || ot_buf_append(body, fresh_agg, sizeof fresh_agg - 1) >= 0;
+    c->creq = ok ? ot_curl_send(E.curl, "POST", url, ndjson ? "application/x-ndjson" : "application/json", body->data,
+                                body->len, cb, c)
+                 : NULL;
     ot_buf_free(body);
     if (!c->creq) {
         r = ot_api_finish(c);
@@ -85,45 +94,61 @@ static void send_search(es_ctx *c, const char *url, ot_buf *body, ot_curl_cb *cb
     }
 }
 
-/* A parsed search answer: hits.hits is token `hits`, n elements long. */
+/* A parsed answer: of _search (one response: the root), or of _msearch
+ * (resp[i]: the i-th response). hits.hits of the first is token `hits`, n
+ * elements long. */
+#define ES_MAX_RESP 3
 typedef struct {
     ot_json d;
     ot_json_tok stack[512], *heap;
+    int resp[ES_MAX_RESP];
     int hits, n;
 } es_doc;
 
-/* Parses the answer into *a; false after answering the error (c is then
- * finished). a->heap is the caller's to free. */
-static bool es_answer(es_ctx *c, const ot_curl_result *res, es_doc *a)
+static bool es_unavailable(es_ctx *c, long status, const char *why)
+{
+    ot_req *r = ot_api_finish(c);
+    ot_resp_header(r, "Retry-After", "1");
+    ot_respond_error(r, 503, "search_unavailable", "%s",
+                     status == 404 ? "the search index does not exist yet" : "Elasticsearch is not reachable");
+    if (status != 404)
+        ot_logf(OT_LOG_WARN, "search: Elasticsearch unavailable (%s %ld)", why, status);
+    return false;
+}
+
+/* Parses the answer into *a (nresp: 0 for _search, else the _msearch
+ * responses expected); false after answering the error (c is then finished).
+ * a->heap is the caller's to free. */
+static bool es_answer(es_ctx *c, const ot_curl_result *res, es_doc *a, int nresp)
 {
     ot_json *d = &a->d;
-    ot_json_tok **heap = &a->heap;
     c->creq = NULL;
-    *heap = NULL;
-    ot_req *r = c->base.r;
-    if (res->curl_code || res->status == 429 || res->status >= 500 || res->status == 404) {
-        if (res->curl_code || res->status != 404)
-            ot_logf(OT_LOG_WARN, "search: Elasticsearch unavailable (%s %ld)", res->curl_code ? res->error : "HTTP",
-                    res->status);
-        r = ot_api_finish(c);
-        ot_resp_header(r, "Retry-After", "1");
-        ot_respond_error(r, 503, "search_unavailable", "%s",
-                         res->status == 404 ? "the search index does not exist yet" : "Elasticsearch is not reachable");
-        return false;
+    a->heap = NULL;
+    if (res->curl_code || res->status == 429 || res->status >= 500 || res->status == 404)
+        return es_unavailable(c, res->status, res->curl_code ? res->error : "HTTP");
+    bool ok = res->status == 200 &&
+              ot_json_parse_grow(d, res->body, res->body_len, a->stack, OT_ARRAY_LEN(a->stack), &a->heap) == 0;
+    int rs = ok && nresp ? ot_json_obj_get(d, 0, "responses") : -1;
+    ok = ok && (nresp == 0 || ot_json_arr_len(d, rs) == nresp);
+    for (int i = 0; ok && i < (nresp ? nresp : 1); i++) {
+        a->resp[i] = nresp ? ot_json_arr_at(d, rs, i) : 0;
+        int st = ot_json_obj_get(d, a->resp[i], "status");
+        int64_t code = 200;
+        if (st >= 0 && ot_json_get_int64(d, st, &code) == 0 && (code == 404 || code == 429 || code >= 500)) {
+            free(a->heap);
+            a->heap = NULL;
+            return es_unavailable(c, (long)code, "_msearch item");
+        }
+        ok = ot_json_obj_get(d, a->resp[i], "error") < 0 && ot_json_obj_get(d, a->resp[i], "hits") >= 0;
     }
-    int hh = -1;
-    if (res->status == 200 &&
-        ot_json_parse_grow(d, res->body, res->body_len, a->stack, OT_ARRAY_LEN(a->stack), heap) == 0) {
-        int h = ot_json_obj_get(d, 0, "hits");
-        hh = h >= 0 ? ot_json_obj_get(d, h, "hits") : -1;
-    }
+    int h = ok ? ot_json_obj_get(d, a->resp[0], "hits") : -1;
+    int hh = h >= 0 ? ot_json_obj_get(d, h, "hits") : -1;
     if (hh < 0 || !ot_json_is_arr(d, hh)) {
         ot_logf(OT_LOG_ERROR, "search: unexpected Elasticsearch answer %ld: %.200s", res->status,
                 res->body ? res->body : "");
-        free(*heap);
-        *heap = NULL;
-        r = ot_api_finish(c);
-        ot_respond_error(r, 500, "internal", "unexpected search answer");
+        free(a->heap);
+        a->heap = NULL;
+        ot_respond_error(ot_api_finish(c), 500, "internal", "unexpected search answer");
         return false;
     }
     a->hits = hh;
@@ -131,19 +156,37 @@ static bool es_answer(es_ctx *c, const ot_curl_result *res, es_doc *a)
     return true;
 }
 
-static int64_t fresh_seq(const ot_json *d)
+/* A value at aggregations.<path...> of response `root`, or -1. */
+static int agg_at(const ot_json *d, int root, const char *const *path, int n)
 {
-    int a = ot_json_obj_get(d, 0, "aggregations");
-    int f = a >= 0 ? ot_json_obj_get(d, a, "fresh") : -1;
-    int s = f >= 0 ? ot_json_obj_get(d, f, "seq") : -1;
-    int v = s >= 0 ? ot_json_obj_get(d, s, "value") : -1;
-    if (v < 0 || !ot_json_is_num(d, v))
-        return 0;
-    ot_str t = ot_json_raw_value(d, v);
-    char num[32];
-    snprintf(num, sizeof num, "%.*s", (int)(t.len < 31 ? t.len : 31), t.base);
-    return (int64_t)strtod(num, NULL); /* a double in the answer ("123.0"), exact below 2^53 */
+    int t = ot_json_obj_get(d, root, "aggregations");
+    for (int i = 0; i < n && t >= 0; i++)
+        t = ot_json_obj_get(d, t, path[i]);
+    return t;
 }
+
+static double num_of(const ot_json *d, int t, bool *ok)
+{
+    *ok = t >= 0 && ot_json_is_num(d, t);
+    if (!*ok)
+        return 0;
+    ot_str v = ot_json_raw_value(d, t);
+    char num[40];
+    snprintf(num, sizeof num, "%.*s", (int)(v.len < 39 ? v.len : 39), v.base);
+    return strtod(num, NULL);
+}
+
+/* The highest seq response `root`'s index shows (a double in the answer,
+ * "123.0", exact below 2^53); 0 when empty. */
+static int64_t fresh_seq_of(const ot_json *d, int root)
+{
+    static const char *const path[] = { "fresh", "seq", "value" };
+    bool ok;
+    double v = num_of(d, agg_at(d, root, path, 3), &ok);
+    return ok ? (int64_t)v : 0;
+}
+
+static int64_t fresh_seq(const ot_json *d) { return fresh_seq_of(d, 0); }
 
 static void put_field(ot_jw *w, const ot_json *d, int src, const char *key)
 {
@@ -170,7 +213,7 @@ static void orders_cb(void *data, const ot_curl_result *res)
 {
     es_ctx *c = data;
     es_doc a;
-    if (!es_answer(c, res, &a))
+    if (!es_answer(c, res, &a, 0))
         return;
     const ot_json d = a.d;
     int hits = a.hits, n = a.n;
@@ -275,7 +318,7 @@ static void history_cb(void *data, const ot_curl_result *res)
 {
     es_ctx *c = data;
     es_doc a;
-    if (!es_answer(c, res, &a))
+    if (!es_answer(c, res, &a, 0))
         return;
     const ot_json d = a.d;
     int hits = a.hits, n = a.n;
@@ -345,4 +388,291 @@ void ot_search_es_history(ot_req *r, const char *id, int max)
         return;
     }
     send_search(c, E.events_url, &body, history_cb);
+}
+
+/* ---- GET /search/analytics ---- */
+
+static const char *const statuses[] = { "CREATED", "ACCEPTED", "PREPARED", "SHIPPED", "DELIVERED", "CANCELED" };
+#define NSTATUS 6
+static const char *const day_names[] = { "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN" };
+
+/* The buckets of terms aggregation `name` of response `root` as counts per
+ * integer key (lo..lo + n - 1) or per status (keys == statuses). */
+static void terms_counts(const ot_json *d, int root, const char *name, int64_t *out, int n, int lo, bool by_status)
+{
+    const char *path[] = { name, "buckets" };
+    int bk = agg_at(d, root, path, 2);
+    for (int i = 0; i < ot_json_arr_len(d, bk); i++) {
+        int b = ot_json_arr_at(d, bk, i), k = ot_json_obj_get(d, b, "key"), dc = ot_json_obj_get(d, b, "doc_count");
+        int64_t key = -1, cnt = 0;
+        if (by_status) {
+            for (int s = 0; s < NSTATUS; s++)
+                if (k >= 0 && ot_json_str_eq(d, k, statuses[s]))
+                    key = s;
+        } else if (k >= 0 && ot_json_get_int64(d, k, &key) == 0) {
+            key -= lo;
+        }
+        if (key >= 0 && key < n && dc >= 0 && ot_json_get_int64(d, dc, &cnt) == 0)
+            out[key] += cnt;
+    }
+}
+
+/* The first maximum among positive counts, or -1. */
+static int peak(const int64_t *v, int n)
+{
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (v[i] > 0 && (best < 0 || v[i] > v[best]))
+            best = i;
+    return best;
+}
+
+static void put_iso(ot_jw *w, int64_t us)
+{
+    char iso[32];
+    size_t n = ot_iso8601_format(us, iso);
+    if (n)
+        ot_jw_str(w, ot_str_make(iso, n));
+    else
+        ot_jw_null(w);
+}
+
+/* Seconds rounded to 3 decimals, as sql/007 rounds its numeric. */
+static void put_secs(ot_jw *w, double v, bool ok)
+{
+    if (!ok) {
+        ot_jw_null(w);
+        return;
+    }
+    char num[48];
+    snprintf(num, sizeof num, "%.3f", v);
+    ot_jw_raw(w, ot_str_c(num));
+}
+
+static void put_trend(ot_jw *w, const ot_json *d, int root, const es_ctx *c)
+{
+    ot_jw_arr_open(w);
+    if (c->from < c->to) {
+        int64_t first = c->from >= 0 ? c->from / c->step * c->step : -((-c->from + c->step - 1) / c->step) * c->step;
+        const char *path[] = { "trend", "buckets" };
+        int bk = agg_at(d, root, path, 2), nb = ot_json_arr_len(d, bk), j = 0;
+        for (int64_t b = first; b <= c->to - 1; b += c->step) {
+            int64_t cnt = 0;
+            /* Both in ascending order: one pass. */
+            for (; j < nb; j++) {
+                int e = ot_json_arr_at(d, bk, j), k = ot_json_obj_get(d, e, "key");
+                int64_t key_ms = 0, dc = 0;
+                if (k < 0 || ot_json_get_int64(d, k, &key_ms) < 0 || key_ms * 1000 > b)
+                    break;
+                if (key_ms * 1000 == b && ot_json_get_int64(d, ot_json_obj_get(d, e, "doc_count"), &dc) == 0)
+                    cnt = dc;
+            }
+            ot_jw_obj_open(w);
+            ot_jw_key(w, "start");
+            put_iso(w, b);
+            ot_jw_key(w, "count");
+            ot_jw_int(w, cnt);
+            ot_jw_obj_close(w);
+        }
+    }
+    ot_jw_arr_close(w);
+}
+
+static void put_time_in_status(ot_jw *w, const ot_json *d, int root)
+{
+    const char *path[] = { "st", "buckets" };
+    int bk = agg_at(d, root, path, 2);
+    ot_jw_obj_open(w);
+    for (int s = 0; s < NSTATUS; s++) {
+        double avg = 0, p95 = 0;
+        bool ok = false, ok2 = false;
+        for (int i = 0; i < ot_json_arr_len(d, bk); i++) {
+            int b = ot_json_arr_at(d, bk, i), k = ot_json_obj_get(d, b, "key");
+            if (k < 0 || !ot_json_str_eq(d, k, statuses[s]))
+                continue;
+            int a = ot_json_obj_get(d, b, "avg"), p = ot_json_obj_get(d, b, "p95");
+            int pv = p >= 0 ? ot_json_obj_get(d, p, "values") : -1;
+            avg = num_of(d, a >= 0 ? ot_json_obj_get(d, a, "value") : -1, &ok);
+            p95 = num_of(d, pv >= 0 ? ot_json_obj_get(d, pv, "95.0") : -1, &ok2);
+        }
+        ot_jw_key(w, statuses[s]);
+        ot_jw_obj_open(w);
+        ot_jw_key(w, "avgSeconds");
+        put_secs(w, avg, ok);
+        ot_jw_key(w, "p95Seconds");
+        put_secs(w, p95, ok2);
+        ot_jw_obj_close(w);
+    }
+    ot_jw_obj_close(w);
+}
+
+static void put_delayed(ot_jw *w, const ot_json *d, int root)
+{
+    int h = ot_json_obj_get(d, root, "hits"), hh = h >= 0 ? ot_json_obj_get(d, h, "hits") : -1;
+    int64_t now = ot_wall_us();
+    ot_jw_arr_open(w);
+    for (int i = 0; i < ot_json_arr_len(d, hh); i++) {
+        int src = ot_json_obj_get(d, ot_json_arr_at(d, hh, i), "_source");
+        int up = src >= 0 ? ot_json_obj_get(d, src, "updatedAt") : -1;
+        if (up < 0)
+            continue;
+        int64_t since = 0;
+        ot_str u = ot_json_raw(d, up);
+        char iso[40];
+        snprintf(iso, sizeof iso, "%.*s", (int)(u.len < 39 ? u.len : 39), u.base);
+        if (ot_iso8601_parse(ot_str_c(iso), &since) < 0)
+            continue;
+        ot_jw_obj_open(w);
+        int id = ot_json_obj_get(d, src, "id");
+        ot_jw_key(w, "orderId");
+        ot_jw_raw(w, id >= 0 ? ot_json_raw_value(d, id) : ot_str_c("null"));
+        put_field(w, d, src, "userId");
+        put_field(w, d, src, "status");
+        ot_jw_key(w, "since");
+        ot_jw_raw(w, ot_json_raw_value(d, up));
+        ot_jw_key(w, "seconds");
+        /* floor, as sql/007 (now > since: it is past an SLA of at least 1 s) */
+        ot_jw_int(w, (now - since) / 1000000);
+        ot_jw_obj_close(w);
+    }
+    ot_jw_arr_close(w);
+}
+
+static void analytics_cb(void *data, const ot_curl_result *res)
+{
+    es_ctx *c = data;
+    es_doc a;
+    if (!es_answer(c, res, &a, 3))
+        return;
+    const ot_json *d = &a.d;
+    es_ctx k = *c;
+    ot_req *r = ot_api_finish(c);
+    int64_t st[NSTATUS] = { 0 }, hours[24] = { 0 }, days[7] = { 0 };
+    terms_counts(d, a.resp[0], "status", st, NSTATUS, 0, true);
+    terms_counts(d, a.resp[0], "hours", hours, 24, 0, false);
+    terms_counts(d, a.resp[0], "days", days, 7, 1, false);
+    ot_buf b = OT_BUF_INIT;
+    ot_jw w;
+    ot_jw_init(&w, &b);
+    ot_jw_obj_open(&w);
+    ot_jw_key(&w, "from");
+    put_iso(&w, k.from);
+    ot_jw_key(&w, "to");
+    put_iso(&w, k.to);
+    ot_jw_key(&w, "interval");
+    ot_jw_cstr(&w, k.step == 3600000000LL ? "hour" : "day");
+    ot_jw_key(&w, "countsByStatus");
+    ot_jw_obj_open(&w);
+    for (int s = 0; s < NSTATUS; s++) {
+        ot_jw_key(&w, statuses[s]);
+        ot_jw_int(&w, st[s]);
+    }
+    ot_jw_obj_close(&w);
+    ot_jw_key(&w, "trend");
+    put_trend(&w, d, a.resp[0], &k);
+    ot_jw_key(&w, "busiest");
+    ot_jw_obj_open(&w);
+    ot_jw_key(&w, "hourOfDay");
+    ot_jw_arr_open(&w);
+    for (int i = 0; i < 24; i++)
+        ot_jw_int(&w, hours[i]);
+    ot_jw_arr_close(&w);
+    ot_jw_key(&w, "dayOfWeek");
+    ot_jw_arr_open(&w);
+    for (int i = 0; i < 7; i++)
+        ot_jw_int(&w, days[i]);
+    ot_jw_arr_close(&w);
+    int ph = peak(hours, 24), pd = peak(days, 7);
+    ot_jw_key(&w, "peakHour");
+    if (ph >= 0)
+        ot_jw_int(&w, ph);
+    else
+        ot_jw_null(&w);
+    ot_jw_key(&w, "peakDay");
+    ot_jw_cstr(&w, pd >= 0 ? day_names[pd] : NULL);
+    ot_jw_obj_close(&w);
+    ot_jw_key(&w, "timeInStatus");
+    put_time_in_status(&w, d, a.resp[1]);
+    ot_jw_key(&w, "delayed");
+    put_delayed(&w, d, a.resp[2]);
+    ot_jw_key(&w, "freshness");
+    ot_jw_obj_open(&w);
+    ot_jw_key(&w, "seq");
+    ot_jw_int(&w, fresh_seq_of(d, a.resp[0]));
+    ot_jw_obj_close(&w);
+    ot_jw_obj_close(&w);
+    free(a.heap);
+    ot_api_respond_built(r, &w, &b);
+}
+
+/* The shared filter: created in [from, to) (field), of user unless "". */
+static int put_scope(ot_buf *b, const char *field, const ot_search_es_analytics_q *q)
+{
+    int rc = ot_buf_printf(b, "{\"range\":{\"%s\":{\"gte\":%lld,\"lt\":%lld}}}", field, (long long)q->from_us,
+                           (long long)q->to_us);
+    if (q->user[0])
+        rc |= ot_buf_printf(b, ",{\"term\":{\"userId\":\"%s\"}}", q->user);
+    return rc;
+}
+
+void ot_search_es_analytics(ot_req *r, const ot_search_es_analytics_q *q)
+{
+    es_ctx *c = ot_api_ctx_new(r, sizeof *c, es_abort);
+    if (!c)
+        return;
+    c->from = q->from_us;
+    c->to = q->to_us;
+    c->step = q->hourly ? 3600000000LL : 86400000000LL;
+    ot_buf b = OT_BUF_INIT;
+    /* 1: the orders created in the range: counts, trend, busiest, freshness. */
+    int rc = ot_buf_printf(&b, "{\"index\":\"%s-orders\"}\n{\"size\":0,\"track_total_hits\":false,"
+                               "\"query\":{\"bool\":{\"filter\":[", E.prefix);
+    rc |= put_scope(&b, "createdUs", q);
+    rc |= ot_buf_printf(&b, "]}},\"aggs\":{\"status\":{\"terms\":{\"field\":\"status\",\"size\":10}},"
+                            "\"hours\":{\"terms\":{\"field\":\"createdHour\",\"size\":24}},"
+                            "\"days\":{\"terms\":{\"field\":\"createdDow\",\"size\":7}},"
+                            "\"trend\":{\"date_histogram\":{\"field\":\"createdAt\",\"calendar_interval\":\"%s\","
+                            "\"min_doc_count\":1}}," FRESH_MEMBER "}}\n",
+                     q->hourly ? "1h" : "1d");
+    /* 2: the stints that began and ended in the range (events carry the one
+     * they end); p95 is Elasticsearch's percentiles (exact for small samples,
+     * a t-digest estimate beyond). */
+    rc |= ot_buf_printf(&b, "{\"index\":\"%s-events\"}\n{\"size\":0,\"track_total_hits\":false,"
+                            "\"query\":{\"bool\":{\"filter\":[", E.prefix);
+    rc |= put_scope(&b, "prevUs", q);
+    rc |= ot_buf_printf(&b, ",{\"range\":{\"tsUs\":{\"gte\":%lld,\"lt\":%lld}}}]}},"
+                            "\"aggs\":{\"st\":{\"terms\":{\"field\":\"prevStatus\",\"size\":10},\"aggs\":{"
+                            "\"avg\":{\"avg\":{\"field\":\"stintSeconds\"}},"
+                            "\"p95\":{\"percentiles\":{\"field\":\"stintSeconds\",\"percents\":[95]}}}}}}\n",
+                     (long long)q->from_us, (long long)q->to_us);
+    /* 3: delayed: a non-terminal status older than its SLA, oldest first. */
+    rc |= ot_buf_printf(&b, "{\"index\":\"%s-orders\"}\n{\"size\":%u,\"track_total_hits\":false,\"query\":", E.prefix,
+                        q->delayed_max);
+    bool any = false;
+    for (int s = 0; s < 4; s++)
+        any |= q->sla_s[s] > 0;
+    if (any) {
+        rc |= ot_buf_append_str(&b, "{\"bool\":{\"filter\":[");
+        rc |= put_scope(&b, "createdUs", q);
+        rc |= ot_buf_append_str(&b, "],\"minimum_should_match\":1,\"should\":[");
+        const char *sep = "";
+        for (int s = 0; s < 4; s++)
+            if (q->sla_s[s] > 0) {
+                rc |= ot_buf_printf(&b, "%s{\"bool\":{\"filter\":[{\"term\":{\"status\":\"%s\"}},"
+                                        "{\"range\":{\"updatedAt\":{\"lt\":\"now-%us\"}}}]}}",
+                                    sep, statuses[s], q->sla_s[s]);
+                sep = ",";
+            }
+        rc |= ot_buf_append_str(&b, "]}}");
+    } else {
+        rc |= ot_buf_append_str(&b, "{\"match_none\":{}}");
+    }
+    rc |= ot_buf_append_str(&b, ",\"sort\":[{\"updatedAt\":{\"order\":\"asc\"}},{\"orderId\":{\"order\":\"asc\"}}],"
+                                "\"_source\":[\"id\",\"userId\",\"status\",\"updatedAt\"]}\n");
+    if (rc) {
+        ot_buf_free(&b);
+        ot_respond_error(ot_api_finish(c), 500, "internal", "out of memory");
+        return;
+    }
+    send_search(c, E.msearch_url, &b, analytics_cb);
 }

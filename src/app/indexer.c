@@ -10,6 +10,7 @@
 #include "ot/app/sink.h"
 #include "ot/codec/iso8601.h"
 #include "ot/codec/json.h"
+#include "ot/codec/search_doc.h"
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
 #include "ot/event/backoff.h"
@@ -27,11 +28,18 @@ const ot_pg_stmt ot_indexer_stmts[] = {
      * order document needs it (the list's sort key and time filter). The
      * row's updated_at is the transaction's time, not the event's
      * clock_timestamp(): exact for the event of the row's current version
-     * (a later version's event is committed, so it follows and overwrites). */
+     * (a later version's event is committed, so it follows and overwrites).
+     * $1, $2: each event's order and version. */
     { "indexer_created",
-      "SELECT id::text, ot_iso(created_at), ot_ts_us(created_at), version, ot_iso(updated_at) FROM orders "
-      "WHERE id = ANY($1::uuid[])",
-      1, true },
+      "SELECT 'o', id::text, version, ot_iso(created_at), ot_ts_us(created_at), ot_iso(updated_at) FROM orders "
+      "WHERE id = ANY($1::uuid[]) "
+      /* The stint each event ends (the previous version's status and time):
+       * analytics' time in status, as sql/007 joins version to version + 1. */
+      "UNION ALL SELECT 'p', e.order_id::text, n.version, e.status::text, ot_ts_us(e.created_at), "
+      "ot_ts_us(n.created_at)::text FROM unnest($1::uuid[], $2::int[]) AS k (o, v) "
+      "JOIN order_events n ON n.order_id = k.o AND n.version = k.v "
+      "JOIN order_events e ON e.order_id = k.o AND e.version = k.v - 1",
+      2, true },
     { "indexer_park",
       "INSERT INTO search_parked (seq, kind, order_id, reason) SELECT x.seq, x.kind, x.order_id, x.reason "
       "FROM json_to_recordset($1::json) AS x (seq bigint, kind text, order_id uuid, reason text) "
@@ -46,13 +54,9 @@ static const char *const kind_name[NKINDS] = { "events", "orders" };
 enum { D_PENDING, D_DONE, D_PARK };
 
 typedef struct {
-    int64_t seq, version;
-    char order[OT_UUID_TEXT], event[OT_UUID_TEXT];
+    ot_search_doc_meta m;
+    char event[OT_UUID_TEXT];
     size_t off, len; /* the event JSON in the batch's arena */
-    char created[ISO_MAX];
-    int64_t created_us; /* -1: unknown (no such order row) */
-    char updated[ISO_MAX]; /* the row's updated_at when it is at this version, else "" (event time) */
-    int64_t at_us;          /* the event's timestamp (0 if unreadable): for the lag gauge */
     uint8_t st[NKINDS];
     char *reason[NKINDS]; /* D_PARK: why (malloc'd) */
 } entry;
@@ -194,6 +198,8 @@ static const char mapping_fmt[] =
     "\"userId\":{\"type\":\"keyword\"},\"status\":{\"type\":\"keyword\"},\"type\":{\"type\":\"keyword\"},"
     "\"actor\":{\"type\":\"keyword\"},\"timestamp\":{\"type\":\"date\"},"
     "\"createdAt\":{\"type\":\"date\"},\"updatedAt\":{\"type\":\"date\"},\"createdUs\":{\"type\":\"long\"},"
+    "\"createdHour\":{\"type\":\"integer\"},\"createdDow\":{\"type\":\"integer\"},\"tsUs\":{\"type\":\"long\"},"
+    "\"prevStatus\":{\"type\":\"keyword\"},\"prevUs\":{\"type\":\"long\"},\"stintSeconds\":{\"type\":\"double\"},"
     "\"items\":{\"type\":\"nested\",\"properties\":{\"productId\":{\"type\":\"keyword\"},\"qty\":{\"type\":\"integer\"}}},"
     "\"payload\":{\"properties\":{\"items\":{\"type\":\"nested\",\"properties\":"
     "{\"productId\":{\"type\":\"keyword\"},\"qty\":{\"type\":\"integer\"}}}}}}}}}";
@@ -238,7 +244,7 @@ static void flush(ot_indexer *ix);
 static void complete(ot_indexer *ix)
 {
     batch *b = &ix->fly;
-    int64_t last = b->e[b->n - 1].seq;
+    int64_t last = b->e[b->n - 1].m.seq;
     ot_metrics_inc(OT_C_SEARCH_INDEXED, b->n);
     batch_clear(b);
     ix->phase = F_IDLE;
@@ -292,14 +298,24 @@ static void on_created(void *data, int status, PGresult *res)
     }
     batch *b = &ix->fly;
     for (int r = 0; r < PQntuples(res); r++) {
-        const char *id = PQgetvalue(res, r, 0);
-        for (size_t i = 0; i < b->n; i++)
-            if (strcmp(b->e[i].order, id) == 0) {
-                snprintf(b->e[i].created, ISO_MAX, "%s", PQgetvalue(res, r, 1));
-                b->e[i].created_us = strtoll(PQgetvalue(res, r, 2), NULL, 10);
-                if (strtoll(PQgetvalue(res, r, 3), NULL, 10) == b->e[i].version)
-                    snprintf(b->e[i].updated, ISO_MAX, "%s", PQgetvalue(res, r, 4));
+        bool order = PQgetvalue(res, r, 0)[0] == 'o';
+        const char *id = PQgetvalue(res, r, 1);
+        int64_t version = strtoll(PQgetvalue(res, r, 2), NULL, 10), us = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+        for (size_t i = 0; i < b->n; i++) {
+            entry *en = &b->e[i];
+            if (strcmp(en->m.order, id) != 0)
+                continue;
+            if (order) {
+                snprintf(en->m.created, sizeof en->m.created, "%s", PQgetvalue(res, r, 3));
+                en->m.created_us = us;
+                if (version == en->m.version)
+                    snprintf(en->m.updated, sizeof en->m.updated, "%s", PQgetvalue(res, r, 5));
+            } else if (version == en->m.version) {
+                snprintf(en->m.prev_status, sizeof en->m.prev_status, "%s", PQgetvalue(res, r, 3));
+                en->m.prev_us = us;
+                en->m.end_us = strtoll(PQgetvalue(res, r, 5), NULL, 10);
             }
+        }
     }
     ix->phase = F_SEND;
     fly_step(ix);
@@ -325,51 +341,6 @@ static void on_parked(void *data, int status, PGresult *res)
     next_phase(ix, false);
 }
 
-/* The order document: the order's state as of this event, in the shape of
- * GET /orders/:id plus the search fields. */
-static int put_order_doc(ot_buf *out, const entry *en, ot_str json)
-{
-    ot_json_tok stack[64], *heap = NULL;
-    ot_json d;
-    if (ot_json_parse_grow(&d, json.base, json.len, stack, OT_ARRAY_LEN(stack), &heap) < 0)
-        return OT_ERR;
-    int pl = ot_json_obj_get(&d, 0, "payload");
-    int items = pl >= 0 ? ot_json_obj_get(&d, pl, "items") : -1;
-    int uid = ot_json_obj_get(&d, 0, "userId"), st = ot_json_obj_get(&d, 0, "status");
-    int ts = ot_json_obj_get(&d, 0, "timestamp");
-    ot_jw w;
-    ot_jw_init(&w, out);
-    ot_jw_obj_open(&w);
-    ot_jw_key(&w, "id");
-    ot_jw_cstr(&w, en->order);
-    ot_jw_key(&w, "orderId");
-    ot_jw_cstr(&w, en->order);
-    ot_jw_key(&w, "userId");
-    ot_jw_raw(&w, uid >= 0 ? ot_json_raw_value(&d, uid) : ot_str_c("null"));
-    ot_jw_key(&w, "status");
-    ot_jw_raw(&w, st >= 0 ? ot_json_raw_value(&d, st) : ot_str_c("null"));
-    ot_jw_key(&w, "items");
-    ot_jw_raw(&w, items >= 0 ? ot_json_raw_value(&d, items) : ot_str_c("[]"));
-    ot_jw_key(&w, "createdAt");
-    ot_jw_cstr(&w, en->created[0] ? en->created : NULL);
-    ot_jw_key(&w, "updatedAt");
-    if (en->updated[0])
-        ot_jw_cstr(&w, en->updated);
-    else
-        ot_jw_raw(&w, ts >= 0 ? ot_json_raw_value(&d, ts) : ot_str_c("null"));
-    ot_jw_key(&w, "version");
-    ot_jw_int(&w, en->version);
-    ot_jw_key(&w, "createdUs");
-    if (en->created_us >= 0)
-        ot_jw_int(&w, en->created_us);
-    else
-        ot_jw_null(&w);
-    ot_jw_key(&w, "seq");
-    ot_jw_int(&w, en->seq);
-    ot_jw_obj_close(&w);
-    free(heap);
-    return ot_jw_error(&w) ? OT_ERR : 0;
-}
 
 /* Room for one more element of size `elem` in *arr (n used of *cap). */
 static bool room(void **arr, size_t n, size_t *cap, size_t elem)
@@ -384,6 +355,7 @@ static bool room(void **arr, size_t n, size_t *cap, size_t elem)
     *cap = c;
     return true;
 }
+
 
 static bool push_act(ot_indexer *ix, size_t a)
 {
@@ -416,7 +388,7 @@ static bool send_bulk(ot_indexer *ix)
         if (en->st[K_EVENTS] == D_PENDING) {
             ok = ot_buf_printf(&body, "{\"create\":{\"_index\":\"%s-events\",\"_id\":\"%s\"}}\n", ix->prefix,
                                en->event) >= 0 &&
-                 ot_buf_append(&body, json.base, json.len) >= 0 && ot_buf_append(&body, "\n", 1) >= 0 &&
+                 ot_search_doc_event(&body, &en->m, json) >= 0 && ot_buf_append(&body, "\n", 1) >= 0 &&
                  push_act(ix, i << 1 | K_EVENTS);
         }
         if (ok && en->st[K_ORDERS] == D_PENDING) {
@@ -424,8 +396,8 @@ static bool send_bulk(ot_indexer *ix)
             ok = ot_buf_printf(&body,
                                "{\"index\":{\"_index\":\"%s-orders\",\"_id\":\"%s\",\"version\":%lld,"
                                "\"version_type\":\"external\"}}\n",
-                               ix->prefix, en->order, (long long)en->version) >= 0;
-            if (ok && put_order_doc(&body, en, json) < 0) {
+                               ix->prefix, en->m.order, (long long)en->m.version) >= 0;
+            if (ok && ot_search_doc_order(&body, &en->m, json) < 0) {
                 body.len = mark; /* not an event object: it can never become a document */
                 park(en, K_ORDERS, "the event is not a JSON object with payload.items");
             } else if (ok) {
@@ -507,7 +479,7 @@ static void on_bulk(void *data, const ot_curl_result *res)
             char why[REASON_MAX];
             item_reason(&d, item, why, sizeof why);
             ot_logf(OT_LOG_ERROR, "indexer: Elasticsearch refuses the %s document of seq %lld (order %s) for good: %lld %s; parked",
-                    kind_name[k], (long long)en->seq, en->order, (long long)st, why);
+                    kind_name[k], (long long)en->m.seq, en->m.order, (long long)st, why);
             park(en, k, why);
         }
     }
@@ -527,11 +499,11 @@ static bool send_parks(ot_indexer *ix)
             if (b->e[i].st[k] == D_PARK) {
                 ot_jw_obj_open(&w);
                 ot_jw_key(&w, "seq");
-                ot_jw_int(&w, b->e[i].seq);
+                ot_jw_int(&w, b->e[i].m.seq);
                 ot_jw_key(&w, "kind");
                 ot_jw_cstr(&w, kind_name[k]);
                 ot_jw_key(&w, "order_id");
-                ot_jw_cstr(&w, b->e[i].order);
+                ot_jw_cstr(&w, b->e[i].m.order);
                 ot_jw_key(&w, "reason");
                 ot_jw_cstr(&w, b->e[i].reason[k] ? b->e[i].reason[k] : "?");
                 ot_jw_obj_close(&w);
@@ -547,14 +519,16 @@ static bool send_parks(ot_indexer *ix)
 static bool send_lookup(ot_indexer *ix)
 {
     batch *b = &ix->fly;
-    ot_buf arr = OT_BUF_INIT;
-    bool ok = ot_buf_append(&arr, "{", 1) >= 0;
+    ot_buf ids = OT_BUF_INIT, vers = OT_BUF_INIT;
+    bool ok = ot_buf_append(&ids, "{", 1) >= 0 && ot_buf_append(&vers, "{", 1) >= 0;
     for (size_t i = 0; i < b->n && ok; i++)
-        ok = ot_buf_printf(&arr, "%s%s", i ? "," : "", b->e[i].order) >= 0;
-    ok = ok && ot_buf_append(&arr, "}", 2) >= 0; /* with the NUL */
-    const char *vals[1] = { arr.data };
-    ix->pq = ok ? ot_pg_exec(ix->pg, "indexer_created", 1, vals, NULL, on_created, ix) : NULL;
-    ot_buf_free(&arr);
+        ok = ot_buf_printf(&ids, "%s%s", i ? "," : "", b->e[i].m.order) >= 0 &&
+             ot_buf_printf(&vers, "%s%lld", i ? "," : "", (long long)b->e[i].m.version) >= 0;
+    ok = ok && ot_buf_append(&ids, "}", 2) >= 0 && ot_buf_append(&vers, "}", 2) >= 0; /* with the NUL */
+    const char *vals[2] = { ids.data, vers.data };
+    ix->pq = ok ? ot_pg_exec(ix->pg, "indexer_created", 2, vals, NULL, on_created, ix) : NULL;
+    ot_buf_free(&ids);
+    ot_buf_free(&vers);
     return ix->pq != NULL;
 }
 
@@ -616,13 +590,13 @@ static bool fill_add(ot_indexer *ix, const ot_event *ev)
     if (!room((void **)&b->e, b->n, &b->cap, sizeof *b->e))
         return false;
     entry *en = &b->e[b->n];
-    *en = (entry){ .seq = ev->seq, .version = ev->version, .off = b->arena.len, .len = ev->json.len,
-                   .created_us = -1 };
-    snprintf(en->order, sizeof en->order, "%.*s", (int)IX_MIN(ev->order_id.len, 36), ev->order_id.base);
+    *en = (entry){ .m = { .seq = ev->seq, .version = ev->version, .created_us = -1 }, .off = b->arena.len,
+                   .len = ev->json.len };
+    snprintf(en->m.order, sizeof en->m.order, "%.*s", (int)IX_MIN(ev->order_id.len, 36), ev->order_id.base);
     char ts[ISO_MAX];
     snprintf(ts, sizeof ts, "%.*s", (int)IX_MIN(ev->timestamp.len, ISO_MAX - 1), ev->timestamp.base);
-    if (ot_iso8601_parse(ot_str_c(ts), &en->at_us) < 0)
-        en->at_us = 0;
+    if (ot_iso8601_parse(ot_str_c(ts), &en->m.at_us) < 0)
+        en->m.at_us = 0;
     snprintf(en->event, sizeof en->event, "%.*s", (int)IX_MIN(ev->event_id.len, 36), ev->event_id.base);
     if (ot_buf_append(&b->arena, ev->json.base, ev->json.len) < 0)
         return false;
@@ -745,7 +719,7 @@ void ot_indexer_sample(void *data)
     /* The oldest event not acknowledged is the first of the batch in flight,
      * or of the one filling (a full sink holds later ones only). */
     const batch *b = ix->fly.n ? &ix->fly : &ix->fill;
-    int64_t at = b->n ? b->e[0].at_us : 0, now = ot_wall_us();
+    int64_t at = b->n ? b->e[0].m.at_us : 0, now = ot_wall_us();
     ot_metrics_set(OT_G_SEARCH_LAG_MS, at > 0 && now > at ? (now - at) / 1000 : 0);
     ot_metrics_set(OT_G_ELASTICSEARCH_UP, ix->es_up ? 1 : 0);
 }

@@ -4,8 +4,7 @@ backend in BACKENDS (PostgreSQL, the embedded default; Elasticsearch, written
 by the search indexer: a node started once per session, see
 test_search_indexer.py) and expects the same JSON. On Elasticsearch every
 request first waits until the answers' freshness covers the last event in
-the database (the indexer caught up). Analytics are answered from PostgreSQL
-in both modes for now: their tests run on that backend only.
+the database (the indexer caught up).
 
 The analytics expectations are computed by hand from a fixed data set in the
 first days of 2001 (a window no other test writes into), inserted straight
@@ -263,7 +262,6 @@ def test_history_in_seq_order_with_the_actor_for_admins_only(api, fixed):
 
 # ---------------------------------------------------------------- analytics
 
-@pytest.mark.parametrize("api", ["postgres"], indirect=True)
 def test_analytics_match_the_hand_computed_figures(api, fixed):
     get = api()
     st, body = get("/search/analytics", interval="day", **{"from": WINDOW[0], "to": WINDOW[1]})
@@ -313,7 +311,6 @@ def test_analytics_match_the_hand_computed_figures(api, fixed):
     assert empty["delayed"] == []
 
 
-@pytest.mark.parametrize("api", ["postgres"], indirect=True)
 def test_the_sla_is_configurable_per_status(api, db):
     get = api(["--search-sla-seconds", "3600", "--search-sla-created-seconds", "60"])
     user = mk_user(db)

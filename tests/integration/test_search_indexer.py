@@ -369,7 +369,7 @@ def test_search_answers_503_with_retry_after_when_elasticsearch_is_away_never_ha
         user = mk_user(db)
         tok = make_token(user)
         order = api_create(srv.port, tok)
-        for path in ("/search/orders", "/search/orders/%s/history" % order["id"]):
+        for path in ("/search/orders", "/search/orders/%s/history" % order["id"], "/search/analytics"):
             t0 = time.monotonic()
             st, h, body = request(srv.port, "GET", path, token=tok)
             assert st == 503, body

@@ -1,5 +1,5 @@
-/* The Elasticsearch backend of GET /search/orders and
- * /search/orders/:id/history (with ELASTICSEARCH_URL): the same JSON as the
+/* The Elasticsearch backend of GET /search/orders, /search/orders/:id/history
+ * and /search/analytics (with ELASTICSEARCH_URL): the same JSON as the
  * PostgreSQL one (api/search.c checks every parameter before either runs),
  * read from the indices the search indexer writes (app/indexer.h).
  *
@@ -38,5 +38,18 @@ typedef struct {
 void ot_search_es_orders(ot_req *r, const ot_search_es_orders_q *q);
 /* id: the order id, lower case. */
 void ot_search_es_history(ot_req *r, const char *id, int max);
+
+/* GET /search/analytics with from/to resolved (defaults applied, bucket
+ * count checked): one _msearch of three searches (orders in the range;
+ * stints, from the events' prevStatus/prevUs/stintSeconds; delayed orders).
+ * sla_s: CREATED, ACCEPTED, PREPARED, SHIPPED (0 = none). */
+typedef struct {
+    const char *user;
+    int64_t from_us, to_us;
+    bool hourly;
+    uint32_t sla_s[4], delayed_max;
+} ot_search_es_analytics_q;
+
+void ot_search_es_analytics(ot_req *r, const ot_search_es_analytics_q *q);
 
 #endif

@@ -1,0 +1,35 @@
+/* The two documents the search indexer (app/indexer.c) writes per event,
+ * built from the event JSON (ot_event_json) and what the indexer read from
+ * PostgreSQL for it. Pure: no I/O.
+ *
+ *  - order document (index <p>-orders): GET /orders/:id's JSON at this
+ *    version (id, userId, status, items, createdAt, updatedAt, version) plus
+ *    orderId, createdUs, createdHour (UTC), createdDow (ISO, Monday 1), seq;
+ *  - event document (index <p>-events): the event JSON plus tsUs and, when
+ *    the event ends a stint (version > 1), prevStatus, prevUs, stintSeconds:
+ *    what analytics' time in status aggregates. */
+#ifndef OT_CODEC_SEARCH_DOC_H
+#define OT_CODEC_SEARCH_DOC_H
+
+#include "ot/core/buf.h"
+#include "ot/core/common.h"
+
+typedef struct {
+    int64_t seq, version;
+    char order[37];       /* the order id (lower case) */
+    char created[40];     /* the order's createdAt (ot_iso), "" unknown */
+    int64_t created_us;   /* ... in microseconds, -1 unknown */
+    char updated[40];     /* the row's updatedAt when it is at this version, "" else (the event's time) */
+    int64_t at_us;        /* the event's timestamp (ms precision), 0 unreadable */
+    char prev_status[16]; /* the status this event ends, "" for the first */
+    int64_t prev_us, end_us; /* when that stint began and ended, exact microseconds */
+} ot_search_doc_meta;
+
+/* Appends the order document; OT_ERR (out may hold a partial document: cut
+ * it) when json is not an event object. */
+int ot_search_doc_order(ot_buf *out, const ot_search_doc_meta *m, ot_str json);
+/* Appends the event document. A text that is not an object goes as it is
+ * (Elasticsearch refuses it: the indexer parks it with the reason). */
+int ot_search_doc_event(ot_buf *out, const ot_search_doc_meta *m, ot_str json);
+
+#endif
