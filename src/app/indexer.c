@@ -48,8 +48,12 @@ const ot_pg_stmt ot_indexer_stmts[] = {
 };
 const size_t ot_indexer_nstmts = OT_ARRAY_LEN(ot_indexer_stmts);
 
-enum { K_EVENTS, K_ORDERS, NKINDS };
-static const char *const kind_name[NKINDS] = { "events", "orders" };
+/* K_NEXT: the order document again, into the index a reindex is building
+ * (`<p>-orders-next`, see ot_indexer.h), while there is one. */
+enum { K_EVENTS, K_ORDERS, K_NEXT, NKINDS };
+static const char *const kind_name[NKINDS] = { "events", "orders", "orders" };
+/* How often the indexer looks for a reindex's alias. */
+#define NEXT_CHECK_MS 1000
 /* Where each document stands. */
 enum { D_PENDING, D_DONE, D_PARK };
 
@@ -89,7 +93,11 @@ struct ot_indexer {
     ot_backoff bo;
     batch fill, fly;
     int phase;
-    /* fly's actions in the body sent: (entry index << 1) | kind */
+    /* The concrete index behind <p>-orders-next, "" when no reindex runs. */
+    char next[OT_ES_PREFIX_MAX + 64];
+    ot_curl_req *next_req;
+    ot_timer next_timer;
+    /* fly's actions in the body sent: (entry index << 2) | kind */
     size_t *acts;
     size_t nacts, capacts;
 };
@@ -389,19 +397,26 @@ static bool send_bulk(ot_indexer *ix)
             ok = ot_buf_printf(&body, "{\"create\":{\"_index\":\"%s-events\",\"_id\":\"%s\"}}\n", ix->prefix,
                                en->event) >= 0 &&
                  ot_search_doc_event(&body, &en->m, json) >= 0 && ot_buf_append(&body, "\n", 1) >= 0 &&
-                 push_act(ix, i << 1 | K_EVENTS);
+                 push_act(ix, i << 2 | K_EVENTS);
         }
-        if (ok && en->st[K_ORDERS] == D_PENDING) {
+        /* A batch sent while no reindex runs owes the next index nothing. */
+        if (en->st[K_NEXT] == D_PENDING && !ix->next[0])
+            en->st[K_NEXT] = D_DONE;
+        for (int k = K_ORDERS; ok && k <= K_NEXT; k++) {
+            if (en->st[k] != D_PENDING)
+                continue;
             size_t mark = body.len;
+            char alias[OT_ES_PREFIX_MAX + 8];
+            snprintf(alias, sizeof alias, "%s-orders", ix->prefix);
             ok = ot_buf_printf(&body,
-                               "{\"index\":{\"_index\":\"%s-orders\",\"_id\":\"%s\",\"version\":%lld,"
+                               "{\"index\":{\"_index\":\"%s\",\"_id\":\"%s\",\"version\":%lld,"
                                "\"version_type\":\"external\"}}\n",
-                               ix->prefix, en->m.order, (long long)en->m.version) >= 0;
+                               k == K_NEXT ? ix->next : alias, en->m.order, (long long)en->m.version) >= 0;
             if (ok && ot_search_doc_order(&body, &en->m, json) < 0) {
                 body.len = mark; /* not an event object: it can never become a document */
-                park(en, K_ORDERS, "the event is not a JSON object with payload.items");
+                park(en, k, "the event is not a JSON object with payload.items");
             } else if (ok) {
-                ok = ot_buf_append(&body, "\n", 1) >= 0 && push_act(ix, i << 1 | K_ORDERS);
+                ok = ot_buf_append(&body, "\n", 1) >= 0 && push_act(ix, i << 2 | (size_t)k);
             }
         }
     }
@@ -460,8 +475,8 @@ static void on_bulk(void *data, const ot_curl_result *res)
     batch *b = &ix->fly;
     int t = items + 1; /* first element */
     for (size_t a = 0; a < ix->nacts; a++, t = ot_json_skip(&d, t)) {
-        entry *en = &b->e[ix->acts[a] >> 1];
-        int k = (int)(ix->acts[a] & 1);
+        entry *en = &b->e[ix->acts[a] >> 2];
+        int k = (int)(ix->acts[a] & 3);
         /* {"create":{...}} or {"index":{...}}: the value of the only key. */
         int item = ot_json_is_obj(&d, t) && d.toks[t].size == 1 ? t + 2 : -1;
         int sv = item >= 0 ? ot_json_obj_get(&d, item, "status") : -1;
@@ -640,6 +655,44 @@ static void add_sink(ot_indexer *ix)
     }
 }
 
+/* ---- a reindex's next index (cmd/searchcli.c) ---- */
+
+static void on_next(void *data, const ot_curl_result *res)
+{
+    ot_indexer *ix = data;
+    ix->next_req = NULL;
+    ot_timer_start(ix->loop, &ix->next_timer, NEXT_CHECK_MS);
+    if (res->curl_code)
+        return; /* unknown: keep what we know */
+    char was[sizeof ix->next];
+    memcpy(was, ix->next, sizeof was);
+    ix->next[0] = 0;
+    /* {"<index>":{"aliases":{...}}}: the one key is the concrete index,
+     * written directly so a swapped-away alias can never auto-create an
+     * index of its name. */
+    ot_json_tok toks[32];
+    ot_json d;
+    if (res->status == 200 && ot_json_parse(&d, res->body, res->body_len, toks, OT_ARRAY_LEN(toks)) == 0 &&
+        ot_json_is_obj(&d, 0) && d.toks[0].size >= 1) {
+        ot_str k = ot_json_raw(&d, 1);
+        if (k.len < sizeof ix->next)
+            snprintf(ix->next, sizeof ix->next, "%.*s", (int)k.len, k.base);
+    }
+    if (strcmp(was, ix->next) != 0)
+        ot_logf(OT_LOG_INFO, "indexer: %s%s", ix->next[0] ? "also writing order documents to " : "reindex over",
+                ix->next);
+}
+
+static void on_next_timer(ot_loop *loop, ot_timer *t)
+{
+    ot_indexer *ix = t->data;
+    char url[URL_MAX + 128];
+    snprintf(url, sizeof url, "%s/_alias/%s-orders-next", ix->base, ix->prefix);
+    ix->next_req = ot_curl_send(ix->curl, "GET", url, NULL, NULL, 0, on_next, ix);
+    if (!ix->next_req)
+        ot_timer_start(loop, t, NEXT_CHECK_MS);
+}
+
 /* ---- life cycle ---- */
 
 ot_indexer *ot_indexer_new(ot_loop *loop, const ot_config *cfg, ot_events *events, ot_pg *pg)
@@ -676,6 +729,8 @@ ot_indexer *ot_indexer_new(ot_loop *loop, const ot_config *cfg, ot_events *event
     ot_backoff_init(&ix->bo, 100, 5000);
     ot_timer_init(&ix->flush_timer, on_flush, ix);
     ot_timer_init(&ix->retry_timer, on_retry, ix);
+    ot_timer_init(&ix->next_timer, on_next_timer, ix);
+    ot_timer_start(loop, &ix->next_timer, NEXT_CHECK_MS);
     ot_buf_init(&ix->fill.arena);
     ot_buf_init(&ix->fly.arena);
     ot_metrics_set(OT_G_ELASTICSEARCH_UP, 0);
@@ -689,6 +744,9 @@ void ot_indexer_free(ot_indexer *ix)
         return;
     ot_timer_stop(ix->loop, &ix->flush_timer);
     ot_timer_stop(ix->loop, &ix->retry_timer);
+    ot_timer_stop(ix->loop, &ix->next_timer);
+    if (ix->next_req)
+        ot_curl_cancel(ix->next_req);
     if (ix->sink)
         ot_sink_remove(ix->sink);
     if (ix->req)

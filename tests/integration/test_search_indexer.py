@@ -383,3 +383,55 @@ def test_search_answers_503_with_retry_after_when_elasticsearch_is_away_never_ha
     finally:
         if way == "silent":
             hole.close()
+
+
+# ---------------------------------------------------------------- reindex
+
+def test_reindex_under_live_writes_rebuilds_from_postgres_and_swaps_the_alias(server, db, db_url, prefix):
+    from conftest import run_cli
+    srv = server(workers=1, args=NO_LIMITS, env=es_env(prefix))
+    ids = workload(srv.port, db, n=3)
+    wait_cursor(db, events_since(db, FLOOR[0])[-1][0])
+    old = "%s-orders-000001" % prefix
+    # A document the old index lost: only a rebuild from PostgreSQL brings it back.
+    st, _ = es("DELETE", "/%s/_doc/%s?refresh=true" % (old, ids[0]))
+    assert st == 200
+    user, admin = mk_user(db), mk_user(db, role="ADMIN")
+    tok, atok = make_token(user), make_token(admin, role="ADMIN")
+    live, stop = [], threading.Event()
+
+    def writer():
+        while not stop.is_set():
+            oid = api_create(srv.port, tok)["id"]
+            api_patch(srv.port, atok, oid, "ACCEPTED")
+            live.append(oid)
+            time.sleep(0.05)
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        p = run_cli("search", "reindex", "--database-url", db_url, "--elasticsearch-url", ES, "--es-index-prefix",
+                    prefix, "--wait-seconds", "30", timeout=120)
+    finally:
+        stop.set()
+        t.join()
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["old"] == old and out["new"].startswith(prefix + "-orders-r") and out["oldDeleted"] is True
+    assert 5 <= len(live) <= 100  # writes went on during the whole run
+    st, body = es("GET", "/_alias/%s-orders" % prefix)
+    assert st == 200 and list(body) == [out["new"]]
+    assert es("GET", "/_alias/%s-orders-next" % prefix)[0] == 404
+    assert es("GET", "/%s" % old)[0] == 404
+    assert "also writing order documents to %s" % out["new"] in srv.log_text()
+    # Every order at its latest version in the new index: the copy and the
+    # live writes (before, during and after the swap) converged.
+    more = workload(srv.port, db, n=1)
+    wait_cursor(db, events_since(db, FLOOR[0])[-1][0])
+    docs = orders_in_es(prefix)
+    with db.cursor() as cur:
+        cur.execute("SELECT id::text, version FROM orders WHERE id = ANY(%s::uuid[])", (ids + live + more,))
+        want = dict(cur.fetchall())
+    assert len(want) == len(ids + live + more)
+    assert {k: docs[k][0] for k in want} == want
+    st, _, body = request(srv.port, "GET", "/search/orders?limit=100", token=tok, timeout=10)
+    assert st == 200 and {o["id"] for o in body["orders"]} == set(live[:100])

@@ -1,0 +1,321 @@
+/* `ordertrack search reindex`: see searchcli.h. A CLI command: blocking
+ * libpq and libcurl's easy interface. */
+#include "ot/cmd/searchcli.h"
+
+#include <curl/curl.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ot/app/indexer.h"
+#include "ot/codec/json.h"
+#include "ot/codec/search_doc.h"
+#include "ot/core/buf.h"
+#include "ot/core/config.h"
+
+#define PAGE 1000
+/* Longer than two of the indexer's looks for the next alias (1 s apart). */
+#define NOTICE_MS 2500
+
+static const char usage_text[] =
+    "usage: ordertrack search reindex [--database-url URL] [--elasticsearch-url URL] [--es-index-prefix P]\n"
+    "                                 [--wait-seconds N] [--keep-old]\n"
+    "Builds a new orders index from PostgreSQL while the running indexer writes live events to it too,\n"
+    "then moves the <P>-orders alias to it and deletes the old index (unless --keep-old).\n"
+    "Defaults: $DATABASE_URL, $ELASTICSEARCH_URL, $ORDERTRACK_ES_INDEX_PREFIX (ordertrack); --wait-seconds 60:\n"
+    "how long to wait for the indexer (it must be running) to take up the new index.\n";
+
+typedef struct {
+    const char *es;
+    char prefix[OT_ES_PREFIX_MAX];
+    long status;
+    ot_buf body;
+} cli;
+
+static size_t on_data(char *p, size_t size, size_t n, void *data)
+{
+    return ot_buf_append(data, p, size * n) < 0 ? 0 : size * n;
+}
+
+/* One request; the answer in c->body (NUL-terminated), its status in
+ * c->status (0: no answer). */
+static int es(cli *c, const char *method, const char *path, const char *ctype, const char *body, size_t len)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s", c->es, path);
+    CURL *h = curl_easy_init();
+    if (!h)
+        return OT_ERR;
+    struct curl_slist *hdr = NULL;
+    char ct[64];
+    if (ctype) {
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+        hdr = curl_slist_append(hdr, ct);
+    }
+    ot_buf_reset(&c->body);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 120000L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &c->body);
+    if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)len);
+    }
+    CURLcode rc = curl_easy_perform(h);
+    c->status = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c->status);
+    else
+        fprintf(stderr, "ordertrack search: %s %s: %s\n", method, url, curl_easy_strerror(rc));
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    ot_buf_append(&c->body, "", 1);
+    c->body.len--;
+    return rc == CURLE_OK ? 0 : OT_ERR;
+}
+
+/* The one index behind `alias` into out; 1 found, 0 none (404), -1 error. */
+static int alias_index(cli *c, const char *alias, char *out, size_t cap)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/_alias/%s", alias);
+    if (es(c, "GET", path, NULL, NULL, 0) < 0)
+        return -1;
+    if (c->status == 404)
+        return 0;
+    ot_json_tok toks[64];
+    ot_json d;
+    if (c->status != 200 || ot_json_parse(&d, c->body.data, c->body.len, toks, 64) < 0 || !ot_json_is_obj(&d, 0) ||
+        d.toks[0].size != 1) {
+        fprintf(stderr, "ordertrack search: alias %s: unexpected answer %ld %.200s\n", alias, c->status, c->body.data);
+        return -1;
+    }
+    ot_str k = ot_json_raw(&d, 1);
+    snprintf(out, cap, "%.*s", (int)k.len, k.base);
+    return 1;
+}
+
+static int64_t one_int(PGconn *pg, const char *sql)
+{
+    PGresult *r = PQexec(pg, sql);
+    int64_t v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)
+                    ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+                    : -1;
+    PQclear(r);
+    return v;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Whether a _bulk answer refused a document: every item must be 2xx or 409
+ * (the live indexer already wrote a newer version). Prints the first refusal. */
+static int bulk_refused(cli *c)
+{
+    ot_json_tok stack[256], *heap = NULL;
+    ot_json d;
+    int items = -1, bad = -1;
+    if (c->status == 200 && ot_json_parse_grow(&d, c->body.data, c->body.len, stack, 256, &heap) == 0)
+        items = ot_json_obj_get(&d, 0, "items");
+    for (int i = 0, t = items + 1; items >= 0 && i < ot_json_arr_len(&d, items) && bad < 0; i++, t = ot_json_skip(&d, t)) {
+        int v = ot_json_is_obj(&d, t) && d.toks[t].size == 1 ? t + 2 : -1;
+        int st = v >= 0 ? ot_json_obj_get(&d, v, "status") : -1;
+        int64_t code = 0;
+        if (st < 0 || ot_json_get_int64(&d, st, &code) < 0 || !((code >= 200 && code < 300) || code == 409))
+            bad = v;
+    }
+    if (items < 0 || bad >= 0) {
+        ot_str why = bad >= 0 ? ot_json_raw_value(&d, bad) : ot_str_make(c->body.data, c->body.len);
+        fprintf(stderr, "ordertrack search: _bulk %ld refused: %.*s\n", c->status, (int)(why.len < 400 ? why.len : 400),
+                why.base);
+    }
+    free(heap);
+    return items < 0 || bad >= 0 ? OT_ERR : 0;
+}
+
+/* Bulk-indexes one page; 0, or OT_ERR on a refused document (printed). */
+static int index_page(cli *c, const char *index, PGresult *r, int64_t *done)
+{
+    ot_buf b = OT_BUF_INIT;
+    int rc = 0;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+        ot_search_doc_meta m = { .version = strtoll(PQgetvalue(r, i, 1), NULL, 10),
+                                 .created_us = strtoll(PQgetvalue(r, i, 3), NULL, 10),
+                                 .seq = PQgetisnull(r, i, 6) ? 0 : strtoll(PQgetvalue(r, i, 6), NULL, 10) };
+        snprintf(m.order, sizeof m.order, "%s", PQgetvalue(r, i, 0));
+        snprintf(m.created, sizeof m.created, "%s", PQgetvalue(r, i, 2));
+        snprintf(m.updated, sizeof m.updated, "%s", PQgetvalue(r, i, 4));
+        rc |= ot_buf_printf(&b, "{\"index\":{\"_index\":\"%s\",\"_id\":\"%s\",\"version\":%lld,"
+                                "\"version_type\":\"external\"}}\n",
+                            index, m.order, (long long)m.version) < 0;
+        rc |= ot_search_doc_order(&b, &m, ot_str_make(PQgetvalue(r, i, 5), (size_t)PQgetlength(r, i, 5))) < 0;
+        rc |= ot_buf_append(&b, "\n", 1) < 0;
+    }
+    if (rc == 0 && b.len > 0) {
+        rc = es(c, "POST", "/_bulk", "application/x-ndjson", b.data, b.len);
+        if (rc == 0 && bulk_refused(c) != 0)
+            rc = OT_ERR;
+    }
+    *done += PQntuples(r);
+    ot_buf_free(&b);
+    return rc ? OT_ERR : 0;
+}
+
+/* The snapshot copy: every order as of one REPEATABLE READ snapshot, each
+ * with the seq of its current version's event. */
+static int copy_orders(cli *c, PGconn *pg, const char *index, int64_t *n)
+{
+    PGresult *r = PQexec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : OT_ERR;
+    PQclear(r);
+    r = PQexec(pg, "DECLARE ot_reindex NO SCROLL CURSOR FOR SELECT o.id::text, o.version, ot_iso(o.created_at), "
+                   "ot_ts_us(o.created_at), ot_iso(o.updated_at), json_build_object('userId', o.user_id, 'status', "
+                   "o.status, 'timestamp', ot_iso(o.updated_at), 'payload', json_build_object('items', o.items))::text, "
+                   "(SELECT e.seq FROM order_events e WHERE e.order_id = o.id AND e.version = o.version) FROM orders o");
+    rc |= PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : OT_ERR;
+    PQclear(r);
+    while (rc == 0) {
+        r = PQexec(pg, "FETCH 1000 FROM ot_reindex"); /* PAGE */
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            fprintf(stderr, "ordertrack search: %s", PQerrorMessage(pg));
+            rc = OT_ERR;
+        } else if (PQntuples(r) == 0) {
+            PQclear(r);
+            break;
+        } else {
+            rc = index_page(c, index, r, n);
+        }
+        PQclear(r);
+    }
+    PQclear(PQexec(pg, rc == 0 ? "COMMIT" : "ROLLBACK"));
+    return rc;
+}
+
+static int reindex(cli *c, PGconn *pg, bool keep_old, int wait_s)
+{
+    char orders[OT_ES_PREFIX_MAX + 16], next[OT_ES_PREFIX_MAX + 16], old[256], busy[256], fresh[128];
+    snprintf(orders, sizeof orders, "%s-orders", c->prefix);
+    snprintf(next, sizeof next, "%s-orders-next", c->prefix);
+    int a = alias_index(c, orders, old, sizeof old);
+    if (a <= 0) {
+        if (a == 0)
+            fprintf(stderr, "ordertrack search: no alias %s (start the server with ELASTICSEARCH_URL first)\n", orders);
+        return 1;
+    }
+    a = alias_index(c, next, busy, sizeof busy);
+    if (a != 0) {
+        if (a > 0)
+            fprintf(stderr, "ordertrack search: a reindex is running (%s -> %s); delete that index if it is stale\n",
+                    next, busy);
+        return 1;
+    }
+    /* 1. The new index, under the alias the indexer looks for. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(fresh, sizeof fresh, "%s-orders-r%lld", c->prefix, (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    char path[320], body[1536];
+    snprintf(path, sizeof path, "/%s", fresh);
+    snprintf(body, sizeof body, "{\"aliases\":{\"%s\":{}}}", next);
+    if (es(c, "PUT", path, "application/json", body, strlen(body)) < 0 || c->status != 200) {
+        fprintf(stderr, "ordertrack search: creating %s: %ld %.300s\n", fresh, c->status, c->body.data);
+        return 1;
+    }
+    /* 2. The recorded position: once the indexer's cursor passes the last
+     * seq after it has noticed, every later event goes to the new index too. */
+    sleep_ms(NOTICE_MS);
+    int64_t pos = one_int(pg, "SELECT coalesce(max(seq), 0) FROM order_events"), cur = -1;
+    for (long waited = 0; waited <= (long)wait_s * 1000; waited += 100) {
+        cur = one_int(pg, "SELECT seq FROM ot_sink_cursors WHERE name = '" OT_INDEXER_SINK "'");
+        if (cur >= pos)
+            break;
+        sleep_ms(100);
+    }
+    int64_t n = 0;
+    if (pos < 0 || cur < pos) {
+        fprintf(stderr, "ordertrack search: the indexer's cursor is at %lld, not %lld, after %d s: is a server with "
+                        "ELASTICSEARCH_URL running? (the new index %s is left for inspection)\n",
+                (long long)cur, (long long)pos, wait_s, fresh);
+        return 1;
+    }
+    /* 3. The copy, then 4. the swap, in one atomic _aliases call. */
+    if (copy_orders(c, pg, fresh, &n) < 0)
+        return 1;
+    snprintf(body, sizeof body,
+             "{\"actions\":[{\"remove\":{\"index\":\"%s\",\"alias\":\"%s\"}},{\"add\":{\"index\":\"%s\",\"alias\":\"%s\","
+             "\"is_write_index\":true}},{\"remove\":{\"index\":\"%s\",\"alias\":\"%s\"}}]}",
+             old, orders, fresh, orders, fresh, next);
+    if (es(c, "POST", "/_aliases", "application/json", body, strlen(body)) < 0 || c->status != 200) {
+        fprintf(stderr, "ordertrack search: alias swap: %ld %.300s\n", c->status, c->body.data);
+        return 1;
+    }
+    if (!keep_old) {
+        snprintf(path, sizeof path, "/%s", old);
+        if (es(c, "DELETE", path, NULL, NULL, 0) < 0 || c->status != 200)
+            fprintf(stderr, "ordertrack search: deleting %s: %ld (left in place)\n", old, c->status);
+    }
+    printf("{\"old\":\"%s\",\"new\":\"%s\",\"orders\":%lld,\"position\":%lld,\"oldDeleted\":%s}\n", old, fresh,
+           (long long)n, (long long)pos, keep_old ? "false" : "true");
+    return 0;
+}
+
+int ot_search_cli_main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "reindex") != 0) {
+        fputs(usage_text, argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
+        return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
+    }
+    const char *db = getenv("DATABASE_URL"), *prefix = getenv("ORDERTRACK_ES_INDEX_PREFIX");
+    cli c = { .es = getenv("ELASTICSEARCH_URL") };
+    bool keep_old = false;
+    uint64_t wait_s = 60;
+    for (int i = 2; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--keep-old")) {
+            keep_old = true;
+        } else if (!strcmp(argv[i], "--help")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (v && !strcmp(argv[i], "--database-url")) {
+            db = argv[++i];
+        } else if (v && !strcmp(argv[i], "--elasticsearch-url")) {
+            c.es = argv[++i];
+        } else if (v && !strcmp(argv[i], "--es-index-prefix")) {
+            prefix = argv[++i];
+        } else if (v && !strcmp(argv[i], "--wait-seconds")) {
+            if (ot_config_parse_uint(argv[++i], 3600, &wait_s) < 0) {
+                fprintf(stderr, "ordertrack search: --wait-seconds: 0..3600\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "ordertrack search: unknown or incomplete option %s\n%s", argv[i], usage_text);
+            return 2;
+        }
+    }
+    if (ot_secret_resolve(&db, getenv("DATABASE_URL_FILE"), "DATABASE_URL", "database_url") < 0)
+        return 1;
+    snprintf(c.prefix, sizeof c.prefix, "%s", prefix ? prefix : "ordertrack");
+    if (!db || !c.es || !ot_es_prefix_valid(c.prefix)) {
+        fprintf(stderr, "ordertrack search: needs a database, an Elasticsearch URL and a valid index prefix\n%s",
+                usage_text);
+        return 2;
+    }
+    PGconn *pg = PQconnectdb(db);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        fprintf(stderr, "ordertrack search: %s", PQerrorMessage(pg));
+        PQfinish(pg);
+        return 1;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = reindex(&c, pg, keep_old, (int)wait_s);
+    ot_buf_free(&c.body);
+    PQfinish(pg);
+    curl_global_cleanup();
+    return rc;
+}
