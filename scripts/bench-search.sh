@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Search indexing benchmark: how fast the indexer (app/indexer.c) puts an
+# outbox of N events into Elasticsearch, against Elasticsearch's own _bulk
+# ceiling measured with curl on the same node, the same documents and the same
+# batch size, one request in flight (what the indexer does). Not a test.
+#   scripts/bench-search.sh [orders=20000] [batch=1000]
+# Elasticsearch: ES_PORT (9200) through scripts/elasticsearch.sh (started if
+# it is not running, stopped again then). Prints events/s of both and the ratio.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+orders=${1:-20000}; batch=${2:-1000}
+es_port=${ES_PORT:-9200}
+es=http://127.0.0.1:$es_port
+make -s build/ordertrack
+scripts/services.sh
+
+tmp=$(mktemp -d); port=18185
+db=ot_bench_search_$$
+prefix=ot-bench-$$
+pg=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres)
+es_started=
+cleanup() {
+  [ -n "${ot_pid:-}" ] && kill "$ot_pid" 2>/dev/null && wait "$ot_pid" 2>/dev/null || true
+  curl -s -XDELETE "$es/$prefix-*" >/dev/null 2>&1 || true
+  curl -s -XDELETE "$es/_index_template/$prefix" >/dev/null 2>&1 || true
+  "${pg[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  [ -n "$es_started" ] && ES_PORT=$es_port scripts/elasticsearch.sh stop >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+if ! ES_PORT=$es_port scripts/elasticsearch.sh status >/dev/null 2>&1; then
+  ES_PORT=$es_port ES_TRANSPORT_PORT=$((es_port + 100)) scripts/elasticsearch.sh start
+  es_started=1
+fi
+"${pg[@]}" -d postgres -c "CREATE DATABASE $db"
+url=postgresql://postgres@127.0.0.1:5432/$db
+build/ordertrack migrate --database-url "$url" 2>/dev/null
+# The outbox: $orders orders by 100 customers, each CREATED then ACCEPTED then
+# PREPARED (three events), one minute apart, in one transaction.
+"${pg[@]}" -d "$db" <<SQL
+INSERT INTO users (id, email, name, password_hash, role)
+SELECT gen_random_uuid(), 'bench' || i || '@example.com', 'Bench ' || i, 'x', 'CUSTOMER' FROM generate_series(1, 100) i;
+CREATE TEMP TABLE u AS SELECT id, row_number() OVER () AS n FROM users;
+CREATE TEMP TABLE o AS
+SELECT gen_random_uuid() AS id, (SELECT id FROM u WHERE n = 1 + i % 100) AS uid,
+       timestamptz '2026-06-01' + i * interval '1 second' AS t FROM generate_series(1, $orders) i;
+INSERT INTO orders (id, user_id, status, items, created_at, updated_at, version)
+SELECT id, uid, 'PREPARED', '[{"productId":"sku-1","qty":2}]', t, t + interval '2 minutes', 3 FROM o;
+INSERT INTO order_events (order_id, version, user_id, type, status, payload, actor, created_at)
+SELECT o.id, v, o.uid, CASE v WHEN 1 THEN 'order.created' ELSE 'order.updated' END,
+       (ARRAY['CREATED', 'ACCEPTED', 'PREPARED'])[v]::order_status,
+       '{"items":[{"productId":"sku-1","qty":2}]}', o.uid, o.t + (v - 1) * interval '1 minute'
+FROM o, generate_series(1, 3) v ORDER BY o.t, v;
+SQL
+events=$("${pg[@]}" -d "$db" -tAc "SELECT count(*) FROM order_events")
+max=$("${pg[@]}" -d "$db" -tAc "SELECT max(seq) FROM order_events")
+echo "events: $events (batch $batch, one _bulk in flight)"
+
+# 1. The indexer: a server whose durable sink starts at 0 (the whole outbox).
+JWT_SECRET=bench-secret-0123456789abcdef0123456789 build/ordertrack serve --listen 127.0.0.1:$port --workers 1 \
+  --log-level warn --database-url "$url" --elasticsearch-url "$es" --es-index-prefix "$prefix" \
+  --es-bulk-max-events "$batch" 2>"$tmp/ot.log" &
+ot_pid=$!
+cursor() { "${pg[@]}" -d "$db" -tAc "SELECT coalesce((SELECT seq FROM ot_sink_cursors WHERE name = 'search'), 0)"; }
+now() { date +%s.%N; }
+while [ "$(cursor)" -eq 0 ]; do sleep 0.02; done
+t0=$(now); c0=$(cursor)
+while [ "$(cursor)" -lt "$max" ]; do sleep 0.02; done
+t1=$(now)
+kill "$ot_pid"; wait "$ot_pid" 2>/dev/null || true; ot_pid=
+ix_rate=$(python3 -c "print(round(($max - $c0) / ($t1 - $t0)))")
+echo "indexer: $((max - c0)) events in $(python3 -c "print(round($t1 - $t0, 2))") s = $ix_rate events/s"
+
+# 2. The ceiling: the documents the indexer wrote, read back, re-sent with curl
+# into fresh indices of the same template in batches of the same size.
+curl -sf -XPOST "$es/$prefix-events,$prefix-orders/_refresh" >/dev/null
+python3 - "$es" "$prefix" "$batch" "$tmp" <<'PY'
+import json, sys, urllib.request
+es, prefix, batch, tmp = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+def scan(index):
+    body = {"size": 10000, "sort": ["_doc"], "query": {"match_all": {}}}
+    req = urllib.request.Request("%s/%s/_search?scroll=1m" % (es, index), json.dumps(body).encode(),
+                                 {"Content-Type": "application/json"})
+    r = json.load(urllib.request.urlopen(req))
+    while r["hits"]["hits"]:
+        yield from r["hits"]["hits"]
+        req = urllib.request.Request("%s/_search/scroll" % es, json.dumps({"scroll": "1m", "scroll_id": r["_scroll_id"]}).encode(),
+                                     {"Content-Type": "application/json"})
+        r = json.load(urllib.request.urlopen(req))
+events = {h["_source"]["orderId"] + ":%d" % h["_source"]["version"]: h for h in scan(prefix + "-events")}
+orders = {h["_id"]: h["_source"] for h in scan(prefix + "-orders")}
+lines, n, f = [], 0, 0
+for key in sorted(events, key=lambda k: events[k]["_source"]["seq"]):
+    h = events[key]; s = h["_source"]
+    lines.append(json.dumps({"create": {"_index": prefix + "-events-ceil", "_id": h["_id"]}}))
+    lines.append(json.dumps(s, separators=(",", ":")))
+    o = dict(orders[s["orderId"]], status=s["status"], version=s["version"], seq=s["seq"])
+    lines.append(json.dumps({"index": {"_index": prefix + "-orders-ceil", "_id": s["orderId"], "version": s["version"],
+                                       "version_type": "external"}}))
+    lines.append(json.dumps(o, separators=(",", ":")))
+    n += 1
+    if n % batch == 0:
+        open("%s/bulk-%05d.ndjson" % (tmp, f), "w").write("\n".join(lines) + "\n"); lines = []; f += 1
+if lines:
+    open("%s/bulk-%05d.ndjson" % (tmp, f), "w").write("\n".join(lines) + "\n")
+PY
+t0=$(now)
+for f in "$tmp"/bulk-*.ndjson; do
+  curl -sf -XPOST "$es/_bulk" -H 'Content-Type: application/x-ndjson' --data-binary "@$f" -o "$tmp/answer.json"
+  grep -q '"errors":false' "$tmp/answer.json" || { echo "bench-search: a ceiling _bulk had errors" >&2; head -c 400 "$tmp/answer.json" >&2; exit 1; }
+done
+t1=$(now)
+ceil_rate=$(python3 -c "print(round($events / ($t1 - $t0)))")
+echo "curl _bulk ceiling: $events events in $(python3 -c "print(round($t1 - $t0, 2))") s = $ceil_rate events/s"
+echo "ratio indexer/ceiling: $(python3 -c "print(round($ix_rate / $ceil_rate, 2))")"
