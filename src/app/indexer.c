@@ -69,6 +69,7 @@ typedef struct {
     entry *e;
     size_t n, cap;
     ot_buf arena;
+    bool looked; /* the PostgreSQL lookup is done (prefetched while the previous batch was in flight) */
 } batch;
 
 /* What the batch in flight does next (or is doing). */
@@ -97,6 +98,8 @@ struct ot_indexer {
     char next[OT_ES_PREFIX_MAX + 64];
     ot_curl_req *next_req;
     ot_timer next_timer;
+    ot_pg_query *fill_q; /* the prefetched lookup of fill */
+    bool flush_wanted;   /* flush once fill_q is back */
     /* fly's actions in the body sent: (entry index << 2) | kind */
     size_t *acts;
     size_t nacts, capacts;
@@ -119,6 +122,7 @@ static void batch_clear(batch *b)
         for (int k = 0; k < NKINDS; k++)
             free(b->e[i].reason[k]);
     b->n = 0;
+    b->looked = false;
     ot_buf_reset(&b->arena);
 }
 
@@ -248,6 +252,7 @@ static void setup_step(ot_indexer *ix)
 
 static void fly_step(ot_indexer *ix);
 static void flush(ot_indexer *ix);
+static bool fill_full(const ot_indexer *ix);
 
 static void complete(ot_indexer *ix)
 {
@@ -296,15 +301,9 @@ static void next_phase(ot_indexer *ix, bool resend_now)
     }
 }
 
-static void on_created(void *data, int status, PGresult *res)
+/* Fills b's entries from the lookup's rows. */
+static void apply_lookup(batch *b, PGresult *res)
 {
-    ot_indexer *ix = data;
-    ix->pq = NULL;
-    if (status != OT_PG_OK) {
-        retry_later(ix, PG_RETRY_MS);
-        return;
-    }
-    batch *b = &ix->fly;
     for (int r = 0; r < PQntuples(res); r++) {
         bool order = PQgetvalue(res, r, 0)[0] == 'o';
         const char *id = PQgetvalue(res, r, 1);
@@ -325,8 +324,34 @@ static void on_created(void *data, int status, PGresult *res)
             }
         }
     }
+    b->looked = true;
+}
+
+static void on_created(void *data, int status, PGresult *res)
+{
+    ot_indexer *ix = data;
+    ix->pq = NULL;
+    if (status != OT_PG_OK) {
+        retry_later(ix, PG_RETRY_MS);
+        return;
+    }
+    apply_lookup(&ix->fly, res);
     ix->phase = F_SEND;
     fly_step(ix);
+}
+
+/* The next batch's lookup, made while the current one is in Elasticsearch:
+ * it is full, so it cannot change (and flush waits for this). */
+static void on_fill_created(void *data, int status, PGresult *res)
+{
+    ot_indexer *ix = data;
+    ix->fill_q = NULL;
+    if (status == OT_PG_OK)
+        apply_lookup(&ix->fill, res); /* on failure the batch looks up again once in flight */
+    if (ix->flush_wanted) {
+        ix->flush_wanted = false;
+        flush(ix);
+    }
 }
 
 static void on_parked(void *data, int status, PGresult *res)
@@ -425,7 +450,9 @@ static bool send_bulk(ot_indexer *ix)
         next_phase(ix, false);
         return true;
     }
-    ok = ok && send(ix, "POST", "/_bulk", "application/x-ndjson", body.data, body.len, on_bulk);
+    /* Only what on_bulk reads: a tenth of the answer to receive and parse. */
+    ok = ok && send(ix, "POST", "/_bulk?filter_path=items.*.status,items.*.error", "application/x-ndjson", body.data,
+                    body.len, on_bulk);
     ot_buf_free(&body);
     return ok;
 }
@@ -531,9 +558,8 @@ static bool send_parks(ot_indexer *ix)
     return ix->pq != NULL;
 }
 
-static bool send_lookup(ot_indexer *ix)
+static ot_pg_query *send_lookup(ot_indexer *ix, batch *b, ot_pg_cb *cb)
 {
-    batch *b = &ix->fly;
     ot_buf ids = OT_BUF_INIT, vers = OT_BUF_INIT;
     bool ok = ot_buf_append(&ids, "{", 1) >= 0 && ot_buf_append(&vers, "{", 1) >= 0;
     for (size_t i = 0; i < b->n && ok; i++)
@@ -541,10 +567,10 @@ static bool send_lookup(ot_indexer *ix)
              ot_buf_printf(&vers, "%s%lld", i ? "," : "", (long long)b->e[i].m.version) >= 0;
     ok = ok && ot_buf_append(&ids, "}", 2) >= 0 && ot_buf_append(&vers, "}", 2) >= 0; /* with the NUL */
     const char *vals[2] = { ids.data, vers.data };
-    ix->pq = ok ? ot_pg_exec(ix->pg, "indexer_created", 2, vals, NULL, on_created, ix) : NULL;
+    ot_pg_query *q = ok ? ot_pg_exec(ix->pg, "indexer_created", 2, vals, NULL, cb, ix) : NULL;
     ot_buf_free(&ids);
     ot_buf_free(&vers);
-    return ix->pq != NULL;
+    return q;
 }
 
 static void fly_step(ot_indexer *ix)
@@ -552,7 +578,8 @@ static void fly_step(ot_indexer *ix)
     bool ok = true;
     switch (ix->phase) {
     case F_LOOKUP:
-        ok = send_lookup(ix);
+        ix->pq = send_lookup(ix, &ix->fly, on_created);
+        ok = ix->pq != NULL;
         break;
     case F_SEND:
         ok = send_bulk(ix);
@@ -583,12 +610,23 @@ static void on_retry(ot_loop *loop, ot_timer *t)
 static void flush(ot_indexer *ix)
 {
     ot_timer_stop(ix->loop, &ix->flush_timer);
-    if (ix->phase != F_IDLE || ix->fill.n == 0)
+    if (ix->fill.n == 0)
         return;
+    if (ix->fill_q) {
+        ix->flush_wanted = true; /* the batch may not move under its lookup */
+        return;
+    }
+    if (ix->phase != F_IDLE) {
+        /* Busy: look the full batch up now, so it goes as soon as the
+         * current one is done. */
+        if (fill_full(ix) && !ix->fill.looked)
+            ix->fill_q = send_lookup(ix, &ix->fill, on_fill_created);
+        return;
+    }
     batch t = ix->fly;
     ix->fly = ix->fill;
     ix->fill = t;
-    ix->phase = F_LOOKUP;
+    ix->phase = ix->fly.looked ? F_SEND : F_LOOKUP;
     fly_step(ix);
 }
 
@@ -747,6 +785,8 @@ void ot_indexer_free(ot_indexer *ix)
     ot_timer_stop(ix->loop, &ix->next_timer);
     if (ix->next_req)
         ot_curl_cancel(ix->next_req);
+    if (ix->fill_q)
+        ot_pg_cancel(ix->fill_q);
     if (ix->sink)
         ot_sink_remove(ix->sink);
     if (ix->req)

@@ -188,6 +188,23 @@ def test_events_and_latest_order_states_reach_elasticsearch_with_the_template_ma
     assert gauge(srv.port, "ordertrack_search_index_backlog_events") == 0
 
 
+def test_many_small_batches_catch_up_in_order_with_the_next_lookup_prefetched(server, db, prefix):
+    """Two events per _bulk, the outbox replayed from the floor: the next
+    batch is full (and looked up) while the current one is in flight."""
+    srv = server(workers=1, args=NO_LIMITS, env=es_env(prefix))
+    workload(srv.port, db, n=6)
+    wait_cursor(db, events_since(db, FLOOR[0])[-1][0])
+    srv.stop()
+    # Empty indices and the cursor back at the floor: all 18 events again.
+    es("DELETE", "/%s-*" % prefix)
+    set_cursor(db, FLOOR[0])
+    srv = server(workers=1, args=NO_LIMITS, env=es_env(prefix, ORDERTRACK_ES_BULK_MAX_EVENTS=2))
+    rows = events_since(db, FLOOR[0])
+    wait_cursor(db, rows[-1][0])
+    expect_in_step(db, prefix, FLOOR[0])
+    assert gauge(srv.port, "ordertrack_search_bulk_requests_total") >= len(rows) // 2
+
+
 def test_replayed_duplicate_and_older_deliveries_leave_the_latest_state(server, db, prefix):
     srv = server(workers=1, args=NO_LIMITS, env=es_env(prefix))
     workload(srv.port, db)
