@@ -31,12 +31,14 @@ const ot_pg_stmt ot_indexer_stmts[] = {
      * (a later version's event is committed, so it follows and overwrites).
      * $1, $2: each event's order and version. */
     { "indexer_created",
-      "SELECT 'o', id::text, version, ot_iso(created_at), ot_ts_us(created_at), ot_iso(updated_at) FROM orders "
-      "WHERE id = ANY($1::uuid[]) "
+      /* Every row names its entry (the ordinality i, from 1), so the answer
+       * is applied in one pass. */
+      "SELECT 'o', k.i, o.version, ot_iso(o.created_at), ot_ts_us(o.created_at), ot_iso(o.updated_at) "
+      "FROM unnest($1::uuid[]) WITH ORDINALITY AS k (o, i) JOIN orders o ON o.id = k.o "
       /* The stint each event ends (the previous version's status and time):
        * analytics' time in status, as sql/007 joins version to version + 1. */
-      "UNION ALL SELECT 'p', e.order_id::text, n.version, e.status::text, ot_ts_us(e.created_at), "
-      "ot_ts_us(n.created_at)::text FROM unnest($1::uuid[], $2::int[]) AS k (o, v) "
+      "UNION ALL SELECT 'p', k.i, n.version, e.status::text, ot_ts_us(e.created_at), ot_ts_us(n.created_at)::text "
+      "FROM unnest($1::uuid[], $2::int[]) WITH ORDINALITY AS k (o, v, i) "
       "JOIN order_events n ON n.order_id = k.o AND n.version = k.v "
       "JOIN order_events e ON e.order_id = k.o AND e.version = k.v - 1",
       2, true },
@@ -306,22 +308,20 @@ static void apply_lookup(batch *b, PGresult *res)
 {
     for (int r = 0; r < PQntuples(res); r++) {
         bool order = PQgetvalue(res, r, 0)[0] == 'o';
-        const char *id = PQgetvalue(res, r, 1);
+        long long i = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+        if (i < 1 || (size_t)i > b->n)
+            continue;
+        entry *en = &b->e[i - 1];
         int64_t version = strtoll(PQgetvalue(res, r, 2), NULL, 10), us = strtoll(PQgetvalue(res, r, 4), NULL, 10);
-        for (size_t i = 0; i < b->n; i++) {
-            entry *en = &b->e[i];
-            if (strcmp(en->m.order, id) != 0)
-                continue;
-            if (order) {
-                snprintf(en->m.created, sizeof en->m.created, "%s", PQgetvalue(res, r, 3));
-                en->m.created_us = us;
-                if (version == en->m.version)
-                    snprintf(en->m.updated, sizeof en->m.updated, "%s", PQgetvalue(res, r, 5));
-            } else if (version == en->m.version) {
-                snprintf(en->m.prev_status, sizeof en->m.prev_status, "%s", PQgetvalue(res, r, 3));
-                en->m.prev_us = us;
-                en->m.end_us = strtoll(PQgetvalue(res, r, 5), NULL, 10);
-            }
+        if (order) {
+            snprintf(en->m.created, sizeof en->m.created, "%s", PQgetvalue(res, r, 3));
+            en->m.created_us = us;
+            if (version == en->m.version)
+                snprintf(en->m.updated, sizeof en->m.updated, "%s", PQgetvalue(res, r, 5));
+        } else if (version == en->m.version) {
+            snprintf(en->m.prev_status, sizeof en->m.prev_status, "%s", PQgetvalue(res, r, 3));
+            en->m.prev_us = us;
+            en->m.end_us = strtoll(PQgetvalue(res, r, 5), NULL, 10);
         }
     }
     b->looked = true;
