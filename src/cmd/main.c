@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ot/app/indexer.h"
 #include "ot/core/config.h"
 #include "ot/core/log.h"
 #include "ot/codec/pwhash.h"
@@ -66,6 +67,11 @@ int main(int argc, char **argv)
     if (ot_config_load_secrets(&cfg) < 0)
         return 2;
     ot_pwhash_set_cost(cfg.scrypt_log2n);
+    if (cfg.elasticsearch_url && !ot_es_prefix_valid(cfg.es_index_prefix)) {
+        fprintf(stderr, "ordertrack: --es-index-prefix: lowercase letters, digits, '-' and '_', 1..%d bytes, "
+                        "not starting with '-' or '_'\n", OT_ES_PREFIX_MAX - 1);
+        return 2;
+    }
     if ((cfg.tls_cert == NULL) != (cfg.tls_key == NULL)) {
         fprintf(stderr, "ordertrack: --tls-cert and --tls-key go together\n");
         return 2;

@@ -452,3 +452,16 @@ def test_reindex_under_live_writes_rebuilds_from_postgres_and_swaps_the_alias(se
     assert {k: docs[k][0] for k in want} == want
     st, _, body = request(srv.port, "GET", "/search/orders?limit=100", token=tok, timeout=10)
     assert st == 200 and {o["id"] for o in body["orders"]} == set(live[:100])
+
+
+def test_the_elasticsearch_flags_are_range_checked_and_a_bad_prefix_is_refused_at_start():
+    from conftest import run_cli
+    env = {"JWT_SECRET": "x" * 40}
+    for flag, bad in (("--es-bulk-max-events", "0"), ("--es-bulk-max-events", "100001"),
+                      ("--es-bulk-max-bytes", "4095"), ("--es-bulk-flush-ms", "0"), ("--es-bulk-flush-ms", "60001"),
+                      ("--es-timeout-ms", "99"), ("--es-timeout-ms", "600001")):
+        p = run_cli("serve", flag, bad, env=env)
+        assert p.returncode == 2 and flag in p.stderr, (flag, bad, p.stderr)
+    for bad in ("Upper", "-x", "a b", "x" * 64, "a*"):
+        p = run_cli("serve", "--elasticsearch-url", ES, "--es-index-prefix", bad, env=env)
+        assert p.returncode == 2 and "--es-index-prefix" in p.stderr, (bad, p.stderr)
