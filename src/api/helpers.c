@@ -105,14 +105,20 @@ bool ot_req_need_db(ot_req *r)
     return false;
 }
 
-bool ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more, ot_role role)
+bool ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more, ot_role role, int status_col)
 {
     ot_jw_key(w, "orders");
     ot_jw_arr_open(w);
     ot_buf one = OT_BUF_INIT;
     for (int i = 0; i < n; i++) {
         one.len = 0;
-        if (ot_lifecycle_annotate(ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0)), role, &one) < 0) {
+        ot_str order = ot_str_make(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+        int rc = status_col >= 0 ? ot_lifecycle_splice(order,
+                                                       ot_str_make(PQgetvalue(res, i, status_col),
+                                                                   (size_t)PQgetlength(res, i, status_col)),
+                                                       role, &one)
+                                 : ot_lifecycle_annotate(order, role, &one);
+        if (rc < 0) {
             ot_buf_free(&one);
             return false;
         }

@@ -16,13 +16,13 @@ const ot_pg_stmt ot_orders_stmts[] = {
       4, false },
     { "order_status",
       "SELECT result, order_json, event_json FROM ot_update_status($1::uuid, $2::order_status, $3::int, $4::uuid)", 4, false },
-    { "order_get", "SELECT ot_order_json(o), o.user_id FROM orders o WHERE o.id = $1::uuid", 1, true },
+    { "order_get", "SELECT ot_order_json(o), o.user_id, o.status FROM orders o WHERE o.id = $1::uuid", 1, true },
     /* Keyset pagination on (created_at, id): stable under concurrent inserts.
      * The cursor carries created_at as integer microseconds since the epoch
      * (exact both ways, and checkable in C: a tampered cursor is a 400 before
      * any query, never a database error). */
     { "orders_by_user",
-      "SELECT ot_order_json(o), (extract(epoch FROM o.created_at) * 1000000)::bigint, o.id FROM orders o "
+      "SELECT ot_order_json(o), (extract(epoch FROM o.created_at) * 1000000)::bigint, o.id, o.status FROM orders o "
       "WHERE o.user_id = $1::uuid AND ($2::bigint IS NULL OR (o.created_at, o.id) < "
       "('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::uuid)) "
       "ORDER BY o.created_at DESC, o.id DESC LIMIT $4::int",
@@ -50,10 +50,13 @@ typedef struct {
 
 /* Every order answered carries the moves the caller may make next
  * (codec/lifecycle.h), so a page never offers an illegal one. */
-static void respond_order(ot_req *r, int status, ot_str order)
+/* known: the order's status when the caller has it (a column, the request
+ * that just set it), so the JSON is not parsed to find it; empty: parse. */
+static void respond_order(ot_req *r, int status, ot_str order, ot_str known)
 {
     ot_buf b = OT_BUF_INIT;
-    if (ot_lifecycle_annotate(order, r->auth.role, &b) == 0)
+    if ((known.len ? ot_lifecycle_splice(order, known, r->auth.role, &b)
+                   : ot_lifecycle_annotate(order, r->auth.role, &b)) == 0)
         ot_respond_json(r, status, ot_buf_str(&b));
     else
         ot_respond_error(r, 500, "internal", "order could not be encoded");
@@ -95,19 +98,21 @@ static void created_cb(void *data, int status, PGresult *res)
                          "this Idempotency-Key was already used for a different order");
         return;
     }
-    ot_event ev;
-    /* The event names the order: its id gives Location without parsing the
-     * order's JSON as well. */
+    ot_event ev = { 0 };
+    /* The event names the order: its id gives Location and its status the
+     * moves, without parsing the order's JSON as well. A new order's status
+     * is its event's; an idempotent replay's may have moved on since (parsed). */
     if (created && ot_events_committed(ot_api_of(r)->events,
-                                       ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)), &ev) == 0 &&
-        ev.order_id.len) {
+                                       ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)), &ev) < 0)
+        ev = (ot_event){ 0 };
+    if (ev.order_id.len) {
         char loc[96] = "/orders/";
         size_t n = ev.order_id.len < 40 ? ev.order_id.len : 40;
         memcpy(loc + 8, ev.order_id.base, n);
         loc[8 + n] = '\0';
         ot_resp_header(r, "Location", loc);
     }
-    respond_order(r, created ? 201 : 200, order);
+    respond_order(r, created ? 201 : 200, order, ev.status);
 }
 
 void ot_h_order_create(ot_req *r)
@@ -169,7 +174,8 @@ static void get_cb(void *data, int status, PGresult *res)
         ot_respond_error(r, 404, "not_found", "no such order");
         return;
     }
-    respond_order(r, 200, ot_str_make(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)));
+    respond_order(r, 200, ot_str_make(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0)),
+                  ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)));
 }
 
 void ot_h_order_get(ot_req *r)
@@ -204,7 +210,7 @@ static void list_cb(void *data, int status, PGresult *res)
     ot_jw w;
     ot_jw_init(&w, &b);
     ot_jw_obj_open(&w);
-    if (!ot_api_put_order_page(&w, res, n, n > 0 && n == limit, r->auth.role)) {
+    if (!ot_api_put_order_page(&w, res, n, n > 0 && n == limit, r->auth.role, 3)) {
         ot_buf_free(&b);
         ot_respond_error(r, 500, "internal", "order could not be encoded");
         return;
@@ -286,7 +292,7 @@ static void status_cb(void *data, int status, PGresult *res)
     ot_str order = ot_str_make(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
     if (!strcmp(result, "ok")) {
         ot_events_committed(ot_api_of(r)->events, ot_str_make(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2)), NULL);
-        respond_order(r, 200, order);
+        respond_order(r, 200, order, ot_str_c(want));
         return;
     }
     if (!strcmp(result, "not_found")) {

@@ -193,7 +193,7 @@ static void orders_cb(void *data, int status, PGresult *res)
     ot_jw w;
     ot_jw_init(&w, &b);
     ot_jw_obj_open(&w);
-    if (!ot_api_put_order_page(&w, res, n, more, r->auth.role)) {
+    if (!ot_api_put_order_page(&w, res, n, more, r->auth.role, -1)) {
         ot_buf_free(&b);
         ot_respond_error(r, 500, "internal", "order could not be encoded");
         return;

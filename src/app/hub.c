@@ -393,8 +393,8 @@ ot_wsbuf *ot_hub_event_frame(const ot_event *ev, bool customer)
     ot_buf view = OT_BUF_INIT, data = OT_BUF_INIT;
     /* Both roles' copies carry the moves that role may make next (codec/lifecycle.h). */
     if ((customer && ot_event_view_customer(ev->json, &view) < 0) ||
-        ot_lifecycle_annotate(customer ? ot_buf_str(&view) : ev->json, customer ? OT_ROLE_CUSTOMER : OT_ROLE_ADMIN,
-                              &data) < 0) {
+        ot_lifecycle_splice(customer ? ot_buf_str(&view) : ev->json, ev->status,
+                            customer ? OT_ROLE_CUSTOMER : OT_ROLE_ADMIN, &data) < 0) {
         ot_buf_free(&view);
         ot_buf_free(&data);
         return NULL;

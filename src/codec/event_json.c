@@ -155,7 +155,7 @@ int ot_event_open(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_st
         got[i] = (uint8_t)(hi << 4 | lo);
     }
     ot_str body = ot_str_make(msg.base + OT_EVENT_SEAL_OVERHEAD, msg.len - OT_EVENT_SEAL_OVERHEAD);
-    if (mac(key, channel, body, want) < 0 || CRYPTO_memcmp(got, want, 32) != 0)
+    if (mac(key, channel, body, want) < 0 || !ot_ct_equal(got, want, 32))
         return OT_ERR;
     *json = body;
     return 0;

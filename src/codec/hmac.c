@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void slot_clear(ot_hmac *h, unsigned i)
 {
@@ -75,4 +76,25 @@ int ot_hmac_sha256(ot_hmac *h, ot_str key, const ot_str *parts, size_t nparts, u
     size_t n = 0;
     ok = ok && EVP_MAC_final(keyed, out, &n, OT_HMAC_LEN) && n == OT_HMAC_LEN;
     return ok ? 0 : OT_ERR;
+}
+
+bool ot_ct_equal(const void *a, const void *b, size_t n)
+{
+    const unsigned char *p = a, *q = b;
+    uint64_t diff = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, p + i, 8);
+        memcpy(&y, q + i, 8);
+        diff |= x ^ y;
+        /* An empty asm that "changes" diff: the compiler can no longer prove
+         * that a non-zero diff decides the result and exit the loop early. */
+        __asm__ volatile("" : "+r"(diff));
+    }
+    for (; i < n; i++) {
+        diff |= (uint64_t)(p[i] ^ q[i]);
+        __asm__ volatile("" : "+r"(diff));
+    }
+    return diff == 0;
 }

@@ -182,9 +182,9 @@ int ot_jwt_verify(ot_str secret, ot_str token, int64_t now_s, ot_jwt_claims *out
         return OT_JWT_ESIG;
     /* Constant time: a byte-wise early exit would leak how much of a forged
      * signature is right. */
-    int diff = CRYPTO_memcmp(buf, mac, SIG_LEN);
+    bool same = ot_ct_equal(buf, mac, SIG_LEN);
     OPENSSL_cleanse(mac, sizeof mac);
-    if (diff != 0)
+    if (!same)
         return OT_JWT_ESIG;
 
     if (decode_obj(pseg, buf, sizeof buf, &doc, toks) < 0)

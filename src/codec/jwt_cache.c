@@ -6,6 +6,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <endian.h>
+#include <string.h>
+
+#include "ot/codec/hmac.h"
+
 #include <openssl/crypto.h>
 
 #define SECRET_MAX 512 /* the secret the entries were verified under, kept to compare */
@@ -32,10 +37,9 @@ static inline uint64_t rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b
 
 static inline uint64_t load_le64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return le64toh(v); /* one load on x86; the byte loop was not always folded into one */
 }
 
 #define SIPROUND                                                                                   \
@@ -121,7 +125,7 @@ ot_jwt_cache_stats ot_jwt_cache_get_stats(const ot_jwt_cache *c)
 /* Entries are only valid under the secret they were verified with. */
 static bool same_secret(ot_jwt_cache *c, ot_str secret)
 {
-    if (secret.len == c->secret_len && CRYPTO_memcmp(secret.base, c->secret, secret.len) == 0)
+    if (secret.len == c->secret_len && ot_ct_equal(secret.base, c->secret, secret.len))
         return true;
     ot_jwt_cache_clear(c);
     if (secret.len > SECRET_MAX) {
@@ -139,7 +143,7 @@ int ot_jwt_verify_cached(ot_jwt_cache *c, ot_str secret, ot_str token, int64_t n
         return ot_jwt_verify(secret, token, now_s, out);
     uint64_t h = ot_siphash24(c->key, token.base, token.len);
     entry *e = &c->slots[h & c->mask];
-    if (e->len == token.len && e->hash == h && CRYPTO_memcmp(e->token, token.base, token.len) == 0) {
+    if (e->len == token.len && e->hash == h && ot_ct_equal(e->token, token.base, token.len)) {
         if (now_s >= e->claims.exp) {
             e->len = 0; /* dead for good: a token never comes back to life */
             return OT_JWT_EEXPIRED;

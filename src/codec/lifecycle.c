@@ -43,17 +43,29 @@ int ot_lifecycle_annotate(ot_str json, ot_role role, ot_buf *out)
         free(heap);
         return OT_ERR;
     }
+    int rc = ot_lifecycle_splice(ot_json_raw_value(&d, 0), ot_json_raw(&d, t), role, out);
+    free(heap);
+    return rc;
+}
+
+int ot_lifecycle_splice(ot_str obj, ot_str status, ot_role role, ot_buf *out)
+{
+    while (obj.len && (obj.base[0] == ' ' || obj.base[0] == '\n' || obj.base[0] == '\t' || obj.base[0] == '\r'))
+        obj.base++, obj.len--;
+    while (obj.len && (obj.base[obj.len - 1] == ' ' || obj.base[obj.len - 1] == '\n' ||
+                       obj.base[obj.len - 1] == '\t' || obj.base[obj.len - 1] == '\r'))
+        obj.len--;
+    /* "{" + a member + "}": the member before ours needs the comma. */
+    if (obj.len < 3 || obj.base[0] != '{' || obj.base[obj.len - 1] != '}')
+        return OT_ERR;
     const char *next[OT_LIFECYCLE_MAX_NEXT];
-    int n = ot_lifecycle_next(ot_json_raw(&d, t), role, next);
-    /* The object's text up to its closing brace; "status" exists, so it has a
-     * member before ours and needs the comma. */
-    ot_str obj = ot_json_raw_value(&d, 0);
+    int n = ot_lifecycle_next(status, role, next);
     size_t before = out->len;
     bool ok = ot_buf_append(out, obj.base, obj.len - 1) == 0 && ot_buf_append_str(out, ",\"nextStatuses\":[") == 0;
     for (int i = 0; ok && i < n; i++)
-        ok = ot_buf_printf(out, "%s\"%s\"", i ? "," : "", next[i]) == 0;
+        ok = (!i || ot_buf_append(out, ",", 1) == 0) && ot_buf_append(out, "\"", 1) == 0 &&
+             ot_buf_append_str(out, next[i]) == 0 && ot_buf_append(out, "\"", 1) == 0;
     ok = ok && ot_buf_append_str(out, "]}") == 0;
-    free(heap);
     if (!ok)
         out->len = before;
     return ok ? OT_OK : OT_ERR;

@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include "ot/codec/base64.h"
+#include "ot/codec/hmac.h"
 
 #define SALT_LEN 16
 #define KEY_LEN 32
@@ -145,9 +146,9 @@ int ot_pwhash_verify(const char *pw, size_t n, const char *stored)
         return OT_ERR;
     if (derive(pw, n, salt, saltlen, log2n, r, par, key) < 0)
         return OT_ERR;
-    int diff = CRYPTO_memcmp(key, want, KEY_LEN);
+    bool same = ot_ct_equal(key, want, KEY_LEN);
     OPENSSL_cleanse(key, sizeof key);
-    return diff == 0 ? 0 : OT_ERR;
+    return same ? 0 : OT_ERR;
 }
 
 /* ---- password policy ---- */

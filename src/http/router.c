@@ -9,7 +9,10 @@ int ot_router_add(ot_router *rt, const char *method, const char *pattern, const 
 {
     if (rt->n >= OT_MAX_ROUTES)
         return OT_ERR;
-    rt->routes[rt->n] = (ot_route){ method, pattern, name, h, 0, data };
+    const char *seg = pattern[0] == '/' ? pattern + 1 : pattern, *e = seg;
+    while (*e && *e != '/')
+        e++;
+    rt->routes[rt->n] = (ot_route){ method, pattern, name, h, 0, data, (unsigned)(e - seg), *seg == ':' };
     return rt->n++;
 }
 
@@ -52,8 +55,17 @@ int ot_router_match(const ot_router *rt, ot_str method, ot_str path, ot_str *par
     size_t al = 0;
     if (allowcap)
         allow[0] = 0;
+    /* The path's first segment (path starts with '/', or nothing matches). */
+    const char *s0 = path.len && path.base[0] == '/' ? path.base + 1 : NULL, *e0 = s0;
+    while (s0 && e0 < path.base + path.len && *e0 != '/')
+        e0++;
     for (int i = 0; i < rt->n; i++) {
         const ot_route *r = &rt->routes[i];
+        if (!s0)
+            break;
+        if (r->seg0_param ? e0 == s0
+                          : (size_t)(e0 - s0) != r->seg0_len || memcmp(r->pattern + 1, s0, r->seg0_len) != 0)
+            continue;
         ot_str tmp[OT_MAX_PARAMS];
         int np = 0;
         if (!match_path(r->pattern, path, tmp, &np))

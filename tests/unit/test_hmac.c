@@ -74,3 +74,26 @@ Test(hmac, parts_are_concatenated_and_empty_parts_allowed)
     cr_assert_eq(ot_hmac_sha256(&h, ot_str_make("", 0), &whole, 1, a), OT_ERR, "empty key refused");
     ot_hmac_free(&h);
 }
+
+/* Every length around the 8-byte steps, and one flipped bit at every position
+ * (the word loop and the byte tail both must see it). */
+Test(hmac, ct_equal_finds_a_difference_anywhere)
+{
+    unsigned char a[72], b[72];
+    for (size_t i = 0; i < sizeof a; i++)
+        a[i] = b[i] = (unsigned char)(i * 37 + 11);
+    for (size_t n = 0; n <= sizeof a; n++) {
+        cr_assert(ot_ct_equal(a, b, n), "equal, n=%zu", n);
+        for (size_t at = 0; at < n; at++) {
+            for (int bit = 0; bit < 8; bit += 7) {
+                b[at] ^= (unsigned char)(1u << bit);
+                cr_assert(!ot_ct_equal(a, b, n), "differ at %zu bit %d, n=%zu", at, bit, n);
+                b[at] ^= (unsigned char)(1u << bit);
+            }
+        }
+    }
+    /* Unaligned starts: tokens sit anywhere in a read buffer. */
+    cr_assert(ot_ct_equal(a + 1, b + 1, 40));
+    b[41] ^= 1;
+    cr_assert(!ot_ct_equal(a + 3, b + 3, 40));
+}

@@ -35,17 +35,20 @@ Test(lifecycle, customers_and_anonymous_move_nothing)
     }
 }
 
-static char *annotate(const char *json, ot_role role)
+/* The text written into b (freed), or NULL when rc says it failed. */
+static char *result(int rc, ot_buf *b)
 {
     static char out[4096];
+    if (rc == 0)
+        snprintf(out, sizeof out, "%.*s", (int)b->len, b->data);
+    ot_buf_free(b);
+    return rc == 0 ? out : NULL;
+}
+
+static char *annotate(const char *json, ot_role role)
+{
     ot_buf b = OT_BUF_INIT;
-    if (ot_lifecycle_annotate(ot_str_c(json), role, &b) < 0) {
-        ot_buf_free(&b);
-        return NULL;
-    }
-    snprintf(out, sizeof out, "%.*s", (int)b.len, b.data);
-    ot_buf_free(&b);
-    return out;
+    return result(ot_lifecycle_annotate(ot_str_c(json), role, &b), &b);
 }
 
 Test(lifecycle, annotate_appends_the_member)
@@ -92,4 +95,42 @@ Test(lifecycle, annotate_handles_a_big_event)
     cr_assert(memcmp(out.data + in.len - 1, tail, strlen(tail)) == 0);
     ot_buf_free(&in);
     ot_buf_free(&out);
+}
+
+static char *splice(const char *json, const char *status, ot_role role)
+{
+    ot_buf b = OT_BUF_INIT;
+    return result(ot_lifecycle_splice(ot_str_c(json), ot_str_c(status), role, &b), &b);
+}
+
+/* The splice is what annotate does once it found the status. */
+Test(lifecycle, splice_writes_what_annotate_writes)
+{
+    static const char *const orders[] = {
+        "{\"id\":\"x\",\"status\":\"CREATED\",\"version\":1}",
+        "{\"status\":\"SHIPPED\"}",
+        " {\"payload\":{\"status\":\"SHIPPED\"},\"status\":\"DELIVERED\"}\n",
+        "{\"status\":\"PREPARED\",\"items\":[{\"productId\":\"a\",\"qty\":2}]}",
+    };
+    static const char *const statuses[] = { "CREATED", "SHIPPED", "DELIVERED", "PREPARED" };
+    static const ot_role roles[] = { OT_ROLE_ADMIN, OT_ROLE_CUSTOMER };
+    for (size_t i = 0; i < OT_ARRAY_LEN(orders); i++)
+        for (size_t k = 0; k < OT_ARRAY_LEN(roles); k++) {
+            char want[512];
+            snprintf(want, sizeof want, "%s", annotate(orders[i], roles[k]));
+            cr_assert_str_eq(splice(orders[i], statuses[i], roles[k]), want, "%s", orders[i]);
+        }
+}
+
+Test(lifecycle, splice_refuses_what_is_not_an_object_with_a_member)
+{
+    cr_assert_null(splice("", "CREATED", OT_ROLE_ADMIN));
+    cr_assert_null(splice("{}", "CREATED", OT_ROLE_ADMIN));
+    cr_assert_null(splice("[1,2]", "CREATED", OT_ROLE_ADMIN));
+    cr_assert_null(splice("{\"status\":\"CREATED\"", "CREATED", OT_ROLE_ADMIN));
+    ot_buf b = OT_BUF_INIT;
+    ot_buf_append_str(&b, "prefix");
+    cr_assert_eq(ot_lifecycle_splice(ot_str_c("nope"), ot_str_c("CREATED"), OT_ROLE_ADMIN, &b), OT_ERR);
+    cr_assert_eq(b.len, 6);
+    ot_buf_free(&b);
 }

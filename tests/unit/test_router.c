@@ -167,3 +167,32 @@ Test(router, first_registered_wins)
     int np;
     cr_expect_eq(ot_router_match(&r2, OT_STR("GET"), OT_STR("/x/me"), p, &np, NULL, 0), a);
 }
+
+/* Routes are skipped on their first segment before the full match: a prefix,
+ * a longer segment or a parameter in the first place must all still behave. */
+Test(router, first_segment_prefilter_keeps_every_match)
+{
+    ot_router r2;
+    ot_router_init(&r2);
+    int any = ot_router_add(&r2, "GET", "/:tenant/orders", "tenant", h_get, NULL);
+    int web = ot_router_add(&r2, "GET", "/web/:file", "web", h_list, NULL);
+    int root = ot_router_add(&r2, "GET", "/", "root", h_root, NULL);
+    ot_str p[OT_MAX_PARAMS];
+    int np;
+    char allow[64];
+    cr_expect_eq(ot_router_match(&r2, ot_str_c("GET"), ot_str_c("/acme/orders"), p, &np, allow, sizeof allow), any);
+    cr_expect(ot_str_eq_lit(p[0], "acme"));
+    cr_expect_eq(ot_router_match(&r2, ot_str_c("GET"), ot_str_c("/web/a.js"), p, &np, allow, sizeof allow), web);
+    cr_expect_eq(ot_router_match(&r2, ot_str_c("GET"), ot_str_c("/web/orders"), p, &np, allow, sizeof allow), any,
+                 "the first registered match wins, also across first segments");
+    cr_expect_eq(ot_router_match(&r2, ot_str_c("GET"), ot_str_c("/"), p, &np, allow, sizeof allow), root);
+    cr_expect_eq(ot_router_match(&r2, ot_str_c("GET"), ot_str_c("/we/a.js"), p, &np, allow, sizeof allow),
+                 OT_ROUTE_NOT_FOUND);
+    cr_expect_eq(ot_router_match(&r2, ot_str_c("GET"), ot_str_c("/webx/a.js"), p, &np, allow, sizeof allow),
+                 OT_ROUTE_NOT_FOUND);
+    cr_expect_eq(ot_router_match(&r2, ot_str_c("GET"), ot_str_c(""), p, &np, allow, sizeof allow), OT_ROUTE_NOT_FOUND);
+    cr_expect_eq(ot_router_match(&r2, ot_str_c("GET"), ot_str_c("web/a.js"), p, &np, allow, sizeof allow),
+                 OT_ROUTE_NOT_FOUND);
+    cr_expect_eq(ot_router_match(&r2, ot_str_c("POST"), ot_str_c("/web/a.js"), p, &np, allow, sizeof allow),
+                 OT_ROUTE_BAD_METHOD);
+}

@@ -63,8 +63,10 @@ bool ot_api_db_error(ot_req *r, int status, const PGresult *res);
  * with the nextStatuses of role, codec/lifecycle.h), and
  * "nextCursor": the cursor of row n - 1 (codec/cursor.h, from columns 1 =
  * created_at microseconds and 2 = id) when more, else null. */
-/* Each order annotated with nextStatuses for `role`; false when one could not be encoded. */
-bool ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more, ot_role role);
+/* Each order annotated with nextStatuses for `role`, from the status in
+ * column status_col (or, with -1, found by parsing the order); false when
+ * one could not be encoded. */
+bool ot_api_put_order_page(ot_jw *w, const PGresult *res, int n, bool more, ot_role role, int status_col);
 /* Into an open JSON object: "orderId", "events": column `col` of the rows (at
  * most max) and "truncated" (more rows than max). */
 void ot_api_put_event_list(ot_jw *w, const char *order_id, const PGresult *res, int col, int max);

@@ -34,4 +34,11 @@ typedef struct {
 int ot_hmac_sha256(ot_hmac *h, ot_str key, const ot_str *parts, size_t nparts, uint8_t out[OT_HMAC_LEN]);
 void ot_hmac_free(ot_hmac *h);
 
+/* a[0..n) == b[0..n) in time that depends on n only, never on where they
+ * differ: for MACs, signatures and cached secrets, where an early exit would
+ * tell a forger how much of a guess is right. Eight bytes per step, so a
+ * 300-byte token costs ~150 instructions (OpenSSL's CRYPTO_memcmp walks bytes:
+ * ~2,000). */
+bool ot_ct_equal(const void *a, const void *b, size_t n);
+
 #endif

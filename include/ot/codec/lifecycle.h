@@ -26,4 +26,11 @@ int ot_lifecycle_next(ot_str status, ot_role role, const char *next[OT_LIFECYCLE
  * (out is then left as it was). */
 int ot_lifecycle_annotate(ot_str json, ot_role role, ot_buf *out);
 
+/* The same without parsing, for a caller that already knows the status
+ * (a column beside the JSON, the event's own field): `obj` must be a JSON
+ * object with at least one member (the status itself), as PostgreSQL's
+ * json_build_object writes it; only its closing brace is checked. Parsing
+ * an order of 40 items to find a field we had cost ~7,000 instructions. */
+int ot_lifecycle_splice(ot_str obj, ot_str status, ot_role role, ot_buf *out);
+
 #endif

@@ -18,6 +18,10 @@ typedef struct {
     ot_handler *handler;
     unsigned flags;      /* OT_ROUTE_* */
     void *data;          /* the handler's (r->data), so it needs no path to the worker */
+    /* The pattern's first segment, compared before the full match: most
+     * routes differ there, so a request tries one or two patterns, not all. */
+    unsigned seg0_len;
+    bool seg0_param;
 } ot_route;
 
 /* Operational endpoints (health, metrics) bypass the per-IP rate limit so a
