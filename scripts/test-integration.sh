@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Integration tests: the real binary against the real PostgreSQL and Redis.
 # Creates a throw-away database ot_it_<random>, migrates it with $OT_BIN,
-# runs pytest on tests/integration (extra arguments are passed to pytest) and
+# runs pytest on tests/integration (extra arguments are passed to pytest; test
+# files among them replace the directory) and
 # always drops the database. Exits with pytest's status.
 set -euo pipefail
 
@@ -28,8 +29,12 @@ fi
 scripts/web-vendor.sh
 out=$("$OT_BIN" migrate --database-url "$OT_DATABASE_URL" 2>&1) || { echo "$out" >&2; exit 1; }
 
+# Test files or node ids among the arguments narrow the run to them; otherwise
+# the whole of tests/integration runs (options such as -k still apply).
+target=(tests/integration)
+for a in "$@"; do case "$a" in tests/*) target=() ;; esac; done
 set +e
-/usr/bin/python3 -m pytest -q -x -p no:cacheprovider tests/integration "$@"
+/usr/bin/python3 -m pytest -q -x -p no:cacheprovider "${target[@]}" "$@"
 rc=$?
 set -e
 exit "$rc"
