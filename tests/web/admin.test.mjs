@@ -1,11 +1,12 @@
 // The admin page in a real Chromium against the real server and database.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Server, freePort, browser, newPage, api, login, sql, axe, email, ADMIN, ARTIFACTS } from "./harness.mjs";
+import { Server, freePort, browser, newPage, api, login, sql, axe, email, sleep, ADMIN, ARTIFACTS } from "./harness.mjs";
 
 let srv, b;
 before(async () => {
-  srv = await new Server(await freePort()).start();
+  // ACCEPTED is late after 1 s, so the test can make an order delayed.
+  srv = await new Server(await freePort(), ["--search-sla-accepted-seconds", "1"]).start();
   b = await browser();
 });
 after(async () => {
@@ -19,6 +20,45 @@ async function signIn(page, who) {
   await page.click("#signin button[type=submit]");
   await page.waitForSelector("#app:not([hidden])");
   await page.waitForSelector('#conn[data-state="live"]');
+}
+
+// What the admin page's number cards show, read back from the DOM.
+const readCharts = () => {
+  const cells = (sel) => [...document.querySelectorAll(sel)];
+  return {
+    counts: Object.fromEntries(cells("#counts tr[data-status]").map((r) => [r.dataset.status, r.querySelector(".num").textContent])),
+    trendTotal: cells("#trend-table tbody td.num").reduce((x, td) => x + Number(td.textContent), 0),
+    busiest: document.querySelector("#busiest").textContent.match(/(\d\d):00/)?.[1] ?? null,
+    tis: Object.fromEntries(cells("#tis tr[data-status]").map((r) => [r.dataset.status, [...r.querySelectorAll("td")].map((td) => td.dataset.seconds)])),
+    delayedN: document.querySelector("#delayed-count").dataset.n,
+    delayed: cells("#delayed li[data-order]").map((li) => li.dataset.order),
+  };
+};
+
+// The cards must equal GET /search/analytics for the same (default, last
+// 24 h) range, and its counts what the database says; polled, since the page
+// refetches a moment after the events.
+async function chartsMatchApi(page, token) {
+  const a = (await api(srv, "GET", "/search/analytics?interval=hour", undefined, token)).body;
+  const db = Object.fromEntries(sql("SELECT status, count(*) FROM orders WHERE created_at >= now() - interval '24 hours' GROUP BY 1")
+    .split("\n").filter(Boolean).map((l) => l.split("|")));
+  for (const [s, n] of Object.entries(a.countsByStatus)) assert.equal(String(n), db[s] || "0", `database count of ${s}`);
+  const sec = (v) => (v === null ? "" : String(v));
+  const want = {
+    counts: Object.fromEntries(Object.entries(a.countsByStatus).map(([k, v]) => [k, String(v)])),
+    trendTotal: a.trend.reduce((x, t) => x + t.count, 0),
+    busiest: a.busiest.peakHour === null ? null : String(a.busiest.peakHour).padStart(2, "0"),
+    tis: Object.fromEntries(["CREATED", "ACCEPTED", "PREPARED", "SHIPPED"].map((s) => [s, [sec(a.timeInStatus[s].avgSeconds), sec(a.timeInStatus[s].p95Seconds)]])),
+    delayedN: String(a.delayed.length),
+    delayed: a.delayed.slice(0, 20).map((d) => d.orderId),
+  };
+  let got;
+  for (const end = Date.now() + 5000; Date.now() < end; await sleep(100)) {
+    got = await page.evaluate(readCharts);
+    if (JSON.stringify(got) === JSON.stringify(want)) break;
+  }
+  assert.deepEqual(got, want);
+  return a;
 }
 
 async function customer(tag) {
@@ -104,6 +144,23 @@ test("admin: live table, only offered moves, history, N new, keys, filters in th
   // The counts follow (debounced): 2 canceled, 1 delivered.
   await pa.waitForFunction(() => document.querySelector("#counts tr[data-status=CANCELED] .num")?.textContent === "2");
   assert.equal(await pa.textContent("#counts tr[data-status=DELIVERED] .num"), "1");
+  const a1 = await chartsMatchApi(pa, adm.token);
+  assert.ok(a1.timeInStatus.CREATED.avgSeconds > 0, "three orders left CREATED: time in CREATED is known");
+
+  // Delayed follows the events: an order ACCEPTED over 1 s ago (its SLA here)
+  // is listed once any event makes the page refetch, and leaves the list
+  // when it moves on.
+  const o4 = (await api(srv, "POST", "/orders", { items: [{ productId: "sku-d", qty: 1 }] }, c.token)).body;
+  assert.equal((await api(srv, "PATCH", `/orders/${o4.id}/status`, { status: "ACCEPTED" }, adm.token)).status, 200);
+  await sleep(1200);
+  await api(srv, "POST", "/orders", { items: [{ productId: "sku-e", qty: 1 }] }, c.token);
+  await pa.waitForSelector(`#delayed li[data-order="${o4.id}"]`, { timeout: 3000 });
+  assert.match(await pa.textContent(`#delayed li[data-order="${o4.id}"]`), /Accepted for \d/);
+  await chartsMatchApi(pa, adm.token);
+  assert.equal((await api(srv, "PATCH", `/orders/${o4.id}/status`, { status: "PREPARED" }, adm.token)).status, 200);
+  await pa.waitForSelector(`#delayed li[data-order="${o4.id}"]`, { state: "detached", timeout: 3000 });
+  const a2 = await chartsMatchApi(pa, adm.token);
+  assert.equal(a2.countsByStatus.PREPARED, a1.countsByStatus.PREPARED + 1);
   await pa.screenshot({ path: ARTIFACTS + "admin.png", fullPage: true });
 
   // Filters live in the URL and survive a reload.
@@ -135,6 +192,10 @@ test("admin: 10,000 orders — table and counts right, scrolling smooth (frame t
   await pa.waitForFunction((n) => document.querySelector("#count").textContent === `${n} orders`, total, { timeout: 60000 });
   const loadMs = Date.now() - t0;
   await pa.waitForFunction((n) => document.querySelector("#counts tr[data-status=ACCEPTED] .num")?.textContent === String(n), accepted);
+  const adm = await login(srv, ADMIN.email, ADMIN.password);
+  const a = await chartsMatchApi(pa, adm.token);
+  assert.equal(a.delayed.length, 100, "2,500 orders ACCEPTED over 1 s ago: the list is capped (--search-delayed-max)");
+  assert.equal(await pa.textContent("#delayed li:last-child"), "and 80 more");
   const domRows = await pa.locator("#rows tr[data-status]").count();
   assert.ok(domRows > 10 && domRows < 120, `windowed: ${domRows} rows in the DOM`);
   assert.equal(await pa.getAttribute("#grid", "aria-rowcount"), String(total + 1));
