@@ -85,6 +85,13 @@ async function showApp() {
   await reload();
 }
 
+// The table's filters as /search/orders parameters (to: through that day).
+function searchQuery(f, limit) {
+  const q = new URLSearchParams({ limit: String(limit) });
+  for (const [k, v] of Object.entries(f)) if (v) q.set(k, k === "from" ? v + "T00:00:00Z" : k === "to" ? nextDay(v) + "T00:00:00Z" : v);
+  return q;
+}
+
 async function reload() {
   live.stop();
   all.clear();
@@ -95,8 +102,7 @@ async function reload() {
     let cursor = null;
     let first = true;
     do {
-      const q = new URLSearchParams({ limit: String(PAGE) });
-      for (const [k, v] of Object.entries(f)) if (v) q.set(k, k === "from" ? v + "T00:00:00Z" : k === "to" ? nextDay(v) + "T00:00:00Z" : v);
+      const q = searchQuery(f, PAGE);
       if (cursor) q.set("cursor", cursor);
       const page = await api("GET", "/search/orders?" + q);
       if (first) seq = page.freshness ? page.freshness.seq : 0;
@@ -462,19 +468,65 @@ function drawCharts(a) {
 
 /* ---------------------------------------------------------------- CSV */
 
-$("#csv").addEventListener("click", () => {
-  const esc = (v) => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
-  const lines = ["id,userId,status,version,createdAt,updatedAt"];
-  for (const id of view) {
-    const o = all.get(id);
-    lines.push([o.id, o.userId, o.status, o.version, o.createdAt, o.updatedAt].map(esc).join(","));
+// The export is one moment of the stream: the position S is taken first,
+// then every page is asked "as of S" (the server rebuilds each order's state
+// at S from the event log), so a change or a new order while the pages come
+// in cannot make one row newer than another. The file names S and says it
+// on every row. Without the search endpoint the table itself, built from the
+// events up to live.seq, is that moment.
+const CSV_COLS = ["id", "userId", "status", "version", "createdAt", "updatedAt", "items", "asOfSeq"];
+const csvCell = (v) => (/[",\n\r]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+const csvItems = (items) => (items || []).map((i) => `${i.qty}x${i.productId}`).join(" ");
+
+async function exportRows() {
+  if (source !== "search") return { seq: live.seq, orders: view.map((id) => all.get(id)) };
+  const f = filters();
+  const seq = (await api("GET", "/search/orders?" + searchQuery(f, 1))).freshness.seq;
+  const orders = [];
+  let cursor = null;
+  do {
+    const q = searchQuery(f, PAGE);
+    q.set("asOf", String(seq));
+    if (cursor) q.set("cursor", cursor);
+    let page;
+    for (let tries = 0; ; tries++) {
+      try {
+        page = await api("GET", "/search/orders?" + q);
+        break;
+      } catch (e) {
+        // Another worker a moment behind the one that gave S: wait for it.
+        if (e.code !== "not_yet" || tries >= 20) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    orders.push(...page.orders);
+    cursor = page.nextCursor;
+    $("#csv-msg").textContent = `Exporting… ${orders.length} orders`;
+  } while (cursor);
+  return { seq, orders };
+}
+
+$("#csv").addEventListener("click", async () => {
+  const btn = $("#csv");
+  btn.disabled = true;
+  $("#csv-msg").textContent = "Exporting…";
+  try {
+    const { seq, orders } = await exportRows();
+    const lines = [CSV_COLS.join(",")];
+    for (const o of orders)
+      lines.push([o.id, o.userId, o.status, o.version, o.createdAt, o.updatedAt, csvItems(o.items), seq].map(csvCell).join(","));
+    const url = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
+    const a = el("a", { href: url, download: `orders-seq-${seq}.csv` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+    $("#csv-msg").textContent = `Exported ${orders.length} orders as of stream position ${seq}.`;
+  } catch (e) {
+    $("#csv-msg").textContent = `Export failed: ${e.message}`;
+  } finally {
+    btn.disabled = false;
   }
-  const url = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
-  const a = el("a", { href: url, download: `orders-seq-${live.seq}.csv` });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
 });
 
 /* ---------------------------------------------------------------- start */

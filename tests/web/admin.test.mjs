@@ -229,3 +229,55 @@ test("admin: 10,000 orders — table and counts right, scrolling smooth (frame t
   await pa.screenshot({ path: ARTIFACTS + "admin-10k.png" });
   assert.deepEqual(pa.errors, []);
 });
+
+test("admin: CSV export is one stream position, even with changes while its pages come in", async () => {
+  // After the 10,000-order test: about 100 pages of 100.
+  const adm = await login(srv, ADMIN.email, ADMIN.password);
+  const c = await customer("csv");
+  const pa = await newPage(b, srv, "/admin");
+  // The export's second page waits until the test has changed the orders.
+  let release, pagesAsOf = 0;
+  const gate = new Promise((r) => { release = r; });
+  await pa.route(/\/search\/orders\?.*asOf=/, async (route) => {
+    if (pagesAsOf++ === 1) await gate;
+    await route.continue();
+  });
+  await signIn(pa, ADMIN);
+  const total = Number(sql("SELECT count(*) FROM orders"));
+  await pa.waitForFunction((n) => document.querySelector("#count").textContent === `${n} orders`, total, { timeout: 60000 });
+  // The oldest and the newest CREATED order: the last page and the first.
+  const oldest = sql("SELECT id FROM orders WHERE status = 'CREATED' ORDER BY created_at, id LIMIT 1");
+  const newest = sql("SELECT id FROM orders WHERE status = 'CREATED' ORDER BY created_at DESC, id DESC LIMIT 1");
+  const download = pa.waitForEvent("download", { timeout: 60000 });
+  await pa.click("#csv");
+  await pa.waitForFunction(() => /Exporting… [1-9]/.test(document.querySelector("#csv-msg").textContent));
+  for (const id of [oldest, newest]) assert.equal((await api(srv, "PATCH", `/orders/${id}/status`, { status: "ACCEPTED" }, adm.token)).status, 200);
+  const added = (await api(srv, "POST", "/orders", { items: [{ productId: "sku-late", qty: 1 }] }, c.token)).body;
+  // The server has seen them committed (its stream position passed them).
+  const last = Number(sql(`SELECT max(seq) FROM order_events WHERE order_id IN ('${oldest}', '${newest}', '${added.id}')`));
+  for (const end = Date.now() + 5000; (await api(srv, "GET", "/search/orders?limit=1", undefined, adm.token)).body.freshness.seq < last; await sleep(50))
+    assert.ok(Date.now() < end, "the server's stream position reaches the changes");
+  release();
+  const file = await download;
+  const seq = Number(file.suggestedFilename().match(/^orders-seq-(\d+)\.csv$/)[1]);
+  const lines = (await import("node:fs")).readFileSync(await file.path(), "utf8").trimEnd().split("\n");
+  assert.equal(lines[0], "id,userId,status,version,createdAt,updatedAt,items,asOfSeq");
+  const rows = new Map(lines.slice(1).map((l) => l.split(",")).map((f) => [f[0], f]));
+  assert.ok(pagesAsOf > 50, `${pagesAsOf} pages`);
+  assert.ok([...rows.values()].every((f) => Number(f[7]) === seq), "every row names the file's position");
+  // The changes came after seq, and the file is exactly the event log's
+  // state at seq: every order then, each in its status and version then.
+  assert.ok(Number(sql(`SELECT min(seq) FROM order_events WHERE order_id IN ('${oldest}', '${newest}') AND version = 2`)) > seq);
+  const truth = sql(`SELECT DISTINCT ON (order_id) order_id || ',' || status || ',' || version FROM order_events WHERE seq <= ${seq} ORDER BY order_id, version DESC`).split("\n");
+  assert.equal(rows.size, truth.length);
+  for (const t of truth) {
+    const [id, status, version] = t.split(",");
+    assert.deepEqual(rows.get(id)?.slice(2, 4), [status, version], id);
+  }
+  assert.equal(rows.get(oldest)[2], "CREATED");
+  assert.equal(rows.get(newest)[2], "CREATED");
+  assert.ok(!rows.has(added.id), "an order created during the export is not in it");
+  assert.equal(await pa.textContent("#csv-msg"), `Exported ${truth.length} orders as of stream position ${seq}.`);
+  assert.deepEqual(pa.errors, []);
+  await pa.context().close();
+});
