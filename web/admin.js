@@ -346,12 +346,14 @@ document.addEventListener("keydown", (ev) => {
 // hold a filtered or partial set): refetched after events arrive, at most
 // once a second (CHART_GAP) and CHART_DELAY after the first event of a
 // burst, so 100 events/s cost one query a second; and every CHART_TICK, since
-// an order becomes delayed by the clock alone.
-const CHART_DELAY = 250, CHART_GAP = 1000, CHART_TICK = 30000;
+// an order becomes delayed by the clock alone. A slow answer (a big range on
+// a busy database) stretches the gap to CHART_COST times its duration, so
+// the numbers never take more than a tenth of the server's time.
+const CHART_DELAY = 250, CHART_GAP = 1000, CHART_TICK = 30000, CHART_COST = 10;
 const RANGES = { "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
 const DAYS = { MON: "Monday", TUE: "Tuesday", WED: "Wednesday", THU: "Thursday", FRI: "Friday", SAT: "Saturday", SUN: "Sunday" };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-let chartTimer = 0, chartBusy = false, chartAgain = false, chartLast = 0, chartTick = 0;
+let chartTimer = 0, chartBusy = false, chartAgain = false, chartLast = 0, chartTick = 0, chartGap = CHART_GAP;
 let plot = null;
 
 const nextDay = (d) => new Date(Date.parse(d + "T00:00:00Z") + 86400e3).toISOString().slice(0, 10);
@@ -372,7 +374,7 @@ function analyticsQuery() {
 function scheduleCharts() {
   if (chartBusy) { chartAgain = true; return; }
   if (chartTimer || $("#app").hidden) return;
-  chartTimer = setTimeout(fetchCharts, Math.max(CHART_DELAY, chartLast + CHART_GAP - Date.now()));
+  chartTimer = setTimeout(fetchCharts, Math.max(CHART_DELAY, chartLast + chartGap - Date.now()));
 }
 
 async function fetchCharts() {
@@ -384,6 +386,7 @@ async function fetchCharts() {
   chartTick = setTimeout(scheduleCharts, CHART_TICK);
   try {
     const a = await api("GET", "/search/analytics?" + analyticsQuery());
+    chartGap = Math.max(CHART_GAP, CHART_COST * (Date.now() - chartLast));
     drawCharts(a);
     $("#an-msg").textContent = "";
     $("#an-asof").textContent = `As of ${fmtTime(new Date().toISOString())} (stream position ${a.freshness.seq}).`;
