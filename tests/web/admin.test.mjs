@@ -68,7 +68,7 @@ async function customer(tag) {
   return { ...who, ...(await login(srv, who.email, who.password)) };
 }
 
-test("admin: live table, only offered moves, history, N new, keys, filters in the URL, a11y", async () => {
+test("admin: live table, only offered moves, history, N new, keys, number cards, server restart, filters in the URL, a11y", async () => {
   const c = await customer("carol");
   const o = (await api(srv, "POST", "/orders", { items: [{ productId: "sku-a", qty: 3 }] }, c.token)).body;
   const pc = await newPage(b, srv, "/");
@@ -162,6 +162,26 @@ test("admin: live table, only offered moves, history, N new, keys, filters in th
   const a2 = await chartsMatchApi(pa, adm.token);
   assert.equal(a2.countsByStatus.PREPARED, a1.countsByStatus.PREPARED + 1);
   await pa.screenshot({ path: ARTIFACTS + "admin.png", fullPage: true });
+
+  // The server restarted while an order changes: the page says it is
+  // reconnecting, then shows the change in place, once, without reload.
+  const o6 = (await api(srv, "POST", "/orders", { items: [{ productId: "sku-f", qty: 1 }] }, c.token)).body;
+  await pa.waitForSelector("#new:not([hidden])");
+  await pa.click("#new");
+  await pa.waitForSelector(`#row-${o6.id}[data-status=CREATED]`);
+  const shown = await pa.textContent("#count");
+  const loads = await pa.evaluate(() => performance.getEntriesByType("navigation").length);
+  await srv.stop();
+  await pa.waitForSelector('#conn[data-state="reconnecting"], #conn[data-state="offline"]', { timeout: 3000 });
+  assert.equal(sql(`SELECT result FROM ot_update_status('${o6.id}'::uuid, 'ACCEPTED'::order_status, NULL, NULL)`), "ok");
+  await srv.start();
+  await pa.waitForSelector(`#row-${o6.id}[data-status=ACCEPTED]`, { timeout: 8000 });
+  await pa.waitForSelector('#conn[data-state="live"]');
+  assert.equal(await pa.locator(`#row-${o6.id}`).count(), 1, "no duplicate row");
+  assert.equal(await pa.textContent("#count"), shown, "no extra order");
+  assert.equal(await pa.locator("#new:not([hidden])").count(), 0, "the change is not announced as new");
+  assert.equal(await pa.evaluate(() => performance.getEntriesByType("navigation").length), loads, "no reload");
+  await chartsMatchApi(pa, adm.token); // the numbers caught up too
 
   // Filters live in the URL and survive a reload.
   await pa.selectOption("#filters select[name=status]", "DELIVERED");
