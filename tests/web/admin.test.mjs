@@ -38,9 +38,11 @@ const readCharts = () => {
 // The cards must equal GET /search/analytics for the same (default, last
 // 24 h) range, and its counts what the database says; polled, since the page
 // refetches a moment after the events.
-async function chartsMatchApi(page, token) {
-  const a = (await api(srv, "GET", "/search/analytics?interval=hour", undefined, token)).body;
-  const db = Object.fromEntries(sql("SELECT status, count(*) FROM orders WHERE created_at >= now() - interval '24 hours' GROUP BY 1")
+async function chartsMatchApi(page, token, params = {}, where = "true") {
+  const q = new URLSearchParams({ interval: "hour", ...params });
+  const a = (await api(srv, "GET", "/search/analytics?" + q, undefined, token)).body;
+  const since = q.get("from") ? `'${q.get("from")}'::timestamptz` : "now() - interval '24 hours'";
+  const db = Object.fromEntries(sql(`SELECT status, count(*) FROM orders WHERE created_at >= ${since} AND ${where} GROUP BY 1`)
     .split("\n").filter(Boolean).map((l) => l.split("|")));
   for (const [s, n] of Object.entries(a.countsByStatus)) assert.equal(String(n), db[s] || "0", `database count of ${s}`);
   const sec = (v) => (v === null ? "" : String(v));
@@ -191,6 +193,30 @@ test("admin: live table, only offered moves, history, N new, keys, number cards,
   await pa.waitForSelector(`#row-${o.id}`);
   assert.equal(await pa.inputValue("#filters select[name=status]"), "DELIVERED");
   assert.deepEqual([...new Set(await pa.$$eval("#rows tr[data-status]", (rs) => rs.map((r) => r.dataset.status)))], ["DELIVERED"]);
+
+  // By customer and date range: the table holds exactly that customer's
+  // orders, and the numbers are that customer's too.
+  const today = new Date().toISOString().slice(0, 10);
+  await pa.selectOption("#filters select[name=status]", "");
+  await pa.fill("#filters input[name=userId]", c.user.id);
+  await pa.fill("#filters input[name=from]", today);
+  await pa.fill("#filters input[name=to]", today);
+  await pa.click("#filters button[type=submit]");
+  const mine = Number(sql(`SELECT count(*) FROM orders WHERE user_id = '${c.user.id}' AND created_at >= '${today}'::date`));
+  await pa.waitForFunction((n) => document.querySelector("#count").textContent === `${n} orders`, mine);
+  assert.ok(mine >= 6);
+  assert.deepEqual([...new Set(await pa.$$eval("#rows tr[data-status] td:nth-child(2)", (ts) => ts.map((t) => t.textContent)))], [c.user.id.slice(0, 8)]);
+  assert.match(pa.url(), new RegExp(`userId=${c.user.id}.*from=${today}.*to=${today}`));
+  const dayAfter = new Date(Date.parse(today) + 86400e3).toISOString();
+  await chartsMatchApi(pa, adm.token, { userId: c.user.id, from: today + "T00:00:00Z", to: dayAfter },
+    `user_id = '${c.user.id}' AND created_at < '${dayAfter}'`);
+  // Without dates, the range menu: 30 days go by day.
+  for (const n of ["from", "to", "userId"]) await pa.fill(`#filters input[name=${n}]`, "");
+  await pa.click("#filters button[type=submit]");
+  await pa.selectOption("#range", "30d");
+  await pa.waitForFunction(() => document.querySelector("#trend-h").textContent === "Orders per day");
+  assert.match(pa.url(), /range=30d/);
+  await chartsMatchApi(pa, adm.token, { interval: "day", from: new Date(Date.now() - 30 * 86400e3).toISOString() });
 
   const v = (await axe(pa)).filter((x) => x.impact === "serious" || x.impact === "critical");
   assert.deepEqual(v, [], JSON.stringify(v, null, 1));
