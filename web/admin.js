@@ -22,7 +22,13 @@ let seq = 0;
 let source = "search";
 
 const notice = $("#notice");
-const live = new Live({ onEvent, onState: indicator($("#conn")), onResumed });
+const showConn = indicator($("#conn"));
+// Away from live the cards cannot follow events: they say since when they
+// are as of, until the refetch after the reconnect replaces them.
+const live = new Live({ onEvent, onResumed, onState: (s) => {
+  showConn(s);
+  if (s !== "live" && $("#an-asof").textContent) $("#an-msg").textContent = "Not live: these numbers are as of the time above.";
+} });
 session.onExpired = (msg) => { live.stop(); showAuth(msg); };
 session.onRenewed = (token) => live.reauth(token);
 
