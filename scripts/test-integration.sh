@@ -29,12 +29,12 @@ fi
 scripts/web-vendor.sh
 out=$("$OT_BIN" migrate --database-url "$OT_DATABASE_URL" 2>&1) || { echo "$out" >&2; exit 1; }
 
-# Test files or node ids among the arguments narrow the run to them; otherwise
-# the whole of tests/integration runs (options such as -k still apply).
-target=(tests/integration)
-for a in "$@"; do case "$a" in tests/*) target=() ;; esac; done
 set +e
-/usr/bin/python3 -m pytest -q -x -p no:cacheprovider "${target[@]}" "$@"
+# Test files or directories named on the command line run alone (pytest
+# would otherwise collect them on top of the whole directory).
+paths=(tests/integration)
+for a in "$@"; do [[ $a == tests/* && -e ${a%%::*} ]] && paths=(); done
+/usr/bin/python3 -m pytest -q -x -p no:cacheprovider "${paths[@]}" "$@"
 rc=$?
 set -e
 exit "$rc"

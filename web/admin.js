@@ -22,7 +22,13 @@ let seq = 0;
 let source = "search";
 
 const notice = $("#notice");
-const live = new Live({ onEvent, onState: indicator($("#conn")), onResumed });
+const showConn = indicator($("#conn"));
+// Away from live the cards cannot follow events: they say since when they
+// are as of, until the refetch after the reconnect replaces them.
+const live = new Live({ onEvent, onResumed, onState: (s) => {
+  showConn(s);
+  if (s !== "live" && $("#an-asof").textContent) $("#an-msg").textContent = "Not live: these numbers are as of the time above.";
+} });
 session.onExpired = (msg) => { live.stop(); showAuth(msg); };
 session.onRenewed = (token) => live.reauth(token);
 
@@ -51,6 +57,8 @@ $("#filters").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const q = new URLSearchParams();
   for (const [k, v] of new FormData(ev.target)) if (v) q.set(k, String(v));
+  const range = new URLSearchParams(location.search).get("range");
+  if (range) q.set("range", range);
   history.replaceState(null, "", q.toString() ? "?" + q : location.pathname);
   if (source === "search") reload();
   else refilter();
@@ -78,7 +86,16 @@ async function showApp() {
   $("#conn").hidden = false;
   $("#who-name").textContent = session.user.name || session.user.email;
   fillFilterForm();
+  $("#range").value = new URLSearchParams(location.search).get("range") in RANGES ? new URLSearchParams(location.search).get("range") : "24h";
+  scheduleCharts();
   await reload();
+}
+
+// The table's filters as /search/orders parameters (to: through that day).
+function searchQuery(f, limit) {
+  const q = new URLSearchParams({ limit: String(limit) });
+  for (const [k, v] of Object.entries(f)) if (v) q.set(k, k === "from" ? v + "T00:00:00Z" : k === "to" ? nextDay(v) + "T00:00:00Z" : v);
+  return q;
 }
 
 async function reload() {
@@ -91,8 +108,7 @@ async function reload() {
     let cursor = null;
     let first = true;
     do {
-      const q = new URLSearchParams({ limit: String(PAGE) });
-      for (const [k, v] of Object.entries(f)) if (v) q.set(k, k === "from" ? v + "T00:00:00Z" : k === "to" ? v + "T23:59:59Z" : v);
+      const q = searchQuery(f, PAGE);
       if (cursor) q.set("cursor", cursor);
       const page = await api("GET", "/search/orders?" + q);
       if (first) seq = page.freshness ? page.freshness.seq : 0;
@@ -118,6 +134,7 @@ async function reload() {
 }
 
 function onResumed() {
+  scheduleCharts(); // back after a cut: what changed meanwhile
   if (!loaded) {
     loaded = true;
     refilter();
@@ -329,27 +346,87 @@ document.addEventListener("keydown", (ev) => {
   ev.preventDefault();
 });
 
-/* ---------------------------------------------------------------- charts */
+/* ---------------------------------------------------------------- charts (GET /search/analytics) */
 
-let chartTimer = 0;
+// The numbers come from the server, which sees every order (the table may
+// hold a filtered or partial set): refetched after events arrive, at most
+// once a second (CHART_GAP) and CHART_DELAY after the first event of a
+// burst, so 100 events/s cost one query a second; and every CHART_TICK, since
+// an order becomes delayed by the clock alone. A slow answer (a big range on
+// a busy database) stretches the gap to CHART_COST times its duration, so
+// the numbers never take more than a tenth of the server's time.
+const CHART_DELAY = 250, CHART_GAP = 1000, CHART_TICK = 30000, CHART_COST = 10;
+const RANGES = { "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
+const DAYS = { MON: "Monday", TUE: "Tuesday", WED: "Wednesday", THU: "Thursday", FRI: "Friday", SAT: "Saturday", SUN: "Sunday" };
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+let chartTimer = 0, chartBusy = false, chartAgain = false, chartLast = 0, chartTick = 0, chartGap = CHART_GAP;
 let plot = null;
-function scheduleCharts() {
-  if (!chartTimer) chartTimer = setTimeout(() => { chartTimer = 0; charts(); }, 500);
+
+const nextDay = (d) => new Date(Date.parse(d + "T00:00:00Z") + 86400e3).toISOString().slice(0, 10);
+
+// The date filters bound the numbers when set (to: through that whole day);
+// otherwise the range menu does, up to now.
+function analyticsQuery() {
+  const f = filters();
+  const span = RANGES[$("#range").value] || RANGES["24h"];
+  const to = f.to ? Date.parse(nextDay(f.to) + "T00:00:00Z") : Date.now();
+  const from = f.from ? Date.parse(f.from + "T00:00:00Z") : to - span;
+  const q = new URLSearchParams({ from: new Date(from).toISOString(), interval: to - from <= RANGES["7d"] ? "hour" : "day" });
+  if (f.to) q.set("to", new Date(to).toISOString());
+  if (f.userId && UUID.test(f.userId)) q.set("userId", f.userId.toLowerCase());
+  return q;
 }
 
-function charts() {
-  const counts = Object.fromEntries(STATUSES.map((s) => [s, 0]));
-  const perHour = new Map();
-  const hourOfDay = new Array(24).fill(0);
-  for (const id of view) {
-    const o = all.get(id);
-    counts[o.status]++;
-    const t = Date.parse(o.createdAt);
-    if (!Number.isFinite(t)) continue;
-    const h = Math.floor(t / 3600000) * 3600;
-    perHour.set(h, (perHour.get(h) || 0) + 1);
-    hourOfDay[new Date(t).getHours()]++;
+function scheduleCharts() {
+  if (chartBusy) { chartAgain = true; return; }
+  if (chartTimer || $("#app").hidden) return;
+  chartTimer = setTimeout(fetchCharts, Math.max(CHART_DELAY, chartLast + chartGap - Date.now()));
+}
+
+async function fetchCharts() {
+  chartTimer = 0;
+  chartBusy = true;
+  chartAgain = false;
+  chartLast = Date.now();
+  clearTimeout(chartTick);
+  chartTick = setTimeout(scheduleCharts, CHART_TICK);
+  try {
+    const a = await api("GET", "/search/analytics?" + analyticsQuery());
+    chartGap = Math.max(CHART_GAP, CHART_COST * (Date.now() - chartLast));
+    drawCharts(a);
+    $("#an-msg").textContent = "";
+    $("#an-asof").textContent = `As of ${fmtTime(new Date().toISOString())} (stream position ${a.freshness.seq}).`;
+  } catch (e) {
+    // Stale numbers stay, saying so; the next event, reconnect or tick retries.
+    if (e.status !== 401) $("#an-msg").textContent = `Numbers not updated: ${e.message}`;
+  } finally {
+    chartBusy = false;
+    if (chartAgain) scheduleCharts();
   }
+}
+
+$("#range").addEventListener("change", () => {
+  const q = new URLSearchParams(location.search);
+  if ($("#range").value === "24h") q.delete("range"); else q.set("range", $("#range").value);
+  history.replaceState(null, "", q.toString() ? "?" + q : location.pathname);
+  scheduleCharts();
+});
+
+function fmtDuration(s) {
+  if (s === null || s === undefined) return "—";
+  if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  return h < 48 ? `${h} h ${m % 60} min` : `${Math.floor(h / 24)} d ${h % 24} h`;
+}
+
+function drawCharts(a) {
+  const f = filters();
+  const hourly = a.interval === "hour";
+  $("#an-scope").textContent = `Orders created ${fmtTime(a.from)} – ${fmtTime(a.to)}` +
+    (f.userId ? `, customer ${f.userId.slice(0, 8)}` : "") + (f.status ? " (all statuses: the status filter applies to the table)" : "") + ".";
+  const counts = a.countsByStatus;
   const max = Math.max(1, ...Object.values(counts));
   $("#counts tbody").replaceChildren(...STATUSES.map((s) => {
     const bar = el("span", { class: "bar-fill s-" + s });
@@ -357,44 +434,108 @@ function charts() {
     return el("tr", { "data-status": s }, el("th", { scope: "row", text: LABEL[s] }), el("td", { class: "num", text: String(counts[s]) }),
       el("td", { class: "bar-cell", "aria-hidden": "true" }, bar));
   }));
-  // Every hour of the span, empty ones as 0 (at least the last 24 hours), so
-  // the line says "nothing" where nothing happened; a span over two weeks
-  // keeps only the hours that have orders.
-  const nowH = Math.floor(Date.now() / 3600000) * 3600;
-  const keys = [...perHour.keys()].sort((a, b) => a - b);
-  const start = Math.min(keys.length ? keys[0] : nowH, nowH - 23 * 3600);
-  const end = Math.max(keys.length ? keys[keys.length - 1] : nowH, nowH);
-  const xs = (end - start) / 3600 <= 24 * 14
-    ? Array.from({ length: (end - start) / 3600 + 1 }, (_, i) => start + i * 3600) : keys;
-  const data = [xs, xs.map((x) => perHour.get(x) || 0)];
-  const peak = hourOfDay.indexOf(Math.max(...hourOfDay));
-  $("#busiest").textContent = view.length ? `Busiest hour of day: ${String(peak).padStart(2, "0")}:00 (${hourOfDay[peak]} orders)` : "";
+
+  // Trend: the server sends every bucket, empty ones included.
+  const xs = a.trend.map((t) => Date.parse(t.start) / 1000), ys = a.trend.map((t) => t.count);
+  const total = ys.reduce((x, y) => x + y, 0);
+  $("#trend-h").textContent = hourly ? "Orders per hour" : "Orders per day";
+  $("#trend").setAttribute("aria-label", `Orders created per ${a.interval}: ${total} in ${xs.length} ${a.interval}s` +
+    (total ? `, at most ${Math.max(...ys)} in one` : "") + ". The table below the chart has the values.");
+  $("#trend-table tbody").replaceChildren(...a.trend.map((t) => el("tr", { "data-start": t.start },
+    el("td", { text: hourly ? t.start.slice(0, 16).replace("T", " ") : t.start.slice(0, 10) }), el("td", { class: "num", text: String(t.count) }))));
+  const b = a.busiest;
+  $("#busiest").textContent = b.peakHour === null ? "No orders in this range." :
+    `Busiest hour of day (UTC): ${String(b.peakHour).padStart(2, "0")}:00 (${b.hourOfDay[b.peakHour]} orders); ` +
+    `busiest weekday: ${DAYS[b.peakDay]} (${b.dayOfWeek[Object.keys(DAYS).indexOf(b.peakDay)]} orders).`;
   const box = $("#trend");
   const width = Math.max(240, box.clientWidth || 320);
   if (!plot) {
     plot = new uPlot({ width, height: 180,
       series: [{}, { label: "Orders", stroke: "#0a58ca", fill: "rgba(10,88,202,0.15)" }],
-      axes: [{ stroke: "currentColor" }, { stroke: "currentColor" }], legend: { show: false } }, data, box);
+      axes: [{ stroke: "currentColor" }, { stroke: "currentColor" }], legend: { show: false } }, [xs, ys], box);
   } else {
-    plot.setData(data);
+    plot.setData([xs, ys]);
   }
+
+  // Terminal statuses have no next change, so no time in them.
+  $("#tis tbody").replaceChildren(...STATUSES.filter((s) => s !== "DELIVERED" && s !== "CANCELED").map((s) => {
+    const t = a.timeInStatus[s] || {};
+    const cell = (v) => el("td", { class: "num", "data-seconds": v === null || v === undefined ? "" : String(v), text: fmtDuration(v),
+      title: v === null || v === undefined ? "no change out of this status in the range" : `${v} s` });
+    return el("tr", { "data-status": s }, el("th", { scope: "row", text: LABEL[s] }), cell(t.avgSeconds), cell(t.p95Seconds));
+  }));
+
+  const late = a.delayed;
+  $("#delayed-count").dataset.n = String(late.length);
+  $("#delayed-count").textContent = late.length === 0 ? "None delayed." : `${late.length} delayed order${late.length === 1 ? "" : "s"}.`;
+  $("#delayed").replaceChildren(...late.slice(0, 20).map((d) => el("li", { "data-order": d.orderId },
+    el("button", { type: "button", class: "link", text: d.orderId.slice(0, 8), "aria-label": "Order " + d.orderId, onclick: () => select(d.orderId) }),
+    " ", el("span", { class: "badge s-" + d.status, text: LABEL[d.status] }),
+    ` for ${fmtDuration(d.seconds)} (since `, el("time", { datetime: d.since, text: fmtTime(d.since) }), ")")));
+  if (late.length > 20) $("#delayed").append(el("li", { text: `and ${late.length - 20} more` }));
 }
 
 /* ---------------------------------------------------------------- CSV */
 
-$("#csv").addEventListener("click", () => {
-  const esc = (v) => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
-  const lines = ["id,userId,status,version,createdAt,updatedAt"];
-  for (const id of view) {
-    const o = all.get(id);
-    lines.push([o.id, o.userId, o.status, o.version, o.createdAt, o.updatedAt].map(esc).join(","));
+// The export is one moment of the stream: the position S is taken first,
+// then every page is asked "as of S" (the server rebuilds each order's state
+// at S from the event log), so a change or a new order while the pages come
+// in cannot make one row newer than another. The file names S and says it
+// on every row. Without the search endpoint the table itself, built from the
+// events up to live.seq, is that moment.
+const CSV_COLS = ["id", "userId", "status", "version", "createdAt", "updatedAt", "items", "asOfSeq"];
+const csvCell = (v) => (/[",\n\r]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+const csvItems = (items) => (items || []).map((i) => `${i.qty}x${i.productId}`).join(" ");
+
+async function exportRows() {
+  if (source !== "search") return { seq: live.seq, orders: view.map((id) => all.get(id)) };
+  const f = filters();
+  const seq = (await api("GET", "/search/orders?" + searchQuery(f, 1))).freshness.seq;
+  const orders = [];
+  let cursor = null;
+  do {
+    const q = searchQuery(f, PAGE);
+    q.set("asOf", String(seq));
+    if (cursor) q.set("cursor", cursor);
+    let page;
+    for (let tries = 0; ; tries++) {
+      try {
+        page = await api("GET", "/search/orders?" + q);
+        break;
+      } catch (e) {
+        // Another worker a moment behind the one that gave S: wait for it.
+        if (e.code !== "not_yet" || tries >= 20) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    orders.push(...page.orders);
+    cursor = page.nextCursor;
+    $("#csv-msg").textContent = `Exporting… ${orders.length} orders`;
+  } while (cursor);
+  return { seq, orders };
+}
+
+$("#csv").addEventListener("click", async () => {
+  const btn = $("#csv");
+  btn.disabled = true;
+  $("#csv-msg").textContent = "Exporting…";
+  try {
+    const { seq, orders } = await exportRows();
+    const lines = [CSV_COLS.join(",")];
+    for (const o of orders)
+      lines.push([o.id, o.userId, o.status, o.version, o.createdAt, o.updatedAt, csvItems(o.items), seq].map(csvCell).join(","));
+    const url = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
+    const a = el("a", { href: url, download: `orders-seq-${seq}.csv` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+    $("#csv-msg").textContent = `Exported ${orders.length} orders as of stream position ${seq}.`;
+  } catch (e) {
+    $("#csv-msg").textContent = `Export failed: ${e.message}`;
+  } finally {
+    btn.disabled = false;
   }
-  const url = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
-  const a = el("a", { href: url, download: `orders-seq-${live.seq}.csv` });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
 });
 
 /* ---------------------------------------------------------------- start */

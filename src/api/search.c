@@ -24,6 +24,11 @@ const ot_pg_stmt ot_search_stmts[] = {
       "SELECT order_json, cursor_us, id FROM ot_search_orders($1::uuid, $2::order_status, $3::uuid, $4::bigint, "
       "$5::bigint, $6::bigint, $7::uuid, $8::int)",
       8, true },
+    /* ?asOf=S: the same page as the orders stood at seq S (sql/010). */
+    { "search_orders_at",
+      "SELECT order_json, cursor_us, id FROM ot_search_orders_at($1::uuid, $2::order_status, $3::uuid, $4::bigint, "
+      "$5::bigint, $6::bigint, $7::uuid, $8::int, $9::bigint)",
+      9, true },
     /* One row past the cap tells "exactly the cap" from "more". */
     { "search_history",
       "SELECT user_id, event_json FROM ot_search_history($1::uuid, $2::boolean, " STR(OT_SEARCH_HISTORY_MAX) " + 1)",
@@ -60,7 +65,7 @@ typedef struct {
     int limit;      /* search_orders: rows asked for (page + 1) */
     bool admin;
     char id[37];
-    char vals[8][VAL_MAX];
+    char vals[9][VAL_MAX];
 } search_ctx;
 
 /* Every event below the reader's watermark was committed before this point,
@@ -169,7 +174,7 @@ static void lower(char *s)
 
 static void exec_vals(search_ctx *c, const char *stmt, int n, ot_pg_cb *cb)
 {
-    const char *vals[8];
+    const char *vals[9];
     for (int i = 0; i < n; i++)
         vals[i] = c->vals[i][0] ? c->vals[i] : NULL;
     ot_api_exec(c, stmt, n, vals, NULL, cb);
@@ -245,7 +250,28 @@ void ot_h_search_orders(ot_req *r)
         ot_respond_error(r, 400, "invalid_query", "cursor: malformed (pass nextCursor of the previous page)");
         return;
     }
-    if (ot_search_es_on()) {
+    /* asOf: a stream position this worker has seen committed (at most its
+     * freshness); beyond it the state is not final yet, so "retry", not 400:
+     * another worker may be a moment ahead of this one. */
+    int64_t as_of = -1, fresh = freshness();
+    rc = qparam(r, "asOf", tmp, sizeof tmp);
+    if (rc < 0)
+        return;
+    if (rc > 0) {
+        char *end = tmp;
+        as_of = strlen(tmp) <= 18 && tmp[0] >= '0' && tmp[0] <= '9' ? strtoll(tmp, &end, 10) : -1;
+        if (as_of < 0 || *end) {
+            ot_respond_error(r, 400, "invalid_query", "asOf: a stream position (freshness.seq of an earlier answer)");
+            return;
+        }
+        if (as_of > fresh) {
+            ot_respond_error(r, 409, "not_yet", "asOf: %lld is beyond this server's stream position %lld; retry",
+                             (long long)as_of, (long long)fresh);
+            return;
+        }
+    }
+    /* asOf belongs to PostgreSQL: the index keeps only the latest state. */
+    if (as_of < 0 && ot_search_es_on()) {
         lower(user);
         lower(order);
         ot_search_es_orders(r, &(ot_search_es_orders_q){ .user = user, .status = st, .order = order,
@@ -257,7 +283,7 @@ void ot_h_search_orders(ot_req *r)
     search_ctx *c = ot_api_ctx_new(r, sizeof *c, NULL);
     if (!c)
         return;
-    c->fresh = freshness();
+    c->fresh = as_of >= 0 ? as_of : fresh;
     c->limit = (int)limit + 1;
     snprintf(c->vals[0], VAL_MAX, "%s", user);
     snprintf(c->vals[1], VAL_MAX, "%s", st);
@@ -269,7 +295,12 @@ void ot_h_search_orders(ot_req *r)
     snprintf(c->vals[5], VAL_MAX, "%s", cur_us);
     snprintf(c->vals[6], VAL_MAX, "%s", cur_id);
     snprintf(c->vals[7], VAL_MAX, "%d", c->limit);
-    exec_vals(c, "search_orders", 8, orders_cb);
+    if (as_of < 0) {
+        exec_vals(c, "search_orders", 8, orders_cb);
+        return;
+    }
+    snprintf(c->vals[8], VAL_MAX, "%lld", (long long)as_of);
+    exec_vals(c, "search_orders_at", 9, orders_cb);
 }
 
 /* ---- GET /search/orders/:id/history ---- */

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import make_token, mk_user, request
 from test_search_indexer import es, es_env, es_node, set_cursor  # noqa: F401 (es_node: a fixture)
-from test_ws_scale import NO_LIMITS, api_create
+from test_ws_scale import NO_LIMITS, api_create, api_patch
 
 BACKENDS = ["postgres", "elasticsearch"]
 
@@ -347,6 +347,68 @@ def test_freshness_covers_a_write_just_made(api, db):
     assert [o["id"] for o in body["orders"]] == [order["id"]]
 
 
+def wait_fresh(get, token, seq, **params):
+    """The first /search/orders answer whose freshness covers seq."""
+    deadline = time.monotonic() + 5
+    while True:
+        st, body = get("/search/orders", token, **params)
+        assert st == 200, body
+        if body["freshness"]["seq"] >= seq or time.monotonic() > deadline:
+            assert body["freshness"]["seq"] >= seq
+            return body
+        time.sleep(0.05)
+
+
+def last_seq(db, oid):
+    with db.cursor() as cur:
+        cur.execute("SELECT max(seq) FROM order_events WHERE order_id = %s", (oid,))
+        return cur.fetchone()[0]
+
+
+def test_as_of_lists_every_page_as_the_orders_stood_at_that_seq(api, db, fixed):
+    # What the admin page's CSV export relies on: pages asked with asOf=S
+    # describe the moment S, whatever changed since.
+    get = api()
+    user = mk_user(db)
+    t, adm = tok(user), make_token(fixed["admin"], role="ADMIN", exp_delta=7200)
+    o1, o2 = api_create(get.port, t), api_create(get.port, t)
+    before = wait_fresh(get, t, last_seq(db, o2["id"]))
+    s = before["freshness"]["seq"]
+    assert [o["id"] for o in before["orders"]] == [o2["id"], o1["id"]]
+    st, _, moved = request(get.port, "PATCH", "/orders/%s/status" % o1["id"], {"status": "ACCEPTED"}, token=adm)
+    assert st == 200, moved
+    o3 = api_create(get.port, t)
+    now = wait_fresh(get, t, last_seq(db, o3["id"]))
+    assert [(o["id"], o["status"]) for o in now["orders"]] == [(o3["id"], "CREATED"), (o2["id"], "CREATED"),
+                                                              (o1["id"], "ACCEPTED")]
+
+    st, at = get("/search/orders", t, asOf=s)
+    assert st == 200, at
+    assert at["orders"] == before["orders"]  # o1 back at version 1, o3 not there yet
+    assert at["freshness"] == {"seq": s}
+    # The status filter is the status at S; pages keep the position.
+    assert [o["id"] for o in get("/search/orders", t, asOf=s, status="CREATED")[1]["orders"]] == [o2["id"], o1["id"]]
+    assert get("/search/orders", t, asOf=s, status="ACCEPTED")[1]["orders"] == []
+    assert page_all(get, t, asOf=s, limit=1) == ([o2["id"], o1["id"]], 2)
+    # A version between the first and the current one: its event's time.
+    api_patch(get.port, adm, o1["id"], "PREPARED")
+    newest = wait_fresh(get, t, last_seq(db, o1["id"]))
+    st, mid = get("/search/orders", t, asOf=now["freshness"]["seq"], orderId=o1["id"])
+    with db.cursor() as cur:
+        cur.execute("SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') FROM order_events "
+                    "WHERE order_id = %s AND version = 2", (o1["id"],))
+        at2 = cur.fetchone()[0]
+    assert [(o["status"], o["version"]) for o in mid["orders"]] == [("ACCEPTED", 2)]
+    assert mid["orders"][0]["updatedAt"].startswith(at2[:19]), (mid["orders"][0]["updatedAt"], at2)
+    # At the newest position it is the plain listing.
+    st, same = get("/search/orders", t, asOf=newest["freshness"]["seq"])
+    assert same["orders"] == newest["orders"]
+    # Beyond what this server has seen committed: not final yet, retry.
+    st, body = get("/search/orders", t, asOf=newest["freshness"]["seq"] + 1000)
+    assert st == 409 and body["error"]["code"] == "not_yet", body
+    assert body["error"]["message"].startswith("asOf:")
+
+
 # ---------------------------------------------------------------- malformed parameters
 
 @pytest.mark.parametrize("path,params,name", [
@@ -365,6 +427,9 @@ def test_freshness_covers_a_write_just_made(api, db):
     ("/search/orders", {"cursor": "MTIzfG5vdC1hLXV1aWQ"}, "cursor"),  # "123|not-a-uuid"
     ("/search/orders", {"userId": "42"}, "userId"),
     ("/search/orders", {"orderId": "x" * 36}, "orderId"),
+    ("/search/orders", {"asOf": "-1"}, "asOf"),
+    ("/search/orders", {"asOf": "12a"}, "asOf"),
+    ("/search/orders", {"asOf": "9" * 19}, "asOf"),
     ("/search/analytics", {"interval": "week"}, "interval"),
     ("/search/analytics", {"from": "2001-01-01T25:00:00Z"}, "from"),
     ("/search/analytics", {"from": "2001-01-03", "to": "2001-01-01"}, "from"),

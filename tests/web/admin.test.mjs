@@ -1,11 +1,12 @@
 // The admin page in a real Chromium against the real server and database.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Server, freePort, browser, newPage, api, login, sql, axe, email, ADMIN, ARTIFACTS } from "./harness.mjs";
+import { Server, freePort, browser, newPage, api, login, sql, axe, email, sleep, ADMIN, ARTIFACTS } from "./harness.mjs";
 
 let srv, b;
 before(async () => {
-  srv = await new Server(await freePort()).start();
+  // ACCEPTED is late after 1 s, so the test can make an order delayed.
+  srv = await new Server(await freePort(), ["--search-sla-accepted-seconds", "1"]).start();
   b = await browser();
 });
 after(async () => {
@@ -21,6 +22,47 @@ async function signIn(page, who) {
   await page.waitForSelector('#conn[data-state="live"]');
 }
 
+// What the admin page's number cards show, read back from the DOM.
+const readCharts = () => {
+  const cells = (sel) => [...document.querySelectorAll(sel)];
+  return {
+    counts: Object.fromEntries(cells("#counts tr[data-status]").map((r) => [r.dataset.status, r.querySelector(".num").textContent])),
+    trendTotal: cells("#trend-table tbody td.num").reduce((x, td) => x + Number(td.textContent), 0),
+    busiest: document.querySelector("#busiest").textContent.match(/(\d\d):00/)?.[1] ?? null,
+    tis: Object.fromEntries(cells("#tis tr[data-status]").map((r) => [r.dataset.status, [...r.querySelectorAll("td")].map((td) => td.dataset.seconds)])),
+    delayedN: document.querySelector("#delayed-count").dataset.n,
+    delayed: cells("#delayed li[data-order]").map((li) => li.dataset.order),
+  };
+};
+
+// The cards must equal GET /search/analytics for the same (default, last
+// 24 h) range, and its counts what the database says; polled, since the page
+// refetches a moment after the events.
+async function chartsMatchApi(page, token, params = {}, where = "true") {
+  const q = new URLSearchParams({ interval: "hour", ...params });
+  const a = (await api(srv, "GET", "/search/analytics?" + q, undefined, token)).body;
+  const since = q.get("from") ? `'${q.get("from")}'::timestamptz` : "now() - interval '24 hours'";
+  const db = Object.fromEntries(sql(`SELECT status, count(*) FROM orders WHERE created_at >= ${since} AND ${where} GROUP BY 1`)
+    .split("\n").filter(Boolean).map((l) => l.split("|")));
+  for (const [s, n] of Object.entries(a.countsByStatus)) assert.equal(String(n), db[s] || "0", `database count of ${s}`);
+  const sec = (v) => (v === null ? "" : String(v));
+  const want = {
+    counts: Object.fromEntries(Object.entries(a.countsByStatus).map(([k, v]) => [k, String(v)])),
+    trendTotal: a.trend.reduce((x, t) => x + t.count, 0),
+    busiest: a.busiest.peakHour === null ? null : String(a.busiest.peakHour).padStart(2, "0"),
+    tis: Object.fromEntries(["CREATED", "ACCEPTED", "PREPARED", "SHIPPED"].map((s) => [s, [sec(a.timeInStatus[s].avgSeconds), sec(a.timeInStatus[s].p95Seconds)]])),
+    delayedN: String(a.delayed.length),
+    delayed: a.delayed.slice(0, 20).map((d) => d.orderId),
+  };
+  let got;
+  for (const end = Date.now() + 5000; Date.now() < end; await sleep(100)) {
+    got = await page.evaluate(readCharts);
+    if (JSON.stringify(got) === JSON.stringify(want)) break;
+  }
+  assert.deepEqual(got, want);
+  return a;
+}
+
 async function customer(tag) {
   const who = { name: "Customer " + tag, email: email(tag), password: tag + "-pass-12345" };
   const r = await api(srv, "POST", "/auth/register", who);
@@ -28,7 +70,7 @@ async function customer(tag) {
   return { ...who, ...(await login(srv, who.email, who.password)) };
 }
 
-test("admin: live table, only offered moves, history, N new, keys, filters in the URL, a11y", async () => {
+test("admin: live table, only offered moves, history, N new, keys, number cards, server restart, filters in the URL, a11y", async () => {
   const c = await customer("carol");
   const o = (await api(srv, "POST", "/orders", { items: [{ productId: "sku-a", qty: 3 }] }, c.token)).body;
   const pc = await newPage(b, srv, "/");
@@ -104,7 +146,47 @@ test("admin: live table, only offered moves, history, N new, keys, filters in th
   // The counts follow (debounced): 2 canceled, 1 delivered.
   await pa.waitForFunction(() => document.querySelector("#counts tr[data-status=CANCELED] .num")?.textContent === "2");
   assert.equal(await pa.textContent("#counts tr[data-status=DELIVERED] .num"), "1");
+  const a1 = await chartsMatchApi(pa, adm.token);
+  assert.ok(a1.timeInStatus.CREATED.avgSeconds > 0, "three orders left CREATED: time in CREATED is known");
+
+  // Delayed follows the events: an order ACCEPTED over 1 s ago (its SLA here)
+  // is listed once any event makes the page refetch, and leaves the list
+  // when it moves on.
+  const o4 = (await api(srv, "POST", "/orders", { items: [{ productId: "sku-d", qty: 1 }] }, c.token)).body;
+  assert.equal((await api(srv, "PATCH", `/orders/${o4.id}/status`, { status: "ACCEPTED" }, adm.token)).status, 200);
+  await sleep(1200);
+  await api(srv, "POST", "/orders", { items: [{ productId: "sku-e", qty: 1 }] }, c.token);
+  await pa.waitForSelector(`#delayed li[data-order="${o4.id}"]`, { timeout: 3000 });
+  assert.match(await pa.textContent(`#delayed li[data-order="${o4.id}"]`), /Accepted for \d/);
+  await chartsMatchApi(pa, adm.token);
+  assert.equal((await api(srv, "PATCH", `/orders/${o4.id}/status`, { status: "PREPARED" }, adm.token)).status, 200);
+  await pa.waitForSelector(`#delayed li[data-order="${o4.id}"]`, { state: "detached", timeout: 3000 });
+  const a2 = await chartsMatchApi(pa, adm.token);
+  assert.equal(a2.countsByStatus.PREPARED, a1.countsByStatus.PREPARED + 1);
   await pa.screenshot({ path: ARTIFACTS + "admin.png", fullPage: true });
+
+  // The server restarted while an order changes: the page says it is
+  // reconnecting, then shows the change in place, once, without reload.
+  // (CANCELED: terminal, so not delayed by the clock between two refetches.)
+  const o6 = (await api(srv, "POST", "/orders", { items: [{ productId: "sku-f", qty: 1 }] }, c.token)).body;
+  await pa.waitForSelector("#new:not([hidden])");
+  await pa.click("#new");
+  await pa.waitForSelector(`#row-${o6.id}[data-status=CREATED]`);
+  const shown = await pa.textContent("#count");
+  const loads = await pa.evaluate(() => performance.getEntriesByType("navigation").length);
+  await srv.stop();
+  await pa.waitForSelector('#conn[data-state="reconnecting"], #conn[data-state="offline"]', { timeout: 3000 });
+  assert.match(await pa.textContent("#an-msg"), /^Not live: these numbers are as of/);
+  assert.equal(sql(`SELECT result FROM ot_update_status('${o6.id}'::uuid, 'CANCELED'::order_status, NULL, NULL)`), "ok");
+  await srv.start();
+  await pa.waitForSelector(`#row-${o6.id}[data-status=CANCELED]`, { timeout: 8000 });
+  await pa.waitForSelector('#conn[data-state="live"]');
+  assert.equal(await pa.locator(`#row-${o6.id}`).count(), 1, "no duplicate row");
+  assert.equal(await pa.textContent("#count"), shown, "no extra order");
+  assert.equal(await pa.locator("#new:not([hidden])").count(), 0, "the change is not announced as new");
+  assert.equal(await pa.evaluate(() => performance.getEntriesByType("navigation").length), loads, "no reload");
+  await chartsMatchApi(pa, adm.token); // the numbers caught up too
+  await pa.waitForFunction(() => document.querySelector("#an-msg").textContent === "");
 
   // Filters live in the URL and survive a reload.
   await pa.selectOption("#filters select[name=status]", "DELIVERED");
@@ -114,6 +196,30 @@ test("admin: live table, only offered moves, history, N new, keys, filters in th
   await pa.waitForSelector(`#row-${o.id}`);
   assert.equal(await pa.inputValue("#filters select[name=status]"), "DELIVERED");
   assert.deepEqual([...new Set(await pa.$$eval("#rows tr[data-status]", (rs) => rs.map((r) => r.dataset.status)))], ["DELIVERED"]);
+
+  // By customer and date range: the table holds exactly that customer's
+  // orders, and the numbers are that customer's too.
+  const today = new Date().toISOString().slice(0, 10);
+  await pa.selectOption("#filters select[name=status]", "");
+  await pa.fill("#filters input[name=userId]", c.user.id);
+  await pa.fill("#filters input[name=from]", today);
+  await pa.fill("#filters input[name=to]", today);
+  await pa.click("#filters button[type=submit]");
+  const mine = Number(sql(`SELECT count(*) FROM orders WHERE user_id = '${c.user.id}' AND created_at >= '${today}'::date`));
+  await pa.waitForFunction((n) => document.querySelector("#count").textContent === `${n} orders`, mine);
+  assert.ok(mine >= 6);
+  assert.deepEqual([...new Set(await pa.$$eval("#rows tr[data-status] td:nth-child(2)", (ts) => ts.map((t) => t.textContent)))], [c.user.id.slice(0, 8)]);
+  assert.match(pa.url(), new RegExp(`userId=${c.user.id}.*from=${today}.*to=${today}`));
+  const dayAfter = new Date(Date.parse(today) + 86400e3).toISOString();
+  await chartsMatchApi(pa, adm.token, { userId: c.user.id, from: today + "T00:00:00Z", to: dayAfter },
+    `user_id = '${c.user.id}' AND created_at < '${dayAfter}'`);
+  // Without dates, the range menu: 30 days go by day.
+  for (const n of ["from", "to", "userId"]) await pa.fill(`#filters input[name=${n}]`, "");
+  await pa.click("#filters button[type=submit]");
+  await pa.selectOption("#range", "30d");
+  await pa.waitForFunction(() => document.querySelector("#trend-h").textContent === "Orders per day");
+  assert.match(pa.url(), /range=30d/);
+  await chartsMatchApi(pa, adm.token, { interval: "day", from: new Date(Date.now() - 30 * 86400e3).toISOString() });
 
   const v = (await axe(pa)).filter((x) => x.impact === "serious" || x.impact === "critical");
   assert.deepEqual(v, [], JSON.stringify(v, null, 1));
@@ -135,6 +241,10 @@ test("admin: 10,000 orders — table and counts right, scrolling smooth (frame t
   await pa.waitForFunction((n) => document.querySelector("#count").textContent === `${n} orders`, total, { timeout: 60000 });
   const loadMs = Date.now() - t0;
   await pa.waitForFunction((n) => document.querySelector("#counts tr[data-status=ACCEPTED] .num")?.textContent === String(n), accepted);
+  const adm = await login(srv, ADMIN.email, ADMIN.password);
+  const a = await chartsMatchApi(pa, adm.token);
+  assert.equal(a.delayed.length, 100, "2,500 orders ACCEPTED over 1 s ago: the list is capped (--search-delayed-max)");
+  assert.equal(await pa.textContent("#delayed li:last-child"), "and 80 more");
   const domRows = await pa.locator("#rows tr[data-status]").count();
   assert.ok(domRows > 10 && domRows < 120, `windowed: ${domRows} rows in the DOM`);
   assert.equal(await pa.getAttribute("#grid", "aria-rowcount"), String(total + 1));
@@ -167,4 +277,56 @@ test("admin: 10,000 orders — table and counts right, scrolling smooth (frame t
   assert.equal(lastIdx, total + 1);
   await pa.screenshot({ path: ARTIFACTS + "admin-10k.png" });
   assert.deepEqual(pa.errors, []);
+});
+
+test("admin: CSV export is one stream position, even with changes while its pages come in", async () => {
+  // After the 10,000-order test: about 100 pages of 100.
+  const adm = await login(srv, ADMIN.email, ADMIN.password);
+  const c = await customer("csv");
+  const pa = await newPage(b, srv, "/admin");
+  // The export's second page waits until the test has changed the orders.
+  let release, pagesAsOf = 0;
+  const gate = new Promise((r) => { release = r; });
+  await pa.route(/\/search\/orders\?.*asOf=/, async (route) => {
+    if (pagesAsOf++ === 1) await gate;
+    await route.continue();
+  });
+  await signIn(pa, ADMIN);
+  const total = Number(sql("SELECT count(*) FROM orders"));
+  await pa.waitForFunction((n) => document.querySelector("#count").textContent === `${n} orders`, total, { timeout: 60000 });
+  // The oldest and the newest CREATED order: the last page and the first.
+  const oldest = sql("SELECT id FROM orders WHERE status = 'CREATED' ORDER BY created_at, id LIMIT 1");
+  const newest = sql("SELECT id FROM orders WHERE status = 'CREATED' ORDER BY created_at DESC, id DESC LIMIT 1");
+  const download = pa.waitForEvent("download", { timeout: 60000 });
+  await pa.click("#csv");
+  await pa.waitForFunction(() => /Exporting… [1-9]/.test(document.querySelector("#csv-msg").textContent));
+  for (const id of [oldest, newest]) assert.equal((await api(srv, "PATCH", `/orders/${id}/status`, { status: "ACCEPTED" }, adm.token)).status, 200);
+  const added = (await api(srv, "POST", "/orders", { items: [{ productId: "sku-late", qty: 1 }] }, c.token)).body;
+  // The server has seen them committed (its stream position passed them).
+  const last = Number(sql(`SELECT max(seq) FROM order_events WHERE order_id IN ('${oldest}', '${newest}', '${added.id}')`));
+  for (const end = Date.now() + 5000; (await api(srv, "GET", "/search/orders?limit=1", undefined, adm.token)).body.freshness.seq < last; await sleep(50))
+    assert.ok(Date.now() < end, "the server's stream position reaches the changes");
+  release();
+  const file = await download;
+  const seq = Number(file.suggestedFilename().match(/^orders-seq-(\d+)\.csv$/)[1]);
+  const lines = (await import("node:fs")).readFileSync(await file.path(), "utf8").trimEnd().split("\n");
+  assert.equal(lines[0], "id,userId,status,version,createdAt,updatedAt,items,asOfSeq");
+  const rows = new Map(lines.slice(1).map((l) => l.split(",")).map((f) => [f[0], f]));
+  assert.ok(pagesAsOf > 50, `${pagesAsOf} pages`);
+  assert.ok([...rows.values()].every((f) => Number(f[7]) === seq), "every row names the file's position");
+  // The changes came after seq, and the file is exactly the event log's
+  // state at seq: every order then, each in its status and version then.
+  assert.ok(Number(sql(`SELECT min(seq) FROM order_events WHERE order_id IN ('${oldest}', '${newest}') AND version = 2`)) > seq);
+  const truth = sql(`SELECT DISTINCT ON (order_id) order_id || ',' || status || ',' || version FROM order_events WHERE seq <= ${seq} ORDER BY order_id, version DESC`).split("\n");
+  assert.equal(rows.size, truth.length);
+  for (const t of truth) {
+    const [id, status, version] = t.split(",");
+    assert.deepEqual(rows.get(id)?.slice(2, 4), [status, version], id);
+  }
+  assert.equal(rows.get(oldest)[2], "CREATED");
+  assert.equal(rows.get(newest)[2], "CREATED");
+  assert.ok(!rows.has(added.id), "an order created during the export is not in it");
+  assert.equal(await pa.textContent("#csv-msg"), `Exported ${truth.length} orders as of stream position ${seq}.`);
+  assert.deepEqual(pa.errors, []);
+  await pa.context().close();
 });

@@ -27,7 +27,10 @@ rm -f build/web-artifacts/server-*.log
 if [ "${1:-}" = --bench ]; then
   node tests/web/bench.mjs
 else
-  node --test --test-concurrency=1 "$@" tests/web/
+  # Test files named on the command line run alone; otherwise all of them.
+  files=(tests/web/)
+  for a in "$@"; do [[ $a == *.test.mjs ]] && files=(); done
+  node --test --test-concurrency=1 "$@" "${files[@]}"
 fi
 # As conftest does for the integration tests: a sanitizer report in a
 # server's log (OT_BIN=build/asan/ordertrack) fails the run.
