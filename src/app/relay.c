@@ -59,6 +59,11 @@ struct ot_relay {
     size_t nparked;
     bool parked_loaded;
     uint64_t published, errors, rewinds;
+    /* The seal of each message (event_json.h: OT_EVENT_SEAL_HEADER). */
+    uint8_t mac_key[OT_EVENT_MAC_KEY_LEN];
+    bool have_key;
+    char *sealbuf;
+    size_t sealcap;
 };
 
 static const ot_pg_stmt relay_stmts[] = {
@@ -278,6 +283,27 @@ static int topic_of(ot_str type)
     return -1;
 }
 
+/* The hex MAC of `json` (pointing into the relay's scratch buffer, valid
+ * until the next call). false without a key or memory: published unsealed,
+ * which the feed drops (its tail still delivers the event). */
+static bool seal(ot_relay *r, ot_str json, ot_str *mac)
+{
+    if (!r->have_key)
+        return false;
+    size_t need = json.len + OT_EVENT_SEAL_OVERHEAD;
+    if (need > r->sealcap) {
+        char *b = realloc(r->sealbuf, need);
+        if (!b)
+            return false;
+        r->sealbuf = b;
+        r->sealcap = need;
+    }
+    if (!ot_event_seal(r->mac_key, ot_str_c(OT_EVENT_KAFKA_CHANNEL), json, r->sealbuf, r->sealcap))
+        return false;
+    *mac = ot_str_make(r->sealbuf + 4, OT_EVENT_SEAL_HEX); /* "ot1:" <hex> ":" json */
+    return true;
+}
+
 static size_t relay_deliver(void *data, const ot_event *evs, size_t n)
 {
     ot_relay *r = data;
@@ -301,19 +327,23 @@ static size_t relay_deliver(void *data, const ot_event *evs, size_t n)
             park_write(r, id, "an earlier event of this order is parked");
             continue;
         }
-        ot_kafka_header h[2] = { { "eventId", ev->event_id }, { "type", ev->type } };
+        ot_kafka_header h[3] = { { "eventId", ev->event_id }, { "type", ev->type } };
+        int nh = 2;
+        ot_str mac;
+        if (seal(r, ev->json, &mac))
+            h[nh++] = (ot_kafka_header){ OT_EVENT_SEAL_HEADER, mac };
         int64_t ts = iso_ms(ev->timestamp);
         void *op = (void *)(uintptr_t)id;
         /* order.events first: it carries the full history, so it is the one
          * a consumer of everything reads. */
-        int rc1 = ot_kafka_produce(r->k, r->topics[0], ev->order_id, ev->json, ts, h, 2, op);
+        int rc1 = ot_kafka_produce(r->k, r->topics[0], ev->order_id, ev->json, ts, h, nh, op);
         if (rc1 == OT_KAFKA_EFULL) {
             r->sink_full = true;
             return i;
         }
         int rc2 = OT_OK;
         if (rc1 == OT_OK && t > 0)
-            rc2 = ot_kafka_produce(r->k, r->topics[t], ev->order_id, ev->json, ts, h, 2, op);
+            rc2 = ot_kafka_produce(r->k, r->topics[t], ev->order_id, ev->json, ts, h, nh, op);
         r->tail_id++;
         f->left = (uint8_t)((rc1 == OT_OK) + (rc1 == OT_OK && t > 0 && rc2 == OT_OK));
         if ((rc1 == OT_KAFKA_EREFUSED || rc2 == OT_KAFKA_EREFUSED) && park_order(r, f->order)) {
@@ -429,6 +459,7 @@ static void lock_lost(ot_relay *r, const char *why)
         return;
     ot_logf(OT_LOG_WARN, "relay: no longer the holder (%s); stopping", why);
     r->holder = false;
+    ot_events_want_listen(r->events, OT_EV_LISTEN_RELAY, false);
     ot_metrics_set(OT_G_RELAY_ACTIVE, 0);
     ot_timer_stop(r->loop, &r->retry_timer);
     pipeline_stop(r);
@@ -447,6 +478,9 @@ static void on_lock(void *data, int status, PGresult *res)
     }
     if (yes) {
         r->holder = true;
+        /* The holder publishes what its reader finds: it must hear every
+         * commit at once, not by the 1 s idle tail. */
+        ot_events_want_listen(r->events, OT_EV_LISTEN_RELAY, true);
         ot_metrics_set(OT_G_RELAY_ACTIVE, 1);
         ot_logf(OT_LOG_INFO, "relay: holding the relay lock; publishing to Kafka at %s", r->cfg->kafka_brokers);
         pipeline_start(r);
@@ -476,6 +510,7 @@ ot_relay *ot_relay_new(ot_loop *loop, const ot_config *cfg, ot_events *events)
     r->loop = loop;
     r->cfg = cfg;
     r->events = events;
+    r->have_key = cfg->jwt_secret && ot_event_mac_key(ot_str_c(cfg->jwt_secret), r->mac_key) == 0;
     r->cap = cfg->kafka_max_inflight ? cfg->kafka_max_inflight : 1;
     r->ring = calloc(r->cap, sizeof(*r->ring));
     r->parked = calloc(cfg->kafka_max_parked ? cfg->kafka_max_parked : 1, sizeof(*r->parked));
@@ -513,6 +548,7 @@ void ot_relay_free(ot_relay *r)
     ot_pg_free(r->lockpg); /* closing the session releases the lock */
     free(r->parked);
     free(r->ring);
+    free(r->sealbuf);
     free(r);
 }
 

@@ -15,6 +15,7 @@
 #include "ot/app/hub_msg.h"
 #include "ot/app/replay.h"
 #include "ot/app/principals.h"
+#include "ot/app/kafka_feed.h"
 #include "ot/app/relay.h"
 #include "ot/http/http.h"
 #include "ot/core/log.h"
@@ -274,6 +275,11 @@ int ot_app_start(ot_worker *w)
                 ot_logf(OT_LOG_ERROR, "Kafka relay setup failed");
                 return OT_ERR;
             }
+            app->feed = ot_kafka_feed_new(w->loop, w->cfg, app->events);
+            if (!app->feed) {
+                ot_logf(OT_LOG_ERROR, "Kafka feed setup failed");
+                return OT_ERR;
+            }
         }
     }
     app->api = (ot_api){ .pg = w->pg, .events = app->events, .rl_user = w->rl_user, .services = &w->services };
@@ -290,6 +296,10 @@ int ot_app_start(ot_worker *w)
     if (app->relay)
         ot_services_add(&w->services, &(ot_service){ .name = "kafka", .data = app->relay, .ready = ot_relay_ready,
                                                      .sample = ot_relay_sample });
+    /* Not required either: without it pushes follow the PostgreSQL tail. */
+    if (app->feed)
+        ot_services_add(&w->services, &(ot_service){ .name = "kafka-feed", .data = app->feed,
+                                                     .ready = ot_kafka_feed_ready, .sample = ot_kafka_feed_sample });
     return 0;
 }
 
@@ -306,6 +316,7 @@ void ot_app_stop(ot_worker *w)
         ot_pg_cancel(outbox_q);
         outbox_q = NULL;
     }
+    ot_kafka_feed_free(app->feed); /* it feeds the reader: first */
     ot_relay_free(app->relay); /* its sink belongs to the reader: first */
     ot_events_free(app->events);
     ot_auth_teardown();

@@ -119,6 +119,19 @@ static const struct {
                                "Age of the oldest committed event not yet published to Kafka.", KIND_GAUGE_MILLI },
     [OT_C_RELAY_PARKED_EVENTS] = { "ordertrack_relay_parked_events_total",
                                    "Events recorded in relay_parked instead of being published.", KIND_COUNTER },
+    [OT_G_KAFKA_FEED_UP] = { "ordertrack_kafka_feed_up",
+                             "1 while this worker's Kafka consumer (push path) has its partitions.", KIND_GAUGE },
+    [OT_G_EVENTS_LISTENING] = { "ordertrack_events_listening",
+                                "1 while the event reader keeps its PostgreSQL LISTEN connection.", KIND_GAUGE },
+    [OT_C_KAFKA_FEED_CONSUMED] = { "ordertrack_kafka_feed_consumed_total",
+                                   "Messages of order.events received by the push path's consumer.", KIND_COUNTER },
+    [OT_C_KAFKA_FEED_FRESH] = { "ordertrack_kafka_feed_fresh_total",
+                                "Consumed events this worker had not delivered yet (Kafka was first).", KIND_COUNTER },
+    [OT_C_KAFKA_FEED_DUPLICATES] = { "ordertrack_kafka_feed_duplicates_total",
+                                     "Consumed events already delivered (dropped: same seq and eventId).",
+                                     KIND_COUNTER },
+    [OT_C_KAFKA_FEED_REJECTED] = { "ordertrack_kafka_feed_rejected_total",
+                                   "Consumed messages dropped: no valid seal, or not an event.", KIND_COUNTER },
 };
 
 typedef struct {

@@ -4,8 +4,9 @@ topics through the admin API). An independent consumer (Debian's kcat) reads
 what was published. Each test uses its own topic prefix, so tests sharing the
 broker never see each other's messages.
 
-The broker's port is OT_KAFKA_PORT (default 9092; its controller the next
-port), its state OT_KAFKA_DIR (default: a directory of its own under /tmp)."""
+The broker's port is OT_KAFKA_PORT (default 9092), its controller's
+KAFKA_CONTROLLER_PORT (default: the next port), its state OT_KAFKA_DIR
+(default: a directory of its own under /tmp)."""
 
 import collections
 import json
@@ -20,6 +21,7 @@ import pytest
 from conftest import ROOT, make_token, mk_user, request, scaled
 
 KAFKA_PORT = int(os.environ.get("OT_KAFKA_PORT", "9092"))
+KAFKA_CONTROLLER_PORT = int(os.environ.get("KAFKA_CONTROLLER_PORT", str(KAFKA_PORT + 1)))
 KAFKA_DIR = os.environ.get("OT_KAFKA_DIR", "/tmp/ot-kafka-test-%d" % KAFKA_PORT)
 BROKER = "127.0.0.1:%d" % KAFKA_PORT
 ITEMS = [{"productId": "sku-1", "qty": 1}]
@@ -29,7 +31,7 @@ NO_LIMITS = ["--rate-ip", "1000000", "--rate-ip-burst", "1000000", "--rate-user"
 
 
 def kafka_sh(cmd, check=True):
-    env = dict(os.environ, KAFKA_PORT=str(KAFKA_PORT), KAFKA_CONTROLLER_PORT=str(KAFKA_PORT + 1),
+    env = dict(os.environ, KAFKA_PORT=str(KAFKA_PORT), KAFKA_CONTROLLER_PORT=str(KAFKA_CONTROLLER_PORT),
                OT_KAFKA_DIR=KAFKA_DIR, KAFKA_AUTO_CREATE_TOPICS="false")
     r = subprocess.run([os.path.join(ROOT, "scripts", "kafka.sh"), cmd], env=env, capture_output=True, text=True,
                        timeout=300)

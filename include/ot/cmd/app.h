@@ -15,6 +15,7 @@ struct ot_app {
     ot_events *events; /* seq-ordered committed events (events.h) */
     ot_hub *hub;       /* WebSocket clients of this worker (ws.h) */
     struct ot_relay *relay; /* the Kafka outbox relay; NULL without KAFKA_BROKERS */
+    struct ot_kafka_feed *feed; /* the push path's Kafka consumer; NULL without KAFKA_BROKERS */
     struct ot_principals *principals; /* token revocation cache; NULL without a database */
     ot_api api;        /* the API routes' data */
 };

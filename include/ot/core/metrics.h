@@ -82,6 +82,13 @@ typedef enum {
     OT_G_RELAY_BACKLOG,         /* committed events above the relay's acknowledged cursor */
     OT_G_RELAY_OLDEST_MS,       /* age of the oldest of them (ms, rendered in seconds) */
     OT_C_RELAY_PARKED_EVENTS,
+    /* The Kafka feed of the push path (app/kafka_feed.h). */
+    OT_G_KAFKA_FEED_UP,         /* 1 while this worker's consumer is in its group with partitions */
+    OT_G_EVENTS_LISTENING,      /* 1 while the reader keeps its LISTEN connection */
+    OT_C_KAFKA_FEED_CONSUMED,   /* messages of order.events received */
+    OT_C_KAFKA_FEED_FRESH,      /* ... carrying an event this worker had not delivered yet */
+    OT_C_KAFKA_FEED_DUPLICATES, /* ... carrying one already delivered (dropped) */
+    OT_C_KAFKA_FEED_REJECTED,   /* ... without a valid seal or unparsable (dropped) */
     OT_M_COUNT
 } ot_metric_id;
 
