@@ -162,6 +162,35 @@ static bool stats_up(const ot_json *d)
     return false;
 }
 
+/* topics.<topic>.partitions.<p>.consumer_lag: the partition's end minus
+ * the group's committed offset (-1 while unknown). "-1" is librdkafka's
+ * internal unassigned partition. */
+static void stats_lag(const ot_kafka_feed *f, const ot_json *d)
+{
+    int tp = ot_json_obj_get(d, 0, "topics");
+    int t = tp >= 0 ? ot_json_obj_get(d, tp, f->topic) : -1;
+    int ps = t >= 0 ? ot_json_obj_get(d, t, "partitions") : -1;
+    if (ps < 0 || !ot_json_is_obj(d, ps))
+        return;
+    int kt = ps + 1;
+    for (int i = 0; i < d->toks[ps].size; i++, kt = d->toks[kt].next) {
+        int64_t p = -1, lag = -1;
+        ot_str key = ot_json_raw(d, kt);
+        char num[16];
+        if (key.len == 0 || key.len >= sizeof num)
+            continue;
+        memcpy(num, key.base, key.len);
+        num[key.len] = '\0';
+        char *end;
+        p = strtoll(num, &end, 10);
+        if (*end || p < 0)
+            continue;
+        if (ot_json_get_int64(d, ot_json_obj_get(d, kt + 1, "consumer_lag"), &lag) < 0)
+            lag = -1;
+        ot_metrics_kafka_lag((int)p, lag);
+    }
+}
+
 static void on_stats(void *data, ot_str json)
 {
     ot_kafka_feed *f = data;
@@ -172,6 +201,7 @@ static void on_stats(void *data, ot_str json)
         return;
     }
     set_up(f, stats_up(&d), "the group is not steady or no broker is up");
+    stats_lag(f, &d);
     free(heap);
 }
 
@@ -204,6 +234,7 @@ ot_kafka_feed *ot_kafka_feed_new(ot_loop *loop, const ot_config *cfg, ot_events 
     static const ot_kafka_consumer_ops ops = { .message = on_message, .drained = on_drained, .stats = on_stats,
                                                .down = on_down };
     char err[512];
+    ot_metrics_kafka_group(f->group);
     f->k = ot_kafka_consumer_new(loop, &kc, &ops, f, err, sizeof err);
     if (!f->k) {
         ot_logf(OT_LOG_ERROR, "kafka feed: %s", err);

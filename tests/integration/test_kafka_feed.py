@@ -6,6 +6,7 @@ dashboard twice or at all; with the broker stopped pushes go on from the
 PostgreSQL tail and /readyz stays 200."""
 
 import json
+import re
 import subprocess
 import time
 
@@ -13,12 +14,22 @@ import pytest
 
 from conftest import make_token, mk_user, request, scaled
 from test_events import create, pushes_until
-from test_kafka import BROKER, NO_LIMITS, broker, consume, gauge, headers, kafka_env, kafka_sh, prefix, relay_active  # noqa: F401 (fixtures)
+from test_kafka import BROKER, NO_LIMITS, broker, consume, gauge, headers, kafka_env, kafka_sh, metrics_text, prefix, relay_active  # noqa: F401 (fixtures)
 from wsclient import WS
 
 
 def counter(port, name):
     return gauge(port, name)
+
+
+def lag_series(port):
+    """{(group, partition): lag} of ordertrack_kafka_consumer_lag."""
+    out = {}
+    for line in metrics_text(port).splitlines():
+        m = re.match(r'ordertrack_kafka_consumer_lag\{worker="\d+",group="([^"]*)",partition="(\d+)"\} (\S+)$', line)
+        if m:
+            out[(m.group(1), m.group(2))] = float(m.group(3))
+    return out
 
 
 def two_servers(server, prefix):
@@ -78,6 +89,20 @@ def test_pushes_come_through_kafka_to_a_worker_without_listen(db, prefix, pair):
     assert gauge(a.port, "ordertrack_events_listening") == 1, "the relay holder keeps LISTEN"
     st, _, body = request(b.port, "GET", "/readyz")
     assert st == 200 and body["kafka-feed"] == "up", body
+    # Consumer lag from librdkafka's statistics, per group and partition: B's
+    # group has all 3 partitions, and once its offsets are committed (only
+    # after the hub had the events) nothing is left behind.
+    deadline = time.monotonic() + scaled(10)
+    while True:
+        lag = lag_series(b.port)
+        groups = {g for g, _ in lag}
+        if len(groups) == 1 and sorted(p for _, p in lag) == ["0", "1", "2"] and not any(lag.values()):
+            break
+        assert time.monotonic() < deadline, lag
+        time.sleep(0.3)
+    (group,) = groups
+    assert group.startswith(prefix + "ordertrack-ws-"), group
+    assert all(g != group for g, _ in lag_series(a.port)), "every process has a group of its own"
 
 
 def test_a_duplicate_or_unsealed_message_published_by_hand_is_not_pushed(db, prefix, pair):

@@ -115,6 +115,15 @@ typedef struct {
 int ot_metrics_sink(const char *name);
 void ot_metrics_sink_set(int idx, const ot_metrics_sink_vals *v);
 
+/* Kafka consumer lag (librdkafka statistics), labelled group and partition:
+ * one consumer group per worker, partitions 0..OT_METRICS_MAX_LAG_PARTITIONS-1
+ * (higher ones are not exported). The group name is cut to fit. */
+#define OT_METRICS_MAX_LAG_PARTITIONS 64
+#define OT_METRICS_GROUP_NAME_MAX 160
+void ot_metrics_kafka_group(const char *group);
+/* lag < 0: unknown (the series is left out, as before the first statistics). */
+void ot_metrics_kafka_lag(int partition, int64_t lag);
+
 /* Appends Prometheus text exposition format 0.0.4 for all workers to `out`
  * (Content-Type: text/plain; version=0.0.4). HELP/TYPE once per family,
  * histograms as cumulative _bucket{le}/_sum/_count. Per-code request counters
