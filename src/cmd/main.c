@@ -8,6 +8,7 @@
 #include "ot/codec/pwhash.h"
 #include "ot/cmd/master.h"
 #include "ot/cmd/migrate.h"
+#include "ot/cmd/relaycli.h"
 #include "ot/cmd/usercli.h"
 
 static void usage(FILE *out)
@@ -19,6 +20,8 @@ static void usage(FILE *out)
                  "                                  apply sql/NNN_*.sql migrations once each\n"
                  "  ordertrack user add --email E --name N --password P [--admin] [--database-url URL]\n"
                  "                                  create or update a user\n"
+                 "  ordertrack relay retry ORDER_ID [serve options]\n"
+                 "                                  publish a parked order's events to Kafka, unpark it\n"
                  "  ordertrack --help | --version\n");
 }
 
@@ -36,6 +39,8 @@ int main(int argc, char **argv)
         return ot_migrate_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "user"))
         return ot_user_cli_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "relay"))
+        return ot_relay_cli_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") != 0) {
         fprintf(stderr, "ordertrack: unknown command %s\n\n", argv[1]);
         usage(stderr);

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT, make_token, mk_user, request, scaled
+from conftest import JWT_SECRET, ROOT, make_token, mk_user, request, run_cli, scaled
 
 KAFKA_PORT = int(os.environ.get("OT_KAFKA_PORT", "9092"))
 KAFKA_CONTROLLER_PORT = int(os.environ.get("KAFKA_CONTROLLER_PORT", str(KAFKA_PORT + 1)))
@@ -302,18 +302,26 @@ def test_failed_delivery_reports_rewind_to_the_stored_cursor_and_lose_nothing(se
     assert rewinds >= 1, "the failed reports made the relay rewind"
 
 
-def test_an_event_kafka_cannot_take_parks_its_order_only(server, db, prefix):
-    srv = server(workers=1, args=NO_LIMITS, env=kafka_env(prefix, ORDERTRACK_KAFKA_MAX_MESSAGE_BYTES=2000))
+def big_order(srv, db, workload_before):
+    """An order whose events (each carries the order) exceed a 2000-byte
+    limit, created and then ACCEPTED, with other orders' events between:
+    (order, admin token). Its later events are parked with it either way
+    (publishing them would show consumers a history with a hole)."""
     user = make_token(mk_user(db))
     admin = make_token(mk_user(db, "ADMIN"), "ADMIN")
     big_items = [{"productId": "p%02d-%s" % (i, "x" * 56), "qty": 1} for i in range(100)]
     st, _, big = request(srv.port, "POST", "/orders", {"items": big_items}, token=user)
     assert st == 201, big
-    workload(srv.port, db, 5)
-    # Later events of the parked order are small, but publishing them would
-    # show consumers a history with a hole: parked too.
+    if workload_before:
+        workload(srv.port, db, workload_before)
     st, _, _ = request(srv.port, "PATCH", "/orders/%s/status" % big["id"], {"status": "ACCEPTED"}, token=admin)
     assert st == 200
+    return big, admin
+
+
+def test_an_event_kafka_cannot_take_parks_its_order_only(server, db, prefix):
+    srv = server(workers=1, args=NO_LIMITS, env=kafka_env(prefix, ORDERTRACK_KAFKA_MAX_MESSAGE_BYTES=2000))
+    big, admin = big_order(srv, db, workload_before=5)
     workload(srv.port, db, 3)
     deadline = time.monotonic() + scaled(30)
     while True:
@@ -333,3 +341,66 @@ def test_an_event_kafka_cannot_take_parks_its_order_only(server, db, prefix):
         assert cur.fetchone()[0] == 0, "no other order parked"
     text = metrics_text(srv.port)
     assert any(l.startswith("ordertrack_relay_parked_orders{") and l.endswith(" 1") for l in text.splitlines())
+
+
+def test_relay_retry_publishes_a_parked_order_after_the_limit_is_raised_and_it_flows_again(server, db, db_url,
+                                                                                          prefix):
+    srv = server(workers=1, args=NO_LIMITS, env=kafka_env(prefix, ORDERTRACK_KAFKA_MAX_MESSAGE_BYTES=2000))
+    big, admin = big_order(srv, db, workload_before=0)
+    workload(srv.port, db, 2)
+    deadline = time.monotonic() + scaled(30)
+    while True:
+        with db.cursor() as cur:
+            cur.execute("SELECT count(*) FROM relay_parked WHERE order_id = %s", (big["id"],))
+            if cur.fetchone()[0] == 2:
+                break
+        assert time.monotonic() < deadline, "the big order was not parked"
+        time.sleep(0.3)
+    cli_env = {"KAFKA_BROKERS": BROKER, "ORDERTRACK_KAFKA_TOPIC_PREFIX": prefix, "DATABASE_URL": db_url,
+               "JWT_SECRET": JWT_SECRET}
+    # Still too large for the limit it was parked under: refused, rows kept.
+    r = run_cli("relay", "retry", big["id"], "--kafka-max-message-bytes", "2000", env=cli_env)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM relay_parked WHERE order_id = %s", (big["id"],))
+        assert cur.fetchone()[0] == 2
+    # Bad input: not a UUID; an order with nothing parked.
+    assert run_cli("relay", "retry", "nope", env=cli_env).returncode == 2
+    r = run_cli("relay", "retry", str(uuid.uuid4()), env=cli_env)
+    assert r.returncode == 1 and "nothing parked" in r.stderr, r.stderr
+    # The limit raised, on the servers (every event of this order is large:
+    # it carries the order) and for the retry.
+    srv.kill()
+    srv = server(workers=1, args=NO_LIMITS, env=kafka_env(prefix, ORDERTRACK_KAFKA_MAX_MESSAGE_BYTES=1000000))
+    deadline = time.monotonic() + scaled(15)
+    while relay_active(srv.port) != 1:
+        assert time.monotonic() < deadline, "no relay after the restart"
+        time.sleep(0.2)
+    # Both events go out, in order, and the rows are gone.
+    r = run_cli("relay", "retry", big["id"], "--kafka-max-message-bytes", "1000000", env=cli_env)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    out = json.loads(r.stdout)
+    assert out == {"orderId": big["id"], "republished": 2, "parked": 0}, out
+    # The relay (which loaded the order as parked) lets it flow again: its
+    # next event is published by the server itself, after the republished ones.
+    st, _, _ = request(srv.port, "PATCH", "/orders/%s/status" % big["id"], {"status": "PREPARED"}, token=admin)
+    assert st == 200
+    deadline = time.monotonic() + scaled(20)
+    while True:
+        msgs = [m for m in consume(prefix + "order.events") if m["key"] == big["id"]]
+        if len(msgs) >= 3:
+            break
+        assert time.monotonic() < deadline, "parked order not flowing again: %d messages" % len(msgs)
+        time.sleep(0.5)
+    assert [json.loads(m["payload"])["version"] for m in msgs] == [1, 2, 3]
+    assert all(len(headers(m).get("seal", "")) == 64 for m in msgs)
+    assert [json.loads(m["payload"])["type"] for m in consume(prefix + "order.created") if m["key"] == big["id"]] \
+        == ["order.created"]
+    check_history(db, wait_published(db, prefix), exactly_once=True)
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM relay_parked WHERE order_id = %s", (big["id"],))
+        assert cur.fetchone()[0] == 0
+        # Other tests' parked orders share the database: the gauge counts the table's.
+        cur.execute("SELECT count(DISTINCT order_id) FROM relay_parked")
+        still = cur.fetchone()[0]
+    assert gauge(srv.port, "ordertrack_relay_parked_orders") == still
