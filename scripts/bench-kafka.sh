@@ -19,20 +19,9 @@ scripts/services.sh
 scripts/kafka.sh start >/dev/null
 broker=127.0.0.1:${KAFKA_PORT:-9092}
 
-tmp=$(mktemp -d); port=18185
-db=ot_bench_kafka_$$
-pg=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres)
-cleanup() {
-  [ -n "${ot_pid:-}" ] && kill "$ot_pid" 2>/dev/null && wait "$ot_pid" 2>/dev/null || true
-  "${pg[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-"${pg[@]}" -d postgres -c "CREATE DATABASE $db"
-url=postgresql://postgres@127.0.0.1:5432/$db
-build/ordertrack migrate --database-url "$url" 2>/dev/null
-uid=$(build/ordertrack user add --database-url "$url" --email bench@example.com --name Bench \
-        --password bench-password-1 2>/dev/null | python3 -c 'import sys,json;print(json.load(sys.stdin)["id"])')
+port=18185
+. "$root/scripts/lib/benchdb.sh"
+bench_db ot_bench_kafka_$$
 
 echo "filling the outbox: $orders orders, $n events"
 t0=$(date +%s.%N)
@@ -72,6 +61,7 @@ while :; do
   sleep 0.05
 done
 t_end=$(date +%s.%N)
+[ "$p_start" -lt "$n" ] || { echo "relay: all $n events published before the first sample: use more events" >&2; exit 1; }
 relay_rate=$(python3 -c "print(round(($n - $p_start) / ($t_end - $t_start)))")
 echo "relay: $n events (2 messages each) in $(python3 -c "print(round($t_end - $t_start, 2))") s: $relay_rate events/s"
 kill "$ot_pid"; wait "$ot_pid" 2>/dev/null || true; ot_pid=""
