@@ -11,21 +11,10 @@ dur=${1:-10}; clients=${2:-32}; workers=${3:-2}
 make -s build/ordertrack
 scripts/services.sh
 
-tmp=$(mktemp -d); port=18183
-db=ot_bench_$$
-pg=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres)
-cleanup() {
-  [ -n "${ot_pid:-}" ] && kill "$ot_pid" 2>/dev/null && wait "$ot_pid" 2>/dev/null || true
-  "${pg[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-"${pg[@]}" -d postgres -c "CREATE DATABASE $db"
-url=postgresql://postgres@127.0.0.1:5432/$db
-build/ordertrack migrate --database-url "$url" 2>/dev/null
+port=18183
+. "$root/scripts/lib/benchdb.sh"
+bench_db ot_bench_$$
 echo "synchronous_commit: $("${pg[@]}" -d "$db" -tAc 'SHOW synchronous_commit')"
-uid=$(build/ordertrack user add --database-url "$url" --email bench@example.com --name Bench \
-        --password bench-password-1 2>/dev/null | python3 -c 'import sys,json;print(json.load(sys.stdin)["id"])')
 secret=bench-secret-0123456789abcdef0123456789
 token=$(python3 - "$uid" "$secret" <<'PY'
 import base64, hashlib, hmac, json, sys, time

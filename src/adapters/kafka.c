@@ -21,8 +21,10 @@ struct ot_kafka {
     int pipe_rd, pipe_wr;
     ot_watch watch;
     ot_kafka_ops ops;
+    ot_kafka_consumer_ops cops;
     void *data;
     bool up, fatal_seen;
+    bool consumer; /* mainq is the consumer queue, adminq NULL */
 };
 
 void ot_kafka_config_default(ot_kafka_config *c)
@@ -82,6 +84,8 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         if (k->up)
             ot_logf(OT_LOG_WARN, "kafka: all brokers down (%s)", reason);
         k->up = false;
+        if (k->consumer && k->cops.down)
+            k->cops.down(k->data, reason);
         return;
     }
     ot_logf(OT_LOG_DEBUG, "kafka: %s: %s", rd_kafka_err2name(err), reason);
@@ -125,6 +129,44 @@ static void topics_result(ot_kafka *k, rd_kafka_event_t *ev)
         k->ops.topics(k->data, ok, ok ? NULL : msg);
 }
 
+/* Served from rd_kafka_consumer_poll, on the loop. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    ot_kafka *k = opaque;
+    if (k->cops.stats)
+        k->cops.stats(k->data, ot_str_make(json, len));
+    return 0; /* librdkafka frees json */
+}
+
+/* Messages, errors and statistics (the main queue is forwarded here) until
+ * the consumer queue is empty. */
+static void consumer_drain(ot_kafka *k)
+{
+    rd_kafka_message_t *m;
+    bool any = false;
+    while ((m = rd_kafka_consumer_poll(k->rk, 0))) {
+        any = true;
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            k->up = true;
+            rd_kafka_headers_t *hs = NULL;
+            rd_kafka_message_headers(m, &hs);
+            ot_kafka_msg km = { .topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "",
+                                .partition = m->partition,
+                                .offset = m->offset,
+                                .key = ot_str_make(m->key ? m->key : "", m->key ? m->key_len : 0),
+                                .value = ot_str_make(m->payload ? m->payload : "", m->payload ? m->len : 0),
+                                .hdrs = hs };
+            if (k->cops.message)
+                k->cops.message(k->data, &km);
+        } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            ot_logf(OT_LOG_WARN, "kafka: consumer: %s", rd_kafka_message_errstr(m));
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (any && k->cops.drained)
+        k->cops.drained(k->data);
+}
+
 /* Drain the pipe, then each queue until it is empty: the pipe is written only
  * on an empty -> non-empty transition. */
 static void on_pipe(ot_loop *loop, int fd, unsigned events, void *data)
@@ -133,6 +175,10 @@ static void on_pipe(ot_loop *loop, int fd, unsigned events, void *data)
     char buf[256];
     while (read(fd, buf, sizeof buf) > 0)
         ;
+    if (k->consumer) {
+        consumer_drain(k);
+        return;
+    }
     while (rd_kafka_poll(k->rk, 0) > 0)
         ;
     rd_kafka_event_t *ev;
@@ -150,8 +196,8 @@ static int set(rd_kafka_conf_t *conf, const char *key, const char *val, char *er
     return OT_OK;
 }
 
-ot_kafka *ot_kafka_new(ot_loop *loop, const ot_kafka_config *cfg, const ot_kafka_ops *ops, void *data, char *err,
-                       size_t errlen)
+/* The object and its pipe; librdkafka comes next. */
+static ot_kafka *kafka_alloc(ot_loop *loop, void *data, char *err, size_t errlen)
 {
     ot_kafka *k = calloc(1, sizeof(*k));
     if (!k) {
@@ -159,9 +205,7 @@ ot_kafka *ot_kafka_new(ot_loop *loop, const ot_kafka_config *cfg, const ot_kafka
         return NULL;
     }
     k->loop = loop;
-    k->ops = *ops;
     k->data = data;
-    k->pipe_rd = k->pipe_wr = -1;
     int p[2];
     if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
@@ -170,7 +214,58 @@ ot_kafka *ot_kafka_new(ot_loop *loop, const ot_kafka_config *cfg, const ot_kafka
     }
     k->pipe_rd = p[0];
     k->pipe_wr = p[1];
+    return k;
+}
+
+static ot_kafka *kafka_fail(ot_kafka *k, rd_kafka_conf_t *conf)
+{
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    close(k->pipe_rd);
+    close(k->pipe_wr);
+    free(k);
+    return NULL;
+}
+
+/* Common settings: brokers, client id, our callbacks, log lines through the
+ * main queue (so they are written on the loop). */
+static rd_kafka_conf_t *kafka_conf(ot_kafka *k, const char *brokers, const char *client_id, char *err,
+                                   size_t errlen)
+{
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (set(conf, "bootstrap.servers", brokers, err, errlen) ||
+        set(conf, "client.id", client_id ? client_id : "ordertrack", err, errlen) ||
+        set(conf, "log.queue", "true", err, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, k);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    return conf;
+}
+
+/* Every queue we read signals the one pipe, watched on the loop. */
+static void kafka_attach(ot_kafka *k)
+{
+    rd_kafka_set_log_queue(k->rk, k->mainq);
+    rd_kafka_queue_io_event_enable(k->mainq, k->pipe_wr, "1", 1);
+    if (k->adminq)
+        rd_kafka_queue_io_event_enable(k->adminq, k->pipe_wr, "1", 1);
+    ot_watch_init(&k->watch, k->loop, on_pipe, k);
+    ot_watch_set(&k->watch, k->pipe_rd, OT_READABLE);
+}
+
+ot_kafka *ot_kafka_new(ot_loop *loop, const ot_kafka_config *cfg, const ot_kafka_ops *ops, void *data, char *err,
+                       size_t errlen)
+{
+    ot_kafka *k = kafka_alloc(loop, data, err, errlen);
+    if (!k)
+        return NULL;
+    k->ops = *ops;
+    rd_kafka_conf_t *conf = kafka_conf(k, cfg->brokers, cfg->client_id, err, errlen);
+    if (!conf)
+        return kafka_fail(k, NULL);
     char num[4][24];
     snprintf(num[0], sizeof num[0], "%u", cfg->message_timeout_ms);
     snprintf(num[1], sizeof num[1], "%u", cfg->linger_ms);
@@ -178,52 +273,108 @@ ot_kafka *ot_kafka_new(ot_loop *loop, const ot_kafka_config *cfg, const ot_kafka
     snprintf(num[3], sizeof num[3], "%u", cfg->max_message_bytes);
     /* enable.idempotence implies acks=all, at most 5 in flight per
      * connection and retries without reordering or duplicates. */
-    if (set(conf, "bootstrap.servers", cfg->brokers, err, errlen) ||
-        set(conf, "client.id", cfg->client_id ? cfg->client_id : "ordertrack", err, errlen) ||
-        set(conf, "enable.idempotence", "true", err, errlen) ||
+    if (set(conf, "enable.idempotence", "true", err, errlen) ||
         set(conf, "partitioner", "murmur2_random", err, errlen) ||
         set(conf, "message.timeout.ms", num[0], err, errlen) || set(conf, "linger.ms", num[1], err, errlen) ||
         set(conf, "queue.buffering.max.messages", num[2], err, errlen) ||
-        set(conf, "message.max.bytes", num[3], err, errlen) ||
-        /* Log lines go to the main queue, so they are written on the loop. */
-        set(conf, "log.queue", "true", err, errlen)) {
-        rd_kafka_conf_destroy(conf);
-        close(p[0]);
-        close(p[1]);
-        free(k);
-        return NULL;
-    }
-    rd_kafka_conf_set_opaque(conf, k);
+        set(conf, "message.max.bytes", num[3], err, errlen))
+        return kafka_fail(k, conf);
     rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    rd_kafka_conf_set_log_cb(conf, on_log);
     k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
-    if (!k->rk) {
-        rd_kafka_conf_destroy(conf);
-        close(p[0]);
-        close(p[1]);
-        free(k);
-        return NULL;
-    }
+    if (!k->rk)
+        return kafka_fail(k, conf);
     k->mainq = rd_kafka_queue_get_main(k->rk);
-    rd_kafka_set_log_queue(k->rk, k->mainq);
     k->adminq = rd_kafka_queue_new(k->rk);
-    rd_kafka_queue_io_event_enable(k->mainq, k->pipe_wr, "1", 1);
-    rd_kafka_queue_io_event_enable(k->adminq, k->pipe_wr, "1", 1);
-    ot_watch_init(&k->watch, loop, on_pipe, k);
-    ot_watch_set(&k->watch, k->pipe_rd, OT_READABLE);
+    kafka_attach(k);
     return k;
+}
+
+ot_kafka *ot_kafka_consumer_new(ot_loop *loop, const ot_kafka_consumer_config *cfg, const ot_kafka_consumer_ops *ops,
+                                void *data, char *err, size_t errlen)
+{
+    ot_kafka *k = kafka_alloc(loop, data, err, errlen);
+    if (!k)
+        return NULL;
+    k->consumer = true;
+    k->cops = *ops;
+    rd_kafka_conf_t *conf = kafka_conf(k, cfg->brokers, cfg->client_id, err, errlen);
+    if (!conf)
+        return kafka_fail(k, NULL);
+    char stats[24];
+    snprintf(stats, sizeof stats, "%u", cfg->stats_interval_ms);
+    /* Offsets: stored by the caller once it is done with a message, and only
+     * then committed (every second). A fetch that finds nothing waits at most
+     * 100 ms at the broker; one that finds data returns at once. */
+    if (set(conf, "group.id", cfg->group_id, err, errlen) ||
+        set(conf, "enable.auto.offset.store", "false", err, errlen) ||
+        set(conf, "enable.auto.commit", "true", err, errlen) ||
+        set(conf, "auto.commit.interval.ms", "1000", err, errlen) ||
+        set(conf, "auto.offset.reset", cfg->from_latest ? "latest" : "earliest", err, errlen) ||
+        set(conf, "fetch.wait.max.ms", "100", err, errlen) ||
+        set(conf, "statistics.interval.ms", stats, err, errlen))
+        return kafka_fail(k, conf);
+    if (cfg->stats_interval_ms)
+        rd_kafka_conf_set_stats_cb(conf, on_stats);
+    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+    if (!k->rk)
+        return kafka_fail(k, conf);
+    rd_kafka_poll_set_consumer(k->rk); /* errors, stats and log lines come with the messages */
+    k->mainq = rd_kafka_queue_get_consumer(k->rk);
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(cfg->ntopics);
+    for (int i = 0; i < cfg->ntopics; i++)
+        rd_kafka_topic_partition_list_add(subs, cfg->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(k->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (e) {
+        snprintf(err, errlen, "subscribe: %s", rd_kafka_err2str(e));
+        rd_kafka_queue_destroy(k->mainq);
+        rd_kafka_destroy(k->rk); /* nothing joined yet: no broker to wait for */
+        return kafka_fail(k, NULL);
+    }
+    kafka_attach(k);
+    return k;
+}
+
+int ot_kafka_store_offset(ot_kafka *k, const char *topic, int32_t partition, int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset + 1; /* the next one to read */
+    rd_kafka_resp_err_t e = rd_kafka_offsets_store(k->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    /* A partition revoked meanwhile refuses: its next owner re-reads a little. */
+    return e ? OT_ERR : OT_OK;
+}
+
+bool ot_kafka_msg_header(const ot_kafka_msg *m, const char *name, ot_str *out)
+{
+    const void *v = NULL;
+    size_t n = 0;
+    if (!m->hdrs || rd_kafka_header_get_last((rd_kafka_headers_t *)m->hdrs, name, &v, &n) || !v)
+        return false;
+    *out = ot_str_make(v, n);
+    return true;
 }
 
 typedef struct {
     rd_kafka_t *rk;
     rd_kafka_queue_t *mainq, *adminq;
     int pipe_rd, pipe_wr;
+    bool consumer;
 } doomed;
 
 static void destroy_work(void *data)
 {
     doomed *d = data;
+    if (d->consumer) {
+        /* Leaves the group and commits the stored offsets: the group hands
+         * our partitions on at once instead of after a session timeout. */
+        rd_kafka_consumer_close(d->rk);
+        rd_kafka_queue_destroy(d->mainq);
+        rd_kafka_destroy(d->rk);
+        close(d->pipe_rd);
+        close(d->pipe_wr);
+        return;
+    }
     rd_kafka_queue_destroy(d->mainq);
     rd_kafka_queue_destroy(d->adminq);
     /* No flush: unsent messages are the caller's to republish. */
@@ -241,10 +392,11 @@ void ot_kafka_free(ot_kafka *k)
         return;
     ot_watch_remove(&k->watch);
     rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
-    rd_kafka_queue_io_event_enable(k->adminq, -1, NULL, 0);
+    if (k->adminq)
+        rd_kafka_queue_io_event_enable(k->adminq, -1, NULL, 0);
     doomed *d = malloc(sizeof(*d));
     if (d) {
-        *d = (doomed){ k->rk, k->mainq, k->adminq, k->pipe_rd, k->pipe_wr };
+        *d = (doomed){ k->rk, k->mainq, k->adminq, k->pipe_rd, k->pipe_wr, k->consumer };
         if (ot_loop_queue_work(k->loop, destroy_work, destroy_done, d) == OT_OK) {
             free(k);
             return;
@@ -252,7 +404,7 @@ void ot_kafka_free(ot_kafka *k)
         free(d);
     }
     /* No pool slot: leak the handle rather than block the loop. */
-    ot_logf(OT_LOG_WARN, "kafka: producer left undestroyed (work queue full)");
+    ot_logf(OT_LOG_WARN, "kafka: handle left undestroyed (work queue full)");
     free(k);
 }
 

@@ -46,6 +46,7 @@ struct ot_events {
     ot_pg_query *q;
     ot_timer timer;
     ot_pg_listener *listener;
+    unsigned listen_why; /* Kafka mode: OT_EV_LISTEN_* reasons to keep LISTEN open */
     ot_redis *redis;
     /* Redis messages are sealed with this (event_json.h): a PUBLISH by anyone
      * else who reaches that Redis is dropped and counted, never pushed. */
@@ -315,6 +316,45 @@ static void on_redis_state(void *data, bool subscribed)
         schedule_tail(e, 0); /* Redis pub/sub kept nothing for us while we were away */
 }
 
+/* Open or close LISTEN as the reasons say. Closing loses nothing: the 1 s
+ * idle tail stays, and reopening tails at once (on_listen_state). */
+static void listen_update(ot_events *e)
+{
+    bool want = !e->redis && (!e->w.cfg->kafka_brokers || e->listen_why);
+    if (want && !e->listener) {
+        ot_pg_config pc;
+        ot_pg_config_default(&pc);
+        pc.conninfo = e->w.cfg->database_url;
+        e->listener = ot_pg_listen(e->w.loop, &pc, OT_EV_CHANNEL, on_notify, on_listen_state, e);
+    } else if (!want && e->listener) {
+        ot_pg_listener_free(e->listener);
+        e->listener = NULL;
+    }
+}
+
+void ot_events_want_listen(ot_events *e, unsigned why, bool on)
+{
+    if (!e || !e->w.pg)
+        return;
+    e->listen_why = on ? e->listen_why | why : e->listen_why & ~why;
+    listen_update(e);
+}
+
+bool ot_events_listening(const ot_events *e) { return e && e->listener; }
+
+int ot_events_feed_kafka(ot_events *e, ot_str event_json, int64_t *seq)
+{
+    ot_event ev;
+    if (ot_event_parse(event_json, &ev) < 0 || ev.order_id.len == 0)
+        return OT_ERR;
+    *seq = ev.seq;
+    /* Not started: the start query's position covers it (a tail finds it). */
+    bool fresh = ot_evseq_started(&e->seq) && ev.seq >= e->seq.next;
+    if (fresh)
+        feed_live(e, &ev);
+    return fresh ? 1 : 0;
+}
+
 ot_events *ot_events_start(const ot_events_env *w)
 {
     ot_events *e = calloc(1, sizeof(*e));
@@ -343,10 +383,9 @@ ot_events *ot_events_start(const ot_events_env *w)
         static const char *const chans[] = { "ot:admin" };
         e->redis = ot_redis_new(w->loop, &rc, chans, 1, on_redis_msg, on_redis_state, e);
     } else {
-        ot_pg_config pc;
-        ot_pg_config_default(&pc);
-        pc.conninfo = w->cfg->database_url;
-        e->listener = ot_pg_listen(w->loop, &pc, OT_EV_CHANNEL, on_notify, on_listen_state, e);
+        /* Kafka mode starts like the default: its feed is not up yet. */
+        e->listen_why = OT_EV_LISTEN_FEED_DOWN;
+        listen_update(e);
     }
     run_tail(e); /* the start query */
     return e;

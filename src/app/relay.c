@@ -18,11 +18,9 @@
 #define OT_RELAY_LOCK_MS 1000
 /* Before the pipeline starts again after a failure (topics, rewind, fatal). */
 #define OT_RELAY_RETRY_MS 1000
-#define OT_RELAY_TOPIC_MAX 200
-
 static const char *const topic_suffix[] = { "order.events", "order.created", "order.updated", "order.completed",
                                             "order.canceled" };
-#define NTOPICS 5
+#define NTOPICS OT_RELAY_NTOPICS
 
 #define OT_UUID_TEXT 37
 
@@ -52,7 +50,9 @@ struct ot_relay {
     size_t cap;
     uint64_t head_id, tail_id;
     bool rewinding; /* a report failed: wait for the rest, then restart the sink */
-    char topics[NTOPICS][OT_RELAY_TOPIC_MAX];
+    ot_relay_out out; /* topic names and the seal */
+    ot_pg_query *pq; /* the parked orders' reload */
+    uint64_t park_gen, pq_gen; /* orders parked so far; at the reload's sending */
     /* Orders with an event Kafka refuses for good (relay_parked): their
      * later events are parked too, every other order keeps flowing. */
     char (*parked)[OT_UUID_TEXT];
@@ -143,6 +143,7 @@ static bool park_order(ot_relay *r, const char *order)
     if (r->nparked >= r->cfg->kafka_max_parked)
         return false;
     snprintf(r->parked[r->nparked++], OT_UUID_TEXT, "%s", order);
+    r->park_gen++;
     ot_metrics_set(OT_G_RELAY_PARKED_ORDERS, (int64_t)r->nparked);
     return true;
 }
@@ -278,6 +279,62 @@ static int topic_of(ot_str type)
     return -1;
 }
 
+/* The hex MAC of `json` (pointing into the scratch buffer, valid until the
+ * next call). false without a key or memory: published unsealed, which the
+ * feed drops (its tail still delivers the event). */
+static bool seal(ot_relay_out *o, ot_str json, ot_str *mac)
+{
+    if (!o->have_key)
+        return false;
+    size_t need = json.len + OT_EVENT_SEAL_OVERHEAD;
+    if (need > o->sealcap) {
+        char *b = realloc(o->sealbuf, need);
+        if (!b)
+            return false;
+        o->sealbuf = b;
+        o->sealcap = need;
+    }
+    if (!ot_event_seal(o->mac_key, ot_str_c(OT_EVENT_KAFKA_CHANNEL), json, o->sealbuf, o->sealcap))
+        return false;
+    *mac = ot_str_make(o->sealbuf + 4, OT_EVENT_SEAL_HEX); /* "ot1:" <hex> ":" json */
+    return true;
+}
+
+void ot_relay_out_init(ot_relay_out *o, const ot_config *cfg)
+{
+    memset(o, 0, sizeof(*o));
+    o->have_key = cfg->jwt_secret && ot_event_mac_key(ot_str_c(cfg->jwt_secret), o->mac_key) == 0;
+    const char *prefix = cfg->kafka_topic_prefix ? cfg->kafka_topic_prefix : "";
+    for (int i = 0; i < NTOPICS; i++)
+        snprintf(o->topics[i], sizeof o->topics[i], "%s%s", prefix, topic_suffix[i]);
+}
+
+void ot_relay_out_free(ot_relay_out *o)
+{
+    free(o->sealbuf);
+    o->sealbuf = NULL;
+    o->sealcap = 0;
+}
+
+int ot_relay_out_produce(ot_relay_out *o, ot_kafka *k, const ot_event *ev, void *opaque, int *rc_events,
+                         int *rc_type)
+{
+    int t = topic_of(ev->type);
+    ot_kafka_header h[3] = { { "eventId", ev->event_id }, { "type", ev->type } };
+    int nh = 2;
+    ot_str mac;
+    if (seal(o, ev->json, &mac))
+        h[nh++] = (ot_kafka_header){ OT_EVENT_SEAL_HEADER, mac };
+    int64_t ts = iso_ms(ev->timestamp);
+    /* order.events first: it carries the full history, so it is the one a
+     * consumer of everything reads. */
+    *rc_events = ot_kafka_produce(k, o->topics[0], ev->order_id, ev->json, ts, h, nh, opaque);
+    *rc_type = OT_OK;
+    if (*rc_events == OT_OK && t > 0)
+        *rc_type = ot_kafka_produce(k, o->topics[t], ev->order_id, ev->json, ts, h, nh, opaque);
+    return (*rc_events == OT_OK) + (*rc_events == OT_OK && t > 0 && *rc_type == OT_OK);
+}
+
 static size_t relay_deliver(void *data, const ot_event *evs, size_t n)
 {
     ot_relay *r = data;
@@ -289,7 +346,6 @@ static size_t relay_deliver(void *data, const ot_event *evs, size_t n)
             r->sink_full = true;
             return i;
         }
-        int t = topic_of(ev->type);
         uint64_t id = r->tail_id;
         inflight *f = slot(r, id);
         *f = (inflight){ .seq = ev->seq };
@@ -301,21 +357,14 @@ static size_t relay_deliver(void *data, const ot_event *evs, size_t n)
             park_write(r, id, "an earlier event of this order is parked");
             continue;
         }
-        ot_kafka_header h[2] = { { "eventId", ev->event_id }, { "type", ev->type } };
-        int64_t ts = iso_ms(ev->timestamp);
-        void *op = (void *)(uintptr_t)id;
-        /* order.events first: it carries the full history, so it is the one
-         * a consumer of everything reads. */
-        int rc1 = ot_kafka_produce(r->k, r->topics[0], ev->order_id, ev->json, ts, h, 2, op);
+        int rc1, rc2;
+        int queued = ot_relay_out_produce(&r->out, r->k, ev, (void *)(uintptr_t)id, &rc1, &rc2);
         if (rc1 == OT_KAFKA_EFULL) {
             r->sink_full = true;
             return i;
         }
-        int rc2 = OT_OK;
-        if (rc1 == OT_OK && t > 0)
-            rc2 = ot_kafka_produce(r->k, r->topics[t], ev->order_id, ev->json, ts, h, 2, op);
         r->tail_id++;
-        f->left = (uint8_t)((rc1 == OT_OK) + (rc1 == OT_OK && t > 0 && rc2 == OT_OK));
+        f->left = (uint8_t)queued;
         if ((rc1 == OT_KAFKA_EREFUSED || rc2 == OT_KAFKA_EREFUSED) && park_order(r, f->order)) {
             r->errors++;
             ot_metrics_inc(OT_C_RELAY_PRODUCE_ERRORS, 1);
@@ -383,7 +432,7 @@ static void pipeline_start(ot_relay *r)
     if (!r->topics_ok) {
         const char *names[NTOPICS];
         for (int i = 0; i < NTOPICS; i++)
-            names[i] = r->topics[i];
+            names[i] = r->out.topics[i];
         if (ot_kafka_create_topics(r->k, names, NTOPICS, r->cfg->kafka_partitions, r->cfg->kafka_replication,
                                    r->cfg->kafka_retention_ms) < 0)
             ot_timer_start(r->loop, &r->retry_timer, OT_RELAY_RETRY_MS * 5);
@@ -429,9 +478,30 @@ static void lock_lost(ot_relay *r, const char *why)
         return;
     ot_logf(OT_LOG_WARN, "relay: no longer the holder (%s); stopping", why);
     r->holder = false;
+    ot_events_want_listen(r->events, OT_EV_LISTEN_RELAY, false);
     ot_metrics_set(OT_G_RELAY_ACTIVE, 0);
     ot_timer_stop(r->loop, &r->retry_timer);
     pipeline_stop(r);
+}
+
+/* The parked set again: orders whose rows were published and removed by
+ * `ordertrack relay retry` flow again. Same connection as the park writes,
+ * so every row already parked here is in the answer. */
+static void on_parked_reload(void *data, int status, PGresult *res)
+{
+    ot_relay *r = data;
+    r->pq = NULL;
+    /* An order parked after the query left may be missing from its answer
+     * (its row was written behind it): keep the set, read it next time. */
+    if (!r->holder || status != OT_PG_OK || r->park_gen != r->pq_gen)
+        return;
+    size_t before = r->nparked;
+    r->nparked = 0;
+    for (int i = 0; i < PQntuples(res); i++)
+        park_order(r, PQgetvalue(res, i, 0));
+    ot_metrics_set(OT_G_RELAY_PARKED_ORDERS, (int64_t)r->nparked);
+    if (r->nparked < before)
+        ot_logf(OT_LOG_INFO, "relay: %zu order(s) no longer parked", before - r->nparked);
 }
 
 static void on_lock(void *data, int status, PGresult *res)
@@ -443,10 +513,17 @@ static void on_lock(void *data, int status, PGresult *res)
     if (r->holder) {
         if (!yes)
             lock_lost(r, status == OT_PG_OK ? "the lock's session was replaced" : "the lock's connection failed");
+        else if (r->parked_loaded && r->nparked > 0 && !r->pq) {
+            r->pq_gen = r->park_gen;
+            r->pq = ot_pg_exec(r->lockpg, "relay_parked_orders", 0, NULL, NULL, on_parked_reload, r);
+        }
         return;
     }
     if (yes) {
         r->holder = true;
+        /* The holder publishes what its reader finds: it must hear every
+         * commit at once, not by the 1 s idle tail. */
+        ot_events_want_listen(r->events, OT_EV_LISTEN_RELAY, true);
         ot_metrics_set(OT_G_RELAY_ACTIVE, 1);
         ot_logf(OT_LOG_INFO, "relay: holding the relay lock; publishing to Kafka at %s", r->cfg->kafka_brokers);
         pipeline_start(r);
@@ -479,9 +556,7 @@ ot_relay *ot_relay_new(ot_loop *loop, const ot_config *cfg, ot_events *events)
     r->cap = cfg->kafka_max_inflight ? cfg->kafka_max_inflight : 1;
     r->ring = calloc(r->cap, sizeof(*r->ring));
     r->parked = calloc(cfg->kafka_max_parked ? cfg->kafka_max_parked : 1, sizeof(*r->parked));
-    const char *prefix = cfg->kafka_topic_prefix ? cfg->kafka_topic_prefix : "";
-    for (int i = 0; i < NTOPICS; i++)
-        snprintf(r->topics[i], sizeof r->topics[i], "%s%s", prefix, topic_suffix[i]);
+    ot_relay_out_init(&r->out, cfg);
     ot_pg_config pc;
     ot_pg_config_default(&pc);
     pc.conninfo = cfg->database_url;
@@ -510,9 +585,12 @@ void ot_relay_free(ot_relay *r)
         ot_pg_cancel(r->lq);
     if (r->bq)
         ot_pg_cancel(r->bq);
+    if (r->pq)
+        ot_pg_cancel(r->pq);
     ot_pg_free(r->lockpg); /* closing the session releases the lock */
     free(r->parked);
     free(r->ring);
+    ot_relay_out_free(&r->out);
     free(r);
 }
 

@@ -16,6 +16,7 @@
 #include "ot/app/replay.h"
 #include "ot/app/principals.h"
 #include "ot/app/indexer.h"
+#include "ot/app/kafka_feed.h"
 #include "ot/app/relay.h"
 #include "ot/http/http.h"
 #include "ot/core/log.h"
@@ -282,6 +283,11 @@ int ot_app_start(ot_worker *w)
                 ot_logf(OT_LOG_ERROR, "Kafka relay setup failed");
                 return OT_ERR;
             }
+            app->feed = ot_kafka_feed_new(w->loop, w->cfg, app->events);
+            if (!app->feed) {
+                ot_logf(OT_LOG_ERROR, "Kafka feed setup failed");
+                return OT_ERR;
+            }
         }
         /* One indexer per node (see indexer.h): worker 0's. */
         if (w->cfg->elasticsearch_url && w->idx == 0) {
@@ -310,6 +316,10 @@ int ot_app_start(ot_worker *w)
     if (app->indexer)
         ot_services_add(&w->services, &(ot_service){ .name = "elasticsearch", .data = app->indexer,
                                                      .ready = ot_indexer_ready, .sample = ot_indexer_sample });
+    /* Not required either: without it pushes follow the PostgreSQL tail. */
+    if (app->feed)
+        ot_services_add(&w->services, &(ot_service){ .name = "kafka-feed", .data = app->feed,
+                                                     .ready = ot_kafka_feed_ready, .sample = ot_kafka_feed_sample });
     return 0;
 }
 
@@ -326,6 +336,7 @@ void ot_app_stop(ot_worker *w)
         ot_pg_cancel(outbox_q);
         outbox_q = NULL;
     }
+    ot_kafka_feed_free(app->feed); /* it feeds the reader: first */
     ot_relay_free(app->relay); /* its sink belongs to the reader: first */
     ot_indexer_free(app->indexer);
     ot_search_es_teardown();

@@ -10,6 +10,7 @@
 #include "ot/cmd/master.h"
 #include "ot/cmd/migrate.h"
 #include "ot/cmd/searchcli.h"
+#include "ot/cmd/relaycli.h"
 #include "ot/cmd/usercli.h"
 
 static void usage(FILE *out)
@@ -23,6 +24,8 @@ static void usage(FILE *out)
                  "                                  create or update a user\n"
                  "  ordertrack search reindex [--database-url URL] [--elasticsearch-url URL] [--es-index-prefix P]\n"
                  "                                  rebuild the orders index from PostgreSQL, no downtime\n"
+                 "  ordertrack relay retry ORDER_ID [serve options]\n"
+                 "                                  publish a parked order's events to Kafka, unpark it\n"
                  "  ordertrack --help | --version\n");
 }
 
@@ -42,6 +45,8 @@ int main(int argc, char **argv)
         return ot_user_cli_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "search"))
         return ot_search_cli_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "relay"))
+        return ot_relay_cli_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") != 0) {
         fprintf(stderr, "ordertrack: unknown command %s\n\n", argv[1]);
         usage(stderr);

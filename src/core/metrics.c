@@ -137,6 +137,19 @@ static const struct {
                               "Bulk requests sent again after a failure or items answered 429/5xx.", KIND_COUNTER },
     [OT_C_SEARCH_BULKS] = { "ordertrack_search_bulk_requests_total", "Bulk requests Elasticsearch answered 200.",
                             KIND_COUNTER },
+    [OT_G_KAFKA_FEED_UP] = { "ordertrack_kafka_feed_up",
+                             "1 while this worker's Kafka consumer (push path) has its partitions.", KIND_GAUGE },
+    [OT_G_EVENTS_LISTENING] = { "ordertrack_events_listening",
+                                "1 while the event reader keeps its PostgreSQL LISTEN connection.", KIND_GAUGE },
+    [OT_C_KAFKA_FEED_CONSUMED] = { "ordertrack_kafka_feed_consumed_total",
+                                   "Messages of order.events received by the push path's consumer.", KIND_COUNTER },
+    [OT_C_KAFKA_FEED_FRESH] = { "ordertrack_kafka_feed_fresh_total",
+                                "Consumed events this worker had not delivered yet (Kafka was first).", KIND_COUNTER },
+    [OT_C_KAFKA_FEED_DUPLICATES] = { "ordertrack_kafka_feed_duplicates_total",
+                                     "Consumed events already delivered (dropped: same seq and eventId).",
+                                     KIND_COUNTER },
+    [OT_C_KAFKA_FEED_REJECTED] = { "ordertrack_kafka_feed_rejected_total",
+                                   "Consumed messages dropped: no valid seal, or not an event.", KIND_COUNTER },
 };
 
 typedef struct {
@@ -152,6 +165,12 @@ typedef struct {
     uint64_t position, acked, lag, held, live, replayed, fallbacks;
 } sink_stats;
 
+typedef struct {
+    uint64_t used; /* stored (release) after group */
+    char group[OT_METRICS_GROUP_NAME_MAX];
+    uint64_t lag[OT_METRICS_MAX_LAG_PARTITIONS]; /* lag + 1; 0: unknown */
+} lag_stats;
+
 /* Cache-line aligned so two workers' hot counters never share a line. */
 typedef struct {
     alignas(64) uint64_t vals[OT_M_COUNT]; /* gauges hold int64 bit patterns */
@@ -160,6 +179,7 @@ typedef struct {
     uint64_t push_buckets[NPB];
     route_stats routes[OT_METRICS_MAX_ROUTES + 1]; /* [nroutes] = unmatched */
     sink_stats sinks[OT_METRICS_MAX_SINKS];
+    lag_stats lag;
 } slot;
 
 struct ot_metrics {
@@ -184,10 +204,11 @@ static inline void bump(uint64_t *p, uint64_t n)
 static inline void put(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t get(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 
-static void escape_label(char *dst, size_t cap, const char *src)
+/* At most max source bytes (the names were cut to fit their slot). */
+static void escape_label_n(char *dst, size_t cap, const char *src, size_t max)
 {
     size_t o = 0;
-    for (size_t i = 0; src[i] && i < OT_METRICS_ROUTE_NAME_MAX - 1 && o + 3 < cap; i++) {
+    for (size_t i = 0; src[i] && i < max && o + 3 < cap; i++) {
         char c = src[i];
         if (c == '\\' || c == '"') {
             dst[o++] = '\\';
@@ -200,6 +221,11 @@ static void escape_label(char *dst, size_t cap, const char *src)
         }
     }
     dst[o] = '\0';
+}
+
+static void escape_label(char *dst, size_t cap, const char *src)
+{
+    escape_label_n(dst, cap, src, OT_METRICS_ROUTE_NAME_MAX - 1);
 }
 
 int ot_metrics_init(int nworkers, const char *const *route_names, int nroutes)
@@ -236,6 +262,10 @@ void ot_metrics_worker(int idx)
     for (int i = 0; i < OT_M_COUNT; i++)
         if (metric_defs[i].kind == KIND_GAUGE || metric_defs[i].kind == KIND_GAUGE_MILLI)
             put(&g.self->vals[i], 0);
+    /* The lag described the dead process's group. */
+    __atomic_store_n(&g.self->lag.used, 0, __ATOMIC_RELEASE);
+    for (int i = 0; i < OT_METRICS_MAX_LAG_PARTITIONS; i++)
+        put(&g.self->lag.lag[i], 0);
     bump(&g.self->starts, 1);
 }
 
@@ -369,6 +399,44 @@ void ot_metrics_sink_set(int idx, const ot_metrics_sink_vals *v)
     bump(&st->fallbacks, v->fallbacks);
 }
 
+void ot_metrics_kafka_group(const char *group)
+{
+    if (!g.self || !group)
+        return;
+    lag_stats *l = &g.self->lag;
+    __atomic_store_n(&l->used, 0, __ATOMIC_RELEASE);
+    snprintf(l->group, sizeof l->group, "%s", group);
+    __atomic_store_n(&l->used, 1, __ATOMIC_RELEASE);
+}
+
+void ot_metrics_kafka_lag(int partition, int64_t lag)
+{
+    if (!g.self || partition < 0 || partition >= OT_METRICS_MAX_LAG_PARTITIONS)
+        return;
+    put(&g.self->lag.lag[partition], lag < 0 ? 0 : (uint64_t)lag + 1);
+}
+
+static int lag_family(ot_buf *out)
+{
+    const char *name = "ordertrack_kafka_consumer_lag";
+    int rc = family_head(out, name, "Messages between a consumer group's committed offset and the partition's end "
+                         "(librdkafka statistics).", "gauge");
+    for (int w = 0; w < g.nworkers; w++) {
+        const lag_stats *l = &g.slots[w].lag;
+        if (!__atomic_load_n(&l->used, __ATOMIC_ACQUIRE))
+            continue;
+        char label[2 * OT_METRICS_GROUP_NAME_MAX];
+        escape_label_n(label, sizeof label, l->group, sizeof l->group - 1);
+        for (int p = 0; p < OT_METRICS_MAX_LAG_PARTITIONS; p++) {
+            uint64_t v = get(&l->lag[p]);
+            if (v)
+                rc |= ot_buf_printf(out, "%s{worker=\"%d\",group=\"%s\",partition=\"%d\"} %" PRIu64 "\n", name, w,
+                                    label, p, v - 1);
+        }
+    }
+    return rc;
+}
+
 /* One family over every worker's sinks; `gauge` values are int64 bit patterns. */
 static int sink_family(ot_buf *out, const char *name, const char *help, bool gauge, size_t off)
 {
@@ -491,5 +559,6 @@ int ot_metrics_render(ot_buf *out)
     rc |= sink_family(out, "ordertrack_sink_fallbacks_total",
                       "Times the sink fell behind its buffer and went back to replaying.", false,
                       offsetof(sink_stats, fallbacks));
+    rc |= lag_family(out);
     return rc ? OT_ERR : OT_OK;
 }

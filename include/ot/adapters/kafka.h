@@ -1,5 +1,6 @@
 /* librdkafka on the ot_loop: a producer whose delivery reports, errors and
- * admin results come back on the loop, never on a thread of ours.
+ * admin results come back on the loop, and a consumer whose messages, errors
+ * and statistics do too, never on a thread of ours.
  *
  * librdkafka runs its own broker threads; what it hands back goes to queues.
  * The main queue (delivery reports, errors) and an admin-results queue both
@@ -8,7 +9,10 @@
  * non-empty, so every wake-up drains the pipe and then polls both queues until
  * they are empty: one missed event would otherwise stall them for good.
  *
- * Freeing: rd_kafka_destroy joins librdkafka's threads (and may wait for a
+ * A consumer forwards its main queue to its consumer queue
+ * (rd_kafka_poll_set_consumer) and watches that one queue the same way.
+ *
+ * Freeing: rd_kafka_destroy (and a consumer's rd_kafka_consumer_close) joins librdkafka's threads (and may wait for a
  * broker), so it runs on the loop's work pool, never on the loop. */
 #ifndef OT_ADAPTERS_KAFKA_H
 #define OT_ADAPTERS_KAFKA_H
@@ -80,5 +84,49 @@ int ot_kafka_create_topics(ot_kafka *k, const char *const *names, int n, int par
 bool ot_kafka_up(const ot_kafka *k);
 /* Messages queued or in flight inside librdkafka. */
 int ot_kafka_outq(const ot_kafka *k);
+
+/* ---- consumer ---- */
+
+typedef struct {
+    const char *brokers;
+    const char *client_id;
+    const char *group_id;
+    const char *const *topics; /* subscribed: the group assigns their partitions */
+    int ntopics;
+    uint32_t stats_interval_ms; /* statistics.interval.ms; 0: no statistics */
+    bool from_latest;           /* a partition without a committed offset starts at its end */
+} ot_kafka_consumer_config;
+
+/* One message; everything points into librdkafka's copy, valid only during
+ * the callback. */
+typedef struct {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    ot_str key, value;
+    const void *hdrs; /* rd_kafka_headers_t; read with ot_kafka_msg_header */
+} ot_kafka_msg;
+
+typedef struct {
+    void (*message)(void *data, const ot_kafka_msg *m);
+    /* After a wake-up that served anything: a point to store offsets. */
+    void (*drained)(void *data);
+    /* librdkafka's statistics JSON (statistics.interval.ms), valid during the call. */
+    void (*stats)(void *data, ot_str json);
+    /* Every broker connection is down. */
+    void (*down)(void *data, const char *why);
+} ot_kafka_consumer_ops;
+
+/* Subscribes at once; offsets are stored only through ot_kafka_store_offset
+ * (enable.auto.offset.store=false) and committed from there every second by
+ * librdkafka (enable.auto.commit), so a committed offset is always one the
+ * caller said it was done with. */
+ot_kafka *ot_kafka_consumer_new(ot_loop *loop, const ot_kafka_consumer_config *cfg, const ot_kafka_consumer_ops *ops,
+                                void *data, char *err, size_t errlen);
+/* The message at `offset` and every earlier one of that partition are done:
+ * the next commit may move past them. */
+int ot_kafka_store_offset(ot_kafka *k, const char *topic, int32_t partition, int64_t offset);
+/* The last value of header `name` (false: absent or without a value). */
+bool ot_kafka_msg_header(const ot_kafka_msg *m, const char *name, ot_str *out);
 
 #endif

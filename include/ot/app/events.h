@@ -50,6 +50,24 @@ int ot_events_committed(ot_events *e, ot_str event_json, ot_event *out);
  * never to exist). A resuming client replays (since, watermark) from the
  * database and then continues live, with no gap and no duplicate. */
 int64_t ot_events_watermark(const ot_events *e);
+/* An event from the Kafka feed (app/kafka_feed.h), already checked: fed to the
+ * same sequencer as every other source, so it reaches the sinks once and in
+ * seq order (a seq below the watermark is a duplicate and dropped; one
+ * already held behind a gap is held once). 1: it was new to this reader (at
+ * or above the watermark), 0: a duplicate, OT_ERR: unparsable. */
+int ot_events_feed_kafka(ot_events *e, ot_str event_json, int64_t *seq);
+
+/* Why a reader keeps its LISTEN connection in Kafka mode (without
+ * KAFKA_BROKERS it always does; with REDIS_URL it has none). LISTEN wakes
+ * the tail of order_events, which the relay holder needs (it publishes what
+ * the tail finds) and every worker needs while its Kafka feed is down; the
+ * others learn of other processes' commits from Kafka and spare the database
+ * one tail query per commit burst per worker. */
+enum { OT_EV_LISTEN_RELAY = 1, OT_EV_LISTEN_FEED_DOWN = 2 };
+void ot_events_want_listen(ot_events *e, unsigned why, bool on);
+/* Whether the LISTEN connection is open (for tests and metrics). */
+bool ot_events_listening(const ot_events *e);
+
 /* Each sink's position, lag and counters into ot_metrics (the 1 s sampler). */
 void ot_events_sample(ot_events *e);
 

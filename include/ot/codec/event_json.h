@@ -48,4 +48,12 @@ size_t ot_event_seal(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot
  * the MAC does not match. */
 int ot_event_open(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str msg, ot_str *json);
 
+/* Kafka: the relay seals each message's value on this channel and carries the
+ * 64 hex digits of the MAC in this header, so a consumer that pushes to
+ * dashboards (app/kafka_feed.c) takes only what a server with the secret
+ * published, not what anyone allowed to produce to the topic wrote. */
+#define OT_EVENT_KAFKA_CHANNEL "kafka"
+#define OT_EVENT_SEAL_HEADER "seal"
+#define OT_EVENT_SEAL_HEX 64
+
 #endif

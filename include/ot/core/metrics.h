@@ -91,6 +91,13 @@ typedef enum {
     OT_C_SEARCH_PARKED,         /* documents refused for good (search_parked) */
     OT_C_SEARCH_RETRIES,        /* bulk requests sent again (failed request, or items 429/5xx) */
     OT_C_SEARCH_BULKS,          /* bulk requests answered 200 */
+    /* The Kafka feed of the push path (app/kafka_feed.h). */
+    OT_G_KAFKA_FEED_UP,         /* 1 while this worker's consumer is in its group with partitions */
+    OT_G_EVENTS_LISTENING,      /* 1 while the reader keeps its LISTEN connection */
+    OT_C_KAFKA_FEED_CONSUMED,   /* messages of order.events received */
+    OT_C_KAFKA_FEED_FRESH,      /* ... carrying an event this worker had not delivered yet */
+    OT_C_KAFKA_FEED_DUPLICATES, /* ... carrying one already delivered (dropped) */
+    OT_C_KAFKA_FEED_REJECTED,   /* ... without a valid seal or unparsable (dropped) */
     OT_M_COUNT
 } ot_metric_id;
 
@@ -116,6 +123,15 @@ typedef struct {
  * -1 when all are taken or nothing records (names cut to fit). */
 int ot_metrics_sink(const char *name);
 void ot_metrics_sink_set(int idx, const ot_metrics_sink_vals *v);
+
+/* Kafka consumer lag (librdkafka statistics), labelled group and partition:
+ * one consumer group per worker, partitions 0..OT_METRICS_MAX_LAG_PARTITIONS-1
+ * (higher ones are not exported). The group name is cut to fit. */
+#define OT_METRICS_MAX_LAG_PARTITIONS 64
+#define OT_METRICS_GROUP_NAME_MAX 160
+void ot_metrics_kafka_group(const char *group);
+/* lag < 0: unknown (the series is left out, as before the first statistics). */
+void ot_metrics_kafka_lag(int partition, int64_t lag);
 
 /* Appends Prometheus text exposition format 0.0.4 for all workers to `out`
  * (Content-Type: text/plain; version=0.0.4). HELP/TYPE once per family,

@@ -1,0 +1,266 @@
+/* The push path's Kafka consumer: sealed order.events messages into the
+ * event reader, offsets stored behind the watermark, up/down from librdkafka's
+ * statistics. See kafka_feed.h. */
+#include "ot/app/kafka_feed.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ot/adapters/kafka.h"
+#include "ot/codec/json.h"
+#include "ot/core/log.h"
+#include "ot/core/metrics.h"
+
+/* librdkafka's statistics: the group's state (up/down) every second. */
+#define OT_FEED_STATS_MS 1000
+#define OT_FEED_NAME_MAX 256
+/* Partitions tracked for offset storing; the topic has --kafka-partitions. */
+#define OT_FEED_MAX_PARTITIONS 10000
+
+typedef struct {
+    int64_t offset; /* the last message received */
+    int64_t seq;    /* its event's seq (0: nothing to deliver) */
+    bool due;       /* received, offset not stored yet */
+} part;
+
+struct ot_kafka_feed {
+    ot_loop *loop;
+    const ot_config *cfg;
+    ot_events *events;
+    ot_kafka *k;
+    char topic[OT_FEED_NAME_MAX], group[OT_FEED_NAME_MAX];
+    bool up;
+    part *parts;
+    size_t nparts;
+    uint8_t mac_key[OT_EVENT_MAC_KEY_LEN];
+    bool have_key;
+    char *buf; /* the envelope rebuilt for ot_event_open */
+    size_t bufcap;
+    uint64_t rejected;
+};
+
+static void set_up(ot_kafka_feed *f, bool up, const char *why)
+{
+    if (up == f->up)
+        return;
+    f->up = up;
+    if (up)
+        ot_logf(OT_LOG_INFO, "kafka feed: consuming %s as group %s; LISTEN closed", f->topic, f->group);
+    else
+        ot_logf(OT_LOG_WARN, "kafka feed: down (%s); pushes follow the PostgreSQL tail", why);
+    ot_events_want_listen(f->events, OT_EV_LISTEN_FEED_DOWN, !up);
+}
+
+static part *part_of(ot_kafka_feed *f, int32_t p)
+{
+    if (p < 0 || p >= OT_FEED_MAX_PARTITIONS)
+        return NULL;
+    if ((size_t)p >= f->nparts) {
+        size_t n = (size_t)p + 1;
+        part *np = realloc(f->parts, n * sizeof(*np));
+        if (!np)
+            return NULL;
+        memset(np + f->nparts, 0, (n - f->nparts) * sizeof(*np));
+        f->parts = np;
+        f->nparts = n;
+    }
+    return &f->parts[p];
+}
+
+/* The value, if its seal (the relay's header) is genuine; else false. */
+static bool unseal(ot_kafka_feed *f, const ot_kafka_msg *m, ot_str *json)
+{
+    ot_str mac;
+    if (!f->have_key || !ot_kafka_msg_header(m, OT_EVENT_SEAL_HEADER, &mac) || mac.len != OT_EVENT_SEAL_HEX)
+        return false;
+    size_t need = m->value.len + OT_EVENT_SEAL_OVERHEAD;
+    if (need > f->bufcap) {
+        char *b = realloc(f->buf, need);
+        if (!b)
+            return false;
+        f->buf = b;
+        f->bufcap = need;
+    }
+    memcpy(f->buf, "ot1:", 4);
+    memcpy(f->buf + 4, mac.base, OT_EVENT_SEAL_HEX);
+    f->buf[4 + OT_EVENT_SEAL_HEX] = ':';
+    memcpy(f->buf + OT_EVENT_SEAL_OVERHEAD, m->value.base, m->value.len);
+    return ot_event_open(f->mac_key, ot_str_c(OT_EVENT_KAFKA_CHANNEL), ot_str_make(f->buf, need), json) == 0;
+}
+
+static void on_message(void *data, const ot_kafka_msg *m)
+{
+    ot_kafka_feed *f = data;
+    if (strcmp(m->topic, f->topic) != 0)
+        return;
+    ot_metrics_inc(OT_C_KAFKA_FEED_CONSUMED, 1);
+    /* A message proves the group is up, before the next statistics say so. */
+    set_up(f, true, NULL);
+    part *p = part_of(f, m->partition);
+    ot_str json;
+    int64_t seq = 0;
+    int rc = unseal(f, m, &json) ? ot_events_feed_kafka(f->events, json, &seq) : OT_ERR;
+    if (rc == OT_ERR) {
+        seq = 0; /* nothing to wait for: done with it */
+        uint64_t n = ++f->rejected;
+        ot_metrics_inc(OT_C_KAFKA_FEED_REJECTED, 1);
+        if ((n & (n - 1)) == 0) /* powers of two: a flood cannot flood the log */
+            ot_logf(OT_LOG_WARN, "kafka feed: dropped %llu message(s) without a valid seal or event (last at %s/%d@%lld)",
+                    (unsigned long long)n, m->topic, (int)m->partition, (long long)m->offset);
+    } else {
+        ot_metrics_inc(rc == 1 ? OT_C_KAFKA_FEED_FRESH : OT_C_KAFKA_FEED_DUPLICATES, 1);
+    }
+    if (p) {
+        p->offset = m->offset;
+        /* A partition's messages come in seq order (the relay publishes in
+         * seq order; a republished copy is lower and already delivered), so
+         * the last one's seq covers the earlier ones. */
+        p->seq = seq;
+        p->due = true;
+    }
+}
+
+/* Store each partition's offset once the reader has delivered its last
+ * message's event (the watermark is past its seq). */
+static void store_offsets(ot_kafka_feed *f)
+{
+    int64_t wm = ot_events_watermark(f->events);
+    for (size_t i = 0; i < f->nparts; i++) {
+        part *p = &f->parts[i];
+        if (p->due && p->seq < wm) {
+            ot_kafka_store_offset(f->k, f->topic, (int32_t)i, p->offset);
+            p->due = false;
+        }
+    }
+}
+
+static void on_drained(void *data) { store_offsets(data); }
+
+/* {"cgrp":{"state":"up","join_state":"steady","assignment_size":N},
+ *  "brokers":{"host:port/1":{"nodeid":1,"state":"UP"},...}} */
+static bool stats_up(const ot_json *d)
+{
+    int cg = ot_json_obj_get(d, 0, "cgrp");
+    int64_t assigned = 0;
+    if (cg < 0 || !ot_json_str_eq(d, ot_json_obj_get(d, cg, "state"), "up") ||
+        !ot_json_str_eq(d, ot_json_obj_get(d, cg, "join_state"), "steady") ||
+        ot_json_get_int64(d, ot_json_obj_get(d, cg, "assignment_size"), &assigned) < 0 || assigned <= 0)
+        return false;
+    int br = ot_json_obj_get(d, 0, "brokers");
+    if (br < 0 || !ot_json_is_obj(d, br))
+        return false;
+    int kt = br + 1;
+    for (int i = 0; i < d->toks[br].size; i++, kt = d->toks[kt].next) {
+        int v = kt + 1;
+        int64_t node = -1;
+        if (ot_json_get_int64(d, ot_json_obj_get(d, v, "nodeid"), &node) == 0 && node >= 0 &&
+            ot_json_str_eq(d, ot_json_obj_get(d, v, "state"), "UP"))
+            return true;
+    }
+    return false;
+}
+
+/* topics.<topic>.partitions.<p>.consumer_lag: the partition's end minus
+ * the group's committed offset (-1 while unknown). "-1" is librdkafka's
+ * internal unassigned partition. */
+static void stats_lag(const ot_kafka_feed *f, const ot_json *d)
+{
+    int tp = ot_json_obj_get(d, 0, "topics");
+    int t = tp >= 0 ? ot_json_obj_get(d, tp, f->topic) : -1;
+    int ps = t >= 0 ? ot_json_obj_get(d, t, "partitions") : -1;
+    if (ps < 0 || !ot_json_is_obj(d, ps))
+        return;
+    int kt = ps + 1;
+    for (int i = 0; i < d->toks[ps].size; i++, kt = d->toks[kt].next) {
+        int64_t p = -1, lag = -1;
+        ot_str key = ot_json_raw(d, kt);
+        char num[16];
+        if (key.len == 0 || key.len >= sizeof num)
+            continue;
+        memcpy(num, key.base, key.len);
+        num[key.len] = '\0';
+        char *end;
+        p = strtoll(num, &end, 10);
+        if (*end || p < 0)
+            continue;
+        if (ot_json_get_int64(d, ot_json_obj_get(d, kt + 1, "consumer_lag"), &lag) < 0)
+            lag = -1;
+        ot_metrics_kafka_lag((int)p, lag);
+    }
+}
+
+static void on_stats(void *data, ot_str json)
+{
+    ot_kafka_feed *f = data;
+    ot_json d;
+    ot_json_tok stack[512], *heap = NULL;
+    if (ot_json_parse_grow(&d, json.base, json.len, stack, OT_ARRAY_LEN(stack), &heap) < 0) {
+        free(heap);
+        return;
+    }
+    set_up(f, stats_up(&d), "the group is not steady or no broker is up");
+    stats_lag(f, &d);
+    free(heap);
+}
+
+static void on_down(void *data, const char *why)
+{
+    set_up(data, false, why);
+}
+
+ot_kafka_feed *ot_kafka_feed_new(ot_loop *loop, const ot_config *cfg, ot_events *events)
+{
+    if (!cfg->kafka_brokers || !events)
+        return NULL;
+    ot_kafka_feed *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->loop = loop;
+    f->cfg = cfg;
+    f->events = events;
+    f->have_key = cfg->jwt_secret && ot_event_mac_key(ot_str_c(cfg->jwt_secret), f->mac_key) == 0;
+    const char *prefix = cfg->kafka_topic_prefix ? cfg->kafka_topic_prefix : "";
+    char host[128] = "";
+    if (gethostname(host, sizeof host - 1) < 0 || !host[0])
+        snprintf(host, sizeof host, "localhost");
+    snprintf(f->topic, sizeof f->topic, "%sorder.events", prefix);
+    snprintf(f->group, sizeof f->group, "%sordertrack-ws-%s-%d", prefix, host, (int)getpid());
+    const char *topics[1] = { f->topic };
+    ot_kafka_consumer_config kc = { .brokers = cfg->kafka_brokers, .client_id = "ordertrack-ws",
+                                    .group_id = f->group, .topics = topics, .ntopics = 1,
+                                    .stats_interval_ms = OT_FEED_STATS_MS, .from_latest = true };
+    static const ot_kafka_consumer_ops ops = { .message = on_message, .drained = on_drained, .stats = on_stats,
+                                               .down = on_down };
+    char err[512];
+    ot_metrics_kafka_group(f->group);
+    f->k = ot_kafka_consumer_new(loop, &kc, &ops, f, err, sizeof err);
+    if (!f->k) {
+        ot_logf(OT_LOG_ERROR, "kafka feed: %s", err);
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+void ot_kafka_feed_free(ot_kafka_feed *f)
+{
+    if (!f)
+        return;
+    store_offsets(f);
+    ot_kafka_free(f->k); /* leaves the group and commits on the work pool */
+    free(f->parts);
+    free(f->buf);
+    free(f);
+}
+
+bool ot_kafka_feed_ready(void *f) { return ((ot_kafka_feed *)f)->up; }
+
+void ot_kafka_feed_sample(void *data)
+{
+    ot_kafka_feed *f = data;
+    store_offsets(f); /* events held behind a gap may have gone out since */
+    ot_metrics_set(OT_G_KAFKA_FEED_UP, f->up ? 1 : 0);
+    ot_metrics_set(OT_G_EVENTS_LISTENING, ot_events_listening(f->events) ? 1 : 0);
+}
