@@ -55,7 +55,6 @@ const size_t ot_indexer_nstmts = OT_ARRAY_LEN(ot_indexer_stmts);
 enum { K_EVENTS, K_ORDERS, K_NEXT, NKINDS };
 static const char *const kind_name[NKINDS] = { "events", "orders", "orders" };
 /* How often the indexer looks for a reindex's alias. */
-#define NEXT_CHECK_MS 1000
 /* Where each document stands. */
 enum { D_PENDING, D_DONE, D_PARK };
 
@@ -98,6 +97,7 @@ struct ot_indexer {
     int phase;
     /* The concrete index behind <p>-orders-next, "" when no reindex runs. */
     char next[OT_ES_PREFIX_MAX + 64];
+    uint32_t next_check_ms; /* --es-reindex-check-ms */
     ot_curl_req *next_req;
     ot_timer next_timer;
     ot_pg_query *fill_q; /* the prefetched lookup of fill */
@@ -699,7 +699,7 @@ static void on_next(void *data, const ot_curl_result *res)
 {
     ot_indexer *ix = data;
     ix->next_req = NULL;
-    ot_timer_start(ix->loop, &ix->next_timer, NEXT_CHECK_MS);
+    ot_timer_start(ix->loop, &ix->next_timer, ix->next_check_ms);
     if (res->curl_code)
         return; /* unknown: keep what we know */
     char was[sizeof ix->next];
@@ -728,7 +728,7 @@ static void on_next_timer(ot_loop *loop, ot_timer *t)
     snprintf(url, sizeof url, "%s/_alias/%s-orders-next", ix->base, ix->prefix);
     ix->next_req = ot_curl_send(ix->curl, "GET", url, NULL, NULL, 0, on_next, ix);
     if (!ix->next_req)
-        ot_timer_start(loop, t, NEXT_CHECK_MS);
+        ot_timer_start(loop, t, ix->next_check_ms);
 }
 
 /* ---- life cycle ---- */
@@ -757,6 +757,7 @@ ot_indexer *ot_indexer_new(ot_loop *loop, const ot_config *cfg, ot_events *event
     ot_curl_config cc;
     ot_curl_config_default(&cc);
     cc.timeout_ms = cfg->es_timeout_ms;
+    ix->next_check_ms = cfg->es_reindex_check_ms;
     cc.max_retries = 1; /* the indexer retries on its own, forever */
     cc.max_host_conns = 2;
     ix->curl = ot_curl_new(loop, &cc);
@@ -768,7 +769,7 @@ ot_indexer *ot_indexer_new(ot_loop *loop, const ot_config *cfg, ot_events *event
     ot_timer_init(&ix->flush_timer, on_flush, ix);
     ot_timer_init(&ix->retry_timer, on_retry, ix);
     ot_timer_init(&ix->next_timer, on_next_timer, ix);
-    ot_timer_start(loop, &ix->next_timer, NEXT_CHECK_MS);
+    ot_timer_start(loop, &ix->next_timer, ix->next_check_ms);
     ot_buf_init(&ix->fill.arena);
     ot_buf_init(&ix->fly.arena);
     ot_metrics_set(OT_G_ELASTICSEARCH_UP, 0);

@@ -106,6 +106,7 @@ static const opt_def opts[] = {
     { "--es-bulk-max-bytes", "ORDERTRACK_ES_BULK_MAX_BYTES", T_SIZE, O(es_bulk_max_bytes), "bytes of event JSON per _bulk request before it is sent (one event always goes; default 5242880)", 4 * KiB, 100 * MiB },
     { "--es-bulk-flush-ms", "ORDERTRACK_ES_BULK_FLUSH_MS", T_U32, O(es_bulk_flush_ms), "a _bulk request not full is sent this long after its first event (default 200)", 1, 60000 },
     { "--es-timeout-ms", "ORDERTRACK_ES_TIMEOUT_MS", T_U32, O(es_timeout_ms), "per attempt of an Elasticsearch request, whole transfer (default 10000)", 100, 600000 },
+    { "--es-reindex-check-ms", "ORDERTRACK_ES_REINDEX_CHECK_MS", T_U32, O(es_reindex_check_ms), "how often the indexer looks for a reindex's new index (default 1000)", 100, 600000 },
 };
 #undef O
 
@@ -173,6 +174,7 @@ void ot_config_defaults(ot_config *c)
     c->es_bulk_max_bytes = 5u << 20;
     c->es_bulk_flush_ms = 200;
     c->es_timeout_ms = 10000;
+    c->es_reindex_check_ms = 1000;
 }
 
 int ot_hostport_split(ot_str s, ot_str *host, ot_str *port)

@@ -75,6 +75,7 @@ typedef struct {
     /* Elasticsearch (app/indexer.c); NULL url: search stays on PostgreSQL */
     const char *elasticsearch_url, *es_index_prefix;
     uint32_t es_bulk_max_events, es_bulk_flush_ms, es_timeout_ms;
+    uint32_t es_reindex_check_ms; /* the indexer's look for <p>-orders-next */
     size_t es_bulk_max_bytes;
 } ot_config;
 
