@@ -113,9 +113,14 @@ def wait_cursor(db, seq, timeout=20.0):
     pytest.fail("the search cursor is at %s, not %s" % (got, seq))
 
 
-def orders_in_es(prefix):
+def orders_in_es(prefix, ids=None):
+    """The order documents of the index (ids: only those; a reindexed index
+    holds every order of the shared test database, more than one page)."""
     es("POST", "/%s-orders/_refresh" % prefix)
-    st, body = es("POST", "/%s-orders/_search" % prefix, {"size": 1000, "version": True})
+    q = {"size": 1000, "version": True}
+    if ids is not None:
+        q.update(size=len(ids), query={"ids": {"values": list(ids)}})
+    st, body = es("POST", "/%s-orders/_search" % prefix, q)
     assert st == 200, body
     return {h["_id"]: (h["_version"], h["_source"]) for h in body["hits"]["hits"]}
 
@@ -452,7 +457,7 @@ def test_reindex_under_live_writes_rebuilds_from_postgres_and_swaps_the_alias(se
     # live writes (before, during and after the swap) converged.
     more = workload(srv.port, db, n=1)
     wait_cursor(db, events_since(db, FLOOR[0])[-1][0])
-    docs = orders_in_es(prefix)
+    docs = orders_in_es(prefix, ids + live + more)
     with db.cursor() as cur:
         cur.execute("SELECT id::text, version FROM orders WHERE id = ANY(%s::uuid[])", (ids + live + more,))
         want = dict(cur.fetchall())
