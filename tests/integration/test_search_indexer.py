@@ -446,7 +446,7 @@ def test_reindex_under_live_writes_rebuilds_from_postgres_and_swaps_the_alias(se
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["old"] == old and out["new"].startswith(prefix + "-orders-r") and out["oldDeleted"] is True
-    assert 5 <= len(live) <= 100  # writes went on during the whole run
+    assert len(live) >= 5  # writes went on during the whole run (more under ASan: a longer copy)
     st, body = es("GET", "/_alias/%s-orders" % prefix)
     assert st == 200 and list(body) == [out["new"]]
     assert es("GET", "/_alias/%s-orders-next" % prefix)[0] == 404
@@ -464,7 +464,7 @@ def test_reindex_under_live_writes_rebuilds_from_postgres_and_swaps_the_alias(se
     assert len(want) == len(ids + live + more)
     assert {k: docs[k][0] for k in want} == want
     st, _, body = request(srv.port, "GET", "/search/orders?limit=100", token=tok, timeout=10)
-    assert st == 200 and {o["id"] for o in body["orders"]} == set(live[:100])
+    assert st == 200 and {o["id"] for o in body["orders"]} == set(live[-100:])  # the newest first
 
 
 def test_the_elasticsearch_flags_are_range_checked_and_a_bad_prefix_is_refused_at_start():
