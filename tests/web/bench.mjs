@@ -16,14 +16,18 @@ try {
   // 250 orders x 4 forward moves; all on screen (a tall viewport), so each
   // update has a DOM row to land in.
   const ids = sql(`SELECT id FROM orders ORDER BY created_at DESC, id DESC LIMIT ${N_UPDATES / 4}`).split("\n");
-  const ctx = await b.newContext({ viewport: { width: 1200, height: 16000 } });
+  // BENCH_VIEW_H: a shorter window observes only the updates of the rows it
+  // shows (observed < 1000), but frames as cheap as an ordinary screen's.
+  const viewH = Number(process.env.BENCH_VIEW_H || 16000);
+  const ctx = await b.newContext({ viewport: { width: 1200, height: viewH } });
   const page = await ctx.newPage();
   await page.goto(srv.url + "/admin");
   await page.fill("#signin input[name=email]", ADMIN.email);
   await page.fill("#signin input[name=password]", ADMIN.password);
   await page.click("#signin button[type=submit]");
   await page.waitForFunction((n) => document.querySelector("#count")?.textContent === `${n} orders`, N_ORDERS, { timeout: 120000 });
-  await page.waitForSelector(`#row-${ids.at(-1)}`);
+  await page.waitForSelector(`#row-${ids[0]}`);
+  if (viewH >= 16000) await page.waitForSelector(`#row-${ids.at(-1)}`);
   await page.evaluate(() => {
     window.__lat = [];
     window.__frames = [];
@@ -53,7 +57,9 @@ try {
   }
   const codes = await Promise.all(inflight);
   await page.waitForFunction((n) => window.__lat.length >= n, N_UPDATES, { timeout: 30000 }).catch(() => {});
-  const r = await page.evaluate(() => ({ lat: window.__lat.slice() }));
+  // The tall window's own frame times: a latency phase whose frames take
+  // longer than 16.7 ms puts that time into every figure it measures.
+  const r = await page.evaluate(() => ({ lat: window.__lat.slice(), tall: window.__frames.slice() }));
   // Frame times at an ordinary window size while another 1,000 updates
   // arrive at 100/s (to orders further down: the table updates in place or
   // off screen, the counts chart follows).
@@ -72,8 +78,9 @@ try {
   r.frames = await page.evaluate(() => { window.__stop = true; return window.__frames.slice(); });
   const pct = (a, p) => { const s = a.slice().sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(s.length * p))]; };
   console.log(JSON.stringify({
-    updates: N_UPDATES, rate: RATE, ok: codes.filter((c) => c === 200).length, sent: codes.length, observed: r.lat.length,
+    view_h: viewH, updates: N_UPDATES, rate: RATE, ok: codes.filter((c) => c === 200).length, sent: codes.length, observed: r.lat.length,
     latency_ms: { p50: pct(r.lat, 0.5), p99: pct(r.lat, 0.99), max: pct(r.lat, 1) },
+    tall_frame_ms: { n: r.tall.length, p50: +pct(r.tall, 0.5).toFixed(1), p95: +pct(r.tall, 0.95).toFixed(1) },
     frame_ms: { n: r.frames.length, p50: +pct(r.frames, 0.5).toFixed(1), p95: +pct(r.frames, 0.95).toFixed(1), p99: +pct(r.frames, 0.99).toFixed(1) },
   }));
 } finally {
