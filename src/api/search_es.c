@@ -243,7 +243,10 @@ static void orders_cb(void *data, const ot_curl_result *res)
             put_field(&ow, &d, src, order_fields[k]);
         ot_jw_obj_close(&ow);
         one.len = 0;
-        ok = !ot_jw_error(&ow) && ot_lifecycle_annotate(ot_buf_str(&order), r->auth.role, &one) == 0;
+        /* The status is in the document already: splice, do not parse what was just written. */
+        int st = ot_json_obj_get(&d, src, "status");
+        ok = !ot_jw_error(&ow) && st >= 0 && ot_json_is_str(&d, st) &&
+             ot_lifecycle_splice(ot_buf_str(&order), ot_json_raw(&d, st), r->auth.role, &one) == 0;
         if (ok)
             ot_jw_raw(&w, ot_buf_str(&one));
         int us = ot_json_obj_get(&d, src, "createdUs"), id = ot_json_obj_get(&d, src, "id");
