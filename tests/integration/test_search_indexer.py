@@ -479,3 +479,7 @@ def test_the_elasticsearch_flags_are_range_checked_and_a_bad_prefix_is_refused_a
     for bad in ("Upper", "-x", "a b", "x" * 64, "a*"):
         p = run_cli("serve", "--elasticsearch-url", ES, "--es-index-prefix", bad, env=env)
         assert p.returncode == 2 and "--es-index-prefix" in p.stderr, (bad, p.stderr)
+    # The reindex CLI's own limits, refused before it connects anywhere.
+    for flag, bad in (("--notice-ms", "60001"), ("--notice-ms", "x"), ("--wait-seconds", "3601")):
+        p = run_cli("search", "reindex", flag, bad, env=env)
+        assert p.returncode == 2 and flag in p.stderr, (flag, bad, p.stderr)
