@@ -119,7 +119,7 @@ static bool es_unavailable(es_ctx *c, long status, const char *why)
 /* Parses the answer into *a (nresp: 0 for _search, else the _msearch
  * responses expected); false after answering the error (c is then finished).
  * a->heap is the caller's to free. */
-static bool es_answer(es_ctx *c, const ot_curl_result *res, es_doc *a, int nresp)
+static bool es_parse(es_ctx *c, const ot_curl_result *res, es_doc *a, int nresp)
 {
     ot_json *d = &a->d;
     c->creq = NULL;
@@ -154,6 +154,18 @@ static bool es_answer(es_ctx *c, const ot_curl_result *res, es_doc *a, int nresp
     a->hits = hh;
     a->n = ot_json_arr_len(d, hh);
     return true;
+}
+
+/* Every callback's prologue: the answer parsed into *a, the context copied
+ * to *k (c is released here) and the request to answer; NULL once an error
+ * has been answered. */
+static ot_req *es_answer(void *data, const ot_curl_result *res, es_doc *a, int nresp, es_ctx *k)
+{
+    es_ctx *c = data;
+    if (!es_parse(c, res, a, nresp))
+        return NULL;
+    *k = *c;
+    return ot_api_finish(c);
 }
 
 /* A value at aggregations.<path...> of response `root`, or -1. */
@@ -211,14 +223,14 @@ static const char *const order_fields[] = { "id", "userId", "status", "items", "
 
 static void orders_cb(void *data, const ot_curl_result *res)
 {
-    es_ctx *c = data;
+    es_ctx k;
     es_doc a;
-    if (!es_answer(c, res, &a, 0))
+    ot_req *r = es_answer(data, res, &a, 0, &k);
+    if (!r)
         return;
     const ot_json d = a.d;
     int hits = a.hits, n = a.n;
-    int limit = c->limit;
-    ot_req *r = ot_api_finish(c);
+    int limit = k.limit;
     bool more = n >= limit;
     if (more)
         n = limit - 1;
@@ -239,8 +251,8 @@ static void orders_cb(void *data, const ot_curl_result *res)
         ot_jw ow;
         ot_jw_init(&ow, &order);
         ot_jw_obj_open(&ow);
-        for (size_t k = 0; k < OT_ARRAY_LEN(order_fields); k++)
-            put_field(&ow, &d, src, order_fields[k]);
+        for (size_t f = 0; f < OT_ARRAY_LEN(order_fields); f++)
+            put_field(&ow, &d, src, order_fields[f]);
         ot_jw_obj_close(&ow);
         one.len = 0;
         /* The status is in the document already: splice, do not parse what was just written. */
@@ -319,17 +331,16 @@ void ot_search_es_orders(ot_req *r, const ot_search_es_orders_q *q)
 
 static void history_cb(void *data, const ot_curl_result *res)
 {
-    es_ctx *c = data;
+    es_ctx k;
     es_doc a;
-    if (!es_answer(c, res, &a, 0))
+    ot_req *r = es_answer(data, res, &a, 0, &k);
+    if (!r)
         return;
     const ot_json d = a.d;
     int hits = a.hits, n = a.n;
-    int max = c->limit;
-    bool admin = c->admin;
-    char id[37];
-    memcpy(id, c->id, sizeof id);
-    ot_req *r = ot_api_finish(c);
+    int max = k.limit;
+    bool admin = k.admin;
+    const char *id = k.id;
     int first = n > 0 ? ot_json_obj_get(&d, hits + 1, "_source") : -1;
     int owner = first >= 0 ? ot_json_obj_get(&d, first, "userId") : -1;
     char who[40] = "";
@@ -357,8 +368,8 @@ static void history_cb(void *data, const ot_curl_result *res)
         if (src < 0)
             continue;
         ot_jw_obj_open(&w);
-        for (size_t k = 0; k < OT_ARRAY_LEN(ev_fields) - (admin ? 0 : 1); k++)
-            put_field(&w, &d, src, ev_fields[k]);
+        for (size_t f = 0; f < OT_ARRAY_LEN(ev_fields) - (admin ? 0 : 1); f++)
+            put_field(&w, &d, src, ev_fields[f]);
         ot_jw_obj_close(&w);
     }
     ot_jw_arr_close(&w);
@@ -543,13 +554,12 @@ static void put_delayed(ot_jw *w, const ot_json *d, int root)
 
 static void analytics_cb(void *data, const ot_curl_result *res)
 {
-    es_ctx *c = data;
+    es_ctx k;
     es_doc a;
-    if (!es_answer(c, res, &a, 3))
+    ot_req *r = es_answer(data, res, &a, 3, &k);
+    if (!r)
         return;
     const ot_json *d = &a.d;
-    es_ctx k = *c;
-    ot_req *r = ot_api_finish(c);
     int64_t st[NSTATUS] = { 0 }, hours[24] = { 0 }, days[7] = { 0 };
     terms_counts(d, a.resp[0], "status", st, NSTATUS, 0, true);
     terms_counts(d, a.resp[0], "hours", hours, 24, 0, false);
