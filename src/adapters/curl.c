@@ -190,6 +190,9 @@ static void finish(ot_curl *c, ot_curl_req *r, CURLcode code)
     }
     if (code != CURLE_OK)
         c->st.failures++;
+    /* NUL after the body (not counted): callers log it with %s. */
+    if (ot_buf_rlen(&r->resp) && ot_buf_append(&r->resp, "", 1) == 0)
+        r->resp.len--;
     ot_curl_result res = { .status = code == CURLE_OK ? status : 0, .curl_code = (int)code,
                            .error = code == CURLE_OK ? NULL : (r->errbuf[0] ? r->errbuf : curl_easy_strerror(code)),
                            .body = ot_buf_rptr(&r->resp), .body_len = ot_buf_rlen(&r->resp), .attempts = r->attempts };

@@ -116,6 +116,9 @@ static void on_done(void *data, const ot_curl_result *r)
     got *g = data;
     g->done++;
     g->res = *r;
+    /* Callers log the body with %s: it must end where body_len says. */
+    if (r->body)
+        cr_assert_eq(r->body[r->body_len], 0, "the body is NUL-terminated");
     snprintf(g->body, sizeof g->body, "%.*s", (int)r->body_len, r->body ? r->body : "");
     snprintf(g->error, sizeof g->error, "%s", r->error ? r->error : "");
     g->res.body = g->res.error = NULL;

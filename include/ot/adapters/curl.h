@@ -31,7 +31,7 @@ typedef struct {
     long status;        /* HTTP status of the last attempt; 0 if none arrived */
     int curl_code;      /* CURLcode of the last attempt (0 = a response arrived) */
     const char *error;  /* human-readable reason when curl_code != 0 */
-    const char *body;   /* response body (valid during the callback only) */
+    const char *body;   /* response body, NUL after body_len (valid during the callback only) */
     size_t body_len;
     uint32_t attempts;  /* 1 + retries made */
 } ot_curl_result;
