@@ -3,13 +3,14 @@
 # outbox of N events into Elasticsearch, against Elasticsearch's own _bulk
 # ceiling measured with curl on the same node, the same documents and the same
 # batch size, one request in flight (what the indexer does). Not a test.
-#   scripts/bench-search.sh [orders=20000] [batch=1000]
+#   scripts/bench-search.sh [orders=20000] [batch=1000] [lag_rate=1000] [lag_secs=20]
 # Elasticsearch: ES_PORT (9200) through scripts/elasticsearch.sh (started if
-# it is not running, stopped again then). Prints events/s of both and the ratio.
+# it is not running, stopped again then). Prints events/s of both, the ratio
+# and the index lag (p50/p99) of live writes at lag_rate events/s.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-orders=${1:-20000}; batch=${2:-1000}
+orders=${1:-20000}; batch=${2:-1000}; lag_rate=${3:-1000}; lag_secs=${4:-20}
 es_port=${ES_PORT:-9200}
 es=http://127.0.0.1:$es_port
 make -s build/ordertrack
@@ -78,18 +79,78 @@ while pos() < top:
 print(c0, t0, time.time())
 PY
 )
-kill "$ot_pid"; wait "$ot_pid" 2>/dev/null || true; ot_pid=
 ix_rate=$(python3 -c "print(round(($max - $c0) / ($t1 - $t0)))")
 echo "indexer: $((max - c0)) events in $(python3 -c "print(round($t1 - $t0, 2))") s = $ix_rate events/s"
+
+# 1b. Index lag: new orders written at $lag_rate events/s for $lag_secs s (5
+# per transaction, paced) while the same server indexes them; commit ->
+# acknowledged by Elasticsearch per event, from the difference of the server's
+# ordertrack_search_index_latency_seconds histogram before and after.
+if [ "$lag_secs" -gt 0 ]; then
+  /usr/bin/python3 - "$url" "$port" "$lag_rate" "$lag_secs" <<'PY'
+import sys, time, urllib.request, psycopg2
+url, port, rate, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+NAME = "ordertrack_search_index_latency_seconds_bucket"
+def hist():
+    h = {}
+    for l in urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port).read().decode().splitlines():
+        if l.startswith(NAME + "{"):
+            le = l.split('le="', 1)[1].split('"', 1)[0]
+            k = float("inf") if le == "+Inf" else float(le)
+            h[k] = h.get(k, 0) + float(l.rsplit(" ", 1)[1])
+    return h
+conn = psycopg2.connect(url); conn.autocommit = True; cur = conn.cursor()
+cur.execute("SELECT id FROM users LIMIT 1"); uid = cur.fetchone()[0]
+before = hist()
+per_tx = 5; n = rate * secs // per_tx; t0 = time.monotonic(); late = 0
+for i in range(n):
+    due = t0 + i * per_tx / rate
+    d = due - time.monotonic()
+    if d > 0:
+        time.sleep(d)
+    elif d < -0.05:
+        late += 1
+    cur.execute("SELECT ot_create_order(%s, '[{\"productId\":\"sku-2\",\"qty\":1}]', NULL, %s) FROM generate_series(1, %s)",
+                (uid, uid, per_tx))
+wrote = time.monotonic() - t0
+cur.execute("SELECT max(seq) FROM order_events"); top = cur.fetchone()[0]
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    cur.execute("SELECT coalesce((SELECT seq FROM ot_sink_cursors WHERE name = 'search'), 0)")
+    if cur.fetchone()[0] >= top:
+        break
+    time.sleep(0.05)
+time.sleep(0.2)
+after = hist()
+les = sorted(after)
+cum = [after[le] - before.get(le, 0) for le in les]
+total = cum[-1]
+def q(p):
+    want = p * total
+    lo, prev = 0.0, 0.0
+    for le, c in zip(les, cum):
+        if c >= want:
+            if le == float("inf"):
+                return lo
+            return lo + (le - lo) * ((want - prev) / (c - prev) if c > prev else 1.0)
+        lo, prev = le, c
+    return lo
+print("index lag at %d events/s for %.1f s (%d events, %d writes late by > 50 ms): p50 %.0f ms, p99 %.0f ms"
+      " (commit -> _bulk acknowledged, interpolated within histogram buckets)"
+      % (n * per_tx / wrote, wrote, total, late, q(0.5) * 1000, q(0.99) * 1000))
+PY
+fi
+kill "$ot_pid"; wait "$ot_pid" 2>/dev/null || true; ot_pid=
 
 # 2. The ceiling: the documents the indexer wrote, read back, re-sent with curl
 # into fresh indices of the same template in batches of the same size.
 curl -sf -XPOST "$es/$prefix-events,$prefix-orders/_refresh" >/dev/null
-python3 - "$es" "$prefix" "$batch" "$tmp" <<'PY'
+python3 - "$es" "$prefix" "$batch" "$tmp" "$max" <<'PY'
 import json, sys, urllib.request
-es, prefix, batch, tmp = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+es, prefix, batch, tmp, top = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 def scan(index):
-    body = {"size": 10000, "sort": ["_doc"], "query": {"match_all": {}}}
+    # The outbox only, not the lag phase's orders.
+    body = {"size": 10000, "sort": ["_doc"], "query": {"range": {"seq": {"lte": top}}}}
     req = urllib.request.Request("%s/%s/_search?scroll=1m" % (es, index), json.dumps(body).encode(),
                                  {"Content-Type": "application/json"})
     r = json.load(urllib.request.urlopen(req))

@@ -259,8 +259,13 @@ static bool fill_full(const ot_indexer *ix);
 static void complete(ot_indexer *ix)
 {
     batch *b = &ix->fly;
-    int64_t last = b->e[b->n - 1].m.seq;
+    int64_t last = b->e[b->n - 1].m.seq, now = ot_wall_us();
     ot_metrics_inc(OT_C_SEARCH_INDEXED, b->n);
+    /* A replay of old events (a catch-up, a reindex) shows as its real age:
+     * that is how stale search was for them. */
+    for (size_t i = 0; i < b->n; i++)
+        if (b->e[i].m.at_us > 0)
+            ot_metrics_index_latency(now > b->e[i].m.at_us ? (uint64_t)(now - b->e[i].m.at_us) : 0);
     batch_clear(b);
     ix->phase = F_IDLE;
     ot_backoff_reset(&ix->bo);

@@ -244,21 +244,43 @@ Test(metrics, histogram_buckets_are_cumulative_and_count_matches)
     free(t);
 }
 
-Test(metrics, push_latency_histogram_counts_per_bucket)
+/* Records us[] with rec, then checks the cumulative count at each le (and
+ * +Inf and _count, which are n) of family `name`. */
+static void check_histogram(void (*rec)(uint64_t), const uint64_t *us, int n, const char *name,
+                            const char *const *les, const double *cum, int nles)
 {
     cr_assert_eq(ot_metrics_init(1, NULL, 0), 0);
     ot_metrics_worker(0);
-    ot_metrics_push_latency(10);
-    ot_metrics_push_latency(60);
-    ot_metrics_push_latency(2000000);
+    for (int i = 0; i < n; i++)
+        rec(us[i]);
     char *t = render();
     validate(t);
-    cr_assert_eq(sample(t, "ordertrack_ws_push_latency_seconds_bucket{worker=\"0\",le=\"0.00005\"}"), 1);
-    cr_assert_eq(sample(t, "ordertrack_ws_push_latency_seconds_bucket{worker=\"0\",le=\"0.0001\"}"), 2);
-    cr_assert_eq(sample(t, "ordertrack_ws_push_latency_seconds_bucket{worker=\"0\",le=\"1\"}"), 2);
-    cr_assert_eq(sample(t, "ordertrack_ws_push_latency_seconds_bucket{worker=\"0\",le=\"+Inf\"}"), 3);
-    cr_assert_eq(sample(t, "ordertrack_ws_push_latency_seconds_count{worker=\"0\"}"), 3);
+    char key[160];
+    for (int i = 0; i < nles; i++) {
+        snprintf(key, sizeof key, "%s_bucket{worker=\"0\",le=\"%s\"}", name, les[i]);
+        cr_assert_eq(sample(t, key), cum[i], "%s", key);
+    }
+    snprintf(key, sizeof key, "%s_bucket{worker=\"0\",le=\"+Inf\"}", name);
+    cr_assert_eq(sample(t, key), n);
+    snprintf(key, sizeof key, "%s_count{worker=\"0\"}", name);
+    cr_assert_eq(sample(t, key), n);
     free(t);
+}
+
+Test(metrics, push_latency_histogram_counts_per_bucket)
+{
+    static const uint64_t us[] = { 10, 60, 2000000 };
+    static const char *const les[] = { "0.00005", "0.0001", "1" };
+    static const double cum[] = { 1, 2, 2 };
+    check_histogram(ot_metrics_push_latency, us, 3, "ordertrack_ws_push_latency_seconds", les, cum, 3);
+}
+
+Test(metrics, index_latency_histogram_counts_per_bucket)
+{
+    static const uint64_t us[] = { 4000, 300000, 60000000 };
+    static const char *const les[] = { "0.005", "0.25", "0.5", "30" };
+    static const double cum[] = { 1, 1, 2, 2 };
+    check_histogram(ot_metrics_index_latency, us, 3, "ordertrack_search_index_latency_seconds", les, cum, 4);
 }
 
 Test(metrics, two_worker_slots_are_rendered_separately)

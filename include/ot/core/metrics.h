@@ -108,6 +108,9 @@ void ot_metrics_add(ot_metric_id id, int64_t delta);
 
 /* Push latency (event commit -> frame written), seconds, buckets 0.00005..1. */
 void ot_metrics_push_latency(uint64_t us);
+/* Index latency (event commit -> its documents acknowledged by Elasticsearch),
+ * seconds, buckets 0.005..30. */
+void ot_metrics_index_latency(uint64_t us);
 
 /* Event sinks (app/sink.h), labelled sink="<name>": a few per worker, each
  * named by the worker itself (the name is written before the slot is marked
