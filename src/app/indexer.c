@@ -32,15 +32,21 @@ const ot_pg_stmt ot_indexer_stmts[] = {
      * $1, $2: each event's order and version. */
     { "indexer_created",
       /* Every row names its entry (the ordinality i, from 1), so the answer
-       * is applied in one pass. */
+       * is applied in one pass. Each lookup is a LATERAL ... LIMIT 1 so it
+       * stays one index probe per entry: as plain joins the planner hashed
+       * all of orders and order_events for every batch (a seq scan of both
+       * tables, 120 ms at 60,000 events and growing with the log). */
       "SELECT 'o', k.i, o.version, ot_iso(o.created_at), ot_ts_us(o.created_at), ot_iso(o.updated_at) "
-      "FROM unnest($1::uuid[]) WITH ORDINALITY AS k (o, i) JOIN orders o ON o.id = k.o "
+      "FROM unnest($1::uuid[]) WITH ORDINALITY AS k (o, i) "
+      "CROSS JOIN LATERAL (SELECT x.version, x.created_at, x.updated_at FROM orders x WHERE x.id = k.o LIMIT 1) o "
       /* The stint each event ends (the previous version's status and time):
        * analytics' time in status, as sql/007 joins version to version + 1. */
-      "UNION ALL SELECT 'p', k.i, n.version, e.status::text, ot_ts_us(e.created_at), ot_ts_us(n.created_at)::text "
+      "UNION ALL SELECT 'p', k.i, k.v, e.status::text, ot_ts_us(e.created_at), ot_ts_us(n.created_at)::text "
       "FROM unnest($1::uuid[], $2::int[]) WITH ORDINALITY AS k (o, v, i) "
-      "JOIN order_events n ON n.order_id = k.o AND n.version = k.v "
-      "JOIN order_events e ON e.order_id = k.o AND e.version = k.v - 1",
+      "CROSS JOIN LATERAL (SELECT x.created_at FROM order_events x WHERE x.order_id = k.o AND x.version = k.v "
+      "LIMIT 1) n "
+      "CROSS JOIN LATERAL (SELECT x.status, x.created_at FROM order_events x "
+      "WHERE x.order_id = k.o AND x.version = k.v - 1 LIMIT 1) e",
       2, true },
     { "indexer_park",
       "INSERT INTO search_parked (seq, kind, order_id, reason) SELECT x.seq, x.kind, x.order_id, x.reason "
