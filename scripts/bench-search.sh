@@ -3,14 +3,14 @@
 # outbox of N events into Elasticsearch, against Elasticsearch's own _bulk
 # ceiling measured with curl on the same node, the same documents and the same
 # batch size, one request in flight (what the indexer does). Not a test.
-#   scripts/bench-search.sh [orders=20000] [batch=1000] [lag_rate=1000] [lag_secs=20]
+#   scripts/bench-search.sh [orders=20000] [batch=1000] [lag_rate=1000] [lag_secs=20] [rounds=2]
 # Elasticsearch: ES_PORT (9200) through scripts/elasticsearch.sh (started if
 # it is not running, stopped again then). Prints events/s of both, the ratio
 # and the index lag (p50/p99) of live writes at lag_rate events/s.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-orders=${1:-20000}; batch=${2:-1000}; lag_rate=${3:-1000}; lag_secs=${4:-20}
+orders=${1:-20000}; batch=${2:-1000}; lag_rate=${3:-1000}; lag_secs=${4:-20}; rounds=${5:-2}
 es_port=${ES_PORT:-9200}
 es=http://127.0.0.1:$es_port
 make -s build/ordertrack
@@ -58,35 +58,65 @@ events=$("${pg[@]}" -d "$db" -tAc "SELECT count(*) FROM order_events")
 max=$("${pg[@]}" -d "$db" -tAc "SELECT max(seq) FROM order_events")
 echo "events: $events (batch $batch, one _bulk in flight)"
 
-# 1. The indexer: a server whose durable sink starts at 0 (the whole outbox).
+# 1. The indexer: a server whose durable sink starts at 0 (the whole outbox),
+# into indices of prefix $p.
+start_indexer() {
+"${pg[@]}" -d "$db" -c "DELETE FROM ot_sink_cursors WHERE name = 'search'"
 JWT_SECRET=bench-secret-0123456789abcdef0123456789 build/ordertrack serve --listen 127.0.0.1:$port --workers 1 \
-  --log-level warn --database-url "$url" --elasticsearch-url "$es" --es-index-prefix "$prefix" \
+  --log-level warn --database-url "$url" --elasticsearch-url "$es" --es-index-prefix "$p" \
   --es-bulk-max-events "$batch" 2>"$tmp/ot.log" &
 ot_pid=$!
+}
 now() { date +%s.%N; }
+run_indexer() {
+start_indexer
 # One connection polling every 20 ms (a psql per poll would cost the 2 cores more than the indexer).
-read -r c0 t0 t1 < <(/usr/bin/python3 - "$url" "$max" <<'PY'
-import sys, time, psycopg2
+# CPU over the same span (utime+stime from /proc, all threads): Elasticsearch,
+# the server, and the bench database's PostgreSQL backends (the server's pools).
+es_pid=$(ss -ltnpH "sport = :$es_port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
+read -r c0 t0 t1 cpu_ix < <(/usr/bin/python3 - "$url" "$max" "$ot_pid" "${es_pid:-0}" "$db" <<'PY'
+import os, sys, time, psycopg2
 conn = psycopg2.connect(sys.argv[1]); conn.autocommit = True; cur = conn.cursor(); top = int(sys.argv[2])
+ot_pid, es_pid, db = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+HZ = os.sysconf("SC_CLK_TCK")
+def cpu(pid):
+    try:
+        f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / HZ
+    except (OSError, ValueError, IndexError):
+        return 0.0
+def tree(pid):  # the master and its workers
+    try:
+        kids = open("/proc/%d/task/%d/children" % (pid, pid)).read().split()
+    except OSError:
+        kids = []
+    return {pid: cpu(pid), **{int(k): cpu(int(k)) for k in kids}}
+def backends():
+    cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (db,))
+    return {p: cpu(p) for (p,) in cur.fetchall()}
 def pos():
     cur.execute("SELECT coalesce((SELECT seq FROM ot_sink_cursors WHERE name = 'search'), 0)")
     return cur.fetchone()[0]
 while pos() == 0:
     time.sleep(0.02)
-t0 = time.time(); c0 = pos()
+t0 = time.time(); c0 = pos(); es0, ot0, pg0 = cpu(es_pid), tree(ot_pid), backends()
 while pos() < top:
     time.sleep(0.02)
-print(c0, t0, time.time())
+t1 = time.time(); es1, ot1, pg1 = cpu(es_pid), tree(ot_pid), backends()
+pgc = sum(v - pg0.get(p, 0.0) for p, v in pg1.items())
+otc = sum(v - ot0.get(p, 0.0) for p, v in ot1.items())
+print(c0, t0, t1, "es=%.2f,ordertrack=%.2f,postgres=%.2f" % (es1 - es0, otc, pgc))
 PY
 )
 ix_rate=$(python3 -c "print(round(($max - $c0) / ($t1 - $t0)))")
-echo "indexer: $((max - c0)) events in $(python3 -c "print(round($t1 - $t0, 2))") s = $ix_rate events/s"
+echo "round $round indexer: $((max - c0)) events in $(python3 -c "print(round($t1 - $t0, 2))") s = $ix_rate events/s (CPU s: $cpu_ix)"
+}
 
 # 1b. Index lag: new orders written at $lag_rate events/s for $lag_secs s (5
 # per transaction, paced) while the same server indexes them; commit ->
 # acknowledged by Elasticsearch per event, from the difference of the server's
 # ordertrack_search_index_latency_seconds histogram before and after.
-if [ "$lag_secs" -gt 0 ]; then
+lag_phase() {
   /usr/bin/python3 - "$url" "$port" "$lag_rate" "$lag_secs" <<'PY'
 import sys, time, urllib.request, psycopg2
 url, port, rate, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -139,13 +169,14 @@ print("index lag at %d events/s for %.1f s (%d events, %d writes late by > 50 ms
       " (commit -> _bulk acknowledged, interpolated within histogram buckets)"
       % (n * per_tx / wrote, wrote, total, late, q(0.5) * 1000, q(0.99) * 1000))
 PY
-fi
-kill "$ot_pid"; wait "$ot_pid" 2>/dev/null || true; ot_pid=
+}
 
 # 2. The ceiling: the documents the indexer wrote, read back, re-sent with curl
 # into fresh indices of the same template in batches of the same size.
-curl -sf -XPOST "$es/$prefix-events,$prefix-orders/_refresh" >/dev/null
-python3 - "$es" "$prefix" "$batch" "$tmp" "$max" <<'PY'
+run_ceiling() {
+rm -f "$tmp"/bulk-*.ndjson
+curl -sf -XPOST "$es/$p-events,$p-orders/_refresh" >/dev/null
+python3 - "$es" "$p" "$batch" "$tmp" "$max" <<'PY'
 import json, sys, urllib.request
 es, prefix, batch, tmp, top = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 def scan(index):
@@ -176,12 +207,29 @@ for key in sorted(events, key=lambda k: events[k]["_source"]["seq"]):
 if lines:
     open("%s/bulk-%05d.ndjson" % (tmp, f), "w").write("\n".join(lines) + "\n")
 PY
+es_cpu() { [ -n "$es_pid" ] && awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) / hz }' "/proc/$es_pid/stat" || echo 0; }
+e0=$(es_cpu)
 t0=$(now)
 for f in "$tmp"/bulk-*.ndjson; do
   curl -sf -XPOST "$es/_bulk" -H 'Content-Type: application/x-ndjson' --data-binary "@$f" -o "$tmp/answer.json"
   grep -q '"errors":false' "$tmp/answer.json" || { echo "bench-search: a ceiling _bulk had errors" >&2; head -c 400 "$tmp/answer.json" >&2; exit 1; }
 done
 t1=$(now)
+e1=$(es_cpu)
 ceil_rate=$(python3 -c "print(round($events / ($t1 - $t0)))")
-echo "curl _bulk ceiling: $events events in $(python3 -c "print(round($t1 - $t0, 2))") s = $ceil_rate events/s"
-echo "ratio indexer/ceiling: $(python3 -c "print(round($ix_rate / $ceil_rate, 2))")"
+echo "round $round curl _bulk ceiling: $events events in $(python3 -c "print(round($t1 - $t0, 2))") s = $ceil_rate events/s (CPU s: es=$(python3 -c "print(round($e1 - $e0, 2))"))"
+ratio=$(python3 -c "print(round($ix_rate / $ceil_rate, 2))")
+echo "round $round ratio indexer/ceiling: $ratio"
+}
+
+# Round 1 also warms the node's JVM (a fresh one spends CPU compiling for a
+# minute): only the last round counts. The lag phase runs once, in the last
+# round, after its catch-up.
+for round in $(seq 1 "$rounds"); do
+  p=$prefix-r$round
+  run_indexer
+  [ "$round" = "$rounds" ] && [ "$lag_secs" -gt 0 ] && lag_phase
+  kill "$ot_pid"; wait "$ot_pid" 2>/dev/null || true; ot_pid=
+  run_ceiling
+done
+echo "ratio indexer/ceiling (round $rounds of $rounds): $ratio"
