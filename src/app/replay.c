@@ -13,14 +13,17 @@
 #define OT_XSTR(x) OT_STR_(x)
 
 const ot_pg_stmt ot_replay_stmts[] = {
+    /* Shaped like sink.c's sink_replay (see there): the upper bound outside
+     * the LIMIT, the JSON built for the page only. */
     { "hub_replay_all",
-      "SELECT e.seq, ot_event_json(e) FROM order_events e WHERE e.seq > $1::bigint AND e.seq < $2::bigint "
-      "ORDER BY e.seq LIMIT " OT_XSTR(OT_HUB_REPLAY_PAGE),
+      "SELECT p.seq, ot_event_json(p.e) FROM (SELECT x.seq, x AS e FROM order_events x WHERE x.seq > $1::bigint "
+      "ORDER BY x.seq LIMIT " OT_XSTR(OT_HUB_REPLAY_PAGE) ") p WHERE p.seq < $2::bigint ORDER BY p.seq",
       2, true },
     /* Separate statement so the (user_id, seq) index serves customers. */
     { "hub_replay_user",
-      "SELECT e.seq, ot_event_json(e) FROM order_events e WHERE e.user_id = $3::uuid AND e.seq > $1::bigint "
-      "AND e.seq < $2::bigint ORDER BY e.seq LIMIT " OT_XSTR(OT_HUB_REPLAY_PAGE),
+      "SELECT p.seq, ot_event_json(p.e) FROM (SELECT x.seq, x AS e FROM order_events x WHERE x.user_id = $3::uuid "
+      "AND x.seq > $1::bigint ORDER BY x.seq LIMIT " OT_XSTR(OT_HUB_REPLAY_PAGE) ") p "
+      "WHERE p.seq < $2::bigint ORDER BY p.seq",
       3, true },
 };
 const size_t ot_replay_nstmts = OT_ARRAY_LEN(ot_replay_stmts);

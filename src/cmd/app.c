@@ -206,6 +206,18 @@ ot_pg_stmt *ot_app_stmts(const ot_pg_stmt *const *groups, const size_t *counts, 
     return all;
 }
 
+ot_pg_stmt *ot_app_pool_stmts(size_t *n)
+{
+    /* Gathered from the modules and sized from what they declare. */
+    const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_msg_stmts, ot_replay_stmts,
+                                   ot_audit_stmts, ops_stmts, ot_principals_stmts, ot_sink_stmts, ot_search_stmts,
+                                   ot_indexer_stmts };
+    size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_msg_nstmts, ot_replay_nstmts,
+                        ot_audit_nstmts, OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts, ot_sink_nstmts, ot_search_nstmts,
+                        ot_indexer_nstmts };
+    return ot_app_stmts(groups, counts, OT_ARRAY_LEN(groups), n);
+}
+
 /* A user's tokens died (deleted, disabled, demoted, new password): so do its
  * sockets on this worker, the way an expired token closes them. */
 static void on_user_changed(void *data, const char *user_id)
@@ -226,16 +238,8 @@ int ot_app_start(ot_worker *w)
     if (w->cfg->rate_user > 0)
         w->rl_user = ot_ratelimit_new(w->cfg->rate_user, w->cfg->rate_user_burst, OT_RL_KEYS);
     if (w->cfg->database_url) {
-        /* One statement table for the pool, gathered from the modules and
-         * sized from what they declare. */
-        const ot_pg_stmt *groups[] = { ot_auth_stmts, ot_orders_stmts, ot_events_stmts, ot_hub_msg_stmts, ot_replay_stmts,
-                                       ot_audit_stmts, ops_stmts, ot_principals_stmts, ot_sink_stmts, ot_search_stmts,
-                                       ot_indexer_stmts };
-        size_t counts[] = { ot_auth_nstmts, ot_orders_nstmts, ot_events_nstmts, ot_hub_msg_nstmts, ot_replay_nstmts,
-                            ot_audit_nstmts, OT_ARRAY_LEN(ops_stmts), ot_principals_nstmts, ot_sink_nstmts, ot_search_nstmts,
-                            ot_indexer_nstmts };
         size_t n = 0;
-        ot_pg_stmt *stmts = ot_app_stmts(groups, counts, OT_ARRAY_LEN(groups), &n);
+        ot_pg_stmt *stmts = ot_app_pool_stmts(&n);
         if (!stmts)
             return OT_ERR;
         ot_pg_config pc;

@@ -10,6 +10,7 @@
 #include "ot/cmd/master.h"
 #include "ot/cmd/migrate.h"
 #include "ot/cmd/searchcli.h"
+#include "ot/cmd/stmtcli.h"
 #include "ot/cmd/relaycli.h"
 #include "ot/cmd/usercli.h"
 
@@ -26,6 +27,7 @@ static void usage(FILE *out)
                  "                                  rebuild the orders index from PostgreSQL, no downtime\n"
                  "  ordertrack relay retry ORDER_ID [serve options]\n"
                  "                                  publish a parked order's events to Kafka, unpark it\n"
+                 "  ordertrack statements           print the SQL the server prepares (JSON lines)\n"
                  "  ordertrack --help | --version\n");
 }
 
@@ -47,6 +49,8 @@ int main(int argc, char **argv)
         return ot_search_cli_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "relay"))
         return ot_relay_cli_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "statements"))
+        return ot_stmt_cli_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") != 0) {
         fprintf(stderr, "ordertrack: unknown command %s\n\n", argv[1]);
         usage(stderr);

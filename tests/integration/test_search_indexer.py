@@ -10,7 +10,6 @@ stops forwarding: the real node, unreachable, without a 30 s restart."""
 
 import json
 import os
-import re
 import socket
 import subprocess
 import threading
@@ -498,46 +497,3 @@ def test_the_elasticsearch_flags_are_range_checked_and_a_bad_prefix_is_refused_a
         p = run_cli("search", "reindex", flag, bad, env=env)
         assert p.returncode == 2 and flag in p.stderr, (flag, bad, p.stderr)
 
-
-# ---------------------------------------------------------------- the indexer's lookup plan
-
-def c_statement(path, name):
-    """The SQL of statement `name` in a C statement table, as compiled: its
-    adjacent string literals joined (comments between them dropped)."""
-    src = open(os.path.join(ROOT, path)).read()
-    start = src.index('{ "%s",' % name) + len(name) + 5
-    body = src[start:src.index("},", start)]
-    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
-    return "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', body))
-
-
-def test_the_indexer_lookup_probes_indexes_and_never_scans_a_whole_table(db):
-    """A batch's lookup must cost O(batch), not O(log): as plain joins the
-    planner hashed all of orders and order_events on every batch."""
-    sql = c_statement("src/app/indexer.c", "indexer_created")
-    with db.cursor() as cur:
-        cur.execute("DROP SCHEMA IF EXISTS plan_t CASCADE")
-        cur.execute("CREATE SCHEMA plan_t")
-        try:
-            cur.execute("CREATE TABLE plan_t.orders (LIKE public.orders INCLUDING ALL)")
-            cur.execute("CREATE TABLE plan_t.order_events (LIKE public.order_events INCLUDING ALL)")
-            cur.execute("SET search_path = plan_t, public")
-            uid = mk_user(db)
-            cur.execute("INSERT INTO orders (id, user_id, status, items, created_at, updated_at, version) "
-                        "SELECT gen_random_uuid(), %s, 'ACCEPTED', '[]', now(), now(), 2 FROM generate_series(1, 20000)",
-                        (uid,))
-            cur.execute("INSERT INTO order_events (order_id, version, user_id, type, status, payload, actor) "
-                        "SELECT o.id, v, o.user_id, 'order.updated', 'ACCEPTED', '{}', o.user_id "
-                        "FROM orders o, generate_series(1, 2) v")
-            cur.execute("ANALYZE orders; ANALYZE order_events")
-            cur.execute("SELECT array_agg(id), array_agg(2) FROM (SELECT id FROM orders LIMIT 1000) x")
-            ids, vers = cur.fetchone()
-            cur.execute("PREPARE ix_lookup (uuid[], int[]) AS " + sql.replace("$1::uuid[]", "$1").replace("$2::int[]", "$2"))
-            cur.execute("EXPLAIN EXECUTE ix_lookup (%s::uuid[], %s::int[])", (ids, vers))
-            plan = "\n".join(r[0] for r in cur.fetchall())
-            cur.execute("DEALLOCATE ix_lookup")
-        finally:
-            cur.execute("SET search_path = public")
-            cur.execute("DROP SCHEMA plan_t CASCADE")
-    assert "Seq Scan" not in plan and "Hash" not in plan, plan
-    assert plan.count("Index Scan") == 3, plan

@@ -35,5 +35,7 @@ void ot_app_stop(ot_worker *w);
  * their counts (caller frees). NULL, logged, on a name declared twice or
  * allocation failure: the worker refuses to start rather than drop one. */
 ot_pg_stmt *ot_app_stmts(const ot_pg_stmt *const *groups, const size_t *counts, size_t ngroups, size_t *n);
+/* ot_app_stmts over every module the worker's pool serves. */
+ot_pg_stmt *ot_app_pool_stmts(size_t *n);
 
 #endif
