@@ -1,8 +1,9 @@
 /* adapters/curl: libcurl multi on the loop, against a tiny scripted HTTP/1.1
  * server on a thread (real sockets, real curl): keep-alive reuse, retries with
  * backoff on 429/5xx, giving up after max_retries, per-request timeouts, a
- * refused connection, cancellation, and requests started from inside callbacks
- * (one after another and eight at once, on reused and new connections). */
+ * refused connection, cancellation, requests started from inside callbacks
+ * (one after another and eight at once, on reused and new connections) and a
+ * socket the loop cannot watch. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
@@ -618,3 +619,48 @@ Test(curl, elasticsearch_deletes_started_together_from_a_listing_callback_all_co
     ot_loop_free(e.l);
 }
 
+/* libcurl 7.88 marks the whole multi handle dead when the socket callback
+ * returns -1: from then on it arms no timer and runs no transfer, so every
+ * request in flight would never call back, and every later one fails at
+ * once. A socket the loop cannot watch (here: a number past the loop's
+ * max_fds) must fail only its own request, with a transport error. */
+Test(curl, a_socket_the_loop_cannot_watch_fails_its_request_and_the_client_goes_on, .timeout = 30)
+{
+    ka_srv s;
+    ka_start(&s, 0);
+    ot_loop *l = ot_loop_new(64);
+    /* A timeout well inside the deadline: a socket merely left unwatched
+     * would time out twice and call back; a dead multi handle never does. */
+    ot_curl *c = client(l, 1000, 1);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", s.port);
+    /* Take every fd number below 64, so curl's socket lands above. */
+    int held[64], nheld = 0;
+    for (int fd; nheld < 64 && (fd = dup(0)) >= 0;) {
+        held[nheld++] = fd;
+        if (fd >= 64)
+            break;
+    }
+    got g = { 0 };
+    cr_assert(ot_curl_send(c, "DELETE", url, NULL, NULL, 0, on_done, &g));
+    uint64_t deadline = ot_now_us() + 4 * 1000000u;
+    while (!g.done && ot_now_us() < deadline)
+        ot_loop_run_once(l, 10);
+    for (int i = 0; i < nheld; i++)
+        close(held[i]);
+    cr_assert_eq(g.done, 1, "the request called back");
+    cr_expect_neq(g.res.curl_code, 0);
+    cr_expect_eq(g.res.attempts, 2, "retried like any transport failure");
+    cr_expect(strstr(g.error, "watch") != NULL, "%s", g.error);
+    /* The client still works once the loop can watch its sockets. */
+    got g2 = { 0 };
+    cr_assert(ot_curl_send(c, "GET", url, NULL, NULL, 0, on_done, &g2));
+    deadline = ot_now_us() + 3 * 1000000u;
+    while (!g2.done && ot_now_us() < deadline)
+        ot_loop_run_once(l, 10);
+    cr_assert_eq(g2.done, 1, "a later request called back");
+    cr_expect_eq(g2.res.status, 200, "%s", g2.error);
+    ot_curl_free(c);
+    ka_stop(&s);
+    ot_loop_free(l);
+}
