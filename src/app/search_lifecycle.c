@@ -9,6 +9,7 @@
 #include "ot/adapters/curl.h"
 #include "ot/app/indexer.h"
 #include "ot/codec/json.h"
+#include "ot/core/buf.h"
 #include "ot/core/log.h"
 #include "ot/core/metrics.h"
 
@@ -20,7 +21,7 @@ struct ot_search_lifecycle {
     ot_curl *curl;
     ot_curl_req *req;
     ot_timer tick;
-    size_t deleting; /* DELETEs in flight; the next tick waits for them */
+    uint64_t deleting; /* indices named in the DELETE in flight */
     char base[URL_MAX / 2], prefix[OT_ES_PREFIX_MAX];
     bool warned; /* Elasticsearch unreachable: said once until it answers */
 };
@@ -95,7 +96,7 @@ static int body_len(const ot_curl_result *res) { return res->body ? (int)(res->b
 
 static void next_tick(ot_search_lifecycle *l)
 {
-    if (!l->req && !l->deleting)
+    if (!l->req)
         ot_timer_start(l->loop, &l->tick, l->cfg->es_lifecycle_check_ms);
 }
 
@@ -116,27 +117,35 @@ static bool answered(ot_search_lifecycle *l, const ot_curl_result *res, const ch
 static void deleted_cb(void *data, const ot_curl_result *res)
 {
     ot_search_lifecycle *l = data;
-    l->deleting--;
-    /* 404: someone else deleted it first (another node, an operator). */
-    if (answered(l, res, "delete") && (res->status == 200 || res->status == 404)) {
-        if (res->status == 200)
-            ot_metrics_inc(OT_C_SEARCH_INDICES_DELETED, 1);
-    } else if (res->status) {
+    l->req = NULL;
+    /* 404: someone else deleted one first (another node, an operator). */
+    if (answered(l, res, "delete") && res->status == 200)
+        ot_metrics_inc(OT_C_SEARCH_INDICES_DELETED, l->deleting);
+    else if (res->status && res->status < 500)
         ot_logf(OT_LOG_ERROR, "search lifecycle: delete answered %ld: %.*s", res->status, body_len(res), res->body);
-    }
+    l->deleting = 0;
     next_tick(l);
 }
 
+typedef struct {
+    ot_search_lifecycle *l;
+    ot_buf names; /* a,b,c: one DELETE for all (exact names, never a pattern) */
+    bool too_long;
+} expiry;
+
 static void expire_one(void *data, const char *index, size_t len)
 {
-    ot_search_lifecycle *l = data;
-    char url[URL_MAX];
-    if (snprintf(url, sizeof url, "%s/%.*s", l->base, (int)len, index) >= (int)sizeof url)
+    expiry *x = data;
+    if (x->names.len + len + 1 > URL_MAX / 2) {
+        x->too_long = true; /* the rest waits for the next look */
         return;
+    }
     ot_logf(OT_LOG_INFO, "search lifecycle: deleting %.*s (older than %u s)", (int)len, index,
-            l->cfg->es_events_retention_s);
-    if (ot_curl_send(l->curl, "DELETE", url, NULL, NULL, 0, deleted_cb, l))
-        l->deleting++;
+            x->l->cfg->es_events_retention_s);
+    if ((x->names.len && ot_buf_append(&x->names, ",", 1) < 0) || ot_buf_append(&x->names, index, len) < 0)
+        x->too_long = true;
+    else
+        x->l->deleting++;
 }
 
 static void listed_cb(void *data, const ot_curl_result *res)
@@ -144,12 +153,21 @@ static void listed_cb(void *data, const ot_curl_result *res)
     ot_search_lifecycle *l = data;
     l->req = NULL;
     if (answered(l, res, "list") && res->status == 200) {
+        expiry x = { .l = l, .names = OT_BUF_INIT };
         int n = ot_search_lifecycle_expired(res->body, res->body_len, now_ms(),
-                                            (int64_t)l->cfg->es_events_retention_s * 1000, expire_one, l);
+                                            (int64_t)l->cfg->es_events_retention_s * 1000, expire_one, &x);
         if (n < 0)
             ot_logf(OT_LOG_ERROR, "search lifecycle: unexpected index list: %.*s", body_len(res), res->body);
         else
             ot_metrics_set(OT_G_SEARCH_EVENT_INDICES, n);
+        if (l->deleting) {
+            char url[URL_MAX];
+            snprintf(url, sizeof url, "%s/%.*s", l->base, (int)x.names.len, x.names.data);
+            l->req = ot_curl_send(l->curl, "DELETE", url, NULL, NULL, 0, deleted_cb, l);
+            if (!l->req)
+                l->deleting = 0;
+        }
+        ot_buf_free(&x.names);
     }
     next_tick(l);
 }
