@@ -28,6 +28,7 @@ struct ot_curl_req {
     ot_buf body, resp;
     ot_backoff backoff;
     ot_timer retry; /* armed between attempts */
+    ot_defer unwatched; /* fails the attempt whose socket the loop refused */
     uint32_t attempts;
     bool in_multi;
     char errbuf[CURL_ERROR_SIZE];
@@ -81,6 +82,28 @@ static void on_sock(ot_loop *loop, int fd, unsigned events, void *data)
     check_done(c);
 }
 
+/* The loop refused a socket of this transfer (past max_fds, epoll_ctl
+ * failed). Answering -1 would make libcurl mark the whole multi handle dead:
+ * it then arms no timer and runs no transfer, so every request in flight
+ * would never call back. Only this attempt fails instead, after the callback
+ * returns (curl forbids removing a handle from inside its callbacks). */
+static void watch_failed(ot_curl *c, CURL *easy, curl_socket_t fd)
+{
+    ot_curl_req *r = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+    if (!r || r->unwatched.queued)
+        return;
+    ot_logf(OT_LOG_ERROR, "curl: the loop cannot watch socket %d; failing the request", (int)fd);
+    snprintf(r->errbuf, sizeof r->errbuf, "the loop cannot watch socket %d", (int)fd);
+    ot_defer_queue(c->loop, &r->unwatched);
+}
+
+static void on_unwatched(ot_loop *loop, ot_defer *d)
+{
+    ot_curl_req *r = d->data;
+    finish(r->c, r, CURLE_COULDNT_CONNECT);
+}
+
 static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     ot_curl *c = userp;
@@ -95,14 +118,18 @@ static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     }
     if (!s) {
         s = calloc(1, sizeof *s);
-        if (!s)
-            return -1;
+        if (!s) {
+            watch_failed(c, easy, fd);
+            return 0;
+        }
         s->c = c;
         ot_watch_init(&s->w, c->loop, on_sock, s);
         curl_multi_assign(c->multi, fd, s);
     }
     unsigned mask = (what & CURL_POLL_IN ? OT_READABLE : 0) | (what & CURL_POLL_OUT ? OT_WRITABLE : 0);
-    return ot_watch_set(&s->w, fd, mask) < 0 ? -1 : 0;
+    if (ot_watch_set(&s->w, fd, mask) < 0)
+        watch_failed(c, easy, fd);
+    return 0;
 }
 
 static void on_timer(ot_loop *loop, ot_timer *t)
@@ -136,6 +163,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *userp)
 static int start_attempt(ot_curl_req *r)
 {
     ot_buf_reset(&r->resp);
+    ot_defer_cancel(r->c->loop, &r->unwatched);
     r->errbuf[0] = 0;
     r->attempts++;
     if (curl_multi_add_handle(r->c->multi, r->easy) != CURLM_OK)
@@ -148,6 +176,7 @@ static void free_req(ot_curl_req *r)
 {
     OT_LIST_UNLINK(&r->c->reqs, r);
     ot_timer_stop(r->c->loop, &r->retry);
+    ot_defer_cancel(r->c->loop, &r->unwatched);
     if (r->in_multi)
         curl_multi_remove_handle(r->c->multi, r->easy);
     curl_easy_cleanup(r->easy);
@@ -179,6 +208,7 @@ static void finish(ot_curl *c, ot_curl_req *r, CURLcode code)
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects);
     c->st.connects += connects;
+    ot_defer_cancel(c->loop, &r->unwatched);
     if (r->in_multi) {
         curl_multi_remove_handle(c->multi, r->easy);
         r->in_multi = false;
@@ -258,6 +288,7 @@ ot_curl_req *ot_curl_send(ot_curl *c, const char *method, const char *url, const
     r->data = data;
     r->easy = curl_easy_init();
     ot_timer_init(&r->retry, on_retry, r);
+    ot_defer_init(&r->unwatched, on_unwatched, r);
     ot_backoff_init(&r->backoff, c->cfg.backoff_min_ms, c->cfg.backoff_max_ms);
     OT_LIST_PUSH_FRONT(&c->reqs, r);
     c->st.in_flight++;

@@ -16,6 +16,7 @@
 #include "ot/app/replay.h"
 #include "ot/app/principals.h"
 #include "ot/app/indexer.h"
+#include "ot/app/search_lifecycle.h"
 #include "ot/app/kafka_feed.h"
 #include "ot/app/relay.h"
 #include "ot/http/http.h"
@@ -300,6 +301,10 @@ int ot_app_start(ot_worker *w)
                 ot_logf(OT_LOG_ERROR, "search indexer setup failed");
                 return OT_ERR;
             }
+            if (ot_search_lifecycle_wanted(w->cfg) && !(app->lifecycle = ot_search_lifecycle_new(w->loop, w->cfg))) {
+                ot_logf(OT_LOG_ERROR, "search lifecycle setup failed");
+                return OT_ERR;
+            }
         }
     }
     app->api = (ot_api){ .pg = w->pg, .events = app->events, .rl_user = w->rl_user, .services = &w->services };
@@ -342,6 +347,7 @@ void ot_app_stop(ot_worker *w)
     }
     ot_kafka_feed_free(app->feed); /* it feeds the reader: first */
     ot_relay_free(app->relay); /* its sink belongs to the reader: first */
+    ot_search_lifecycle_free(app->lifecycle);
     ot_indexer_free(app->indexer);
     ot_search_es_teardown();
     ot_events_free(app->events);

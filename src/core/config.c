@@ -107,6 +107,11 @@ static const opt_def opts[] = {
     { "--es-bulk-flush-ms", "ORDERTRACK_ES_BULK_FLUSH_MS", T_U32, O(es_bulk_flush_ms), "a _bulk request not full is sent this long after its first event (default 200)", 1, 60000 },
     { "--es-timeout-ms", "ORDERTRACK_ES_TIMEOUT_MS", T_U32, O(es_timeout_ms), "per attempt of an Elasticsearch request, whole transfer (default 10000)", 100, 600000 },
     { "--es-reindex-check-ms", "ORDERTRACK_ES_REINDEX_CHECK_MS", T_U32, O(es_reindex_check_ms), "how often the indexer looks for a reindex's new index (default 1000)", 100, 600000 },
+    { "--es-rollover-max-age-seconds", "ORDERTRACK_ES_ROLLOVER_MAX_AGE_SECONDS", T_U32, O(es_rollover_max_age_s), "roll the events write alias over to a new index once the current one is this old; 0 = never (default 0; use ILM where the cluster has it)", 0, 315360000 },
+    { "--es-rollover-max-docs", "ORDERTRACK_ES_ROLLOVER_MAX_DOCS", T_U32, O(es_rollover_max_docs), "... or once it holds this many documents as Elasticsearch counts them (an event with n nested items is 1 + n); 0 = no limit (default 0)", 0, 2000000000 },
+    { "--es-rollover-max-primary-mb", "ORDERTRACK_ES_ROLLOVER_MAX_PRIMARY_MB", T_U32, O(es_rollover_max_primary_mb), "... or once its primary shard is this many MB; 0 = no limit (default 0)", 0, 10000000 },
+    { "--es-events-retention-seconds", "ORDERTRACK_ES_EVENTS_RETENTION_SECONDS", T_U32, O(es_events_retention_s), "delete events indices (not the write index) created longer ago than this; 0 = keep all (default 0; PostgreSQL keeps every event)", 0, 315360000 },
+    { "--es-lifecycle-check-ms", "ORDERTRACK_ES_LIFECYCLE_CHECK_MS", T_U32, O(es_lifecycle_check_ms), "how often rollover conditions and retention are checked (default 60000)", 100, 86400000 },
 };
 #undef O
 
@@ -175,6 +180,7 @@ void ot_config_defaults(ot_config *c)
     c->es_bulk_flush_ms = 200;
     c->es_timeout_ms = 10000;
     c->es_reindex_check_ms = 1000;
+    c->es_lifecycle_check_ms = 60000;
 }
 
 int ot_hostport_split(ot_str s, ot_str *host, ot_str *port)

@@ -9,7 +9,10 @@
  * Each request has its own total timeout; a 429, a 5xx or a transport failure
  * (refused, reset, timed out) is retried after an ot_backoff delay, up to
  * max_retries times. So every request sent through here must be idempotent
- * (Elasticsearch writes are: document ids and external versions). */
+ * (Elasticsearch writes are: document ids and external versions). A socket
+ * the loop cannot watch (past its max_fds, epoll_ctl failing) fails only its
+ * own attempt, as a transport failure; every request calls back exactly once.
+ * Callbacks may send further requests, any number at once. */
 #ifndef OT_CURL_H
 #define OT_CURL_H
 

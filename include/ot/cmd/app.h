@@ -16,6 +16,7 @@ struct ot_app {
     ot_hub *hub;       /* WebSocket clients of this worker (ws.h) */
     struct ot_relay *relay; /* the Kafka outbox relay; NULL without KAFKA_BROKERS */
     struct ot_indexer *indexer; /* the search indexer: worker 0 with ELASTICSEARCH_URL, else NULL */
+    struct ot_search_lifecycle *lifecycle; /* rollover + retention of the events indices, beside the indexer */
     struct ot_kafka_feed *feed; /* the push path's Kafka consumer; NULL without KAFKA_BROKERS */
     struct ot_principals *principals; /* token revocation cache; NULL without a database */
     ot_api api;        /* the API routes' data */

@@ -76,6 +76,9 @@ typedef struct {
     const char *elasticsearch_url, *es_index_prefix;
     uint32_t es_bulk_max_events, es_bulk_flush_ms, es_timeout_ms;
     uint32_t es_reindex_check_ms; /* the indexer's look for <p>-orders-next */
+    /* The events indices' lifecycle (app/search_lifecycle.h); 0 = none. */
+    uint32_t es_rollover_max_age_s, es_rollover_max_docs, es_rollover_max_primary_mb, es_events_retention_s;
+    uint32_t es_lifecycle_check_ms;
     size_t es_bulk_max_bytes;
 } ot_config;
 

@@ -91,6 +91,10 @@ typedef enum {
     OT_C_SEARCH_PARKED,         /* documents refused for good (search_parked) */
     OT_C_SEARCH_RETRIES,        /* bulk requests sent again (failed request, or items 429/5xx) */
     OT_C_SEARCH_BULKS,          /* bulk requests answered 200 */
+    /* The events indices' lifecycle (app/search_lifecycle.h). */
+    OT_C_SEARCH_ROLLOVERS,      /* rollovers of the events write alias made */
+    OT_C_SEARCH_INDICES_DELETED, /* events indices deleted by the retention */
+    OT_G_SEARCH_EVENT_INDICES,  /* events indices at the last look */
     /* The Kafka feed of the push path (app/kafka_feed.h). */
     OT_G_KAFKA_FEED_UP,         /* 1 while this worker's consumer is in its group with partitions */
     OT_G_EVENTS_LISTENING,      /* 1 while the reader keeps its LISTEN connection */
