@@ -38,7 +38,7 @@ static double sample(const char *text, const char *series)
 
 /* ---- a small validator for text exposition format 0.0.4 ---- */
 
-#define MAXFAM 64
+#define MAXFAM 128 /* families in one exposition; raise with the table */
 typedef struct {
     char name[128];
     char type[16];
