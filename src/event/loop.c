@@ -153,9 +153,12 @@ void ot_loop_free(ot_loop *l)
 
 static uint32_t to_epoll(unsigned mask)
 {
-    uint32_t ev = EPOLLRDHUP;
+    /* EPOLLRDHUP only with reading: it is a read-side condition, level
+     * unless EPOLLET, and a writer waiting on a full buffer cannot clear it
+     * (it woke such a watcher on every pass). EPOLLHUP/EPOLLERR come always. */
+    uint32_t ev = 0;
     if (mask & OT_READABLE)
-        ev |= EPOLLIN;
+        ev |= EPOLLIN | EPOLLRDHUP;
     if (mask & OT_WRITABLE)
         ev |= EPOLLOUT;
     if (mask & OT_EDGE)

@@ -317,3 +317,39 @@ Test(loop, thread_created_after_on_signal_has_it_blocked)
     cr_assert_eq(blocked, 1);
     ot_loop_free(l);
 }
+
+static int wcalls;
+static unsigned wlast;
+static void on_write_only(ot_loop *l, int fd, unsigned ev, void *data)
+{
+    wcalls++;
+    wlast = ev;
+}
+
+/* A watcher that asked for writability only (a library fd, level-triggered,
+ * whose send buffer is full) must not be woken, again and again, because the
+ * peer shut its side for writing: that is a read-side condition it did not
+ * ask about, and nothing it can do clears it (the loop spun at 100 % CPU). */
+Test(loop, a_write_only_watcher_is_not_woken_by_the_peers_half_close)
+{
+    ot_loop *l = ot_loop_new(64);
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp), 0);
+    char junk[4096] = { 0 };
+    while (write(sp[0], junk, sizeof junk) > 0) {
+    }
+    cr_assert_eq(ot_loop_add_fd(l, sp[0], OT_WRITABLE, on_write_only, NULL), 0);
+    cr_assert_eq(shutdown(sp[1], SHUT_WR), 0);
+    wcalls = 0;
+    for (int i = 0; i < 5; i++)
+        ot_loop_run_once(l, 0);
+    cr_assert_eq(wcalls, 0, "woken %d times (events %#x)", wcalls, wlast);
+    /* It still learns of a full close (EPOLLHUP is always reported). */
+    close(sp[1]);
+    ot_loop_run_once(l, 100);
+    cr_assert_geq(wcalls, 1);
+    cr_assert(wlast & OT_HANGUP);
+    ot_loop_del_fd(l, sp[0]);
+    close(sp[0]);
+    ot_loop_free(l);
+}
