@@ -457,15 +457,6 @@ static bool send_bulk(ot_indexer *ix)
     return ok;
 }
 
-/* "type: reason" of an item's error object, cut to fit. */
-static void item_reason(const ot_json *d, int item, char *out, size_t cap)
-{
-    int err = ot_json_obj_get(d, item, "error");
-    int ty = err >= 0 ? ot_json_obj_get(d, err, "type") : -1, re = err >= 0 ? ot_json_obj_get(d, err, "reason") : -1;
-    ot_str a = ty >= 0 ? ot_json_raw(d, ty) : ot_str_c("?"), b = re >= 0 ? ot_json_raw(d, re) : ot_str_c("");
-    snprintf(out, cap, "%.*s: %.*s", (int)IX_MIN(a.len, 100), a.base, (int)IX_MIN(b.len, cap), b.base);
-}
-
 static void on_bulk(void *data, const ot_curl_result *res)
 {
     ot_indexer *ix = data;
@@ -486,46 +477,36 @@ static void on_bulk(void *data, const ot_curl_result *res)
     }
     es_state(ix, true, NULL);
     ot_metrics_inc(OT_C_SEARCH_BULKS, 1);
-    ot_json_tok stack[256], *heap = NULL;
-    ot_json d;
-    int items = -1;
-    if (ot_json_parse_grow(&d, res->body, res->body_len, stack, OT_ARRAY_LEN(stack), &heap) == 0)
-        items = ot_json_obj_get(&d, 0, "items");
-    if (items < 0 || ot_json_arr_len(&d, items) != (int)ix->nacts) {
+    ot_search_bulk ans;
+    int items = ot_search_bulk_parse(&ans, ot_str_make(res->body, res->body_len));
+    if (items != (int)ix->nacts) {
         ot_logf(OT_LOG_ERROR, "indexer: unexpected _bulk answer (%zu actions sent); sending again", ix->nacts);
-        free(heap);
+        if (items >= 0)
+            ot_search_bulk_free(&ans);
         ix->phase = F_SEND;
         ot_metrics_inc(OT_C_SEARCH_RETRIES, 1);
         retry_later(ix, ot_backoff_next(&ix->bo));
         return;
     }
     batch *b = &ix->fly;
-    int t = items + 1; /* first element */
-    for (size_t a = 0; a < ix->nacts; a++, t = ot_json_skip(&d, t)) {
+    ot_search_verdict v;
+    int64_t st;
+    char why[REASON_MAX];
+    for (size_t a = 0; ot_search_bulk_next(&ans, &v, &st, why, sizeof why) > 0; a++) {
         entry *en = &b->e[ix->acts[a] >> 2];
         int k = (int)(ix->acts[a] & 3);
-        /* {"create":{...}} or {"index":{...}}: the value of the only key. */
-        int item = ot_json_is_obj(&d, t) && d.toks[t].size == 1 ? t + 2 : -1;
-        int sv = item >= 0 ? ot_json_obj_get(&d, item, "status") : -1;
-        int64_t st = 0;
-        if (sv < 0 || ot_json_get_int64(&d, sv, &st) < 0)
-            continue; /* stays pending: sent again */
-        if (st >= 200 && st < 300) {
+        if (v == OT_SEARCH_DONE) {
             en->st[k] = D_DONE;
-        } else if (st == 409) {
+        } else if (v == OT_SEARCH_NEWER) {
             en->st[k] = D_DONE;
             ot_metrics_inc(OT_C_SEARCH_CONFLICTS, 1);
-        } else if (st == 429 || st >= 500) {
-            /* pending: overloaded or a shard not ready */
-        } else {
-            char why[REASON_MAX];
-            item_reason(&d, item, why, sizeof why);
+        } else if (v == OT_SEARCH_REFUSED) {
             ot_logf(OT_LOG_ERROR, "indexer: Elasticsearch refuses the %s document of seq %lld (order %s) for good: %lld %s; parked",
                     kind_name[k], (long long)en->m.seq, en->m.order, (long long)st, why);
-            park(en, k, why);
-        }
+            park(en, k, why[0] ? why : "refused without an error object");
+        } /* OT_SEARCH_RETRY: stays pending, sent again */
     }
-    free(heap);
+    ot_search_bulk_free(&ans);
     next_phase(ix, false);
 }
 

@@ -122,25 +122,23 @@ static void sleep_ms(long ms)
  * (the live indexer already wrote a newer version). Prints the first refusal. */
 static int bulk_refused(cli *c)
 {
-    ot_json_tok stack[256], *heap = NULL;
-    ot_json d;
-    int items = -1, bad = -1;
-    if (c->status == 200 && ot_json_parse_grow(&d, c->body.data, c->body.len, stack, 256, &heap) == 0)
-        items = ot_json_obj_get(&d, 0, "items");
-    for (int i = 0, t = items + 1; items >= 0 && i < ot_json_arr_len(&d, items) && bad < 0; i++, t = ot_json_skip(&d, t)) {
-        int v = ot_json_is_obj(&d, t) && d.toks[t].size == 1 ? t + 2 : -1;
-        int st = v >= 0 ? ot_json_obj_get(&d, v, "status") : -1;
-        int64_t code = 0;
-        if (st < 0 || ot_json_get_int64(&d, st, &code) < 0 || !((code >= 200 && code < 300) || code == 409))
-            bad = v;
+    ot_search_bulk ans;
+    int n = c->status == 200 ? ot_search_bulk_parse(&ans, ot_str_make(c->body.data, c->body.len)) : OT_ERR;
+    if (n < 0) {
+        fprintf(stderr, "ordertrack search: _bulk %ld: unexpected answer %.400s\n", c->status, c->body.data);
+        return OT_ERR;
     }
-    if (items < 0 || bad >= 0) {
-        ot_str why = bad >= 0 ? ot_json_raw_value(&d, bad) : ot_str_make(c->body.data, c->body.len);
-        fprintf(stderr, "ordertrack search: _bulk %ld refused: %.*s\n", c->status, (int)(why.len < 400 ? why.len : 400),
-                why.base);
-    }
-    free(heap);
-    return items < 0 || bad >= 0 ? OT_ERR : 0;
+    ot_search_verdict v;
+    int64_t st;
+    char why[400];
+    int rc = 0;
+    while (rc == 0 && ot_search_bulk_next(&ans, &v, &st, why, sizeof why) > 0)
+        if (v != OT_SEARCH_DONE && v != OT_SEARCH_NEWER) {
+            fprintf(stderr, "ordertrack search: _bulk refused a document: %lld %s\n", (long long)st, why);
+            rc = OT_ERR;
+        }
+    ot_search_bulk_free(&ans);
+    return rc;
 }
 
 /* Bulk-indexes one page; 0, or OT_ERR on a refused document (printed). */

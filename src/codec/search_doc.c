@@ -1,6 +1,7 @@
 /* The documents the search indexer writes. See search_doc.h. */
 #include "ot/codec/search_doc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "ot/codec/json.h"
@@ -78,4 +79,67 @@ int ot_search_doc_event(ot_buf *out, const ot_search_doc_meta *m, ot_str json)
         rc |= ot_buf_printf(out, ",\"prevStatus\":\"%s\",\"prevUs\":%lld,\"stintSeconds\":%.6f", m->prev_status,
                             (long long)m->prev_us, (double)(m->end_us - m->prev_us) / 1e6);
     return rc | ot_buf_append(out, "}", 1);
+}
+
+int ot_search_bulk_parse(ot_search_bulk *a, ot_str body)
+{
+    a->heap = NULL;
+    if (ot_json_parse_grow(&a->d, body.base, body.len, a->stack, OT_ARRAY_LEN(a->stack), &a->heap) < 0)
+        return OT_ERR;
+    a->items = ot_json_obj_get(&a->d, 0, "items");
+    a->n = ot_json_arr_len(&a->d, a->items);
+    if (a->n < 0) {
+        ot_search_bulk_free(a);
+        return OT_ERR;
+    }
+    a->i = 0;
+    a->t = a->items + 1;
+    return a->n;
+}
+
+#define SD_MIN(a, b) ((a) < (b) ? (a) : (b))
+
+static void item_reason(const ot_json *d, int item, char *out, size_t cap)
+{
+    int err = item >= 0 ? ot_json_obj_get(d, item, "error") : -1;
+    if (err < 0) {
+        out[0] = 0;
+        return;
+    }
+    int ty = ot_json_obj_get(d, err, "type"), re = ot_json_obj_get(d, err, "reason");
+    ot_str a = ty >= 0 ? ot_json_raw(d, ty) : ot_str_c("?"), b = re >= 0 ? ot_json_raw(d, re) : ot_str_c("");
+    snprintf(out, cap, "%.*s: %.*s", (int)SD_MIN(a.len, 100), a.base, (int)SD_MIN(b.len, cap), b.base);
+}
+
+int ot_search_bulk_next(ot_search_bulk *a, ot_search_verdict *v, int64_t *status, char *why, size_t cap)
+{
+    if (a->i >= a->n)
+        return 0;
+    const ot_json *d = &a->d;
+    int t = a->t;
+    a->t = ot_json_skip(d, t);
+    a->i++;
+    /* {"create":{...}} or {"index":{...}}: the value of the only key. */
+    int item = ot_json_is_obj(d, t) && d->toks[t].size == 1 ? t + 2 : -1;
+    int sv = item >= 0 ? ot_json_obj_get(d, item, "status") : -1;
+    int64_t st = 0;
+    if (sv < 0 || ot_json_get_int64(d, sv, &st) < 0)
+        st = 0;
+    *status = st;
+    if (st >= 200 && st < 300)
+        *v = OT_SEARCH_DONE;
+    else if (st == 409)
+        *v = OT_SEARCH_NEWER;
+    else if (st == 0 || st == 429 || st >= 500)
+        *v = OT_SEARCH_RETRY;
+    else
+        *v = OT_SEARCH_REFUSED;
+    item_reason(d, item, why, cap);
+    return 1;
+}
+
+void ot_search_bulk_free(ot_search_bulk *a)
+{
+    free(a->heap);
+    a->heap = NULL;
 }

@@ -73,3 +73,33 @@ Test(search_doc, event_document_carries_the_stint_it_ends)
     cr_expect_eq(b.len, 8);
     ot_buf_free(&b);
 }
+
+Test(search_bulk, each_item_gets_its_verdict_status_and_reason_in_order)
+{
+    static const char body[] =
+        "{\"items\":[{\"create\":{\"status\":201}},{\"index\":{\"status\":409,\"error\":{\"type\":\"version_conflict\"}}},"
+        "{\"index\":{\"status\":429}},{\"create\":{\"status\":503}},{\"index\":{}},{\"a\":{\"status\":1},\"b\":{}},"
+        "{\"create\":{\"status\":400,\"error\":{\"type\":\"document_parsing_exception\",\"reason\":\"qty\"}}}]}";
+    static const struct { ot_search_verdict v; int64_t st; const char *why; } want[] = {
+        { OT_SEARCH_DONE, 201, "" },          { OT_SEARCH_NEWER, 409, "version_conflict: " },
+        { OT_SEARCH_RETRY, 429, "" },         { OT_SEARCH_RETRY, 503, "" },
+        { OT_SEARCH_RETRY, 0, "" },           { OT_SEARCH_RETRY, 0, "" },
+        { OT_SEARCH_REFUSED, 400, "document_parsing_exception: qty" },
+    };
+    ot_search_bulk a;
+    cr_assert_eq(ot_search_bulk_parse(&a, ot_str_c(body)), 7);
+    ot_search_verdict v;
+    int64_t st;
+    char why[64];
+    for (size_t i = 0; i < 7; i++) {
+        cr_assert_eq(ot_search_bulk_next(&a, &v, &st, why, sizeof why), 1);
+        cr_expect_eq(v, want[i].v, "item %zu", i);
+        cr_expect_eq(st, want[i].st, "item %zu", i);
+        cr_expect_str_eq(why, want[i].why, "item %zu", i);
+    }
+    cr_expect_eq(ot_search_bulk_next(&a, &v, &st, why, sizeof why), 0);
+    ot_search_bulk_free(&a);
+    cr_expect_eq(ot_search_bulk_parse(&a, ot_str_c("{\"items\":{}}")), OT_ERR);
+    cr_expect_eq(ot_search_bulk_parse(&a, ot_str_c("{\"error\":\"x\"}")), OT_ERR);
+    cr_expect_eq(ot_search_bulk_parse(&a, ot_str_c("[")), OT_ERR);
+}

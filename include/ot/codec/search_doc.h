@@ -11,6 +11,7 @@
 #ifndef OT_CODEC_SEARCH_DOC_H
 #define OT_CODEC_SEARCH_DOC_H
 
+#include "ot/codec/json.h"
 #include "ot/core/buf.h"
 #include "ot/core/common.h"
 
@@ -31,5 +32,34 @@ int ot_search_doc_order(ot_buf *out, const ot_search_doc_meta *m, ot_str json);
 /* Appends the event document. A text that is not an object goes as it is
  * (Elasticsearch refuses it: the indexer parks it with the reason). */
 int ot_search_doc_event(ot_buf *out, const ot_search_doc_meta *m, ot_str json);
+
+/* ---- the _bulk answer ----
+ * {"items":[{"<action>":{"status":N,"error":{"type":..,"reason":..}}},...]}
+ * (all the indexer asks for with filter_path), one item per action sent, in
+ * order. Read by the indexer and by `ordertrack search` alike, so both judge
+ * an item the same way. */
+
+/* What an item means for the document it answers. */
+typedef enum {
+    OT_SEARCH_DONE,    /* 2xx: written */
+    OT_SEARCH_NEWER,   /* 409: a newer external version, or the event, is there already */
+    OT_SEARCH_RETRY,   /* 429 or 5xx (overloaded, a shard not ready), or no readable status */
+    OT_SEARCH_REFUSED, /* anything else: refused for good, sending it again changes nothing */
+} ot_search_verdict;
+
+typedef struct {
+    ot_json d;
+    ot_json_tok stack[256], *heap;
+    int items, n, i, t;
+} ot_search_bulk;
+
+/* Reads an answer (points into body until ot_search_bulk_free). The number
+ * of items, or OT_ERR (not such an answer; nothing to free then). */
+int ot_search_bulk_parse(ot_search_bulk *a, ot_str body);
+/* The next item: its verdict, its status (0 unreadable) and "type: reason"
+ * of its error ("" without one) into why[0..cap) (cap >= 1, NUL-terminated).
+ * 1, or 0 past the last item. */
+int ot_search_bulk_next(ot_search_bulk *a, ot_search_verdict *v, int64_t *status, char *why, size_t cap);
+void ot_search_bulk_free(ot_search_bulk *a);
 
 #endif
