@@ -1,6 +1,7 @@
 /* The two documents the search indexer (app/indexer.c) writes per event,
  * built from the event JSON (ot_event_json) and what the indexer read from
- * PostgreSQL for it. Pure: no I/O.
+ * PostgreSQL for it, and the _bulk answer. Pure: no I/O; fuzzed by
+ * tests/fuzz/fuzz_search_doc.c.
  *
  *  - order document (index <p>-orders): GET /orders/:id's JSON at this
  *    version (id, userId, status, items, createdAt, updatedAt, version) plus
@@ -29,8 +30,10 @@ typedef struct {
 /* Appends the order document; OT_ERR (out may hold a partial document: cut
  * it) when json is not an event object. */
 int ot_search_doc_order(ot_buf *out, const ot_search_doc_meta *m, ot_str json);
-/* Appends the event document. A text that is not an object goes as it is
- * (Elasticsearch refuses it: the indexer parks it with the reason). */
+/* Appends the event document: the object with its members added (JSON
+ * whitespace around it allowed). A text that is not braced goes as it is,
+ * one that only looks braced stays invalid (Elasticsearch refuses either:
+ * the indexer parks it with the reason). */
 int ot_search_doc_event(ot_buf *out, const ot_search_doc_meta *m, ot_str json);
 
 /* ---- the _bulk answer ----
