@@ -1,6 +1,7 @@
 /* The documents the search indexer writes. See search_doc.h. */
 #include "ot/codec/search_doc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +94,40 @@ int ot_search_doc_event(ot_buf *out, const ot_search_doc_meta *m, ot_str json)
         rc |= ot_buf_printf(out, "\",\"prevUs\":%lld,\"stintSeconds\":%.6f", (long long)m->prev_us, (double)d / 1e6);
     }
     return rc | ot_buf_append(out, "}", 1);
+}
+
+/* {"<action>":{"_index":"<index>","_id":"<id>"<more>}}\n: ids are UUIDs
+ * in practice, escaped anyway so the line is JSON whatever the caller has. */
+static int action_line(ot_buf *out, const char *action, const char *index, const char *id, const char *more)
+{
+    int rc = ot_buf_printf(out, "{\"%s\":{\"_index\":\"%s\",\"_id\":\"", action, index);
+    rc |= ot_json_escape(out, id, strlen(id));
+    return rc | ot_buf_printf(out, "\"%s}}\n", more);
+}
+
+int ot_search_bulk_event(ot_buf *out, const char *index, const char *event_id, const ot_search_doc_meta *m,
+                         ot_str json)
+{
+    size_t mark = out->len;
+    if (action_line(out, "create", index, event_id, "") < 0 || ot_search_doc_event(out, m, json) < 0 ||
+        ot_buf_append(out, "\n", 1) < 0) {
+        out->len = mark;
+        return OT_ERR;
+    }
+    return 0;
+}
+
+int ot_search_bulk_order(ot_buf *out, const char *index, const ot_search_doc_meta *m, ot_str json)
+{
+    size_t mark = out->len;
+    char more[64];
+    snprintf(more, sizeof more, ",\"version\":%lld,\"version_type\":\"external\"", (long long)m->version);
+    if (action_line(out, "index", index, m->order, more) < 0 || ot_search_doc_order(out, m, json) < 0 ||
+        ot_buf_append(out, "\n", 1) < 0) {
+        out->len = mark;
+        return OT_ERR;
+    }
+    return 0;
 }
 
 int ot_search_bulk_parse(ot_search_bulk *a, ot_str body)

@@ -13,6 +13,8 @@
  *  - as a _bulk answer: as many items as the array holds, each with the
  *    verdict its status implies and a reason that fits its buffer and is
  *    valid UTF-8 (it goes into a log line and a PostgreSQL text column).
+ * The _bulk request lines of each document are an action line that is JSON
+ * and the document as built, each ending in a newline. 
  * Invariant violations abort. */
 #include <math.h>
 #include <stdio.h>
@@ -147,6 +149,13 @@ static void check_order(const ot_search_doc_meta *m, const char *p, size_t n, co
         CHECK(ot_json_is_null(&d, cu) && hr < 0 && dow < 0 && d.toks[0].size == 10);
     }
     free(heap);
+    /* The _bulk lines: the action, then this same document, or nothing. */
+    ot_buf lines = OT_BUF_INIT;
+    CHECK(ot_search_bulk_order(&lines, "p-orders", m, ot_str_make(p, n)) == 0);
+    const char *nl = memchr(lines.data, '\n', lines.len);
+    CHECK(nl && ref_valid(lines.data, (size_t)(nl - lines.data)));
+    CHECK((size_t)(lines.data + lines.len - nl) == on + 2 && memcmp(nl + 1, o, on) == 0 && lines.data[lines.len - 1] == '\n');
+    ot_buf_free(&lines);
     ot_buf_free(&out);
 }
 
@@ -165,6 +174,12 @@ static void check_event(const ot_search_doc_meta *m, const char *p, size_t n, co
     const char *o = out.data + 1;
     size_t on = out.len - 1;
     CHECK(has_nl(p, n) || !has_nl(o, on));
+    ot_buf lines = OT_BUF_INIT;
+    CHECK(ot_search_bulk_event(&lines, "p-events", m->order, m, ot_str_make(p, n)) == 0);
+    const char *nl = memchr(lines.data, '\n', lines.len);
+    CHECK(nl && ref_valid(lines.data, (size_t)(nl - lines.data)));
+    CHECK((size_t)(lines.data + lines.len - nl) == on + 2 && memcmp(nl + 1, o, on) == 0 && lines.data[lines.len - 1] == '\n');
+    ot_buf_free(&lines);
     if (!obj) {
         CHECK(!ref_valid(o, on) || (on == n && memcmp(o, p, n) == 0));
         ot_buf_free(&out);

@@ -169,3 +169,23 @@ Test(search_bulk, the_reason_is_unescaped_and_cut_between_characters)
     cr_expect_str_eq(all, "t: \"q\" \xc3\xa9");
     ot_search_bulk_free(&a);
 }
+
+Test(search_bulk, request_lines_are_an_action_and_a_document_or_nothing)
+{
+    ot_search_doc_meta m = meta();
+    ot_buf b = OT_BUF_INIT;
+    ot_buf_append(&b, "x", 1);
+    cr_assert_eq(ot_search_bulk_event(&b, "p-events", "e1", &m, ot_str_c("{\"a\":1}")), 0);
+    cr_assert_eq(ot_search_bulk_order(&b, "p-orders", &m, ot_str_c(EV)), 0);
+    ot_buf_append(&b, "", 1);
+    cr_expect(strncmp(b.data, "x{\"create\":{\"_index\":\"p-events\",\"_id\":\"e1\"}}\n{\"a\":1,\"tsUs\":", 59) == 0, "%s",
+              b.data);
+    cr_expect(strstr(b.data, "}\n{\"index\":{\"_index\":\"p-orders\",\"_id\":\"o1\",\"version\":2,\"version_type\":\"external\"}}\n"
+                             "{\"id\":\"o1\","),
+              "%s", b.data);
+    cr_expect_eq(b.data[b.len - 2], '\n');
+    size_t len = b.len;
+    cr_expect_eq(ot_search_bulk_order(&b, "p-orders", &m, ot_str_c("[1]")), OT_ERR);
+    cr_expect_eq(b.len, len); /* nothing of the refused document is left */
+    ot_buf_free(&b);
+}

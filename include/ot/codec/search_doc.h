@@ -36,6 +36,19 @@ int ot_search_doc_order(ot_buf *out, const ot_search_doc_meta *m, ot_str json);
  * the indexer parks it with the reason). */
 int ot_search_doc_event(ot_buf *out, const ot_search_doc_meta *m, ot_str json);
 
+/* _bulk request lines: the action line and the document line, each ending
+ * in '\n'. The event document goes as a create with _id the event id (a
+ * repeat is a 409: harmless); the order document as an index with the
+ * event's version and version_type external, so an older state can never
+ * overwrite a newer one. OT_ERR (nothing appended) when the document cannot
+ * be built (ot_search_doc_order: not an event object) or on allocation
+ * failure. */
+int ot_search_bulk_event(ot_buf *out, const char *index, const char *event_id, const ot_search_doc_meta *m,
+                         ot_str json);
+int ot_search_bulk_order(ot_buf *out, const char *index, const ot_search_doc_meta *m, ot_str json);
+/* Why ot_search_bulk_order refused: the reason a parked row records. */
+#define OT_SEARCH_NOT_AN_EVENT "the event is not a JSON object with payload.items"
+
 /* ---- the _bulk answer ----
  * {"items":[{"<action>":{"status":N,"error":{"type":..,"reason":..}}},...]}
  * (all the indexer asks for with filter_path), one item per action sent, in
