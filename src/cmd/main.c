@@ -24,6 +24,10 @@ static void usage(FILE *out)
                  "                                  create or update a user\n"
                  "  ordertrack search reindex [--database-url URL] [--elasticsearch-url URL] [--es-index-prefix P]\n"
                  "                                  rebuild the orders index from PostgreSQL, no downtime\n"
+                 "  ordertrack search parked [--order ID | --seq N] [--database-url URL]\n"
+                 "                                  list the documents Elasticsearch refused for good\n"
+                 "  ordertrack search retry (--order ID | --seq N) [reindex's options]\n"
+                 "                                  index them again from PostgreSQL, unpark the accepted\n"
                  "  ordertrack relay retry ORDER_ID [serve options]\n"
                  "                                  publish a parked order's events to Kafka, unpark it\n"
                  "  ordertrack --help | --version\n");
