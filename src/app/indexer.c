@@ -15,7 +15,6 @@
 #include "ot/core/metrics.h"
 #include "ot/event/backoff.h"
 
-#define OT_UUID_TEXT 37
 #define ISO_MAX 40
 #define URL_MAX 512
 /* After a failed PostgreSQL request (lookup, park): its pool reconnects. */
@@ -314,26 +313,29 @@ static void next_phase(ot_indexer *ix, bool resend_now)
     }
 }
 
+void ot_indexer_lookup_row(ot_search_doc_meta *m, const PGresult *res, int r)
+{
+    bool order = PQgetvalue(res, r, 0)[0] == 'o';
+    int64_t version = strtoll(PQgetvalue(res, r, 2), NULL, 10), us = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+    if (order) {
+        snprintf(m->created, sizeof m->created, "%s", PQgetvalue(res, r, 3));
+        m->created_us = us;
+        if (version == m->version)
+            snprintf(m->updated, sizeof m->updated, "%s", PQgetvalue(res, r, 5));
+    } else if (version == m->version) {
+        snprintf(m->prev_status, sizeof m->prev_status, "%s", PQgetvalue(res, r, 3));
+        m->prev_us = us;
+        m->end_us = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+    }
+}
+
 /* Fills b's entries from the lookup's rows. */
 static void apply_lookup(batch *b, PGresult *res)
 {
     for (int r = 0; r < PQntuples(res); r++) {
-        bool order = PQgetvalue(res, r, 0)[0] == 'o';
         long long i = strtoll(PQgetvalue(res, r, 1), NULL, 10);
-        if (i < 1 || (size_t)i > b->n)
-            continue;
-        entry *en = &b->e[i - 1];
-        int64_t version = strtoll(PQgetvalue(res, r, 2), NULL, 10), us = strtoll(PQgetvalue(res, r, 4), NULL, 10);
-        if (order) {
-            snprintf(en->m.created, sizeof en->m.created, "%s", PQgetvalue(res, r, 3));
-            en->m.created_us = us;
-            if (version == en->m.version)
-                snprintf(en->m.updated, sizeof en->m.updated, "%s", PQgetvalue(res, r, 5));
-        } else if (version == en->m.version) {
-            snprintf(en->m.prev_status, sizeof en->m.prev_status, "%s", PQgetvalue(res, r, 3));
-            en->m.prev_us = us;
-            en->m.end_us = strtoll(PQgetvalue(res, r, 5), NULL, 10);
-        }
+        if (i >= 1 && (size_t)i <= b->n)
+            ot_indexer_lookup_row(&b->e[i - 1].m, res, r);
     }
     b->looked = true;
 }
@@ -430,10 +432,9 @@ static bool send_bulk(ot_indexer *ix)
         entry *en = &b->e[i];
         ot_str json = ot_str_make(b->arena.data + en->off, en->len);
         if (en->st[K_EVENTS] == D_PENDING) {
-            ok = ot_buf_printf(&body, "{\"create\":{\"_index\":\"%s-events\",\"_id\":\"%s\"}}\n", ix->prefix,
-                               en->event) >= 0 &&
-                 ot_search_doc_event(&body, &en->m, json) >= 0 && ot_buf_append(&body, "\n", 1) >= 0 &&
-                 push_act(ix, i << 2 | K_EVENTS);
+            char events[OT_ES_PREFIX_MAX + 8];
+            snprintf(events, sizeof events, "%s-events", ix->prefix);
+            ok = ot_search_bulk_event(&body, events, en->event, &en->m, json) == 0 && push_act(ix, i << 2 | K_EVENTS);
         }
         /* A batch sent while no reindex runs owes the next index nothing. */
         if (en->st[K_NEXT] == D_PENDING && !ix->next[0])
@@ -441,19 +442,12 @@ static bool send_bulk(ot_indexer *ix)
         for (int k = K_ORDERS; ok && k <= K_NEXT; k++) {
             if (en->st[k] != D_PENDING)
                 continue;
-            size_t mark = body.len;
             char alias[OT_ES_PREFIX_MAX + 8];
             snprintf(alias, sizeof alias, "%s-orders", ix->prefix);
-            ok = ot_buf_printf(&body,
-                               "{\"index\":{\"_index\":\"%s\",\"_id\":\"%s\",\"version\":%lld,"
-                               "\"version_type\":\"external\"}}\n",
-                               k == K_NEXT ? ix->next : alias, en->m.order, (long long)en->m.version) >= 0;
-            if (ok && ot_search_doc_order(&body, &en->m, json) < 0) {
-                body.len = mark; /* not an event object: it can never become a document */
-                park(en, k, "the event is not a JSON object with payload.items");
-            } else if (ok) {
-                ok = ot_buf_append(&body, "\n", 1) >= 0 && push_act(ix, i << 2 | (size_t)k);
-            }
+            if (ot_search_bulk_order(&body, k == K_NEXT ? ix->next : alias, &en->m, json) < 0)
+                park(en, k, OT_SEARCH_NOT_AN_EVENT); /* it can never become a document */
+            else
+                ok = push_act(ix, i << 2 | (size_t)k);
         }
     }
     if (ok && ix->nacts == 0) {
@@ -466,15 +460,6 @@ static bool send_bulk(ot_indexer *ix)
                     body.len, on_bulk);
     ot_buf_free(&body);
     return ok;
-}
-
-/* "type: reason" of an item's error object, cut to fit. */
-static void item_reason(const ot_json *d, int item, char *out, size_t cap)
-{
-    int err = ot_json_obj_get(d, item, "error");
-    int ty = err >= 0 ? ot_json_obj_get(d, err, "type") : -1, re = err >= 0 ? ot_json_obj_get(d, err, "reason") : -1;
-    ot_str a = ty >= 0 ? ot_json_raw(d, ty) : ot_str_c("?"), b = re >= 0 ? ot_json_raw(d, re) : ot_str_c("");
-    snprintf(out, cap, "%.*s: %.*s", (int)IX_MIN(a.len, 100), a.base, (int)IX_MIN(b.len, cap), b.base);
 }
 
 static void on_bulk(void *data, const ot_curl_result *res)
@@ -497,46 +482,36 @@ static void on_bulk(void *data, const ot_curl_result *res)
     }
     es_state(ix, true, NULL);
     ot_metrics_inc(OT_C_SEARCH_BULKS, 1);
-    ot_json_tok stack[256], *heap = NULL;
-    ot_json d;
-    int items = -1;
-    if (ot_json_parse_grow(&d, res->body, res->body_len, stack, OT_ARRAY_LEN(stack), &heap) == 0)
-        items = ot_json_obj_get(&d, 0, "items");
-    if (items < 0 || ot_json_arr_len(&d, items) != (int)ix->nacts) {
+    ot_search_bulk ans;
+    int items = ot_search_bulk_parse(&ans, ot_str_make(res->body, res->body_len));
+    if (items != (int)ix->nacts) {
         ot_logf(OT_LOG_ERROR, "indexer: unexpected _bulk answer (%zu actions sent); sending again", ix->nacts);
-        free(heap);
+        if (items >= 0)
+            ot_search_bulk_free(&ans);
         ix->phase = F_SEND;
         ot_metrics_inc(OT_C_SEARCH_RETRIES, 1);
         retry_later(ix, ot_backoff_next(&ix->bo));
         return;
     }
     batch *b = &ix->fly;
-    int t = items + 1; /* first element */
-    for (size_t a = 0; a < ix->nacts; a++, t = ot_json_skip(&d, t)) {
+    ot_search_verdict v;
+    int64_t st;
+    char why[REASON_MAX];
+    for (size_t a = 0; ot_search_bulk_next(&ans, &v, &st, why, sizeof why) > 0; a++) {
         entry *en = &b->e[ix->acts[a] >> 2];
         int k = (int)(ix->acts[a] & 3);
-        /* {"create":{...}} or {"index":{...}}: the value of the only key. */
-        int item = ot_json_is_obj(&d, t) && d.toks[t].size == 1 ? t + 2 : -1;
-        int sv = item >= 0 ? ot_json_obj_get(&d, item, "status") : -1;
-        int64_t st = 0;
-        if (sv < 0 || ot_json_get_int64(&d, sv, &st) < 0)
-            continue; /* stays pending: sent again */
-        if (st >= 200 && st < 300) {
+        if (v == OT_SEARCH_DONE) {
             en->st[k] = D_DONE;
-        } else if (st == 409) {
+        } else if (v == OT_SEARCH_NEWER) {
             en->st[k] = D_DONE;
             ot_metrics_inc(OT_C_SEARCH_CONFLICTS, 1);
-        } else if (st == 429 || st >= 500) {
-            /* pending: overloaded or a shard not ready */
-        } else {
-            char why[REASON_MAX];
-            item_reason(&d, item, why, sizeof why);
+        } else if (v == OT_SEARCH_REFUSED) {
             ot_logf(OT_LOG_ERROR, "indexer: Elasticsearch refuses the %s document of seq %lld (order %s) for good: %lld %s; parked",
                     kind_name[k], (long long)en->m.seq, en->m.order, (long long)st, why);
-            park(en, k, why);
-        }
+            park(en, k, why[0] ? why : "refused without an error object");
+        } /* OT_SEARCH_RETRY: stays pending, sent again */
     }
-    free(heap);
+    ot_search_bulk_free(&ans);
     next_phase(ix, false);
 }
 
@@ -648,20 +623,25 @@ static bool fill_full(const ot_indexer *ix)
     return ix->fill.n >= ix->cfg->es_bulk_max_events || ix->fill.arena.len >= ix->cfg->es_bulk_max_bytes;
 }
 
+void ot_indexer_meta(ot_search_doc_meta *m, char event_id[OT_UUID_TEXT], const ot_event *ev)
+{
+    *m = (ot_search_doc_meta){ .seq = ev->seq, .version = ev->version, .created_us = -1 };
+    snprintf(m->order, sizeof m->order, "%.*s", (int)IX_MIN(ev->order_id.len, 36), ev->order_id.base);
+    char ts[ISO_MAX];
+    snprintf(ts, sizeof ts, "%.*s", (int)IX_MIN(ev->timestamp.len, ISO_MAX - 1), ev->timestamp.base);
+    if (ot_iso8601_parse(ot_str_c(ts), &m->at_us) < 0)
+        m->at_us = 0;
+    snprintf(event_id, OT_UUID_TEXT, "%.*s", (int)IX_MIN(ev->event_id.len, 36), ev->event_id.base);
+}
+
 static bool fill_add(ot_indexer *ix, const ot_event *ev)
 {
     batch *b = &ix->fill;
     if (!room((void **)&b->e, b->n, &b->cap, sizeof *b->e))
         return false;
     entry *en = &b->e[b->n];
-    *en = (entry){ .m = { .seq = ev->seq, .version = ev->version, .created_us = -1 }, .off = b->arena.len,
-                   .len = ev->json.len };
-    snprintf(en->m.order, sizeof en->m.order, "%.*s", (int)IX_MIN(ev->order_id.len, 36), ev->order_id.base);
-    char ts[ISO_MAX];
-    snprintf(ts, sizeof ts, "%.*s", (int)IX_MIN(ev->timestamp.len, ISO_MAX - 1), ev->timestamp.base);
-    if (ot_iso8601_parse(ot_str_c(ts), &en->m.at_us) < 0)
-        en->m.at_us = 0;
-    snprintf(en->event, sizeof en->event, "%.*s", (int)IX_MIN(ev->event_id.len, 36), ev->event_id.base);
+    *en = (entry){ .off = b->arena.len, .len = ev->json.len };
+    ot_indexer_meta(&en->m, en->event, ev);
     if (ot_buf_append(&b->arena, ev->json.base, ev->json.len) < 0)
         return false;
     /* ndjson: one line per document (jsonb text has no newline outside

@@ -1,4 +1,4 @@
-/* `ordertrack search reindex`: see searchcli.h. A CLI command: blocking
+/* `ordertrack search reindex|parked|retry`: see searchcli.h. A CLI command: blocking
  * libpq and libcurl's easy interface. */
 #include "ot/cmd/searchcli.h"
 
@@ -10,8 +10,10 @@
 #include <time.h>
 
 #include "ot/app/indexer.h"
+#include "ot/codec/event_json.h"
 #include "ot/codec/json.h"
 #include "ot/codec/search_doc.h"
+#include "ot/codec/uuid.h"
 #include "ot/core/buf.h"
 #include "ot/core/config.h"
 
@@ -24,11 +26,37 @@
 static const char usage_text[] =
     "usage: ordertrack search reindex [--database-url URL] [--elasticsearch-url URL] [--es-index-prefix P]\n"
     "                                 [--wait-seconds N] [--notice-ms N] [--keep-old]\n"
-    "Builds a new orders index from PostgreSQL while the running indexer writes live events to it too,\n"
+    "       ordertrack search parked [--order ID | --seq N] [--database-url URL]\n"
+    "       ordertrack search retry (--order ID | --seq N) [--database-url URL] [--elasticsearch-url URL]\n"
+    "                               [--es-index-prefix P]\n"
+    "reindex: builds a new orders index from PostgreSQL while the running indexer writes live events to it too,\n"
     "then moves the <P>-orders alias to it and deletes the old index (unless --keep-old).\n"
+    "parked: the documents the indexer parked (search_parked: Elasticsearch refused them for good), one JSON\n"
+    "line each: {seq, kind, orderId, reason, parkedAt}.\n"
+    "retry: builds those documents again from PostgreSQL as the indexer does and sends them (order documents\n"
+    "with version_type external: never over a newer state); the rows of the accepted ones are deleted. Prints\n"
+    "{retried, indexed, newer, refused, parked}; exits 1 when something is refused again (the reason on stderr,\n"
+    "its row kept). Fix the cause first (the mapping, the index settings).\n"
     "Defaults: $DATABASE_URL, $ELASTICSEARCH_URL, $ORDERTRACK_ES_INDEX_PREFIX (ordertrack); --wait-seconds 60:\n"
     "how long to wait for the indexer (it must be running) to take up the new index; --notice-ms 2500: how long\n"
     "the indexer is given to notice the new index before the position is recorded.\n";
+
+/* --order / --seq of parked and retry: $1 and $2 of their queries, NULL for
+ * the one not given. */
+static const char *const Q_PARKED_LIST =
+    "SELECT json_build_object('seq', seq, 'kind', kind, 'orderId', order_id, 'reason', reason, "
+    "'parkedAt', ot_iso(parked_at))::text FROM search_parked "
+    "WHERE ($1::uuid IS NULL OR order_id = $1::uuid) AND ($2::bigint IS NULL OR seq = $2::bigint) ORDER BY seq, kind";
+static const char *const Q_PARKED_EVENTS =
+    "SELECT p.seq, p.kind, ot_event_json(e)::text FROM search_parked p LEFT JOIN order_events e ON e.seq = p.seq "
+    "WHERE ($1::uuid IS NULL OR p.order_id = $1::uuid) AND ($2::bigint IS NULL OR p.seq = $2::bigint) "
+    "ORDER BY p.seq, p.kind";
+static const char *const Q_PARKED_COUNT =
+    "SELECT count(*) FROM search_parked "
+    "WHERE ($1::uuid IS NULL OR order_id = $1::uuid) AND ($2::bigint IS NULL OR seq = $2::bigint)";
+static const char *const Q_UNPARK =
+    "DELETE FROM search_parked p USING unnest($1::bigint[], $2::text[]) AS x (seq, kind) "
+    "WHERE p.seq = x.seq AND p.kind = x.kind";
 
 typedef struct {
     const char *es;
@@ -122,25 +150,23 @@ static void sleep_ms(long ms)
  * (the live indexer already wrote a newer version). Prints the first refusal. */
 static int bulk_refused(cli *c)
 {
-    ot_json_tok stack[256], *heap = NULL;
-    ot_json d;
-    int items = -1, bad = -1;
-    if (c->status == 200 && ot_json_parse_grow(&d, c->body.data, c->body.len, stack, 256, &heap) == 0)
-        items = ot_json_obj_get(&d, 0, "items");
-    for (int i = 0, t = items + 1; items >= 0 && i < ot_json_arr_len(&d, items) && bad < 0; i++, t = ot_json_skip(&d, t)) {
-        int v = ot_json_is_obj(&d, t) && d.toks[t].size == 1 ? t + 2 : -1;
-        int st = v >= 0 ? ot_json_obj_get(&d, v, "status") : -1;
-        int64_t code = 0;
-        if (st < 0 || ot_json_get_int64(&d, st, &code) < 0 || !((code >= 200 && code < 300) || code == 409))
-            bad = v;
+    ot_search_bulk ans;
+    int n = c->status == 200 ? ot_search_bulk_parse(&ans, ot_str_make(c->body.data, c->body.len)) : OT_ERR;
+    if (n < 0) {
+        fprintf(stderr, "ordertrack search: _bulk %ld: unexpected answer %.400s\n", c->status, c->body.data);
+        return OT_ERR;
     }
-    if (items < 0 || bad >= 0) {
-        ot_str why = bad >= 0 ? ot_json_raw_value(&d, bad) : ot_str_make(c->body.data, c->body.len);
-        fprintf(stderr, "ordertrack search: _bulk %ld refused: %.*s\n", c->status, (int)(why.len < 400 ? why.len : 400),
-                why.base);
-    }
-    free(heap);
-    return items < 0 || bad >= 0 ? OT_ERR : 0;
+    ot_search_verdict v;
+    int64_t st;
+    char why[400];
+    int rc = 0;
+    while (rc == 0 && ot_search_bulk_next(&ans, &v, &st, why, sizeof why) > 0)
+        if (v != OT_SEARCH_DONE && v != OT_SEARCH_NEWER) {
+            fprintf(stderr, "ordertrack search: _bulk refused a document: %lld %s\n", (long long)st, why);
+            rc = OT_ERR;
+        }
+    ot_search_bulk_free(&ans);
+    return rc;
 }
 
 /* Bulk-indexes one page; 0, or OT_ERR on a refused document (printed). */
@@ -155,11 +181,7 @@ static int index_page(cli *c, const char *index, PGresult *r, int64_t *done)
         snprintf(m.order, sizeof m.order, "%s", PQgetvalue(r, i, 0));
         snprintf(m.created, sizeof m.created, "%s", PQgetvalue(r, i, 2));
         snprintf(m.updated, sizeof m.updated, "%s", PQgetvalue(r, i, 4));
-        rc |= ot_buf_printf(&b, "{\"index\":{\"_index\":\"%s\",\"_id\":\"%s\",\"version\":%lld,"
-                                "\"version_type\":\"external\"}}\n",
-                            index, m.order, (long long)m.version) < 0;
-        rc |= ot_search_doc_order(&b, &m, ot_str_make(PQgetvalue(r, i, 5), (size_t)PQgetlength(r, i, 5))) < 0;
-        rc |= ot_buf_append(&b, "\n", 1) < 0;
+        rc |= ot_search_bulk_order(&b, index, &m, ot_str_make(PQgetvalue(r, i, 5), (size_t)PQgetlength(r, i, 5))) < 0;
     }
     if (rc == 0 && b.len > 0) {
         rc = es(c, "POST", "/_bulk", "application/x-ndjson", b.data, b.len);
@@ -282,16 +304,200 @@ static int reindex(cli *c, PGconn *pg, bool keep_old, int wait_s, long notice_ms
     return 0;
 }
 
+/* ---- parked documents ---- */
+
+static int parked(PGconn *pg, const char *const sel[2])
+{
+    PGresult *r = PQexecParams(pg, Q_PARKED_LIST, 2, NULL, sel, NULL, NULL, 0);
+    int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : 1;
+    if (rc)
+        fprintf(stderr, "ordertrack search: %s", PQerrorMessage(pg));
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+        printf("%s\n", PQgetvalue(r, i, 0));
+    PQclear(r);
+    return rc;
+}
+
+/* One parked document to send again. */
+typedef struct {
+    char seq[24], kind[8], event[OT_UUID_TEXT];
+    ot_search_doc_meta m;
+    ot_event ev;
+    bool sent;
+} retry_doc;
+
+/* The lookup the indexer makes (ot_indexer_stmts[0]: createdAt, updatedAt
+ * and the stint the event ends) for every document with an event. */
+static int retry_lookup(PGconn *pg, retry_doc *d, int n)
+{
+    ot_buf ids = OT_BUF_INIT, vers = OT_BUF_INIT;
+    int rc = ot_buf_append_str(&ids, "{") | ot_buf_append_str(&vers, "{");
+    for (int i = 0; i < n; i++)
+        rc |= ot_buf_printf(&ids, "%s%s", i ? "," : "",
+                            d[i].m.order[0] ? d[i].m.order : "00000000-0000-0000-0000-000000000000") |
+              ot_buf_printf(&vers, "%s%lld", i ? "," : "", (long long)d[i].m.version);
+    rc |= ot_buf_append(&ids, "}", 2) | ot_buf_append(&vers, "}", 2); /* with the NUL */
+    const char *vals[2] = { ids.data, vers.data };
+    PGresult *r = rc == 0 ? PQexecParams(pg, ot_indexer_stmts[0].sql, 2, NULL, vals, NULL, NULL, 0) : NULL;
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "ordertrack search: lookup: %s", PQerrorMessage(pg));
+        rc = OT_ERR;
+    }
+    for (int k = 0; rc == 0 && k < PQntuples(r); k++) {
+        long long i = strtoll(PQgetvalue(r, k, 1), NULL, 10);
+        if (i >= 1 && i <= n)
+            ot_indexer_lookup_row(&d[i - 1].m, r, k);
+    }
+    PQclear(r);
+    ot_buf_free(&ids);
+    ot_buf_free(&vers);
+    return rc ? OT_ERR : 0;
+}
+
+/* Sends the documents in one _bulk; the accepted ones (2xx, or 409: the
+ * event, or a newer order state, is there) are marked sent, the others'
+ * reasons printed. Counts into n[0] indexed, n[1] newer, n[2] refused. */
+static int retry_send(cli *c, retry_doc *d, int nd, int n[3])
+{
+    ot_buf body = OT_BUF_INIT;
+    int *act = calloc((size_t)nd + 1, sizeof *act), nact = 0, rc = act ? 0 : OT_ERR;
+    char index[OT_ES_PREFIX_MAX + 16];
+    for (int i = 0; rc == 0 && i < nd; i++) {
+        if (!d[i].ev.json.base)
+            continue;
+        ot_str json = d[i].ev.json;
+        bool ev = !strcmp(d[i].kind, "events");
+        snprintf(index, sizeof index, "%s-%s", c->prefix, ev ? "events" : "orders");
+        if ((ev ? ot_search_bulk_event(&body, index, d[i].event, &d[i].m, json)
+                : ot_search_bulk_order(&body, index, &d[i].m, json)) == 0) {
+            act[nact++] = i;
+        } else {
+            fprintf(stderr, "ordertrack search: seq %s (%s): %s\n", d[i].seq, d[i].kind, OT_SEARCH_NOT_AN_EVENT);
+            n[2]++;
+        }
+    }
+    if (rc == 0 && nact > 0)
+        rc = es(c, "POST", "/_bulk?filter_path=items.*.status,items.*.error", "application/x-ndjson", body.data,
+                body.len);
+    ot_buf_free(&body);
+    ot_search_bulk ans;
+    int items = rc == 0 && nact > 0 && c->status == 200
+                    ? ot_search_bulk_parse(&ans, ot_str_make(c->body.data, c->body.len))
+                    : OT_ERR;
+    if (rc == 0 && nact > 0 && items != nact) {
+        fprintf(stderr, "ordertrack search: _bulk %ld: unexpected answer %.400s\n", c->status, c->body.data);
+        if (items >= 0)
+            ot_search_bulk_free(&ans);
+        rc = OT_ERR;
+    } else if (rc == 0 && nact > 0) {
+        ot_search_verdict v;
+        int64_t st;
+        char why[400];
+        for (int a = 0; ot_search_bulk_next(&ans, &v, &st, why, sizeof why) > 0; a++) {
+            retry_doc *x = &d[act[a]];
+            x->sent = v == OT_SEARCH_DONE || v == OT_SEARCH_NEWER;
+            n[v == OT_SEARCH_DONE ? 0 : v == OT_SEARCH_NEWER ? 1 : 2]++;
+            if (!x->sent)
+                fprintf(stderr, "ordertrack search: seq %s (%s) refused again: %lld %s%s\n", x->seq, x->kind,
+                        (long long)st, why, v == OT_SEARCH_RETRY ? " (Elasticsearch busy: try again later)" : "");
+        }
+        ot_search_bulk_free(&ans);
+    }
+    free(act);
+    return rc;
+}
+
+/* Deletes the rows of the documents sent. */
+static int unpark(PGconn *pg, const retry_doc *d, int nd)
+{
+    ot_buf seqs = OT_BUF_INIT, kinds = OT_BUF_INIT;
+    int rc = ot_buf_append_str(&seqs, "{") | ot_buf_append_str(&kinds, "{"), k = 0;
+    for (int i = 0; i < nd; i++)
+        if (d[i].sent) {
+            rc |= ot_buf_printf(&seqs, "%s%s", k ? "," : "", d[i].seq) |
+                  ot_buf_printf(&kinds, "%s%s", k ? "," : "", d[i].kind);
+            k++;
+        }
+    rc |= ot_buf_append(&seqs, "}", 2) | ot_buf_append(&kinds, "}", 2);
+    const char *vals[2] = { seqs.data, kinds.data };
+    PGresult *r = rc == 0 && k > 0 ? PQexecParams(pg, Q_UNPARK, 2, NULL, vals, NULL, NULL, 0) : NULL;
+    if (k > 0 && (!r || PQresultStatus(r) != PGRES_COMMAND_OK)) {
+        fprintf(stderr, "ordertrack search: indexed, but not removed from search_parked: %s", PQerrorMessage(pg));
+        rc = OT_ERR;
+    }
+    PQclear(r);
+    ot_buf_free(&seqs);
+    ot_buf_free(&kinds);
+    return rc ? OT_ERR : 0;
+}
+
+static int retry(cli *c, PGconn *pg, const char *const sel[2])
+{
+    PGresult *r = PQexecParams(pg, Q_PARKED_EVENTS, 2, NULL, sel, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "ordertrack search: %s", PQerrorMessage(pg));
+        PQclear(r);
+        return 1;
+    }
+    int nd = PQntuples(r), n[3] = { 0, 0, 0 };
+    if (nd == 0) {
+        fprintf(stderr, "ordertrack search: nothing parked for %s %s\n", sel[0] ? "order" : "seq",
+                sel[0] ? sel[0] : sel[1]);
+        PQclear(r);
+        return 1;
+    }
+    retry_doc *d = calloc((size_t)nd, sizeof *d);
+    if (!d) {
+        PQclear(r);
+        return 1;
+    }
+    for (int i = 0; i < nd; i++) {
+        snprintf(d[i].seq, sizeof d[i].seq, "%s", PQgetvalue(r, i, 0));
+        snprintf(d[i].kind, sizeof d[i].kind, "%s", PQgetvalue(r, i, 1));
+        char *text = PQgetvalue(r, i, 2);
+        size_t len = (size_t)PQgetlength(r, i, 2);
+        for (size_t k = 0; k < len; k++)
+            if (text[k] == '\n')
+                text[k] = ' '; /* ndjson, as the indexer does: a newline is only whitespace in valid JSON */
+        ot_str json = ot_str_make(text, len);
+        /* The event points into r, which lives until the end. */
+        if (PQgetisnull(r, i, 2) || ot_event_parse(json, &d[i].ev) < 0) {
+            fprintf(stderr, "ordertrack search: seq %s (%s): %s\n", d[i].seq, d[i].kind,
+                    PQgetisnull(r, i, 2) ? "the event is no longer in order_events" : "unparsable event");
+            d[i].ev.json = OT_STR_NULL;
+            n[2]++;
+            continue;
+        }
+        ot_indexer_meta(&d[i].m, d[i].event, &d[i].ev);
+    }
+    int rc = retry_lookup(pg, d, nd);
+    rc = rc == 0 ? retry_send(c, d, nd, n) : rc;
+    rc |= unpark(pg, d, nd);
+    free(d);
+    PQclear(r);
+    r = PQexecParams(pg, Q_PARKED_COUNT, 2, NULL, sel, NULL, NULL, 0);
+    long long left = PQresultStatus(r) == PGRES_TUPLES_OK ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+    PQclear(r);
+    if (rc == 0)
+        printf("{\"retried\":%d,\"indexed\":%d,\"newer\":%d,\"refused\":%d,\"parked\":%lld}\n", nd, n[0], n[1], n[2],
+               left);
+    return rc == 0 && n[2] == 0 ? 0 : 1;
+}
+
 int ot_search_cli_main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "reindex") != 0) {
-        fputs(usage_text, argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
-        return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
+    bool help = argc >= 2 && !strcmp(argv[1], "--help");
+    const char *cmd = argc >= 2 ? argv[1] : "";
+    if (strcmp(cmd, "reindex") && strcmp(cmd, "parked") && strcmp(cmd, "retry")) {
+        fputs(usage_text, help ? stdout : stderr);
+        return help ? 0 : 2;
     }
     const char *db = getenv("DATABASE_URL"), *prefix = getenv("ORDERTRACK_ES_INDEX_PREFIX");
     cli c = { .es = getenv("ELASTICSEARCH_URL") };
     bool keep_old = false;
-    uint64_t wait_s = 60, notice_ms = NOTICE_MS;
+    uint64_t wait_s = 60, notice_ms = NOTICE_MS, seq = 0;
+    const char *sel[2] = { NULL, NULL }; /* --order, --seq */
+    char seqtext[24];
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--keep-old")) {
@@ -305,6 +511,19 @@ int ot_search_cli_main(int argc, char **argv)
             c.es = argv[++i];
         } else if (v && !strcmp(argv[i], "--es-index-prefix")) {
             prefix = argv[++i];
+        } else if (v && !strcmp(argv[i], "--order")) {
+            sel[0] = argv[++i];
+            if (!ot_uuid_valid(ot_str_c(sel[0]))) {
+                fprintf(stderr, "ordertrack search: --order: %s is not an order id (a UUID)\n", sel[0]);
+                return 2;
+            }
+        } else if (v && !strcmp(argv[i], "--seq")) {
+            if (ot_config_parse_uint(argv[++i], INT64_MAX, &seq) < 0 || seq == 0) {
+                fprintf(stderr, "ordertrack search: --seq: an event's seq (1..%lld)\n", (long long)INT64_MAX);
+                return 2;
+            }
+            snprintf(seqtext, sizeof seqtext, "%llu", (unsigned long long)seq);
+            sel[1] = seqtext;
         } else if (v && !strcmp(argv[i], "--wait-seconds")) {
             if (ot_config_parse_uint(argv[++i], 3600, &wait_s) < 0) {
                 fprintf(stderr, "ordertrack search: --wait-seconds: 0..3600\n");
@@ -320,12 +539,22 @@ int ot_search_cli_main(int argc, char **argv)
             return 2;
         }
     }
+    bool is_reindex = !strcmp(cmd, "reindex"), is_retry = !strcmp(cmd, "retry");
+    if ((sel[0] || sel[1]) && is_reindex) {
+        fprintf(stderr, "ordertrack search: --order and --seq are options of parked and retry\n");
+        return 2;
+    }
+    if (is_retry && !sel[0] == !sel[1]) {
+        fprintf(stderr, "ordertrack search: retry takes one of --order ID or --seq N\n%s", usage_text);
+        return 2;
+    }
     if (ot_secret_resolve(&db, getenv("DATABASE_URL_FILE"), "DATABASE_URL", "database_url") < 0)
         return 1;
     snprintf(c.prefix, sizeof c.prefix, "%s", prefix ? prefix : "ordertrack");
-    if (!db || !c.es || !ot_es_prefix_valid(c.prefix)) {
-        fprintf(stderr, "ordertrack search: needs a database, an Elasticsearch URL and a valid index prefix\n%s",
-                usage_text);
+    bool needs_es = is_reindex || is_retry;
+    if (!db || (needs_es && (!c.es || !ot_es_prefix_valid(c.prefix)))) {
+        fprintf(stderr, "ordertrack search: needs a database%s\n%s",
+                needs_es ? ", an Elasticsearch URL and a valid index prefix" : "", usage_text);
         return 2;
     }
     PGconn *pg = PQconnectdb(db);
@@ -335,7 +564,9 @@ int ot_search_cli_main(int argc, char **argv)
         return 1;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    int rc = reindex(&c, pg, keep_old, (int)wait_s, (long)notice_ms);
+    int rc = is_reindex ? reindex(&c, pg, keep_old, (int)wait_s, (long)notice_ms)
+             : is_retry ? retry(&c, pg, sel)
+                        : parked(pg, sel);
     ot_buf_free(&c.body);
     PQfinish(pg);
     curl_global_cleanup();

@@ -355,7 +355,12 @@ int ot_json_parse_grow(ot_json *doc, const char *js, size_t len, ot_json_tok *st
     *heap = malloc((len / 2 + 2) * sizeof(**heap));
     if (!*heap)
         return OT_ERR;
-    return ot_json_parse(doc, js, len, *heap, (int)(len / 2 + 2));
+    rc = ot_json_parse(doc, js, len, *heap, (int)(len / 2 + 2));
+    if (rc < 0) { /* nothing for the caller to free on an error path */
+        free(*heap);
+        *heap = NULL;
+    }
+    return rc;
 }
 
 /* ---- accessors ---- */

@@ -17,13 +17,7 @@
 
 #include "ot/core/config.h"
 
-#define CHECK(c)                                                               \
-    do {                                                                       \
-        if (!(c)) {                                                            \
-            fprintf(stderr, "invariant failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
+#include "fuzz_check.h"
 
 /* Reference: DIGIT+ and value <= max, by comparing digit strings. */
 static bool ref_uint(const char *v, uint64_t max, uint64_t *val)

@@ -16,13 +16,7 @@
 
 #include "ot/codec/http_parser.h"
 
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (!(c)) {                                                                \
-            fprintf(stderr, "invariant failed: %s (line %d)\n", #c, __LINE__);     \
-            abort();                                                               \
-        }                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 #define NHDR 24
 #define SMALL_INPUT 384

@@ -243,19 +243,23 @@ def test_replayed_duplicate_and_older_deliveries_leave_the_latest_state(server, 
             assert docs[oid][0] == version
 
 
+def unindexable_event(db, user):
+    """(order id, seq) of an event no mapping accepts (qty must be an
+    integer), written past the API as a faulty writer would."""
+    bad = str(uuid.uuid4())
+    with db.cursor() as cur:
+        cur.execute("INSERT INTO order_events (order_id, version, user_id, type, status, payload) "
+                    "VALUES (%s, 1, %s, 'order.created', 'CREATED', %s) RETURNING seq",
+                    (bad, user, json.dumps({"items": [{"productId": "x", "qty": "lots"}]})))
+        return bad, cur.fetchone()[0]
+
+
 def test_a_document_the_mapping_refuses_is_parked_alone_and_the_rest_goes_on(server, db, prefix):
     srv = server(workers=1, args=NO_LIMITS, env=es_env(prefix))
     user = mk_user(db)
     tok = make_token(user)
     first = api_create(srv.port, tok)["id"]
-    bad = str(uuid.uuid4())
-    with db.cursor() as cur:
-        # An event no mapping accepts (qty must be an integer), written past
-        # the API as a faulty writer would.
-        cur.execute("INSERT INTO order_events (order_id, version, user_id, type, status, payload) "
-                    "VALUES (%s, 1, %s, 'order.created', 'CREATED', %s) RETURNING seq",
-                    (bad, user, json.dumps({"items": [{"productId": "x", "qty": "lots"}]})))
-        bad_seq = cur.fetchone()[0]
+    bad, bad_seq = unindexable_event(db, user)
     second = api_create(srv.port, tok)["id"]
     rows = events_since(db, FLOOR[0])
     assert [r[0] for r in rows].index(bad_seq) == 1
@@ -270,6 +274,87 @@ def test_a_document_the_mapping_refuses_is_parked_alone_and_the_rest_goes_on(ser
     assert set(docs) == {first, second}
     assert len(events_in_es(prefix)) == 2
     assert "refuses the events document of seq %d" % bad_seq in srv.log_text()
+
+
+def parked_rows(db, seq):
+    with db.cursor() as cur:
+        cur.execute("SELECT kind FROM search_parked WHERE seq = %s ORDER BY kind", (seq,))
+        return [r[0] for r in cur.fetchall()]
+
+
+def test_parked_documents_are_listed_and_retried_once_the_cause_is_fixed_a_refusal_keeps_its_rows(
+        server, db, db_url, prefix):
+    from conftest import run_cli
+
+    def cli(*args):
+        return run_cli("search", *args, "--database-url", db_url, "--elasticsearch-url", ES, "--es-index-prefix",
+                       prefix, timeout=60)
+    srv = server(workers=1, args=NO_LIMITS, env=es_env(prefix))
+    user = mk_user(db)
+    tok = make_token(user)
+    good = api_create(srv.port, tok)["id"]
+    bad, bad_seq = unindexable_event(db, user)
+    wait_cursor(db, events_since(db, FLOOR[0])[-1][0])
+    assert parked_rows(db, bad_seq) == ["events", "orders"]
+
+    p = cli("parked", "--order", bad)
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(x) for x in p.stdout.splitlines()]
+    assert [(x["seq"], x["kind"], x["orderId"]) for x in lines] == [(bad_seq, "events", bad), (bad_seq, "orders", bad)]
+    assert all("lots" in x["reason"] or "parse" in x["reason"] for x in lines), lines
+    assert all(x["parkedAt"].endswith("Z") and x["parkedAt"][:4].isdigit() for x in lines), lines
+    p = cli("parked")
+    assert p.returncode == 0 and sum(json.loads(x)["seq"] == bad_seq for x in p.stdout.splitlines()) == 2
+    assert cli("parked", "--order", good).stdout == ""
+
+    # The cause is still there: refused again, both rows kept, exit 1.
+    p = cli("retry", "--order", bad)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert json.loads(p.stdout) == {"retried": 2, "indexed": 0, "newer": 0, "refused": 2, "parked": 2}
+    assert p.stderr.count("refused again: 400") == 2 and "lots" in p.stderr, p.stderr
+    assert parked_rows(db, bad_seq) == ["events", "orders"]
+
+    # Fixed: both indices now take a malformed qty (and leave it unindexed).
+    qty = {"type": "integer", "ignore_malformed": True}
+    for kind, path in (("events", "payload"), ("orders", None)):
+        items = {"items": {"type": "nested", "properties": {"qty": qty}}}
+        props = {path: {"properties": items}} if path else items
+        st, body = es("PUT", "/%s-%s/_mapping" % (prefix, kind), {"properties": props})
+        assert st == 200, body
+    p = cli("retry", "--seq", bad_seq)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert json.loads(p.stdout) == {"retried": 2, "indexed": 2, "newer": 0, "refused": 0, "parked": 0}
+    assert parked_rows(db, bad_seq) == []
+    with db.cursor() as cur:
+        cur.execute("SELECT event_id::text FROM order_events WHERE seq = %s", (bad_seq,))
+        eid = cur.fetchone()[0]
+    ev = events_in_es(prefix)[eid]
+    assert ev["seq"] == bad_seq and ev["orderId"] == bad and ev["payload"]["items"][0]["qty"] == "lots"
+    version, doc = orders_in_es(prefix, [bad])[bad]
+    assert version == 1 and doc["status"] == "CREATED" and doc["seq"] == bad_seq and doc["createdAt"] is None
+
+    # A parked order document older than what the index holds goes as a 409
+    # ("newer"): its row is deleted and the newer state stays.
+    admin = mk_user(db, role="ADMIN")
+    api_patch(srv.port, make_token(admin, role="ADMIN"), good, "ACCEPTED")
+    wait_cursor(db, events_since(db, FLOOR[0])[-1][0])
+    with db.cursor() as cur:
+        cur.execute("SELECT seq FROM order_events WHERE order_id = %s AND version = 1", (good,))
+        first_seq = cur.fetchone()[0]
+        cur.execute("INSERT INTO search_parked (seq, kind, order_id, reason) VALUES (%s, 'orders', %s, 'test')",
+                    (first_seq, good))
+    p = cli("retry", "--order", good)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert json.loads(p.stdout) == {"retried": 1, "indexed": 0, "newer": 1, "refused": 0, "parked": 0}
+    version, doc = orders_in_es(prefix, [good])[good]
+    assert version == 2 and doc["status"] == "ACCEPTED"
+
+    # Done: nothing left to retry; a usage error is told apart (exit 2).
+    p = cli("retry", "--order", bad)
+    assert p.returncode == 1 and "nothing parked" in p.stderr
+    assert cli("retry").returncode == 2
+    assert cli("retry", "--order", bad, "--seq", bad_seq).returncode == 2
+    assert cli("parked", "--order", "nope").returncode == 2
 
 
 class Proxy:

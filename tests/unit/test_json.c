@@ -617,3 +617,26 @@ Test(json_onepass, numbers_end_where_the_grammar_says)
     for (size_t i = 0; i < OT_ARRAY_LEN(bad); i++)
         cr_assert_not(ok(bad[i]), "%s", bad[i]);
 }
+
+/* A failed second try kept its heap array in *heap, so every caller had to
+ * free it on the error path too; ot_search_doc_order did not (a leak, found
+ * by fuzz_search_doc). Now a failure leaves nothing to free. */
+Test(json_grow, a_text_too_large_for_the_stack_grows_to_the_heap_and_a_failure_leaves_nothing)
+{
+    char big[600];
+    memset(big, '1', sizeof big);
+    big[0] = '[';
+    for (size_t i = 2; i < sizeof big - 2; i += 2)
+        big[i] = ',';
+    big[sizeof big - 1] = ']';
+    ot_json_tok stack[8], *heap = (ot_json_tok *)1;
+    ot_json d;
+    cr_assert_eq(ot_json_parse_grow(&d, big, sizeof big, stack, 8, &heap), 0);
+    cr_expect_not_null(heap);
+    cr_expect_eq(ot_json_arr_len(&d, 0), 299);
+    free(heap);
+    big[300] = 'x';
+    cr_expect_eq(ot_json_parse_grow(&d, big, sizeof big, stack, 8, &heap), OT_ERR);
+    cr_expect_null(heap);
+    free(heap);
+}

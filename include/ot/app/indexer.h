@@ -30,6 +30,7 @@
 
 #include "ot/adapters/pg.h"
 #include "ot/app/events.h"
+#include "ot/codec/search_doc.h"
 #include "ot/core/config.h"
 #include "ot/event/loop.h"
 
@@ -50,6 +51,15 @@ void ot_indexer_sample(void *data);
 /* Whether `p` may prefix index names (lowercase letters, digits, '-', '_',
  * not starting with '-' or '_', 1..OT_ES_PREFIX_MAX - 1 bytes). */
 bool ot_es_prefix_valid(const char *p);
+
+/* What `ordertrack search retry` (cmd/searchcli.c) needs to build the
+ * documents exactly as the indexer does: */
+#define OT_UUID_TEXT 37
+/* The meta of an event before the lookup (ids, seq, version, its time). */
+void ot_indexer_meta(ot_search_doc_meta *m, char event_id[OT_UUID_TEXT], const ot_event *ev);
+/* Row r of the indexer_created lookup (ot_indexer_stmts[0]; column 1 says
+ * which of its $1/$2 entries it answers, from 1) into that entry's meta. */
+void ot_indexer_lookup_row(ot_search_doc_meta *m, const PGresult *res, int r);
 
 extern const ot_pg_stmt ot_indexer_stmts[];
 extern const size_t ot_indexer_nstmts;

@@ -14,6 +14,13 @@
  *  4. one atomic _aliases call: <p>-orders moves to the new index,
  *     <p>-orders-next goes; then the old index is deleted (--keep-old: not).
  * The events index is not rebuilt (its documents never change).
+ *
+ * `ordertrack search parked` lists search_parked (sql/009) as JSON lines;
+ * `ordertrack search retry` sends the parked documents of an order or a seq
+ * again, built as the indexer builds them (ot_indexer_meta, the indexer's
+ * lookup, ot_search_bulk_event/order) and read back with ot_search_bulk, and
+ * deletes the rows of those Elasticsearch accepted (2xx, or 409: already
+ * there or a newer state).
  * A CLI command: blocking libpq and libcurl easy. */
 #ifndef OT_SEARCHCLI_H
 #define OT_SEARCHCLI_H

@@ -54,8 +54,9 @@ typedef struct {
  * max_toks tokens. Token 0 is the root. */
 int ot_json_parse(ot_json *doc, const char *js, size_t len, ot_json_tok *toks, int max_toks);
 /* The same into stack[0..nstack) or, when the text needs more tokens, into a
- * heap array returned in *heap (NULL otherwise; the caller frees it after
- * its last use of doc). A text of n bytes never needs more than n/2 + 1. */
+ * heap array returned in *heap (NULL otherwise, and always NULL on failure;
+ * the caller frees it after its last use of doc). A text of n bytes never
+ * needs more than n/2 + 1. */
 int ot_json_parse_grow(ot_json *doc, const char *js, size_t len, ot_json_tok *stack, int nstack, ot_json_tok **heap);
 
 /* Value token of `key` in object `obj`, or -1 (absent, or obj not an object). */
