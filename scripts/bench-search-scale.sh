@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Search at scale: /search/* latency under load (wrk, N connections) at
+# 1,000,000 orders, on both backends in one run: a server with
+# ELASTICSEARCH_URL (its indexer fills the node from the outbox first) and one
+# on PostgreSQL alone, same database, same requests. Prints requests/s, p50
+# and p99 per request and backend, and the ratio PostgreSQL p99 / Elasticsearch
+# p99 (issue 14's target: the same order of magnitude). Not a test; takes
+# 10-20 minutes (the catch-up of ~2.5 million events dominates).
+#   scripts/bench-search-scale.sh [orders=1000000] [conns=8] [secs=10]
+# OT_BENCH_KEEP=1 leaves the database, the indices and both servers up, to
+# look at a query by hand.
+# Elasticsearch: ES_PORT (9200) through scripts/elasticsearch.sh (started if
+# it is not running, stopped again then).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+orders=${1:-1000000}; conns=${2:-8}; secs=${3:-10}
+es_port=${ES_PORT:-9200}
+es=http://127.0.0.1:$es_port
+make -s build/ordertrack
+scripts/services.sh
+command -v wrk >/dev/null || { echo "bench-search-scale: wrk missing (scripts/setup-deps.sh)" >&2; exit 1; }
+
+tmp=$(mktemp -d); es_srv=18186; pg_srv=18187
+db=ot_bench_scale_$$
+prefix=ot-scale-$$
+pg=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres)
+secret=bench-secret-0123456789abcdef0123456789
+es_started=; pids=()
+cleanup() {
+  if [ -n "${OT_BENCH_KEEP:-}" ]; then
+    echo "kept (OT_BENCH_KEEP): database $db, indices $prefix-*, servers ${pids[*]} on $es_srv (Elasticsearch), $pg_srv"
+    return
+  fi
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+  curl -s -XDELETE "$es/$prefix-*" >/dev/null 2>&1 || true
+  curl -s -XDELETE "$es/_index_template/$prefix" >/dev/null 2>&1 || true
+  "${pg[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  [ -n "$es_started" ] && ES_PORT=$es_port scripts/elasticsearch.sh stop >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+if ! ES_PORT=$es_port scripts/elasticsearch.sh status >/dev/null 2>&1; then
+  ES_PORT=$es_port ES_TRANSPORT_PORT=$((es_port + 100)) scripts/elasticsearch.sh start
+  es_started=1
+fi
+"${pg[@]}" -d postgres -c "CREATE DATABASE $db"
+url=postgresql://postgres@127.0.0.1:5432/$db
+build/ordertrack migrate --database-url "$url" 2>/dev/null
+
+# 10,000 customers; $orders orders, one every 29 s from 2026-01-01, a uniform
+# mix of the six statuses (version = steps taken); each order's last three
+# events (or fewer), 10 minutes apart, inserted in time order (seq order).
+t0=$(date +%s)
+"${pg[@]}" -d "$db" <<SQL
+INSERT INTO users (id, email, name, password_hash, role)
+SELECT gen_random_uuid(), 'scale' || i || '@example.com', 'Scale ' || i, 'x', 'CUSTOMER' FROM generate_series(1, 10000) i;
+CREATE TEMP TABLE u AS SELECT id, row_number() OVER () AS n FROM users;
+CREATE TEMP TABLE o AS
+SELECT gen_random_uuid() AS id, u.id AS uid, timestamptz '2026-01-01' + i * interval '29 seconds' AS t,
+       (ARRAY['CREATED','ACCEPTED','PREPARED','SHIPPED','DELIVERED','CANCELED'])[1 + i % 6]::order_status AS st,
+       (ARRAY[1, 2, 3, 4, 5, 2])[1 + i % 6] AS v
+FROM generate_series(1, $orders) i JOIN u ON u.n = 1 + i % 10000;
+INSERT INTO orders (id, user_id, status, items, created_at, updated_at, version)
+SELECT id, uid, st, '[{"productId":"sku-1","qty":2}]', t, t + (v - 1) * interval '10 minutes', v FROM o;
+INSERT INTO order_events (order_id, version, user_id, type, status, payload, actor, created_at)
+SELECT o.id, k, o.uid,
+       CASE WHEN k = 1 THEN 'order.created' WHEN o.st = 'CANCELED' THEN 'order.canceled'
+            WHEN o.st = 'DELIVERED' AND k = 5 THEN 'order.completed' ELSE 'order.updated' END,
+       CASE WHEN o.st = 'CANCELED' AND k = 2 THEN 'CANCELED'
+            ELSE (ARRAY['CREATED','ACCEPTED','PREPARED','SHIPPED','DELIVERED'])[k] END::order_status,
+       '{"items":[{"productId":"sku-1","qty":2}]}', o.uid, o.t + (k - 1) * interval '10 minutes'
+FROM o, generate_series(1, 5) k WHERE k <= o.v AND k > o.v - 3 ORDER BY o.t + (k - 1) * interval '10 minutes';
+VACUUM ANALYZE;
+SQL
+events=$("${pg[@]}" -d "$db" -tAc "SELECT count(*) FROM order_events")
+max=$("${pg[@]}" -d "$db" -tAc "SELECT max(seq) FROM order_events")
+echo "data: $orders orders, $events events, generated in $(( $(date +%s) - t0 )) s"
+
+serve() { # port [extra args...]
+  local p=$1; shift
+  JWT_SECRET=$secret build/ordertrack serve --listen 127.0.0.1:$p --workers 2 --log-level warn \
+    --database-url "$url" --rate-ip 0 --rate-user 0 "$@" 2>>"$tmp/ot-$p.log" &
+  pids+=($!)
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/healthz" >/dev/null && return 0; sleep 0.1; done
+  echo "bench-search-scale: server on $p did not start" >&2; cat "$tmp/ot-$p.log" >&2; exit 1
+}
+
+# The Elasticsearch backend, filled by its own indexer from the whole outbox.
+t0=$(date +%s)
+serve $es_srv --elasticsearch-url "$es" --es-index-prefix "$prefix" --es-bulk-max-events 2000
+while [ "$("${pg[@]}" -d "$db" -tAc "SELECT coalesce((SELECT seq FROM ot_sink_cursors WHERE name = 'search'), 0)")" -lt "$max" ]; do
+  sleep 2
+done
+curl -sf -XPOST "$es/$prefix-events,$prefix-orders/_refresh" >/dev/null
+echo "indexed: $events events in $(( $(date +%s) - t0 )) s"
+serve $pg_srv
+
+read -r admin cust oid < <(/usr/bin/python3 - "$url" "$secret" <<'PY'
+import base64, hashlib, hmac, json, sys, time, psycopg2
+cur = psycopg2.connect(sys.argv[1]).cursor()
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+def tok(sub, role):
+    h = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    p = b(json.dumps({"sub": sub, "role": role, "iat": int(time.time()), "exp": int(time.time()) + 7200}).encode())
+    return h + "." + p + "." + b(hmac.new(sys.argv[2].encode(), (h + "." + p).encode(), hashlib.sha256).digest())
+cur.execute("INSERT INTO users (email, name, password_hash, role) VALUES ('scale-admin@example.com', 'Admin', 'x', 'ADMIN') RETURNING id")
+aid = cur.fetchone()[0]; cur.connection.commit()
+cur.execute("SELECT user_id FROM orders LIMIT 1"); uid = cur.fetchone()[0]
+cur.execute("SELECT order_id FROM order_events WHERE version = 3 LIMIT 1"); oid = cur.fetchone()[0]
+print(tok(str(aid), "ADMIN"), tok(str(uid), "CUSTOMER"), oid)
+PY
+)
+
+day='from=2026-06-01T00:00:00Z&to=2026-06-02T00:00:00Z'
+month='from=2026-06-01T00:00:00Z&to=2026-07-01T00:00:00Z'
+reqs=(
+  "admin|admin first page|/search/orders?limit=20"
+  "admin|admin SHIPPED, one day|/search/orders?status=SHIPPED&$day"
+  "cust|customer first page|/search/orders"
+  "admin|order history|/search/orders/$oid/history"
+  "admin|analytics one day hourly|/search/analytics?$day&interval=hour"
+  "cust|analytics customer, a year daily|/search/analytics?from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z&interval=day"
+  "admin|analytics 30 days daily|/search/analytics?$month&interval=day"
+)
+wrk_run() { # port token path -> "rps p50_ms p99_ms errors"
+  cat > "$tmp/h.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer $2"
+LUA
+  local u="http://127.0.0.1:$1$3"
+  curl -sf -H "Authorization: Bearer $2" "$u" -o "$tmp/body.json" || { echo "0 0 0 curl-failed"; return; }
+  wrk -t2 -c"$conns" -d2s -s "$tmp/h.lua" "$u" >/dev/null  # warm-up (the node's JIT, caches)
+  local out; out=$(wrk -t2 -c"$conns" -d"${secs}s" --timeout 30s --latency -s "$tmp/h.lua" "$u")
+  local non2xx; non2xx=$(awk '/Non-2xx/ {print $NF} /Socket errors/ {print "socket:" $0}' <<<"$out" | tr '\n' ' ' | sed 's/ $//')
+  awk -v e="${non2xx:-0}" 'function ms(v) { if (v ~ /us$/) {sub(/us/,"",v); return v/1000} if (v ~ /ms$/) {sub(/ms/,"",v); return v+0} sub(/s/,"",v); return v*1000 }
+       /Requests\/sec/ {rps=$2} $1=="50%" {p50=ms($2)} $1=="99%" {p99=ms($2)} END {printf "%s %.1f %.1f %s\n", rps, p50, p99, e}' <<<"$out"
+}
+printf '%-36s %26s %26s %8s\n' "" "Elasticsearch rps/p50/p99" "PostgreSQL rps/p50/p99" "pg/es"
+for r in "${reqs[@]}"; do
+  IFS='|' read -r who name path <<<"$r"
+  t=$admin; [ "$who" = cust ] && t=$cust
+  read -r er e50 e99 ee < <(wrk_run $es_srv "$t" "$path")
+  read -r pr p50 p99 pe < <(wrk_run $pg_srv "$t" "$path")
+  ratio=$(python3 -c "print(round($p99 / $e99, 2) if $e99 > 0 else 'n/a')")
+  printf '%-36s %10s %7s %7s ms %10s %7s %7s ms %8s%s\n' "$name" "$er" "$e50" "$e99" "$pr" "$p50" "$p99" "$ratio" \
+    "$([ "$ee" != 0 ] || [ "$pe" != 0 ] && echo "  (non-2xx: es $ee, pg $pe)")"
+done
+echo "($conns connections, ${secs} s each, 2 workers per server; load average $(cut -d' ' -f1-3 /proc/loadavg))"
