@@ -130,6 +130,7 @@ typedef struct {
     bool wants_wake; /* said full */
     bool remove_at_next;
     ot_sink *self;
+    int fetches_at_deliver; /* db.fetches when deliver was last called */
 } tsink;
 
 static size_t t_deliver(void *data, const ot_event *evs, size_t n)
@@ -139,6 +140,7 @@ static size_t t_deliver(void *data, const ot_event *evs, size_t n)
         ot_sink_remove(t->self);
         return 0;
     }
+    t->fetches_at_deliver = db.fetches;
     size_t k = n < t->room ? n : t->room;
     for (size_t i = 0; i < k; i++) {
         if (t->n > 0)
@@ -323,6 +325,68 @@ Test(sink, replay_waits_for_the_reader_to_find_its_start)
     cr_assert(ot_sink_live(t.self));
     cr_assert_eq(t.n, 2);
     cr_assert_eq(t.got[0], 4);
+}
+
+static req *only_fetch(void)
+{
+    req *f = NULL;
+    for (int i = 0; i < db.nreqs; i++)
+        if (db.reqs[i]->kind == R_FETCH && !db.reqs[i]->cancelled) {
+            cr_assert_null(f, "one page read at a time");
+            f = db.reqs[i];
+        }
+    return f;
+}
+
+Test(sink, the_page_after_a_full_one_is_read_while_it_is_delivered)
+{
+    for (int64_t q = 1; q <= 40; q++)
+        db.committed[q] = q % 5 != 0;
+    db.watermark = 41;
+    ot_sinks_advance(&g, 41);
+    tsink t = { .room = SIZE_MAX };
+    t.self = ot_sinks_add(&g, "relay", &tops, &t, true);
+    complete(0, false); /* the cursor: none */
+    req *f = only_fetch();
+    cr_assert_eq(f->after, 0);
+    cr_assert_eq(f->before, 1 + 4 * 4, "a page spans at most 4 pages of seqs");
+    complete(0, false); /* 1..4, full */
+    cr_assert_eq(t.n, 4);
+    cr_assert_eq(t.fetches_at_deliver, 2, "the next page was asked for before this one was delivered");
+    f = only_fetch();
+    cr_assert_eq(f->after, 4, "from the last row of the full page");
+    while (db.nreqs > 0) {
+        complete(0, false);
+        spin(1);
+    }
+    cr_assert(ot_sink_live(t.self));
+    cr_assert_eq(t.n, 32);
+    int k = 0;
+    for (int64_t q = 1; q <= 40; q++)
+        if (q % 5 != 0)
+            cr_assert_eq(t.got[k++], q);
+}
+
+Test(sink, a_sink_that_takes_less_than_the_page_drops_the_read_ahead_and_reads_on_from_where_it_is)
+{
+    for (int64_t q = 1; q <= 20; q++)
+        db.committed[q] = true;
+    db.watermark = 21;
+    ot_sinks_advance(&g, 21);
+    tsink t = { .room = 2 };
+    t.self = ot_sinks_add(&g, "relay", &tops, &t, true);
+    complete(0, false);
+    complete(0, false); /* 1..4 offered, 2 taken */
+    cr_assert_eq(t.n, 2);
+    cr_assert_null(only_fetch(), "the read-ahead from 4 is dropped: the sink is at 2 and full");
+    wake(&t, SIZE_MAX);
+    while (db.nreqs > 0) {
+        complete(0, false);
+        spin(1);
+    }
+    cr_assert_eq(t.n, 20);
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(t.got[i], i + 1);
 }
 
 Test(sink, acks_are_coalesced_one_write_in_flight_and_only_move_forward)
