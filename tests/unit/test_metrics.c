@@ -261,6 +261,33 @@ Test(metrics, push_latency_histogram_counts_per_bucket)
     free(t);
 }
 
+Test(metrics, relay_publish_latency_histogram_spans_milliseconds_to_minutes)
+{
+    cr_assert_eq(ot_metrics_init(1, NULL, 0), 0);
+    ot_metrics_worker(0);
+    ot_metrics_relay_latency(800);        /* live: under the 1 ms resolution */
+    ot_metrics_relay_latency(7000);       /* linger + a broker round trip */
+    ot_metrics_relay_latency(120000000);  /* a backlog two minutes old */
+    ot_metrics_relay_latency(400000000);  /* past the last bound */
+    char *t = render();
+    validate(t);
+    const char *b = "ordertrack_relay_publish_latency_seconds_bucket{worker=\"0\",le=\"%s\"}";
+    char k[128];
+    snprintf(k, sizeof k, b, "0.001");
+    cr_assert_eq(sample(t, k), 1);
+    snprintf(k, sizeof k, b, "0.01");
+    cr_assert_eq(sample(t, k), 2);
+    snprintf(k, sizeof k, b, "60");
+    cr_assert_eq(sample(t, k), 2);
+    snprintf(k, sizeof k, b, "300");
+    cr_assert_eq(sample(t, k), 3);
+    snprintf(k, sizeof k, b, "+Inf");
+    cr_assert_eq(sample(t, k), 4);
+    cr_assert_eq(sample(t, "ordertrack_relay_publish_latency_seconds_count{worker=\"0\"}"), 4);
+    cr_assert(strstr(t, "ordertrack_relay_publish_latency_seconds_sum{worker=\"0\"} 520.007800\n"));
+    free(t);
+}
+
 Test(metrics, two_worker_slots_are_rendered_separately)
 {
     cr_assert_eq(ot_metrics_init(2, routes, 1), 0);

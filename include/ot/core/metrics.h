@@ -108,6 +108,8 @@ void ot_metrics_add(ot_metric_id id, int64_t delta);
 
 /* Push latency (event commit -> frame written), seconds, buckets 0.00005..1. */
 void ot_metrics_push_latency(uint64_t us);
+/* Kafka relay: event commit -> its last delivery report, seconds, buckets 0.001..300. */
+void ot_metrics_relay_latency(uint64_t us);
 
 /* Event sinks (app/sink.h), labelled sink="<name>": a few per worker, each
  * named by the worker itself (the name is written before the slot is marked
