@@ -36,6 +36,10 @@ struct ot_sink {
      * this once the page's held remainder is delivered. */
     int64_t caught_to;
     bool full;  /* took fewer than offered; waits for ot_sink_wake */
+    /* The last replay page was taken whole: read the next one ahead. A sink
+     * that stops mid-page (the search indexer, batch by batch) would have
+     * each read-ahead cancelled after the database did the work. */
+    bool takes_pages;
     /* Held events, a ring in seq order, all above pos. */
     held_ev *held;
     size_t cap, head, nheld, held_bytes;
@@ -321,7 +325,7 @@ void ot_sink_fetched(ot_sink *s, bool ok, const ot_event *evs, size_t n, bool co
      * It starts where this page ends, which is where pos will be once the
      * sink took all of it; if the sink takes less, the prefetch is dropped
      * below and the pump reads again from pos. */
-    bool pre = !complete && n > 0 && !s->full && s->nheld == 0 && s->mode == M_REPLAY &&
+    bool pre = !complete && n > 0 && !s->full && s->nheld == 0 && s->mode == M_REPLAY && s->takes_pages &&
                fetch_from(s, evs[n - 1].seq);
     size_t k = 0;
     s->in_pump = true;
@@ -332,6 +336,8 @@ void ot_sink_fetched(ot_sink *s, bool ok, const ot_event *evs, size_t n, bool co
         sink_free(s);
         return;
     }
+    if (n > 0)
+        s->takes_pages = k == n;
     if (pre && s->fetch_req && (k < n || s->pos != s->fetch_after)) {
         s->g->store.cancel(s->g->store.ctx, s->fetch_req);
         s->fetch_req = NULL;
@@ -453,6 +459,7 @@ ot_sink *ot_sinks_add(ot_sinks *g, const char *name, const ot_sink_ops *ops, voi
     s->ops = *ops;
     s->data = data;
     s->durable = durable;
+    s->takes_pages = true;
     ot_timer_init(&s->retry, on_retry, s);
     ot_defer_init(&s->wake, on_wake, s);
     s->metrics_idx = ot_metrics_sink(name);

@@ -338,6 +338,16 @@ static req *only_fetch(void)
     return f;
 }
 
+static int fetch_index(void)
+{
+    req *f = only_fetch();
+    for (int i = 0; i < db.nreqs; i++)
+        if (db.reqs[i] == f)
+            return i;
+    cr_assert_fail("no page read pending");
+    return -1;
+}
+
 Test(sink, the_page_after_a_full_one_is_read_while_it_is_delivered)
 {
     for (int64_t q = 1; q <= 40; q++)
@@ -386,6 +396,39 @@ Test(sink, a_sink_that_takes_less_than_the_page_drops_the_read_ahead_and_reads_o
     }
     cr_assert_eq(t.n, 20);
     for (int i = 0; i < 20; i++)
+        cr_assert_eq(t.got[i], i + 1);
+}
+
+Test(sink, after_stopping_mid_page_a_sink_reads_ahead_again_only_once_it_took_a_page_whole)
+{
+    for (int64_t q = 1; q <= 40; q++)
+        db.committed[q] = true;
+    db.watermark = 41;
+    ot_sinks_advance(&g, 41);
+    tsink t = { .room = 3 };
+    t.self = ot_sinks_add(&g, "search", &tops, &t, true);
+    complete(0, false);
+    complete(0, false); /* 1..4 offered, 3 taken: read-ahead dropped */
+    cr_assert_eq(t.n, 3);
+    wake(&t, SIZE_MAX); /* 4 from the held remainder, then a read from 4 */
+    req *f = only_fetch();
+    cr_assert_eq(f->after, 4);
+    int before = db.fetches;
+    complete(fetch_index(), false); /* 5..8: taken whole, but the last page was not */
+    cr_assert_eq(t.n, 8);
+    cr_assert_eq(t.fetches_at_deliver, before, "no read-ahead right after a sink stopped mid-page");
+    spin(1);
+    f = only_fetch();
+    cr_assert_eq(f->after, 8);
+    before = db.fetches;
+    complete(fetch_index(), false); /* 9..12, and the last page was taken whole: read ahead */
+    cr_assert_eq(t.fetches_at_deliver, before + 1);
+    while (db.nreqs > 0) {
+        complete(0, false);
+        spin(1);
+    }
+    cr_assert_eq(t.n, 40);
+    for (int i = 0; i < 40; i++)
         cr_assert_eq(t.got[i], i + 1);
 }
 
