@@ -327,6 +327,24 @@ Test(sink, replay_waits_for_the_reader_to_find_its_start)
     cr_assert_eq(t.got[0], 4);
 }
 
+/* The outbox 1..last committed (but every gap_every-th seq, rolled back), final. */
+static void outbox(int64_t last, int gap_every)
+{
+    for (int64_t q = 1; q <= last; q++)
+        db.committed[q] = !gap_every || q % gap_every != 0;
+    db.watermark = last + 1;
+    ot_sinks_advance(&g, last + 1);
+}
+
+/* Answers every request, in order, until none is left. */
+static void drain(void)
+{
+    while (db.nreqs > 0) {
+        complete(0, false);
+        spin(1);
+    }
+}
+
 static req *only_fetch(void)
 {
     req *f = NULL;
@@ -350,10 +368,7 @@ static int fetch_index(void)
 
 Test(sink, the_page_after_a_full_one_is_read_while_it_is_delivered)
 {
-    for (int64_t q = 1; q <= 40; q++)
-        db.committed[q] = q % 5 != 0;
-    db.watermark = 41;
-    ot_sinks_advance(&g, 41);
+    outbox(40, 5);
     tsink t = { .room = SIZE_MAX };
     t.self = ot_sinks_add(&g, "relay", &tops, &t, true);
     complete(0, false); /* the cursor: none */
@@ -365,10 +380,7 @@ Test(sink, the_page_after_a_full_one_is_read_while_it_is_delivered)
     cr_assert_eq(t.fetches_at_deliver, 2, "the next page was asked for before this one was delivered");
     f = only_fetch();
     cr_assert_eq(f->after, 4, "from the last row of the full page");
-    while (db.nreqs > 0) {
-        complete(0, false);
-        spin(1);
-    }
+    drain();
     cr_assert(ot_sink_live(t.self));
     cr_assert_eq(t.n, 32);
     int k = 0;
@@ -379,10 +391,7 @@ Test(sink, the_page_after_a_full_one_is_read_while_it_is_delivered)
 
 Test(sink, a_sink_that_takes_less_than_the_page_drops_the_read_ahead_and_reads_on_from_where_it_is)
 {
-    for (int64_t q = 1; q <= 20; q++)
-        db.committed[q] = true;
-    db.watermark = 21;
-    ot_sinks_advance(&g, 21);
+    outbox(20, 0);
     tsink t = { .room = 2 };
     t.self = ot_sinks_add(&g, "relay", &tops, &t, true);
     complete(0, false);
@@ -390,10 +399,7 @@ Test(sink, a_sink_that_takes_less_than_the_page_drops_the_read_ahead_and_reads_o
     cr_assert_eq(t.n, 2);
     cr_assert_null(only_fetch(), "the read-ahead from 4 is dropped: the sink is at 2 and full");
     wake(&t, SIZE_MAX);
-    while (db.nreqs > 0) {
-        complete(0, false);
-        spin(1);
-    }
+    drain();
     cr_assert_eq(t.n, 20);
     for (int i = 0; i < 20; i++)
         cr_assert_eq(t.got[i], i + 1);
@@ -401,10 +407,7 @@ Test(sink, a_sink_that_takes_less_than_the_page_drops_the_read_ahead_and_reads_o
 
 Test(sink, after_stopping_mid_page_a_sink_reads_ahead_again_only_once_it_took_a_page_whole)
 {
-    for (int64_t q = 1; q <= 40; q++)
-        db.committed[q] = true;
-    db.watermark = 41;
-    ot_sinks_advance(&g, 41);
+    outbox(40, 0);
     tsink t = { .room = 3 };
     t.self = ot_sinks_add(&g, "search", &tops, &t, true);
     complete(0, false);
@@ -423,10 +426,7 @@ Test(sink, after_stopping_mid_page_a_sink_reads_ahead_again_only_once_it_took_a_
     before = db.fetches;
     complete(fetch_index(), false); /* 9..12, and the last page was taken whole: read ahead */
     cr_assert_eq(t.fetches_at_deliver, before + 1);
-    while (db.nreqs > 0) {
-        complete(0, false);
-        spin(1);
-    }
+    drain();
     cr_assert_eq(t.n, 40);
     for (int i = 0; i < 40; i++)
         cr_assert_eq(t.got[i], i + 1);
