@@ -16,7 +16,9 @@
 #    relay created: the baseline of that run.
 # Prints each run's events/s for both and the ratio. Not a test.
 #   KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 OT_KAFKA_DIR=... scripts/bench-kafka.sh [events=200000] [runs=2]
-#   LIVE=3000 (0: no live phase); SERVER_ARGS="--sink-page-events 500" to try a setting.
+#   LIVE=3000 (0: no live phase); SERVER_ARGS="--sink-page-events 500" to try a setting;
+#   REF_BIN=/path/to/ordertrack: each run also times that build's relay first
+#   (e.g. one of the previous commit), so a change is compared in the same run.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -102,19 +104,16 @@ print("p50 %s, p99 %s (%d events)" % (q(0.5), q(0.99), total))
 PY
 }
 
-kopts=(-b "$broker" -K $'\t' -X enable.idempotence=true -X acks=all -X linger.ms=5 -X partitioner=murmur2_random)
-ratios=()
-for run in $(seq 1 "$runs"); do
-  echo "---- run $run of $runs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  # ---- the relay, from cursor 0
-  "${pg[@]}" -d "$db" -c "DELETE FROM ot_sink_cursors WHERE name = 'kafka-relay'"
-  prefix=bench$$r$run.
+# Starts `$1 serve` relaying from cursor 0 to prefix $2 and times the first n
+# events; sets relay_rate and leaves the server running (ot_pid).
+relay_from_zero() {
+  "${pg[@]}" -d "$db" -c "DELETE FROM ot_sink_cursors WHERE name = 'kafka-relay'" >/dev/null
   # shellcheck disable=SC2086
-  JWT_SECRET=$secret DATABASE_URL=$url KAFKA_BROKERS=$broker ORDERTRACK_KAFKA_TOPIC_PREFIX=$prefix \
-    ORDERTRACK_KAFKA_PARTITIONS=6 build/ordertrack serve --listen 127.0.0.1:$port --workers 1 \
+  JWT_SECRET=$secret DATABASE_URL=$url KAFKA_BROKERS=$broker ORDERTRACK_KAFKA_TOPIC_PREFIX=$2 \
+    ORDERTRACK_KAFKA_PARTITIONS=6 "$1" serve --listen 127.0.0.1:$port --workers 1 \
     --log-level warn ${SERVER_ARGS:-} >"$tmp/server.log" 2>&1 &
   ot_pid=$!
-  t_start=""
+  local t_start="" t_end p p_start=0
   while :; do
     p=$(published)
     if [ -z "$t_start" ] && [ "$p" -gt 0 ]; then t_start=$(date +%s.%N); p_start=$p; fi
@@ -125,7 +124,22 @@ for run in $(seq 1 "$runs"); do
   t_end=$(date +%s.%N)
   [ "$p_start" -lt "$n" ] || { echo "relay: all $n events published before the first sample: use more events" >&2; exit 1; }
   relay_rate=$(python3 -c "print(round(($n - $p_start) / ($t_end - $t_start)))")
-  echo "relay: $n events (2 messages each) in $(python3 -c "print(round($t_end - $t_start, 2))") s: $relay_rate events/s"
+  echo "relay ($1): $n events (2 messages each) in $(python3 -c "print(round($t_end - $t_start, 2))") s: $relay_rate events/s"
+}
+
+kopts=(-b "$broker" -K $'\t' -X enable.idempotence=true -X acks=all -X linger.ms=5 -X partitioner=murmur2_random)
+ratios=()
+ref_ratios=()
+for run in $(seq 1 "$runs"); do
+  echo "---- run $run of $runs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  if [ -n "${REF_BIN:-}" ]; then
+    # The reference build first, to topics of its own.
+    relay_from_zero "$REF_BIN" "bench$$r${run}ref."
+    ref_rate=$relay_rate
+    kill "$ot_pid"; wait "$ot_pid" 2>/dev/null || true; ot_pid=""
+  fi
+  prefix=bench$$r$run.
+  relay_from_zero build/ordertrack "$prefix"
 
   # ---- live: the relay caught up, status changes committed one by one
   if [ "$live" -gt 0 ]; then
@@ -166,5 +180,10 @@ SQL
   ratio=$(python3 -c "print(round($relay_rate / $kcat_rate, 2))")
   ratios+=("$ratio")
   echo "relay / kcat: $ratio (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  if [ -n "${REF_BIN:-}" ]; then
+    ref_ratios+=("$(python3 -c "print(round($ref_rate / $kcat_rate, 2))")")
+    echo "reference relay / kcat: ${ref_ratios[-1]}; this build / reference: $(python3 -c "print(round($relay_rate / $ref_rate, 2))")"
+  fi
 done
 echo "---- relay / kcat per run: ${ratios[*]}"
+[ -z "${REF_BIN:-}" ] || echo "---- reference relay / kcat per run: ${ref_ratios[*]}"
