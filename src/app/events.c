@@ -34,7 +34,6 @@
 #define OT_EV_CHANNEL "ot_events"
 /* Replay page of a sink behind the reader: large, since a sink (unlike a
  * WebSocket) paces itself by what it takes. */
-#define OT_SINK_PAGE 500
 #define OT_SINK_RETRY_MS 500
 
 struct ot_events {
@@ -368,8 +367,12 @@ ot_events *ot_events_start(const ot_events_env *w)
     ot_sink_store store = { 0 };
     if (w->pg)
         ot_sink_store_pg(&store, w->pg);
+    /* A page's remainder that a full sink did not take is held, up to
+     * sink_buffer_events: a larger page would be dropped and read again. */
+    size_t page = w->cfg->sink_page_events < w->cfg->sink_buffer_events ? w->cfg->sink_page_events
+                                                                        : w->cfg->sink_buffer_events;
     ot_sink_limits lim = { .max_events = w->cfg->sink_buffer_events, .max_bytes = w->cfg->sink_buffer_bytes,
-                           .page = OT_SINK_PAGE, .retry_ms = OT_SINK_RETRY_MS };
+                           .page = page, .retry_ms = OT_SINK_RETRY_MS };
     ot_sinks_init(&e->sinks, w->loop, &store, &lim);
     ot_timer_init(&e->timer, on_timer, e);
     if (!w->pg)

@@ -36,12 +36,16 @@ struct ot_sink {
      * this once the page's held remainder is delivered. */
     int64_t caught_to;
     bool full;  /* took fewer than offered; waits for ot_sink_wake */
+    /* The last replay page was taken whole: read the next one ahead. A sink
+     * that stops mid-page (the search indexer, batch by batch) would have
+     * each read-ahead cancelled after the database did the work. */
+    bool takes_pages;
     /* Held events, a ring in seq order, all above pos. */
     held_ev *held;
     size_t cap, head, nheld, held_bytes;
     /* One store request of each kind at a time. */
     void *fetch_req, *load_req, *save_req;
-    int64_t fetch_before, saving, saved, acked;
+    int64_t fetch_after, fetch_before, saving, saved, acked;
     ot_timer retry;
     ot_defer wake;
     /* Re-entrancy: deliver may call wake, ack or remove. */
@@ -173,14 +177,34 @@ static void deliver_held(ot_sink *s)
     }
 }
 
+/* A page reads (after, before) with before at most OT_SINK_SPAN pages of seqs
+ * above `after`: whatever plan the database picks (stale statistics after a
+ * bulk load can turn the ORDER BY ... LIMIT into a sort of the whole range),
+ * one query touches a bounded number of rows. A sparse range (rolled-back
+ * seqs) just gives a short page that is complete up to its bound. */
+#define OT_SINK_SPAN 4
+
+static int64_t page_before(const ot_sinks *g, int64_t after)
+{
+    int64_t cap = after + (int64_t)(OT_SINK_SPAN * g->lim.page) + 1;
+    return cap < g->watermark ? cap : g->watermark;
+}
+
+static bool fetch_from(ot_sink *s, int64_t after)
+{
+    ot_sinks *g = s->g;
+    s->fetch_before = page_before(g, after);
+    s->fetch_after = after;
+    s->fetch_req = g->store.fetch(g->store.ctx, s, after, s->fetch_before, g->lim.page);
+    return s->fetch_req != NULL;
+}
+
 static void fetch_next(ot_sink *s)
 {
     ot_sinks *g = s->g;
     if (s->fetch_req || ot_timer_active(&s->retry) || !g->store.fetch)
         return;
-    s->fetch_before = g->watermark;
-    s->fetch_req = g->store.fetch(g->store.ctx, s, s->pos, g->watermark, g->lim.page);
-    if (!s->fetch_req)
+    if (!fetch_from(s, s->pos))
         ot_timer_start(g->loop, &s->retry, g->lim.retry_ms);
 }
 
@@ -295,6 +319,14 @@ void ot_sink_fetched(ot_sink *s, bool ok, const ot_event *evs, size_t n, bool co
     evs += skip;
     n -= skip;
     s->replayed += n;
+    int64_t before = s->fetch_before;
+    /* Prefetch: a full page means more rows after its last one; ask for them
+     * now so the database reads the next page while this one is delivered.
+     * It starts where this page ends, which is where pos will be once the
+     * sink took all of it; if the sink takes less, the prefetch is dropped
+     * below and the pump reads again from pos. */
+    bool pre = !complete && n > 0 && !s->full && s->nheld == 0 && s->mode == M_REPLAY && s->takes_pages &&
+               fetch_from(s, evs[n - 1].seq);
     size_t k = 0;
     s->in_pump = true;
     if (n > 0 && !s->full && s->nheld == 0)
@@ -303,6 +335,12 @@ void ot_sink_fetched(ot_sink *s, bool ok, const ot_event *evs, size_t n, bool co
     if (s->dead) {
         sink_free(s);
         return;
+    }
+    if (n > 0)
+        s->takes_pages = k == n;
+    if (pre && s->fetch_req && (k < n || s->pos != s->fetch_after)) {
+        s->g->store.cancel(s->g->store.ctx, s->fetch_req);
+        s->fetch_req = NULL;
     }
     for (size_t i = k; i < n; i++)
         if (held_push(s, &evs[i], true) < 0) {
@@ -314,7 +352,7 @@ void ot_sink_fetched(ot_sink *s, bool ok, const ot_event *evs, size_t n, bool co
         }
     /* Every seq below `before` was seen: the rolled-back ones too. */
     if (complete)
-        s->caught_to = s->fetch_before - 1;
+        s->caught_to = before - 1;
     pump(s);
 }
 
@@ -421,6 +459,7 @@ ot_sink *ot_sinks_add(ot_sinks *g, const char *name, const ot_sink_ops *ops, voi
     s->ops = *ops;
     s->data = data;
     s->durable = durable;
+    s->takes_pages = true;
     ot_timer_init(&s->retry, on_retry, s);
     ot_defer_init(&s->wake, on_wake, s);
     s->metrics_idx = ot_metrics_sink(name);

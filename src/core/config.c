@@ -93,6 +93,7 @@ static const opt_def opts[] = {
     { "--kafka-max-parked", "ORDERTRACK_KAFKA_MAX_PARKED", T_U32, O(kafka_max_parked), "orders the relay may park (events it cannot publish); beyond, it stops at the next one and retries it (default 1000)", 1, 1000000 },
     { "--sink-buffer-events", "ORDERTRACK_SINK_BUFFER_EVENTS", T_SIZE, O(sink_buffer_events), "events held in memory for one slow event sink (Kafka relay, search indexer) before it falls back to replaying from PostgreSQL (default 4096)", 1, 1048576 },
     { "--sink-buffer-bytes", "ORDERTRACK_SINK_BUFFER_BYTES", T_SIZE, O(sink_buffer_bytes), "event bytes held in memory for one slow event sink before it falls back to replaying (default 8388608)", 64 * KiB, GiB },
+    { "--sink-page-events", "ORDERTRACK_SINK_PAGE_EVENTS", T_SIZE, O(sink_page_events), "events per query when an event sink (Kafka relay, search indexer) replays order_events; the next page is read while one is delivered, so two pages may be in memory (default 2000)", 1, 20000 },
     { "--search-sla-seconds", "ORDERTRACK_SEARCH_SLA_SECONDS", T_U32, O(search_sla_s), "seconds an order may stay in a non-terminal status before /search/analytics lists it as delayed (default 3600)", 1, 31536000 },
     { "--search-sla-created-seconds", "ORDERTRACK_SEARCH_SLA_CREATED_SECONDS", T_U32, O(search_sla_status_s[0]), "SLA for CREATED; 0 = --search-sla-seconds (default 0)", 0, 31536000 },
     { "--search-sla-accepted-seconds", "ORDERTRACK_SEARCH_SLA_ACCEPTED_SECONDS", T_U32, O(search_sla_status_s[1]), "SLA for ACCEPTED; 0 = --search-sla-seconds (default 0)", 0, 31536000 },
@@ -171,6 +172,7 @@ void ot_config_defaults(ot_config *c)
     c->kafka_max_parked = 1000;
     c->sink_buffer_events = 4096;
     c->sink_buffer_bytes = 8u << 20;
+    c->sink_page_events = 2000;
     c->search_sla_s = 3600;
     c->search_max_buckets = 1000;
     c->search_delayed_max = 100;

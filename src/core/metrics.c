@@ -46,6 +46,16 @@ static const bound index_bounds[] = {
     { 2500000, "2.5" },   { 5000000, "5" },     { 10000000, "10" },   { 30000000, "30" },
 };
 #define NIB ((int)OT_ARRAY_LEN(index_bounds) + 1)
+/* Commit -> both delivery reports of the Kafka relay: milliseconds when it
+ * keeps up (the event timestamp it is measured from has 1 ms resolution),
+ * minutes while it works off a backlog. */
+static const bound relay_bounds[] = {
+    { 1000, "0.001" },      { 2500, "0.0025" },     { 5000, "0.005" },     { 10000, "0.01" },
+    { 25000, "0.025" },     { 50000, "0.05" },      { 100000, "0.1" },     { 250000, "0.25" },
+    { 500000, "0.5" },      { 1000000, "1" },       { 2500000, "2.5" },    { 5000000, "5" },
+    { 10000000, "10" },     { 30000000, "30" },     { 60000000, "60" },    { 300000000, "300" },
+};
+#define NRB ((int)OT_ARRAY_LEN(relay_bounds) + 1)
 
 /* _MICRO/_MILLI: stored as integers, exported in base units (seconds). */
 typedef enum { KIND_COUNTER, KIND_GAUGE, KIND_COUNTER_MICRO, KIND_GAUGE_MILLI } metric_kind;
@@ -194,6 +204,8 @@ typedef struct {
     uint64_t push_buckets[NPB];
     uint64_t index_sum_us;
     uint64_t index_buckets[NIB];
+    uint64_t relay_sum_us;
+    uint64_t relay_buckets[NRB];
     route_stats routes[OT_METRICS_MAX_ROUTES + 1]; /* [nroutes] = unmatched */
     sink_stats sinks[OT_METRICS_MAX_SINKS];
     lag_stats lag;
@@ -349,6 +361,14 @@ void ot_metrics_index_latency(uint64_t us)
         return;
     bump(&g.self->index_sum_us, us);
     bump(&g.self->index_buckets[bucket_index(index_bounds, NIB - 1, us)], 1);
+}
+
+void ot_metrics_relay_latency(uint64_t us)
+{
+    if (!g.self)
+        return;
+    bump(&g.self->relay_sum_us, us);
+    bump(&g.self->relay_buckets[bucket_index(relay_bounds, NRB - 1, us)], 1);
 }
 
 /* ---- rendering ---------------------------------------------------------- */
@@ -577,6 +597,16 @@ int ot_metrics_render(ot_buf *out)
         snprintf(labels, sizeof labels, "worker=\"%d\"", w);
         rc |= histogram(out, "ordertrack_search_index_latency_seconds", labels, index_bounds, NIB,
                         g.slots[w].index_buckets, &g.slots[w].index_sum_us);
+    }
+
+    rc |= family_head(out, "ordertrack_relay_publish_latency_seconds",
+                      "Time from an event's commit (its created_at) to the last of its Kafka delivery reports.",
+                      "histogram");
+    for (int w = 0; w < nw; w++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "worker=\"%d\"", w);
+        rc |= histogram(out, "ordertrack_relay_publish_latency_seconds", labels, relay_bounds, NRB,
+                        g.slots[w].relay_buckets, &g.slots[w].relay_sum_us);
     }
 
     rc |= sink_family(out, "ordertrack_sink_position", "Every event seq at or below it was handed to the sink.",

@@ -283,6 +283,19 @@ Test(metrics, index_latency_histogram_counts_per_bucket)
     check_histogram(ot_metrics_index_latency, us, 3, "ordertrack_search_index_latency_seconds", les, cum, 4);
 }
 
+Test(metrics, relay_publish_latency_histogram_spans_milliseconds_to_minutes)
+{
+    /* live: under the 1 ms resolution; linger + a broker round trip; a
+     * backlog two minutes old; past the last bound */
+    static const uint64_t us[] = { 800, 7000, 120000000, 400000000 };
+    static const char *const les[] = { "0.001", "0.01", "60", "300" };
+    static const double cum[] = { 1, 2, 2, 3 };
+    check_histogram(ot_metrics_relay_latency, us, 4, "ordertrack_relay_publish_latency_seconds", les, cum, 4);
+    char *t = render();
+    cr_assert(strstr(t, "ordertrack_relay_publish_latency_seconds_sum{worker=\"0\"} 520.007800\n"));
+    free(t);
+}
+
 Test(metrics, two_worker_slots_are_rendered_separately)
 {
     cr_assert_eq(ot_metrics_init(2, routes, 1), 0);

@@ -130,6 +130,7 @@ typedef struct {
     bool wants_wake; /* said full */
     bool remove_at_next;
     ot_sink *self;
+    int fetches_at_deliver; /* db.fetches when deliver was last called */
 } tsink;
 
 static size_t t_deliver(void *data, const ot_event *evs, size_t n)
@@ -139,6 +140,7 @@ static size_t t_deliver(void *data, const ot_event *evs, size_t n)
         ot_sink_remove(t->self);
         return 0;
     }
+    t->fetches_at_deliver = db.fetches;
     size_t k = n < t->room ? n : t->room;
     for (size_t i = 0; i < k; i++) {
         if (t->n > 0)
@@ -323,6 +325,111 @@ Test(sink, replay_waits_for_the_reader_to_find_its_start)
     cr_assert(ot_sink_live(t.self));
     cr_assert_eq(t.n, 2);
     cr_assert_eq(t.got[0], 4);
+}
+
+/* The outbox 1..last committed (but every gap_every-th seq, rolled back), final. */
+static void outbox(int64_t last, int gap_every)
+{
+    for (int64_t q = 1; q <= last; q++)
+        db.committed[q] = !gap_every || q % gap_every != 0;
+    db.watermark = last + 1;
+    ot_sinks_advance(&g, last + 1);
+}
+
+/* Answers every request, in order, until none is left. */
+static void drain(void)
+{
+    while (db.nreqs > 0) {
+        complete(0, false);
+        spin(1);
+    }
+}
+
+static req *only_fetch(void)
+{
+    req *f = NULL;
+    for (int i = 0; i < db.nreqs; i++)
+        if (db.reqs[i]->kind == R_FETCH && !db.reqs[i]->cancelled) {
+            cr_assert_null(f, "one page read at a time");
+            f = db.reqs[i];
+        }
+    return f;
+}
+
+static int fetch_index(void)
+{
+    req *f = only_fetch();
+    for (int i = 0; i < db.nreqs; i++)
+        if (db.reqs[i] == f)
+            return i;
+    cr_assert_fail("no page read pending");
+    return -1;
+}
+
+Test(sink, the_page_after_a_full_one_is_read_while_it_is_delivered)
+{
+    outbox(40, 5);
+    tsink t = { .room = SIZE_MAX };
+    t.self = ot_sinks_add(&g, "relay", &tops, &t, true);
+    complete(0, false); /* the cursor: none */
+    req *f = only_fetch();
+    cr_assert_eq(f->after, 0);
+    cr_assert_eq(f->before, 1 + 4 * 4, "a page spans at most 4 pages of seqs");
+    complete(0, false); /* 1..4, full */
+    cr_assert_eq(t.n, 4);
+    cr_assert_eq(t.fetches_at_deliver, 2, "the next page was asked for before this one was delivered");
+    f = only_fetch();
+    cr_assert_eq(f->after, 4, "from the last row of the full page");
+    drain();
+    cr_assert(ot_sink_live(t.self));
+    cr_assert_eq(t.n, 32);
+    int k = 0;
+    for (int64_t q = 1; q <= 40; q++)
+        if (q % 5 != 0)
+            cr_assert_eq(t.got[k++], q);
+}
+
+Test(sink, a_sink_that_takes_less_than_the_page_drops_the_read_ahead_and_reads_on_from_where_it_is)
+{
+    outbox(20, 0);
+    tsink t = { .room = 2 };
+    t.self = ot_sinks_add(&g, "relay", &tops, &t, true);
+    complete(0, false);
+    complete(0, false); /* 1..4 offered, 2 taken */
+    cr_assert_eq(t.n, 2);
+    cr_assert_null(only_fetch(), "the read-ahead from 4 is dropped: the sink is at 2 and full");
+    wake(&t, SIZE_MAX);
+    drain();
+    cr_assert_eq(t.n, 20);
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(t.got[i], i + 1);
+}
+
+Test(sink, after_stopping_mid_page_a_sink_reads_ahead_again_only_once_it_took_a_page_whole)
+{
+    outbox(40, 0);
+    tsink t = { .room = 3 };
+    t.self = ot_sinks_add(&g, "search", &tops, &t, true);
+    complete(0, false);
+    complete(0, false); /* 1..4 offered, 3 taken: read-ahead dropped */
+    cr_assert_eq(t.n, 3);
+    wake(&t, SIZE_MAX); /* 4 from the held remainder, then a read from 4 */
+    req *f = only_fetch();
+    cr_assert_eq(f->after, 4);
+    int before = db.fetches;
+    complete(fetch_index(), false); /* 5..8: taken whole, but the last page was not */
+    cr_assert_eq(t.n, 8);
+    cr_assert_eq(t.fetches_at_deliver, before, "no read-ahead right after a sink stopped mid-page");
+    spin(1);
+    f = only_fetch();
+    cr_assert_eq(f->after, 8);
+    before = db.fetches;
+    complete(fetch_index(), false); /* 9..12, and the last page was taken whole: read ahead */
+    cr_assert_eq(t.fetches_at_deliver, before + 1);
+    drain();
+    cr_assert_eq(t.n, 40);
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(t.got[i], i + 1);
 }
 
 Test(sink, acks_are_coalesced_one_write_in_flight_and_only_move_forward)

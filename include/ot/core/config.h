@@ -67,6 +67,7 @@ typedef struct {
 
     /* Event sinks (app/sink.h): what a full sink may hold before replaying */
     size_t sink_buffer_events, sink_buffer_bytes;
+    size_t sink_page_events; /* rows per replay query of order_events */
     /* The search endpoints (api/search.c) */
     uint32_t search_sla_s;       /* an order in a non-terminal status longer than this is "delayed" */
     uint32_t search_sla_status_s[4]; /* CREATED, ACCEPTED, PREPARED, SHIPPED; 0 = search_sla_s */

@@ -115,6 +115,8 @@ void ot_metrics_push_latency(uint64_t us);
 /* Index latency (event commit -> its documents acknowledged by Elasticsearch),
  * seconds, buckets 0.005..30. */
 void ot_metrics_index_latency(uint64_t us);
+/* Kafka relay: event commit -> its last delivery report, seconds, buckets 0.001..300. */
+void ot_metrics_relay_latency(uint64_t us);
 
 /* Event sinks (app/sink.h), labelled sink="<name>": a few per worker, each
  * named by the worker itself (the name is written before the slot is marked
