@@ -96,53 +96,78 @@ curl -sf -XPOST "$es/$prefix-events,$prefix-orders/_refresh" >/dev/null
 echo "indexed: $events events in $(( $(date +%s) - t0 )) s"
 serve $pg_srv
 
-read -r admin cust oid < <(/usr/bin/python3 - "$url" "$secret" <<'PY'
-import base64, hashlib, hmac, json, sys, time, psycopg2
-cur = psycopg2.connect(sys.argv[1]).cursor()
+# Each request kind as 200 variants (other days, customers, orders), taken in
+# turn: the same request again and again would be served from Elasticsearch's
+# shard request cache (aggregations) and measure nothing else.
+/usr/bin/python3 - "$url" "$secret" "$tmp" <<'PY'
+import base64, datetime, hashlib, hmac, json, random, sys, time, psycopg2
+url, secret, tmp = sys.argv[1:4]
+conn = psycopg2.connect(url); cur = conn.cursor(); rnd = random.Random(7)
 b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
 def tok(sub, role):
     h = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    p = b(json.dumps({"sub": sub, "role": role, "iat": int(time.time()), "exp": int(time.time()) + 7200}).encode())
-    return h + "." + p + "." + b(hmac.new(sys.argv[2].encode(), (h + "." + p).encode(), hashlib.sha256).digest())
+    p = b(json.dumps({"sub": str(sub), "role": role, "iat": int(time.time()), "exp": int(time.time()) + 7200}).encode())
+    return h + "." + p + "." + b(hmac.new(secret.encode(), (h + "." + p).encode(), hashlib.sha256).digest())
 cur.execute("INSERT INTO users (email, name, password_hash, role) VALUES ('scale-admin@example.com', 'Admin', 'x', 'ADMIN') RETURNING id")
-aid = cur.fetchone()[0]; cur.connection.commit()
-cur.execute("SELECT user_id FROM orders LIMIT 1"); uid = cur.fetchone()[0]
-cur.execute("SELECT order_id FROM order_events WHERE version = 3 LIMIT 1"); oid = cur.fetchone()[0]
-print(tok(str(aid), "ADMIN"), tok(str(uid), "CUSTOMER"), oid)
+admin = tok(cur.fetchone()[0], "ADMIN"); conn.commit()
+cur.execute("SELECT id FROM users WHERE role = 'CUSTOMER' ORDER BY random() LIMIT 200"); custs = [tok(u, "CUSTOMER") for (u,) in cur.fetchall()]
+cur.execute("SELECT id FROM orders ORDER BY random() LIMIT 200"); oids = [o for (o,) in cur.fetchall()]
+cur.execute("SELECT min(created_at)::date, max(created_at)::date - 31 FROM orders"); d0, d1 = cur.fetchone()
+def day(n=1):
+    d = d0 + datetime.timedelta(days=rnd.randrange(max(1, (d1 - d0).days)))
+    return "from=%sT00:00:00Z&to=%sT00:00:00Z" % (d, d + datetime.timedelta(days=n))
+kinds = {
+    "admin_first": [(admin, "/search/orders?limit=20")] * 200,
+    "admin_shipped_day": [(admin, "/search/orders?status=SHIPPED&" + day()) for _ in range(200)],
+    "cust_first": [(t, "/search/orders") for t in custs],
+    "history": [(admin, "/search/orders/%s/history" % o) for o in oids],
+    "analytics_day": [(admin, "/search/analytics?interval=hour&" + day()) for _ in range(200)],
+    "analytics_cust_year": [(t, "/search/analytics?interval=day&from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z") for t in custs],
+    "analytics_30d": [(admin, "/search/analytics?interval=day&" + day(30)) for _ in range(200)],
+}
+for k, v in kinds.items():
+    open("%s/%s.txt" % (tmp, k), "w").write("".join("%s %s\n" % (t, p) for t, p in v))
 PY
-)
-
-day='from=2026-06-01T00:00:00Z&to=2026-06-02T00:00:00Z'
-month='from=2026-06-01T00:00:00Z&to=2026-07-01T00:00:00Z'
-reqs=(
-  "admin|admin first page|/search/orders?limit=20"
-  "admin|admin SHIPPED, one day|/search/orders?status=SHIPPED&$day"
-  "cust|customer first page|/search/orders"
-  "admin|order history|/search/orders/$oid/history"
-  "admin|analytics one day hourly|/search/analytics?$day&interval=hour"
-  "cust|analytics customer, a year daily|/search/analytics?from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z&interval=day"
-  "admin|analytics 30 days daily|/search/analytics?$month&interval=day"
-)
-wrk_run() { # port token path -> "rps p50_ms p99_ms errors"
-  cat > "$tmp/h.lua" <<LUA
-wrk.headers["Authorization"] = "Bearer $2"
+cat > "$tmp/reqs.lua" <<'LUA'
+local reqs, i = {}, 0
+function init(args)
+  for line in io.lines(args[1]) do
+    local t, p = line:match("^(%S+) (%S+)$")
+    reqs[#reqs + 1] = wrk.format("GET", p, { Authorization = "Bearer " .. t })
+  end
+  i = math.random(#reqs)
+end
+function request()
+  i = i % #reqs + 1
+  return reqs[i]
+end
 LUA
-  local u="http://127.0.0.1:$1$3"
-  curl -sf -H "Authorization: Bearer $2" "$u" -o "$tmp/body.json" || { echo "0 0 0 curl-failed"; return; }
-  wrk -t2 -c"$conns" -d2s -s "$tmp/h.lua" "$u" >/dev/null  # warm-up (the node's JIT, caches)
-  local out; out=$(wrk -t2 -c"$conns" -d"${secs}s" --timeout 30s --latency -s "$tmp/h.lua" "$u")
+reqs=(
+  "admin_first|admin first page"
+  "admin_shipped_day|admin SHIPPED, a day (200 days)"
+  "cust_first|customer first page (200)"
+  "history|order history (200 orders)"
+  "analytics_day|analytics a day hourly (200 days)"
+  "analytics_cust_year|analytics customer year daily (200)"
+  "analytics_30d|analytics 30 days daily (200 ranges)"
+)
+wrk_run() { # port kind -> "rps p50_ms p99_ms errors"
+  local u="http://127.0.0.1:$1" f="$tmp/$2.txt" t p
+  read -r t p < "$f"
+  curl -sf -H "Authorization: Bearer $t" "$u$p" -o "$tmp/body.json" || { echo "0 0 0 curl-failed"; return; }
+  wrk -t2 -c"$conns" -d2s -s "$tmp/reqs.lua" "$u" -- "$f" >/dev/null  # warm-up (the node's JIT)
+  local out; out=$(wrk -t2 -c"$conns" -d"${secs}s" --timeout 30s --latency -s "$tmp/reqs.lua" "$u" -- "$f")
   local non2xx; non2xx=$(awk '/Non-2xx/ {print $NF} /Socket errors/ {print "socket:" $0}' <<<"$out" | tr '\n' ' ' | sed 's/ $//')
   awk -v e="${non2xx:-0}" 'function ms(v) { if (v ~ /us$/) {sub(/us/,"",v); return v/1000} if (v ~ /ms$/) {sub(/ms/,"",v); return v+0} sub(/s/,"",v); return v*1000 }
        /Requests\/sec/ {rps=$2} $1=="50%" {p50=ms($2)} $1=="99%" {p99=ms($2)} END {printf "%s %.1f %.1f %s\n", rps, p50, p99, e}' <<<"$out"
 }
-printf '%-36s %26s %26s %8s\n' "" "Elasticsearch rps/p50/p99" "PostgreSQL rps/p50/p99" "pg/es"
+printf '%-40s %26s %26s %8s\n' "" "Elasticsearch rps/p50/p99" "PostgreSQL rps/p50/p99" "pg/es"
 for r in "${reqs[@]}"; do
-  IFS='|' read -r who name path <<<"$r"
-  t=$admin; [ "$who" = cust ] && t=$cust
-  read -r er e50 e99 ee < <(wrk_run $es_srv "$t" "$path")
-  read -r pr p50 p99 pe < <(wrk_run $pg_srv "$t" "$path")
+  IFS='|' read -r kind name <<<"$r"
+  read -r er e50 e99 ee < <(wrk_run $es_srv "$kind")
+  read -r pr p50 p99 pe < <(wrk_run $pg_srv "$kind")
   ratio=$(python3 -c "print(round($p99 / $e99, 2) if $e99 > 0 else 'n/a')")
-  printf '%-36s %10s %7s %7s ms %10s %7s %7s ms %8s%s\n' "$name" "$er" "$e50" "$e99" "$pr" "$p50" "$p99" "$ratio" \
+  printf '%-40s %10s %7s %7s ms %10s %7s %7s ms %8s%s\n' "$name" "$er" "$e50" "$e99" "$pr" "$p50" "$p99" "$ratio" \
     "$([ "$ee" != 0 ] || [ "$pe" != 0 ] && echo "  (non-2xx: es $ee, pg $pe)")"
 done
 echo "($conns connections, ${secs} s each, 2 workers per server; load average $(cut -d' ' -f1-3 /proc/loadavg))"
