@@ -23,7 +23,10 @@ pg=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres)
 es_started=
 cleanup() {
   [ -n "${ot_pid:-}" ] && kill "$ot_pid" 2>/dev/null && wait "$ot_pid" 2>/dev/null || true
-  curl -s -XDELETE "$es/$prefix-*" >/dev/null 2>&1 || true
+  # By name: the node refuses wildcard DELETEs (destructive_requires_name),
+  # and indices left behind slowed every later run on the node.
+  local ix; ix=$(curl -s "$es/_cat/indices/$prefix-*?h=index" 2>/dev/null | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
+  [ -n "$ix" ] && curl -s -XDELETE "$es/$ix" >/dev/null 2>&1 || true
   curl -s -XDELETE "$es/_index_template/$prefix" >/dev/null 2>&1 || true
   "${pg[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   [ -n "$es_started" ] && ES_PORT=$es_port scripts/elasticsearch.sh stop >/dev/null 2>&1 || true
