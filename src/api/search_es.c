@@ -83,8 +83,12 @@ static void es_abort(ot_req *r)
  * every document's seq on every request (O(index): 340 ms p50 for a history
  * of three events at 2.3 million, scripts/bench-search-scale.sh), while the
  * range finds the few new ones through the points index. Seqs only grow; an
- * index that lost its newest documents (dropped, restored) shows nothing at
- * or above the floor, and the floor starts again from 0 (fresh_seq_of). */
+ * index that lost its newest documents shows nothing at or above the floor,
+ * and the floor starts again from 0 (fresh_seq_of). For analytics (no hits)
+ * it is an aggregation of its first search; for a list or a history it is a
+ * search of its own beside it in one _msearch, since an aggregation in the
+ * request turns off the sort's skipping of non-competitive documents (the
+ * first page of a million orders then sorted all of them: seconds). */
 static int fresh_member(ot_buf *b, int64_t floor)
 {
     return ot_buf_printf(b, "\"fresh\":{\"global\":{},\"aggs\":{\"f\":{\"filter\":{\"range\":{\"seq\":{\"gte\":%lld}}},"
@@ -92,15 +96,25 @@ static int fresh_member(ot_buf *b, int64_t floor)
                          (long long)floor);
 }
 
-static void send_search(es_ctx *c, const char *url, ot_buf *body, ot_curl_cb *cb)
+/* Analytics: body is its whole _msearch. A list or a history: body is one
+ * search of index <prefix>-<kind> (its object left open), sent with the
+ * freshness search of the same index. */
+static void send_search(es_ctx *c, const char *kind, ot_buf *body, ot_curl_cb *cb)
 {
     ot_req *r;
-    bool ndjson = url == E.msearch_url;
-    bool ok = ndjson || (ot_buf_append_str(body, ",\"aggs\":{") >= 0 &&
-                         fresh_member(body, url == E.orders_url ? E.floor_orders : E.floor_events) >= 0 &&
-                         ot_buf_append_str(body, "}}") >= 0);
-    c->creq = ok ? ot_curl_send(E.curl, "POST", url, ndjson ? "application/x-ndjson" : "application/json", body->data,
-                                body->len, cb, c)
+    ot_buf m = OT_BUF_INIT;
+    bool ok = true;
+    if (kind) {
+        int64_t floor = strcmp(kind, "orders") == 0 ? E.floor_orders : E.floor_events;
+        ok = ot_buf_printf(&m, "{\"index\":\"%s-%s\"}\n%.*s}\n{\"index\":\"%s-%s\"}\n"
+                               "{\"size\":0,\"track_total_hits\":false,\"query\":{\"range\":{\"seq\":{\"gte\":%lld}}},"
+                               "\"aggs\":{\"seq\":{\"max\":{\"field\":\"seq\"}}}}\n",
+                           E.prefix, kind, (int)body->len, body->data ? body->data : "", E.prefix, kind,
+                           (long long)floor) >= 0;
+        ot_buf_free(body);
+        *body = m;
+    }
+    c->creq = ok ? ot_curl_send(E.curl, "POST", E.msearch_url, "application/x-ndjson", body->data, body->len, cb, c)
                  : NULL;
     ot_buf_free(body);
     if (!c->creq) {
@@ -205,12 +219,13 @@ static double num_of(const ot_json *d, int t, bool *ok)
 
 /* The highest seq response `root`'s index shows (a double in the answer,
  * "123.0", exact below 2^53), raising *floor to it; 0 when empty, and then
- * the floor goes back to 0 (nothing at or above it any more). */
-static int64_t fresh_seq_of(const ot_json *d, int root, int64_t *floor)
+ * the floor goes back to 0 (nothing at or above it any more). `own`: root is
+ * the freshness search itself, else a search carrying fresh_member. */
+static int64_t fresh_seq_of(const ot_json *d, int root, bool own, int64_t *floor)
 {
-    static const char *const path[] = { "fresh", "f", "seq", "value" };
+    static const char *const member[] = { "fresh", "f", "seq", "value" };
     bool ok;
-    double v = num_of(d, agg_at(d, root, path, 4), &ok);
+    double v = num_of(d, own ? agg_at(d, root, member + 2, 2) : agg_at(d, root, member, 4), &ok);
     int64_t seq = ok ? (int64_t)v : 0;
     *floor = seq;
     return seq;
@@ -223,12 +238,12 @@ static void put_field(ot_jw *w, const ot_json *d, int src, const char *key)
     ot_jw_raw(w, v >= 0 ? ot_json_raw_value(d, v) : ot_str_c("null"));
 }
 
-static void put_fresh_close(ot_jw *w, const ot_json *d, int64_t *floor)
+static void put_fresh_close(ot_jw *w, const ot_json *d, int root, int64_t *floor)
 {
     ot_jw_key(w, "freshness");
     ot_jw_obj_open(w);
     ot_jw_key(w, "seq");
-    ot_jw_int(w, fresh_seq_of(d, 0, floor));
+    ot_jw_int(w, fresh_seq_of(d, root, true, floor));
     ot_jw_obj_close(w);
     ot_jw_obj_close(w);
 }
@@ -241,7 +256,7 @@ static void orders_cb(void *data, const ot_curl_result *res)
 {
     es_ctx k;
     es_doc a;
-    ot_req *r = es_answer(data, res, &a, 0, &k);
+    ot_req *r = es_answer(data, res, &a, 2, &k);
     if (!r)
         return;
     const ot_json d = a.d;
@@ -292,7 +307,7 @@ static void orders_cb(void *data, const ot_curl_result *res)
         ot_jw_str(&w, ot_str_make(enc, el));
     else
         ot_jw_null(&w);
-    put_fresh_close(&w, &d, &E.floor_orders);
+    put_fresh_close(&w, &d, a.resp[1], &E.floor_orders);
     free(a.heap);
     if (!ok) {
         ot_buf_free(&b);
@@ -340,7 +355,7 @@ void ot_search_es_orders(ot_req *r, const ot_search_es_orders_q *q)
         ot_respond_error(ot_api_finish(c), 500, "internal", "out of memory");
         return;
     }
-    send_search(c, E.orders_url, &body, orders_cb);
+    send_search(c, "orders", &body, orders_cb);
 }
 
 /* ---- GET /search/orders/:id/history ---- */
@@ -349,7 +364,7 @@ static void history_cb(void *data, const ot_curl_result *res)
 {
     es_ctx k;
     es_doc a;
-    ot_req *r = es_answer(data, res, &a, 0, &k);
+    ot_req *r = es_answer(data, res, &a, 2, &k);
     if (!r)
         return;
     const ot_json d = a.d;
@@ -391,7 +406,7 @@ static void history_cb(void *data, const ot_curl_result *res)
     ot_jw_arr_close(&w);
     ot_jw_key(&w, "truncated");
     ot_jw_bool(&w, n > max);
-    put_fresh_close(&w, &d, &E.floor_events);
+    put_fresh_close(&w, &d, a.resp[1], &E.floor_events);
     free(a.heap);
     ot_api_respond_built(r, &w, &b);
 }
@@ -417,7 +432,7 @@ void ot_search_es_history(ot_req *r, const char *id, int max)
         ot_respond_error(ot_api_finish(c), 500, "internal", "out of memory");
         return;
     }
-    send_search(c, E.events_url, &body, history_cb);
+    send_search(c, "events", &body, history_cb);
 }
 
 /* ---- GET /search/analytics ---- */
@@ -627,7 +642,7 @@ static void analytics_cb(void *data, const ot_curl_result *res)
     ot_jw_key(&w, "freshness");
     ot_jw_obj_open(&w);
     ot_jw_key(&w, "seq");
-    ot_jw_int(&w, fresh_seq_of(d, a.resp[0], &E.floor_orders));
+    ot_jw_int(&w, fresh_seq_of(d, a.resp[0], false, &E.floor_orders));
     ot_jw_obj_close(&w);
     ot_jw_obj_close(&w);
     free(a.heap);
@@ -705,5 +720,5 @@ void ot_search_es_analytics(ot_req *r, const ot_search_es_analytics_q *q)
         ot_respond_error(ot_api_finish(c), 500, "internal", "out of memory");
         return;
     }
-    send_search(c, E.msearch_url, &b, analytics_cb);
+    send_search(c, NULL, &b, analytics_cb);
 }
