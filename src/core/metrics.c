@@ -403,6 +403,22 @@ static int histogram(ot_buf *out, const char *name, const char *labels, const bo
     return rc ? OT_ERR : OT_OK;
 }
 
+/* One histogram family with a series per worker (label worker="i"), its
+ * buckets and sum at these offsets of the slot. */
+static int worker_histogram(ot_buf *out, int nw, const char *name, const char *help, const bound *b, int nb,
+                            size_t buckets_off, size_t sum_off)
+{
+    int rc = family_head(out, name, help, "histogram");
+    for (int w = 0; w < nw; w++) {
+        const char *sl = (const char *)&g.slots[w];
+        char labels[32];
+        snprintf(labels, sizeof labels, "worker=\"%d\"", w);
+        rc |= histogram(out, name, labels, b, nb, (const uint64_t *)(sl + buckets_off),
+                        (const uint64_t *)(sl + sum_off));
+    }
+    return rc;
+}
+
 static uint64_t route_requests(const route_stats *r)
 {
     uint64_t n = 0;
@@ -580,34 +596,15 @@ int ot_metrics_render(ot_buf *out)
                             NHB, rs->lat_buckets, &rs->lat_sum_us);
         }
 
-    rc |= family_head(out, "ordertrack_ws_push_latency_seconds",
-                      "Time from event commit to its WebSocket frame being written.", "histogram");
-    for (int w = 0; w < nw; w++) {
-        char labels[32];
-        snprintf(labels, sizeof labels, "worker=\"%d\"", w);
-        rc |= histogram(out, "ordertrack_ws_push_latency_seconds", labels, push_bounds, NPB,
-                        g.slots[w].push_buckets, &g.slots[w].push_sum_us);
-    }
-
-    rc |= family_head(out, "ordertrack_search_index_latency_seconds",
-                      "Time from event commit to its documents acknowledged by Elasticsearch (_bulk answer).",
-                      "histogram");
-    for (int w = 0; w < nw; w++) {
-        char labels[32];
-        snprintf(labels, sizeof labels, "worker=\"%d\"", w);
-        rc |= histogram(out, "ordertrack_search_index_latency_seconds", labels, index_bounds, NIB,
-                        g.slots[w].index_buckets, &g.slots[w].index_sum_us);
-    }
-
-    rc |= family_head(out, "ordertrack_relay_publish_latency_seconds",
-                      "Time from an event's commit (its created_at) to the last of its Kafka delivery reports.",
-                      "histogram");
-    for (int w = 0; w < nw; w++) {
-        char labels[32];
-        snprintf(labels, sizeof labels, "worker=\"%d\"", w);
-        rc |= histogram(out, "ordertrack_relay_publish_latency_seconds", labels, relay_bounds, NRB,
-                        g.slots[w].relay_buckets, &g.slots[w].relay_sum_us);
-    }
+    rc |= worker_histogram(out, nw, "ordertrack_ws_push_latency_seconds",
+                           "Time from event commit to its WebSocket frame being written.", push_bounds, NPB,
+                           offsetof(slot, push_buckets), offsetof(slot, push_sum_us));
+    rc |= worker_histogram(out, nw, "ordertrack_search_index_latency_seconds",
+                           "Time from event commit to its documents acknowledged by Elasticsearch (_bulk answer).",
+                           index_bounds, NIB, offsetof(slot, index_buckets), offsetof(slot, index_sum_us));
+    rc |= worker_histogram(out, nw, "ordertrack_relay_publish_latency_seconds",
+                           "Time from an event's commit (its created_at) to the last of its Kafka delivery reports.",
+                           relay_bounds, NRB, offsetof(slot, relay_buckets), offsetof(slot, relay_sum_us));
 
     rc |= sink_family(out, "ordertrack_sink_position", "Every event seq at or below it was handed to the sink.",
                       true, offsetof(sink_stats, position));
