@@ -18,7 +18,7 @@
 
 static struct {
     ot_curl *curl;
-    char orders_url[URL_MAX], events_url[URL_MAX], msearch_url[URL_MAX];
+    char msearch_url[URL_MAX];
     char prefix[80];
     /* The highest seq each index showed this worker: freshness is looked
      * for at or above it (see fresh_member). */
@@ -42,8 +42,6 @@ int ot_search_es_setup(ot_loop *loop, const ot_config *cfg)
     while (ul > 0 && cfg->elasticsearch_url[ul - 1] == '/')
         ul--;
     const char *p = cfg->es_index_prefix ? cfg->es_index_prefix : "ordertrack";
-    snprintf(E.orders_url, sizeof E.orders_url, "%.*s/%s-orders/_search", (int)ul, cfg->elasticsearch_url, p);
-    snprintf(E.events_url, sizeof E.events_url, "%.*s/%s-events/_search", (int)ul, cfg->elasticsearch_url, p);
     snprintf(E.msearch_url, sizeof E.msearch_url, "%.*s/_msearch", (int)ul, cfg->elasticsearch_url);
     snprintf(E.prefix, sizeof E.prefix, "%s", p);
     return 0;
