@@ -2,6 +2,8 @@
 # A single-node Apache Kafka (KRaft, broker+controller in one JVM) for tests and
 # development, on 127.0.0.1 only.
 #   scripts/kafka.sh start|stop|status|fetch
+#   scripts/kafka.sh offsets GROUP   a consumer group's committed offsets, one
+#                                 "topic partition offset" line each (the broker's own tool)
 # Kafka is not packaged in Debian: its jars come from Maven Central on the first
 # run into a cache outside the checkout (see docs/SERVICES.md for the layout).
 #   KAFKA_PORT (9092)             client listener
@@ -220,10 +222,21 @@ status() {
   return 1
 }
 
+# The broker's own view of a group (what a restarted member resumes from),
+# independent of the client under test.
+offsets() {
+  local group=${1:-}
+  [ -n "$group" ] || die "usage: $0 offsets GROUP"
+  kafka_java -Dlog4j2.level=error org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+    --bootstrap-server "127.0.0.1:$port" --describe --offsets --group "$group" 2>/dev/null |
+    awk -v g="$group" '$1 == g && $4 ~ /^[0-9]+$/ { print $2, $3, $4 }'
+}
+
 case "${1:-}" in
   start) start ;;
+  offsets) offsets "${2:-}" ;;
   stop) stop ;;
   status) status ;;
   fetch) fetch ;;
-  *) echo "usage: $0 start|stop|status|fetch" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|fetch|offsets GROUP" >&2; exit 2 ;;
 esac

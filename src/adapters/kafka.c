@@ -313,6 +313,11 @@ ot_kafka *ot_kafka_consumer_new(ot_loop *loop, const ot_kafka_consumer_config *c
         set(conf, "fetch.wait.max.ms", "100", err, errlen) ||
         set(conf, "statistics.interval.ms", stats, err, errlen))
         return kafka_fail(k, conf);
+    char kb[24];
+    snprintf(kb, sizeof kb, "%u", cfg->queue_max_kbytes);
+    if ((cfg->queue_max_kbytes && set(conf, "queued.max.messages.kbytes", kb, err, errlen)) ||
+        (cfg->instance_id && set(conf, "group.instance.id", cfg->instance_id, err, errlen)))
+        return kafka_fail(k, conf);
     if (cfg->stats_interval_ms)
         rd_kafka_conf_set_stats_cb(conf, on_stats);
     k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
@@ -343,6 +348,19 @@ int ot_kafka_store_offset(ot_kafka *k, const char *topic, int32_t partition, int
     rd_kafka_topic_partition_list_destroy(l);
     /* A partition revoked meanwhile refuses: its next owner re-reads a little. */
     return e ? OT_ERR : OT_OK;
+}
+
+void ot_kafka_pause(ot_kafka *k, bool pause)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (!k->consumer || rd_kafka_assignment(k->rk, &l) || !l) {
+        if (l)
+            rd_kafka_topic_partition_list_destroy(l);
+        return;
+    }
+    if (l->cnt > 0)
+        (void)(pause ? rd_kafka_pause_partitions(k->rk, l) : rd_kafka_resume_partitions(k->rk, l));
+    rd_kafka_topic_partition_list_destroy(l);
 }
 
 bool ot_kafka_msg_header(const ot_kafka_msg *m, const char *name, ot_str *out)

@@ -23,7 +23,7 @@
  * client can read, and tails now carry the NOTIFY traffic too. 32 events of a
  * few KB stay well under a socket's queue cap (--ws-max-queue) even when the
  * kernel buffer is busy; the round trip between pages paces the flow. */
-#define OT_EV_PAGE 32
+#define OT_EV_PAGE OT_EVENTS_TAIL_PAGE
 #define OT_EV_PAGE_STR "32"
 /* Safety-net poll while idle: catches a writer that died between COMMIT and
  * its Redis publish, or anything else no notification announced. */
@@ -146,15 +146,8 @@ static ot_str col(const PGresult *res, int row, int c)
     return ot_str_make(PQgetvalue(res, row, c), (size_t)PQgetlength(res, row, c));
 }
 
-static void on_tail(void *data, int status, PGresult *res)
+int ot_events_tail_feed(ot_evseq *s, const PGresult *res, void (*each)(void *data, const ot_event *ev), void *data)
 {
-    ot_events *e = data;
-    e->q = NULL;
-    e->tail_inflight = false;
-    if (status != OT_PG_OK) {
-        schedule_tail(e, 500); /* the pool reconnects; retry then */
-        return;
-    }
     uint64_t now = ot_now_us();
     int rows = PQntuples(res), got = 0;
     uint64_t xmin = 0, xid = 0;
@@ -180,10 +173,25 @@ static void on_tail(void *data, int status, PGresult *res)
             .json = col(res, i, 3),
             .seen_us = now,
         };
-        feed(e, &ev);
+        each(data, &ev);
+    }
+    ot_evseq_tail_done(s, xmin, xid, max_row);
+    return got;
+}
+
+static void feed_cb(void *data, const ot_event *ev) { feed(data, ev); }
+
+static void on_tail(void *data, int status, PGresult *res)
+{
+    ot_events *e = data;
+    e->q = NULL;
+    e->tail_inflight = false;
+    if (status != OT_PG_OK) {
+        schedule_tail(e, 500); /* the pool reconnects; retry then */
+        return;
     }
     uint64_t skipped = e->seq.gaps_skipped;
-    ot_evseq_tail_done(&e->seq, xmin, xid, max_row);
+    int got = ot_events_tail_feed(&e->seq, res, feed_cb, e);
     ot_sinks_advance(&e->sinks, e->seq.next);
     if (e->seq.gaps_skipped != skipped)
         ot_metrics_inc(OT_C_EVENTS_GAPS_SKIPPED, e->seq.gaps_skipped - skipped);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ot/adapters/curl.h"
+#include "ot/app/search_feed.h"
 #include "ot/app/sink.h"
 #include "ot/codec/iso8601.h"
 #include "ot/codec/json.h"
@@ -89,7 +90,10 @@ struct ot_indexer {
     ot_events *events;
     ot_pg *pg;
     ot_curl *curl;
+    /* The input: the event reader's durable sink, or in Kafka mode the
+     * ordertrack-search consumer (search_feed.h). */
     ot_sink *sink;
+    ot_search_feed *kfeed;
     char base[URL_MAX];
     char prefix[OT_ES_PREFIX_MAX];
     int setup;
@@ -276,9 +280,12 @@ static void complete(ot_indexer *ix)
     ot_backoff_reset(&ix->bo);
     if (ix->sink)
         ot_sink_ack(ix->sink, last);
-    if (ix->sink_full && ix->sink) {
+    ot_search_feed_ack(ix->kfeed, last);
+    if (ix->sink_full) {
         ix->sink_full = false;
-        ot_sink_wake(ix->sink);
+        if (ix->sink)
+            ot_sink_wake(ix->sink);
+        ot_search_feed_wake(ix->kfeed);
     }
     /* A full next batch goes at once; a partial one when its timer fires. */
     if (ix->fill.n >= ix->cfg->es_bulk_max_events || ix->fill.arena.len >= ix->cfg->es_bulk_max_bytes)
@@ -585,7 +592,7 @@ static void on_retry(ot_loop *loop, ot_timer *t)
     ot_indexer *ix = t->data;
     if (ix->setup != S_DONE)
         setup_step(ix);
-    else if (!ix->sink)
+    else if (!ix->sink && !ix->kfeed)
         add_sink(ix);
     else
         fly_step(ix);
@@ -675,11 +682,16 @@ static const ot_sink_ops indexer_sink_ops = { .deliver = indexer_deliver };
 
 static void add_sink(ot_indexer *ix)
 {
-    if (ix->sink)
+    if (ix->sink || ix->kfeed)
         return;
-    ix->sink = ot_events_add_sink(ix->events, OT_INDEXER_SINK, &indexer_sink_ops, ix, true);
-    if (!ix->sink) {
-        ot_logf(OT_LOG_ERROR, "indexer: cannot add the event sink; retrying");
+    if (ix->cfg->kafka_brokers) {
+        static const ot_search_feed_ops feed_ops = { .deliver = indexer_deliver };
+        ix->kfeed = ot_search_feed_new(ix->loop, ix->cfg, ix->pg, ix->events, &feed_ops, ix);
+    } else {
+        ix->sink = ot_events_add_sink(ix->events, OT_INDEXER_SINK, &indexer_sink_ops, ix, true);
+    }
+    if (!ix->sink && !ix->kfeed) {
+        ot_logf(OT_LOG_ERROR, "indexer: cannot set up its input; retrying");
         retry_later(ix, PG_RETRY_MS);
     }
 }
@@ -781,6 +793,7 @@ void ot_indexer_free(ot_indexer *ix)
         ot_pg_cancel(ix->fill_q);
     if (ix->sink)
         ot_sink_remove(ix->sink);
+    ot_search_feed_free(ix->kfeed);
     if (ix->req)
         ot_curl_cancel(ix->req);
     if (ix->pq)
@@ -795,14 +808,20 @@ void ot_indexer_free(ot_indexer *ix)
 bool ot_indexer_ready(void *data)
 {
     ot_indexer *ix = data;
-    return ix->setup == S_DONE && ix->sink && ix->es_up;
+    return ix->setup == S_DONE && (ix->sink || ix->kfeed) && ix->es_up;
 }
+
+bool ot_indexer_uses_kafka(const ot_indexer *ix) { return ix && ix->cfg->kafka_brokers; }
+
+bool ot_indexer_kafka_ready(void *data) { return ot_search_feed_up(((ot_indexer *)data)->kfeed); }
 
 void ot_indexer_sample(void *data)
 {
     ot_indexer *ix = data;
     int64_t top = ot_events_watermark(ix->events) - 1;
-    int64_t acked = ix->sink ? ot_sink_acked(ix->sink) : 0;
+    int64_t acked = ix->sink ? ot_sink_acked(ix->sink) : ot_search_feed_acked(ix->kfeed);
+    if (ix->kfeed)
+        ot_search_feed_sample(ix->kfeed);
     /* Before the sink loads its cursor, acked is 0: the gauge then shows the
      * whole log, which is what is unindexed as far as this worker knows. */
     ot_metrics_set(OT_G_SEARCH_BACKLOG, top > acked ? top - acked : 0);

@@ -19,12 +19,6 @@
 /* Partitions tracked for offset storing; the topic has --kafka-partitions. */
 #define OT_FEED_MAX_PARTITIONS 10000
 
-typedef struct {
-    int64_t offset; /* the last message received */
-    int64_t seq;    /* its event's seq (0: nothing to deliver) */
-    bool due;       /* received, offset not stored yet */
-} part;
-
 struct ot_kafka_feed {
     ot_loop *loop;
     const ot_config *cfg;
@@ -32,12 +26,8 @@ struct ot_kafka_feed {
     ot_kafka *k;
     char topic[OT_FEED_NAME_MAX], group[OT_FEED_NAME_MAX];
     bool up;
-    part *parts;
-    size_t nparts;
-    uint8_t mac_key[OT_EVENT_MAC_KEY_LEN];
-    bool have_key;
-    char *buf; /* the envelope rebuilt for ot_event_open */
-    size_t bufcap;
+    ot_kafka_parts parts;
+    ot_kafka_seal seal;
     uint64_t rejected;
 };
 
@@ -53,41 +43,71 @@ static void set_up(ot_kafka_feed *f, bool up, const char *why)
     ot_events_want_listen(f->events, OT_EV_LISTEN_FEED_DOWN, !up);
 }
 
-static part *part_of(ot_kafka_feed *f, int32_t p)
+ot_kafka_part *ot_kafka_part_of(ot_kafka_parts *t, int32_t p)
 {
     if (p < 0 || p >= OT_FEED_MAX_PARTITIONS)
         return NULL;
-    if ((size_t)p >= f->nparts) {
+    if ((size_t)p >= t->n) {
         size_t n = (size_t)p + 1;
-        part *np = realloc(f->parts, n * sizeof(*np));
+        ot_kafka_part *np = realloc(t->p, n * sizeof(*np));
         if (!np)
             return NULL;
-        memset(np + f->nparts, 0, (n - f->nparts) * sizeof(*np));
-        f->parts = np;
-        f->nparts = n;
+        memset(np + t->n, 0, (n - t->n) * sizeof(*np));
+        t->p = np;
+        t->n = n;
     }
-    return &f->parts[p];
+    return &t->p[p];
 }
 
-/* The value, if its seal (the relay's header) is genuine; else false. */
-static bool unseal(ot_kafka_feed *f, const ot_kafka_msg *m, ot_str *json)
+void ot_kafka_part_received(ot_kafka_part *p, int64_t offset, int64_t seq)
+{
+    p->offset = offset;
+    p->seq = !p->due || seq > p->seq ? seq : p->seq;
+    p->due = true;
+}
+
+void ot_kafka_parts_store(ot_kafka_parts *t, ot_kafka *k, const char *topic, int64_t done)
+{
+    for (size_t i = 0; k && i < t->n; i++) {
+        ot_kafka_part *p = &t->p[i];
+        if (p->due && p->seq < done) {
+            ot_kafka_store_offset(k, topic, (int32_t)i, p->offset);
+            p->due = false;
+        }
+    }
+}
+
+void ot_kafka_seal_init(ot_kafka_seal *s, const ot_config *cfg)
+{
+    memset(s, 0, sizeof *s);
+    s->have_key = cfg->jwt_secret && ot_event_mac_key(ot_str_c(cfg->jwt_secret), s->key) == 0;
+}
+
+void ot_kafka_seal_free(ot_kafka_seal *s)
+{
+    free(s->buf);
+    s->buf = NULL;
+    s->cap = 0;
+}
+
+bool ot_kafka_unseal(ot_kafka_seal *s, const ot_kafka_msg *m, ot_str *json)
 {
     ot_str mac;
-    if (!f->have_key || !ot_kafka_msg_header(m, OT_EVENT_SEAL_HEADER, &mac) || mac.len != OT_EVENT_SEAL_HEX)
+    if (!s->have_key || !ot_kafka_msg_header(m, OT_EVENT_SEAL_HEADER, &mac) || mac.len != OT_EVENT_SEAL_HEX)
         return false;
     size_t need = m->value.len + OT_EVENT_SEAL_OVERHEAD;
-    if (need > f->bufcap) {
-        char *b = realloc(f->buf, need);
+    if (need > s->cap) {
+        char *b = realloc(s->buf, need);
         if (!b)
             return false;
-        f->buf = b;
-        f->bufcap = need;
+        s->buf = b;
+        s->cap = need;
     }
-    memcpy(f->buf, "ot1:", 4);
-    memcpy(f->buf + 4, mac.base, OT_EVENT_SEAL_HEX);
-    f->buf[4 + OT_EVENT_SEAL_HEX] = ':';
-    memcpy(f->buf + OT_EVENT_SEAL_OVERHEAD, m->value.base, m->value.len);
-    return ot_event_open(f->mac_key, ot_str_c(OT_EVENT_KAFKA_CHANNEL), ot_str_make(f->buf, need), json) == 0;
+    memcpy(s->buf, "ot1:", 4);
+    memcpy(s->buf + 4, mac.base, OT_EVENT_SEAL_HEX);
+    s->buf[4 + OT_EVENT_SEAL_HEX] = ':';
+    memcpy(s->buf + OT_EVENT_SEAL_OVERHEAD, m->value.base, m->value.len);
+    return ot_event_open(s->key, ot_str_c(OT_EVENT_KAFKA_CHANNEL), ot_str_make(s->buf, need), json) == 0;
 }
 
 static void on_message(void *data, const ot_kafka_msg *m)
@@ -98,7 +118,7 @@ static void on_message(void *data, const ot_kafka_msg *m)
     ot_metrics_inc(OT_C_KAFKA_FEED_CONSUMED, 1);
     /* A message proves the group is up, before the next statistics say so. */
     set_up(f, true, NULL);
-    part *p = part_of(f, m->partition);
+    ot_kafka_part *p = ot_kafka_part_of(&f->parts, m->partition);
     ot_str json;
     int64_t seq = 0;
     int rc;
@@ -111,7 +131,7 @@ static void on_message(void *data, const ot_kafka_msg *m)
     if (ot_event_peek_seq(m->value, &seq) == 0 && seq < ot_events_watermark(f->events))
         rc = 0;
     else
-        rc = unseal(f, m, &json) ? ot_events_feed_kafka(f->events, json, &seq) : OT_ERR;
+        rc = ot_kafka_unseal(&f->seal, m, &json) ? ot_events_feed_kafka(f->events, json, &seq) : OT_ERR;
     if (rc == OT_ERR) {
         seq = 0; /* nothing to wait for: done with it */
         uint64_t n = ++f->rejected;
@@ -122,28 +142,15 @@ static void on_message(void *data, const ot_kafka_msg *m)
     } else {
         ot_metrics_inc(rc == 1 ? OT_C_KAFKA_FEED_FRESH : OT_C_KAFKA_FEED_DUPLICATES, 1);
     }
-    if (p) {
-        p->offset = m->offset;
-        /* A partition's messages come in seq order (the relay publishes in
-         * seq order; a republished copy is lower and already delivered), so
-         * the last one's seq covers the earlier ones. */
-        p->seq = seq;
-        p->due = true;
-    }
+    if (p)
+        ot_kafka_part_received(p, m->offset, seq);
 }
 
 /* Store each partition's offset once the reader has delivered its last
  * message's event (the watermark is past its seq). */
 static void store_offsets(ot_kafka_feed *f)
 {
-    int64_t wm = ot_events_watermark(f->events);
-    for (size_t i = 0; i < f->nparts; i++) {
-        part *p = &f->parts[i];
-        if (p->due && p->seq < wm) {
-            ot_kafka_store_offset(f->k, f->topic, (int32_t)i, p->offset);
-            p->due = false;
-        }
-    }
+    ot_kafka_parts_store(&f->parts, f->k, f->topic, ot_events_watermark(f->events));
 }
 
 static void on_drained(void *data) { store_offsets(data); }
@@ -175,10 +182,10 @@ static bool stats_up(const ot_json *d)
 /* topics.<topic>.partitions.<p>.consumer_lag: the partition's end minus
  * the group's committed offset (-1 while unknown). "-1" is librdkafka's
  * internal unassigned partition. */
-static void stats_lag(const ot_kafka_feed *f, const ot_json *d)
+static void stats_lag(const char *topic, int slot, const ot_json *d)
 {
     int tp = ot_json_obj_get(d, 0, "topics");
-    int t = tp >= 0 ? ot_json_obj_get(d, tp, f->topic) : -1;
+    int t = tp >= 0 ? ot_json_obj_get(d, tp, topic) : -1;
     int ps = t >= 0 ? ot_json_obj_get(d, t, "partitions") : -1;
     if (ps < 0 || !ot_json_is_obj(d, ps))
         return;
@@ -197,22 +204,28 @@ static void stats_lag(const ot_kafka_feed *f, const ot_json *d)
             continue;
         if (ot_json_get_int64(d, ot_json_obj_get(d, kt + 1, "consumer_lag"), &lag) < 0)
             lag = -1;
-        ot_metrics_kafka_lag((int)p, lag);
+        ot_metrics_kafka_lag(slot, (int)p, lag);
     }
+}
+
+bool ot_kafka_stats(ot_str json, const char *topic, int lag_slot)
+{
+    ot_json d;
+    ot_json_tok stack[512], *heap = NULL;
+    if (ot_json_parse_grow(&d, json.base, json.len, stack, OT_ARRAY_LEN(stack), &heap) < 0) {
+        free(heap);
+        return false;
+    }
+    bool up = stats_up(&d);
+    stats_lag(topic, lag_slot, &d);
+    free(heap);
+    return up;
 }
 
 static void on_stats(void *data, ot_str json)
 {
     ot_kafka_feed *f = data;
-    ot_json d;
-    ot_json_tok stack[512], *heap = NULL;
-    if (ot_json_parse_grow(&d, json.base, json.len, stack, OT_ARRAY_LEN(stack), &heap) < 0) {
-        free(heap);
-        return;
-    }
-    set_up(f, stats_up(&d), "the group is not steady or no broker is up");
-    stats_lag(f, &d);
-    free(heap);
+    set_up(f, ot_kafka_stats(json, f->topic, OT_LAG_WS), "the group is not steady or no broker is up");
 }
 
 static void on_down(void *data, const char *why)
@@ -230,7 +243,7 @@ ot_kafka_feed *ot_kafka_feed_new(ot_loop *loop, const ot_config *cfg, ot_events 
     f->loop = loop;
     f->cfg = cfg;
     f->events = events;
-    f->have_key = cfg->jwt_secret && ot_event_mac_key(ot_str_c(cfg->jwt_secret), f->mac_key) == 0;
+    ot_kafka_seal_init(&f->seal, cfg);
     const char *prefix = cfg->kafka_topic_prefix ? cfg->kafka_topic_prefix : "";
     char host[128] = "";
     if (gethostname(host, sizeof host - 1) < 0 || !host[0])
@@ -244,7 +257,7 @@ ot_kafka_feed *ot_kafka_feed_new(ot_loop *loop, const ot_config *cfg, ot_events 
     static const ot_kafka_consumer_ops ops = { .message = on_message, .drained = on_drained, .stats = on_stats,
                                                .down = on_down };
     char err[512];
-    ot_metrics_kafka_group(f->group);
+    ot_metrics_kafka_group(OT_LAG_WS, f->group);
     f->k = ot_kafka_consumer_new(loop, &kc, &ops, f, err, sizeof err);
     if (!f->k) {
         ot_logf(OT_LOG_ERROR, "kafka feed: %s", err);
@@ -260,8 +273,8 @@ void ot_kafka_feed_free(ot_kafka_feed *f)
         return;
     store_offsets(f);
     ot_kafka_free(f->k); /* leaves the group and commits on the work pool */
-    free(f->parts);
-    free(f->buf);
+    free(f->parts.p);
+    ot_kafka_seal_free(&f->seal);
     free(f);
 }
 

@@ -325,6 +325,10 @@ int ot_app_start(ot_worker *w)
     if (app->indexer)
         ot_services_add(&w->services, &(ot_service){ .name = "elasticsearch", .data = app->indexer,
                                                      .ready = ot_indexer_ready, .sample = ot_indexer_sample });
+    /* Not required either: the indexer then reads PostgreSQL at tail pace. */
+    if (ot_indexer_uses_kafka(app->indexer))
+        ot_services_add(&w->services, &(ot_service){ .name = "kafka-search", .data = app->indexer,
+                                                     .ready = ot_indexer_kafka_ready });
     /* Not required either: without it pushes follow the PostgreSQL tail. */
     if (app->feed)
         ot_services_add(&w->services, &(ot_service){ .name = "kafka-feed", .data = app->feed,

@@ -175,6 +175,19 @@ static const struct {
                                      KIND_COUNTER },
     [OT_C_KAFKA_FEED_REJECTED] = { "ordertrack_kafka_feed_rejected_total",
                                    "Consumed messages dropped: no valid seal, or not an event.", KIND_COUNTER },
+    [OT_G_SEARCH_FEED_UP] = { "ordertrack_search_feed_up",
+                              "1 while the search indexer's Kafka consumer has its partitions.", KIND_GAUGE },
+    [OT_C_SEARCH_FEED_CONSUMED] = { "ordertrack_search_feed_consumed_total",
+                                    "Messages of order.events received by the search indexer's consumer.",
+                                    KIND_COUNTER },
+    [OT_C_SEARCH_FEED_DUPLICATES] = { "ordertrack_search_feed_duplicates_total",
+                                      "Consumed events already handed to the indexer (dropped).", KIND_COUNTER },
+    [OT_C_SEARCH_FEED_REJECTED] = { "ordertrack_search_feed_rejected_total",
+                                    "Consumed messages dropped by the indexer's consumer: no valid seal, or not an "
+                                    "event.", KIND_COUNTER },
+    [OT_C_SEARCH_FEED_FILLED] = { "ordertrack_search_feed_filled_total",
+                                  "Events the indexer's consumer read from PostgreSQL to fill a gap Kafka left.",
+                                  KIND_COUNTER },
 };
 
 typedef struct {
@@ -208,7 +221,7 @@ typedef struct {
     uint64_t relay_buckets[NRB];
     route_stats routes[OT_METRICS_MAX_ROUTES + 1]; /* [nroutes] = unmatched */
     sink_stats sinks[OT_METRICS_MAX_SINKS];
-    lag_stats lag;
+    lag_stats lag[OT_METRICS_LAG_GROUPS];
 } slot;
 
 struct ot_metrics {
@@ -292,9 +305,11 @@ void ot_metrics_worker(int idx)
         if (metric_defs[i].kind == KIND_GAUGE || metric_defs[i].kind == KIND_GAUGE_MILLI)
             put(&g.self->vals[i], 0);
     /* The lag described the dead process's group. */
-    __atomic_store_n(&g.self->lag.used, 0, __ATOMIC_RELEASE);
-    for (int i = 0; i < OT_METRICS_MAX_LAG_PARTITIONS; i++)
-        put(&g.self->lag.lag[i], 0);
+    for (int l = 0; l < OT_METRICS_LAG_GROUPS; l++) {
+        __atomic_store_n(&g.self->lag[l].used, 0, __ATOMIC_RELEASE);
+        for (int i = 0; i < OT_METRICS_MAX_LAG_PARTITIONS; i++)
+            put(&g.self->lag[l].lag[i], 0);
+    }
     bump(&g.self->starts, 1);
 }
 
@@ -460,21 +475,22 @@ void ot_metrics_sink_set(int idx, const ot_metrics_sink_vals *v)
     bump(&st->fallbacks, v->fallbacks);
 }
 
-void ot_metrics_kafka_group(const char *group)
+void ot_metrics_kafka_group(int which, const char *group)
 {
-    if (!g.self || !group)
+    if (!g.self || !group || which < 0 || which >= OT_METRICS_LAG_GROUPS)
         return;
-    lag_stats *l = &g.self->lag;
+    lag_stats *l = &g.self->lag[which];
     __atomic_store_n(&l->used, 0, __ATOMIC_RELEASE);
     snprintf(l->group, sizeof l->group, "%s", group);
     __atomic_store_n(&l->used, 1, __ATOMIC_RELEASE);
 }
 
-void ot_metrics_kafka_lag(int partition, int64_t lag)
+void ot_metrics_kafka_lag(int which, int partition, int64_t lag)
 {
-    if (!g.self || partition < 0 || partition >= OT_METRICS_MAX_LAG_PARTITIONS)
+    if (!g.self || which < 0 || which >= OT_METRICS_LAG_GROUPS || partition < 0 ||
+        partition >= OT_METRICS_MAX_LAG_PARTITIONS)
         return;
-    put(&g.self->lag.lag[partition], lag < 0 ? 0 : (uint64_t)lag + 1);
+    put(&g.self->lag[which].lag[partition], lag < 0 ? 0 : (uint64_t)lag + 1);
 }
 
 static int lag_family(ot_buf *out)
@@ -482,8 +498,8 @@ static int lag_family(ot_buf *out)
     const char *name = "ordertrack_kafka_consumer_lag";
     int rc = family_head(out, name, "Messages between a consumer group's committed offset and the partition's end "
                          "(librdkafka statistics).", "gauge");
-    for (int w = 0; w < g.nworkers; w++) {
-        const lag_stats *l = &g.slots[w].lag;
+    for (int w = 0; w < g.nworkers * OT_METRICS_LAG_GROUPS; w++) {
+        const lag_stats *l = &g.slots[w / OT_METRICS_LAG_GROUPS].lag[w % OT_METRICS_LAG_GROUPS];
         if (!__atomic_load_n(&l->used, __ATOMIC_ACQUIRE))
             continue;
         char label[2 * OT_METRICS_GROUP_NAME_MAX];
@@ -491,8 +507,8 @@ static int lag_family(ot_buf *out)
         for (int p = 0; p < OT_METRICS_MAX_LAG_PARTITIONS; p++) {
             uint64_t v = get(&l->lag[p]);
             if (v)
-                rc |= ot_buf_printf(out, "%s{worker=\"%d\",group=\"%s\",partition=\"%d\"} %" PRIu64 "\n", name, w,
-                                    label, p, v - 1);
+                rc |= ot_buf_printf(out, "%s{worker=\"%d\",group=\"%s\",partition=\"%d\"} %" PRIu64 "\n", name,
+                                    w / OT_METRICS_LAG_GROUPS, label, p, v - 1);
         }
     }
     return rc;

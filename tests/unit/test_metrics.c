@@ -358,21 +358,28 @@ Test(metrics, kafka_consumer_lag_per_group_and_partition_and_reset_on_restart)
 {
     cr_assert_eq(ot_metrics_init(2, routes, 1), 0);
     ot_metrics_worker(1);
-    ot_metrics_kafka_lag(0, 5); /* no group yet: not rendered */
+    ot_metrics_kafka_lag(OT_LAG_WS, 0, 5); /* no group yet: not rendered */
     char *t = render();
     cr_assert_null(strstr(t, "ordertrack_kafka_consumer_lag{"));
     free(t);
-    ot_metrics_kafka_group("p.ordertrack-ws-\"host\"-42");
-    ot_metrics_kafka_lag(2, 17);
-    ot_metrics_kafka_lag(3, -1);  /* unknown: left out */
-    ot_metrics_kafka_lag(OT_METRICS_MAX_LAG_PARTITIONS, 9); /* beyond the table: ignored */
+    ot_metrics_kafka_group(OT_LAG_WS, "p.ordertrack-ws-\"host\"-42");
+    ot_metrics_kafka_lag(OT_LAG_WS, 2, 17);
+    ot_metrics_kafka_lag(OT_LAG_WS, 3, -1);  /* unknown: left out */
+    ot_metrics_kafka_lag(OT_LAG_WS, OT_METRICS_MAX_LAG_PARTITIONS, 9); /* beyond the table: ignored */
+    ot_metrics_kafka_lag(OT_METRICS_LAG_GROUPS, 1, 9); /* no such slot: ignored */
+    ot_metrics_kafka_group(OT_LAG_SEARCH, "p.ordertrack-search");
+    ot_metrics_kafka_lag(OT_LAG_SEARCH, 2, 4);
     t = render();
     validate(t);
     cr_assert_eq(sample(t, "ordertrack_kafka_consumer_lag{worker=\"1\",group=\"p.ordertrack-ws-\\\"host\\\"-42\","
                            "partition=\"0\"}"), 5);
     cr_assert_eq(sample(t, "ordertrack_kafka_consumer_lag{worker=\"1\",group=\"p.ordertrack-ws-\\\"host\\\"-42\","
                            "partition=\"2\"}"), 17);
+    /* The search group of the same worker is a series of its own. */
+    cr_assert_eq(sample(t, "ordertrack_kafka_consumer_lag{worker=\"1\",group=\"p.ordertrack-search\",partition=\"2\"}"),
+                 4);
     cr_assert_null(strstr(t, "partition=\"3\""));
+    cr_assert_null(strstr(t, "partition=\"1\""));
     free(t);
     ot_metrics_worker(1); /* a new process: a new group, no stale lag */
     t = render();

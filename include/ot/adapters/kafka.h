@@ -95,6 +95,12 @@ typedef struct {
     int ntopics;
     uint32_t stats_interval_ms; /* statistics.interval.ms; 0: no statistics */
     bool from_latest;           /* a partition without a committed offset starts at its end */
+    uint32_t queue_max_kbytes;  /* queued.max.messages.kbytes: prefetched per partition; 0: librdkafka's */
+    /* group.instance.id (static membership), NULL: none. A member that comes
+     * back under the same id takes its partitions over at once, instead of
+     * after the dead one's session timeout and a rebalance; a live member
+     * whose id is taken is fenced. */
+    const char *instance_id;
 } ot_kafka_consumer_config;
 
 /* One message; everything points into librdkafka's copy, valid only during
@@ -126,6 +132,12 @@ ot_kafka *ot_kafka_consumer_new(ot_loop *loop, const ot_kafka_consumer_config *c
 /* The message at `offset` and every earlier one of that partition are done:
  * the next commit may move past them. */
 int ot_kafka_store_offset(ot_kafka *k, const char *topic, int32_t partition, int64_t offset);
+/* Stop (true) or restart fetching every partition assigned now. librdkafka
+ * drops what it had prefetched for them and, on resume, fetches again from
+ * the message after the last one handed to us, so nothing is skipped; a
+ * partition stays paused across a rebalance, so resume covers the new
+ * assignment too. For a caller that must not take more for a while. */
+void ot_kafka_pause(ot_kafka *k, bool pause);
 /* The last value of header `name` (false: absent or without a value). */
 bool ot_kafka_msg_header(const ot_kafka_msg *m, const char *name, ot_str *out);
 

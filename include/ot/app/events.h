@@ -19,6 +19,7 @@
 #include "ot/core/config.h"
 #include "ot/event/loop.h"
 #include "ot/adapters/pg.h"
+#include "ot/app/evseq.h"
 #include "ot/app/sink.h"
 #include "ot/codec/event_json.h"
 
@@ -71,6 +72,13 @@ bool ot_events_listening(const ot_events *e);
 /* Each sink's position, lag and counters into ot_metrics (the 1 s sampler). */
 void ot_events_sample(ot_events *e);
 
+/* An answer of the tail statements ev_tail / ev_read (ot_events_stmts, $1 =
+ * the sequencer's next): each event row to `each` (which feeds it to s), in
+ * seq order, then ot_evseq_tail_done with the query's xmin and xid. Returns
+ * the event rows it held (a full page is OT_EVENTS_TAIL_PAGE: read again).
+ * The search indexer's Kafka input fills its gaps the same way. */
+#define OT_EVENTS_TAIL_PAGE 32
+int ot_events_tail_feed(ot_evseq *s, const PGresult *res, void (*each)(void *data, const ot_event *ev), void *data);
 /* Prepared statements this module needs in the worker's pool. */
 extern const ot_pg_stmt ot_events_stmts[];
 extern const size_t ot_events_nstmts;

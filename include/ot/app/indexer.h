@@ -47,6 +47,10 @@ void ot_indexer_free(ot_indexer *ix);
 /* ot_service callbacks: degraded (not required) while Elasticsearch is away. */
 bool ot_indexer_ready(void *data);
 void ot_indexer_sample(void *data);
+/* Kafka mode: the input is the ordertrack-search group (search_feed.h), a
+ * service of its own in /readyz (degraded while it is away). */
+bool ot_indexer_uses_kafka(const ot_indexer *ix);
+bool ot_indexer_kafka_ready(void *data);
 
 /* Whether `p` may prefix index names (lowercase letters, digits, '-', '_',
  * not starting with '-' or '_', 1..OT_ES_PREFIX_MAX - 1 bytes). */

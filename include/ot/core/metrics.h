@@ -102,6 +102,12 @@ typedef enum {
     OT_C_KAFKA_FEED_FRESH,      /* ... carrying an event this worker had not delivered yet */
     OT_C_KAFKA_FEED_DUPLICATES, /* ... carrying one already delivered (dropped) */
     OT_C_KAFKA_FEED_REJECTED,   /* ... without a valid seal or unparsable (dropped) */
+    /* The search indexer's Kafka input (app/search_feed.h). */
+    OT_G_SEARCH_FEED_UP,         /* 1 while its consumer is in group ordertrack-search with partitions */
+    OT_C_SEARCH_FEED_CONSUMED,   /* messages of order.events received */
+    OT_C_SEARCH_FEED_DUPLICATES, /* ... carrying an event already handed to the indexer (dropped) */
+    OT_C_SEARCH_FEED_REJECTED,   /* ... without a valid seal or unparsable (dropped) */
+    OT_C_SEARCH_FEED_FILLED,     /* events read from PostgreSQL to fill a gap Kafka left */
     OT_M_COUNT
 } ot_metric_id;
 
@@ -134,13 +140,16 @@ int ot_metrics_sink(const char *name);
 void ot_metrics_sink_set(int idx, const ot_metrics_sink_vals *v);
 
 /* Kafka consumer lag (librdkafka statistics), labelled group and partition:
- * one consumer group per worker, partitions 0..OT_METRICS_MAX_LAG_PARTITIONS-1
- * (higher ones are not exported). The group name is cut to fit. */
+ * up to OT_METRICS_LAG_GROUPS consumer groups per worker (the push path's
+ * feed, the search indexer's), each by its slot, partitions
+ * 0..OT_METRICS_MAX_LAG_PARTITIONS-1 (higher ones are not exported). The
+ * group name is cut to fit. */
 #define OT_METRICS_MAX_LAG_PARTITIONS 64
 #define OT_METRICS_GROUP_NAME_MAX 160
-void ot_metrics_kafka_group(const char *group);
+enum { OT_LAG_WS, OT_LAG_SEARCH, OT_METRICS_LAG_GROUPS };
+void ot_metrics_kafka_group(int which, const char *group);
 /* lag < 0: unknown (the series is left out, as before the first statistics). */
-void ot_metrics_kafka_lag(int partition, int64_t lag);
+void ot_metrics_kafka_lag(int which, int partition, int64_t lag);
 
 /* Appends Prometheus text exposition format 0.0.4 for all workers to `out`
  * (Content-Type: text/plain; version=0.0.4). HELP/TYPE once per family,
