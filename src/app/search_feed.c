@@ -137,6 +137,10 @@ static void run_tail(ot_search_feed *f)
     }
     if (!ot_evseq_started(&f->seq) || f->restart)
         return;
+    /* Paused, the gap's message waits in its partition too, and what a fill
+     * would release the indexer cannot take: resuming looks again. */
+    if (f->paused)
+        return;
     if (f->seq.npending == 0 && ot_events_watermark(f->events) <= f->seq.next)
         return; /* Kafka filled it meanwhile */
     char from[OT_FMT_U64_MAX + 1];
@@ -187,8 +191,10 @@ static void on_release(void *data, const ot_event *ev)
         goto lost;
     memcpy(copy, ev->json.base, ev->json.len);
     f->q[f->qhead + f->qn++] = (sf_item){ copy, ev->json.len };
-    if (!f->paused)
+    if (!f->paused) {
+        ot_metrics_inc(OT_C_SEARCH_FEED_PAUSES, 1);
         pause_all(f, true);
+    }
     return;
 lost:
     /* Nowhere to keep it: drop it and what follows, and start again from
@@ -217,8 +223,15 @@ static void on_wake(ot_loop *loop, ot_timer *t)
         f->qn--;
     }
     f->qhead = 0;
-    if (f->paused)
+    if (f->paused) {
         pause_all(f, false);
+        /* The first fetch after a resume takes longer than the usual skew
+         * between partitions. */
+        if (f->seq.npending > 0) {
+            f->gap_ms = SF_GAP_MAX_MS;
+            schedule_tail(f, f->gap_ms);
+        }
+    }
 }
 
 void ot_search_feed_wake(ot_search_feed *f)

@@ -188,6 +188,9 @@ static const struct {
     [OT_C_SEARCH_FEED_FILLED] = { "ordertrack_search_feed_filled_total",
                                   "Events the indexer's consumer read from PostgreSQL to fill a gap Kafka left.",
                                   KIND_COUNTER },
+    [OT_C_SEARCH_FEED_PAUSES] = { "ordertrack_search_feed_pauses_total",
+                                  "Times the indexer's consumer paused its partitions while the indexer was full.",
+                                  KIND_COUNTER },
 };
 
 typedef struct {

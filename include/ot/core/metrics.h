@@ -108,6 +108,7 @@ typedef enum {
     OT_C_SEARCH_FEED_DUPLICATES, /* ... carrying an event already handed to the indexer (dropped) */
     OT_C_SEARCH_FEED_REJECTED,   /* ... without a valid seal or unparsable (dropped) */
     OT_C_SEARCH_FEED_FILLED,     /* events read from PostgreSQL to fill a gap Kafka left */
+    OT_C_SEARCH_FEED_PAUSES,     /* partitions paused because the indexer was full */
     OT_M_COUNT
 } ot_metric_id;
 
