@@ -19,7 +19,8 @@
 #    Kafka brings it: both counted as not "first from Kafka".
 #    build/bench/ws_load e2e: one admin socket on B, PATCH /orders/:id/status
 #    to A open-loop at RATE/s over ~RATE*SECONDS/4 orders (each moved through
-#    its four statuses, 128 connections); latency = PATCH sent -> push read,
+#    its four statuses, 128 connections; timed once every creation has been
+#    pushed, so no backlog of the setup is timed); latency = PATCH sent -> push read,
 #    and HTTP answer read -> push read (the answer goes out after COMMIT: the
 #    nearest client-side mark of the commit). The
 #    first second is not counted; a single push missing fails the run.
@@ -90,13 +91,13 @@ token=$(curl -fsS -H 'Content-Type: application/json' -d '{"email":"bench@exampl
 floor() { # topic
   build/bench/kafka_floor --brokers "$broker" --topic "$1" --partitions 6 --rate "$rate" --count $((rate * secs)) --warmup 1
 }
-# A's ordertrack_relay_publish_latency_seconds (the event's commit timestamp
-# -> both delivery reports) over the timed PATCHes: le and count per line.
+# A's ordertrack_relay_publish_latency_seconds (the event's timestamp -> both
+# delivery reports) over the timed PATCHes: le and count per line.
 buckets() { # port
   curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^ordertrack_relay_publish_latency_seconds_bucket\{/ {
     match($0, /le="[^"]*"/); c[substr($0, RSTART + 4, RLENGTH - 5)] += $2 } END { for (k in c) print k, c[k] }'
 }
-relay_quantiles() { # before-file, after on stdin -> "p50 X ms p99 Y ms", the bucket's upper bound
+relay_quantiles() { # before-file, after on stdin -> "p50 <= X s p99 <= Y s" (the buckets' upper bounds)
   sort -g | awk -v before="$1" 'BEGIN { while ((getline l < before) > 0) { split(l, f, " "); b[f[1]] = f[2] } }
     { le[NR] = $1; n[NR] = $2 - b[$1] } END { t = n[NR]; if (t <= 0) { print "no events"; exit }
       for (q = 50; q <= 99; q += 49) { for (i = 1; n[i] < t * q / 100; i++); printf "p%d <= %s s ", q, le[i] } }'
@@ -112,12 +113,17 @@ for run in $(seq 1 "$runs"); do
   recv0=$(metric "$port_b" ordertrack_events_received_total)
   rc=0
   build/bench/ws_load e2e --target ordertrack --port "$port_a" --ws-port "$port_b" --ws-token "$token" \
-    --http-token "$token" --rate "$rate" --duration "$secs" --warmup 1 --http-conns 128 --max-lost 0 --timeout 300 \
+    --http-token "$token" --rate "$rate" --duration "$secs" --warmup 1 --http-conns 128 --max-lost 0 --settle 1 --timeout 300 \
     >"$tmp/push.out" 2>"$tmp/push.err" &
   load_pid=$!
   # The floor again, in the same seconds as the timed PATCHes (which start
-  # once the orders exist): the same machine load for both p99s.
-  for _ in $(seq 1200); do grep -q 'orders created' "$tmp/push.err" && break; sleep 0.1; done
+  # once every order's creation has been pushed): the same machine load for
+  # both p99s.
+  for _ in $(seq 2400); do
+    grep -q 'settled' "$tmp/push.err" && break
+    kill -0 "$load_pid" 2>/dev/null || break
+    sleep 0.1
+  done
   buckets "$port_a" >"$tmp/lat0"
   during=$(floor "${prefix}floor${run}during")
   wait "$load_pid" || rc=$?
