@@ -79,6 +79,9 @@ build/bench/%: tests/bench/%.c | build/bench
 # The pure codec and core code under measurement is linked in.
 build/bench/crypto_cost: tests/bench/crypto_cost.c $(filter build/obj/codec/% build/obj/core/%,$(LIBOBJS)) | build/bench
 	$(CC) $(BASE_CFLAGS) -O2 $^ -o $@ $(LDLIBS)
+# The broker's floor for bench-kafka.sh: librdkafka alone, nothing of ours.
+build/bench/kafka_floor: tests/bench/kafka_floor.c | build/bench
+	$(CC) $(BASE_CFLAGS) -O2 $< -o $@ -lrdkafka
 bench-tools: $(BENCHBIN)
 
 build/tests build/asan/tests build/fuzz build/bench:

@@ -19,6 +19,9 @@
 #   LIVE=3000 (0: no live phase); SERVER_ARGS="--sink-page-events 500" to try a setting;
 #   REF_BIN=/path/to/ordertrack: each run also times that build's relay first
 #   (e.g. one of the previous commit), so a change is compared in the same run.
+#   PHASES=relay,push (default): push is scripts/lib/bench-kafka-push.sh, run
+#   first, RUNS times: PATCH -> WebSocket push latency in Kafka mode against the
+#   broker's floor (librdkafka alone); PHASES=push runs only that.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -31,6 +34,9 @@ make -s build/ordertrack
 scripts/services.sh
 scripts/kafka.sh start >/dev/null
 broker=127.0.0.1:${KAFKA_PORT:-9092}
+phases=,${PHASES:-relay,push},
+[[ $phases != *,push,* ]] || scripts/lib/bench-kafka-push.sh "$broker" "$runs"
+[[ $phases == *,relay,* ]] || exit 0
 
 # A port nobody listens on: the server binds with SO_REUSEPORT, so on a fixed
 # port another benchmark's server would silently share our scrapes.
