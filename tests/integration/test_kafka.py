@@ -517,18 +517,24 @@ def own_db(db_url):
         admin.close()
 
 
+@pytest.mark.parametrize("kill", [False, True], ids=["clean", "kill-9-midway"])
 def test_10000_order_mixed_workload_every_event_once_in_order_in_order_events_and_its_type_topic(server, own_db,
-                                                                                                 prefix):
+                                                                                                 prefix, kill):
     """10,000 orders written by 4 concurrent writers through the write path's
     own functions (ot_create_order / ot_update_status, one transaction each),
     their steps interleaved: 8,000 walked to DELIVERED, 2,000 canceled, 44,000
     events. An independent consumer (kcat) then finds every event exactly
     once in order.events, each order complete in version order in one
-    partition, and each in its type topic exactly once."""
+    partition, and each in its type topic exactly once. kill-9-midway: the
+    server is killed (SIGKILL, master and workers) while the writes and the
+    relay's publishing are in full flow, and a new one started: every
+    committed event is still there, complete and in order (at least once:
+    what was in flight may come twice)."""
     import psycopg2
     db_url, db = own_db
     FLOOR[0] = 0  # a fresh outbox: all of it is this test's
-    server(workers=2, args=NO_LIMITS, env=dict(kafka_env(prefix), DATABASE_URL=db_url))
+    env = dict(kafka_env(prefix), DATABASE_URL=db_url)
+    srv = server(workers=2, args=NO_LIMITS, env=env)
     n_orders, writers = 10000, 4
     users = [mk_user(db) for _ in range(writers)]
     admin = mk_user(db, "ADMIN")
@@ -582,6 +588,16 @@ END $$"""
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
     for t in threads:
         t.start()
+    if kill:
+        # Midway through the writes, with the relay publishing: at least
+        # 5,000 events committed, and some of them already in Kafka.
+        deadline = time.monotonic() + scaled(60)
+        while gauge(srv.port, "ordertrack_relay_published_total") < 2000 or len(rows(db)) < 5000:
+            assert time.monotonic() < deadline, "the workload never got going"
+            time.sleep(0.1)
+        srv.kill()
+        killed_at = len(rows(db))
+        srv = server(workers=2, args=NO_LIMITS, env=env)
     for t in threads:
         t.join(120)
     assert not errors, errors[:5]
@@ -591,14 +607,17 @@ END $$"""
     assert len(want) == n_orders + (n_orders - canceled) * len(PATH) + canceled, len(want)
     msgs = wait_published(db, prefix, timeout=60)
     t_published = time.monotonic() - t0
-    check_history(db, msgs, exactly_once=True)
+    check_history(db, msgs, exactly_once=not kill)
+    if kill:
+        assert killed_at < len(want), "the kill came after the last write"
     by_type = collections.defaultdict(set)
     for r in want:
         by_type[r[4]].add(r[1])
     for t in ("order.created", "order.updated", "order.completed", "order.canceled"):
         got = consume(prefix + t, timeout=60)
         ids = [headers(m)["eventId"] for m in got]
-        assert len(ids) == len(set(ids)) == len(by_type[t]) and set(ids) == by_type[t], (t, len(ids), len(by_type[t]))
+        assert set(ids) == by_type[t], (t, len(set(ids)), len(by_type[t]))
+        assert kill or len(ids) == len(by_type[t]), (t, len(ids), len(by_type[t]))
     took = time.monotonic() - t0
     # About 26 s measured on the 2-core machine (the writes are most of it);
     # the bound leaves room for a busy machine, not for a stalled relay.
