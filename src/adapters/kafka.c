@@ -14,6 +14,8 @@
 #include "ot/core/log.h"
 #include "ot/event/watch.h"
 
+typedef struct topic_check topic_check;
+
 struct ot_kafka {
     ot_loop *loop;
     rd_kafka_t *rk;
@@ -25,7 +27,142 @@ struct ot_kafka {
     void *data;
     bool up, fatal_seen;
     bool consumer; /* mainq is the consumer queue, adminq NULL */
+    /* What ot_kafka_create_topics asked for, and the check of topics that
+     * existed already against it. */
+    char brokers[512];
+    int want_partitions, want_replication;
+    uint64_t want_retention_ms;
+    topic_check *check; /* in flight; its k is cleared when we go first */
+    int mismatches;
 };
+
+#define CHECK_MAX 8
+#define CHECK_NAME_MAX 256
+#define CHECK_TIMEOUT_MS 10000
+
+/* Runs on the work pool with a throw-away handle of its own (metadata and
+ * DescribeConfigs wait for the broker), so nothing of it touches ours. */
+struct topic_check {
+    ot_kafka *k;
+    char brokers[512];
+    int n;
+    char names[CHECK_MAX][CHECK_NAME_MAX];
+    int partitions, replication;
+    uint64_t retention_ms;
+    int mismatches;
+    char why[CHECK_MAX][CHECK_NAME_MAX + 160];
+};
+
+static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {}
+
+/* retention.ms of each topic, "" where the broker did not say. */
+static void check_retention(rd_kafka_t *rk, topic_check *c, char ret[CHECK_MAX][24])
+{
+    rd_kafka_ConfigResource_t *res[CHECK_MAX];
+    for (int i = 0; i < c->n; i++)
+        res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, c->names[i]);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_DescribeConfigs(rk, res, (size_t)c->n, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, CHECK_TIMEOUT_MS);
+    const rd_kafka_DescribeConfigs_result_t *r = ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
+    size_t nr = 0;
+    const rd_kafka_ConfigResource_t **rr = r ? rd_kafka_DescribeConfigs_result_resources(r, &nr) : NULL;
+    for (size_t i = 0; i < nr; i++) {
+        size_t ne = 0;
+        const rd_kafka_ConfigEntry_t **es = rd_kafka_ConfigResource_configs(rr[i], &ne);
+        for (int t = 0; t < c->n; t++) {
+            if (strcmp(rd_kafka_ConfigResource_name(rr[i]), c->names[t]) != 0)
+                continue;
+            for (size_t e = 0; e < ne; e++)
+                if (strcmp(rd_kafka_ConfigEntry_name(es[e]), "retention.ms") == 0 && rd_kafka_ConfigEntry_value(es[e]))
+                    snprintf(ret[t], 24, "%s", rd_kafka_ConfigEntry_value(es[e]));
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_ConfigResource_destroy_array(res, (size_t)c->n);
+}
+
+static void check_work(void *data)
+{
+    topic_check *c = data;
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err, sizeof err) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "client.id", "ordertrack-topic-check", err, sizeof err) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return;
+    }
+    char ret[CHECK_MAX][24] = { { 0 } };
+    check_retention(rk, c, ret);
+    char want_ret[24];
+    snprintf(want_ret, sizeof want_ret, "%llu", (unsigned long long)c->retention_ms);
+    for (int i = 0; i < c->n; i++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, c->names[i], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        int parts = -1, reps = -1;
+        if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, CHECK_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR && md &&
+            md->topic_cnt == 1 && !md->topics[0].err) {
+            parts = md->topics[0].partition_cnt;
+            reps = parts > 0 ? md->topics[0].partitions[0].replica_cnt : -1;
+        }
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (rkt)
+            rd_kafka_topic_destroy(rkt);
+        bool off = (parts >= 0 && parts != c->partitions) || (reps >= 0 && reps != c->replication) ||
+                   (ret[i][0] && strcmp(ret[i], want_ret) != 0);
+        if (off)
+            snprintf(c->why[c->mismatches++], sizeof c->why[0],
+                     "%s has %d partitions, replication %d, retention.ms %s (the flags say %d, %d, %s)", c->names[i],
+                     parts, reps, ret[i][0] ? ret[i] : "?", c->partitions, c->replication, want_ret);
+    }
+    rd_kafka_destroy(rk);
+}
+
+static void check_done(ot_loop *loop, void *data)
+{
+    topic_check *c = data;
+    if (c->k) {
+        for (int i = 0; i < c->mismatches; i++)
+            ot_logf(OT_LOG_WARN, "kafka: topic %s: left as it is (reported, never changed)", c->why[i]);
+        c->k->mismatches = c->mismatches;
+        c->k->check = NULL;
+    }
+    free(c);
+}
+
+/* Compares the topics that existed already with what the flags ask for. */
+static void check_topics(ot_kafka *k, const char names[][CHECK_NAME_MAX], int n)
+{
+    if (k->check || n == 0)
+        return;
+    topic_check *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->k = k;
+    snprintf(c->brokers, sizeof c->brokers, "%s", k->brokers);
+    c->n = n;
+    for (int i = 0; i < n; i++) {
+        memcpy(c->names[i], names[i], CHECK_NAME_MAX);
+        c->names[i][CHECK_NAME_MAX - 1] = '\0';
+    }
+    c->partitions = k->want_partitions;
+    c->replication = k->want_replication;
+    c->retention_ms = k->want_retention_ms;
+    if (ot_loop_queue_work(k->loop, check_work, check_done, c) < 0) {
+        free(c);
+        return;
+    }
+    k->check = c;
+}
 
 void ot_kafka_config_default(ot_kafka_config *c)
 {
@@ -111,12 +248,16 @@ static void topics_result(ot_kafka *k, rd_kafka_event_t *ev)
     const rd_kafka_topic_result_t **t = rd_kafka_CreateTopics_result_topics(res, &n);
     bool ok = true;
     char msg[256] = "";
+    char existing[CHECK_MAX][CHECK_NAME_MAX];
+    int nexisting = 0;
     for (size_t i = 0; i < n; i++) {
         rd_kafka_resp_err_t e = rd_kafka_topic_result_error(t[i]);
         if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
             /* Reported, not changed: its partitions and retention are the operator's. */
             ot_logf(OT_LOG_INFO, "kafka: topic %s exists already; its settings are left as they are",
                     rd_kafka_topic_result_name(t[i]));
+            if (nexisting < CHECK_MAX)
+                snprintf(existing[nexisting++], CHECK_NAME_MAX, "%s", rd_kafka_topic_result_name(t[i]));
         } else if (e) {
             ok = false;
             snprintf(msg, sizeof msg, "%s: %s", rd_kafka_topic_result_name(t[i]),
@@ -125,6 +266,7 @@ static void topics_result(ot_kafka *k, rd_kafka_event_t *ev)
     }
     if (ok)
         k->up = true;
+    check_topics(k, (const char(*)[CHECK_NAME_MAX])existing, nexisting);
     if (k->ops.topics)
         k->ops.topics(k->data, ok, ok ? NULL : msg);
 }
@@ -263,6 +405,7 @@ ot_kafka *ot_kafka_new(ot_loop *loop, const ot_kafka_config *cfg, const ot_kafka
     if (!k)
         return NULL;
     k->ops = *ops;
+    snprintf(k->brokers, sizeof k->brokers, "%s", cfg->brokers);
     rd_kafka_conf_t *conf = kafka_conf(k, cfg->brokers, cfg->client_id, err, errlen);
     if (!conf)
         return kafka_fail(k, NULL);
@@ -408,6 +551,8 @@ void ot_kafka_free(ot_kafka *k)
 {
     if (!k)
         return;
+    if (k->check)
+        k->check->k = NULL; /* it frees itself when done */
     ot_watch_remove(&k->watch);
     rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
     if (k->adminq)
@@ -455,6 +600,9 @@ int ot_kafka_create_topics(ot_kafka *k, const char *const *names, int n, int par
     rd_kafka_NewTopic_t **t = calloc((size_t)n, sizeof(*t));
     if (!t)
         return OT_ERR;
+    k->want_partitions = partitions;
+    k->want_replication = replication;
+    k->want_retention_ms = retention_ms;
     char err[256], ret[24];
     snprintf(ret, sizeof ret, "%llu", (unsigned long long)retention_ms);
     int rc = OT_OK;
@@ -479,5 +627,7 @@ int ot_kafka_create_topics(ot_kafka *k, const char *const *names, int n, int par
 }
 
 bool ot_kafka_up(const ot_kafka *k) { return k && k->up; }
+
+int ot_kafka_topic_mismatches(const ot_kafka *k) { return k ? k->mismatches : 0; }
 
 int ot_kafka_outq(const ot_kafka *k) { return k ? rd_kafka_outq_len(k->rk) : 0; }

@@ -625,4 +625,5 @@ void ot_relay_sample(void *data)
     ot_metrics_set(OT_G_RELAY_ACTIVE, r->holder ? 1 : 0);
     ot_metrics_set(OT_G_RELAY_INFLIGHT, (int64_t)inflight_n(r));
     ot_metrics_set(OT_G_KAFKA_UP, r->holder && r->k && ot_kafka_up(r->k) ? 1 : 0);
+    ot_metrics_set(OT_G_KAFKA_TOPIC_MISMATCHES, r->holder ? ot_kafka_topic_mismatches(r->k) : 0);
 }

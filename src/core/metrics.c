@@ -175,6 +175,9 @@ static const struct {
                                      KIND_COUNTER },
     [OT_C_KAFKA_FEED_REJECTED] = { "ordertrack_kafka_feed_rejected_total",
                                    "Consumed messages dropped: no valid seal, or not an event.", KIND_COUNTER },
+    [OT_G_KAFKA_TOPIC_MISMATCHES] = { "ordertrack_kafka_topic_mismatches",
+                                      "Topics that existed with partitions, replication or retention.ms other than "
+                                      "the flags' (reported, never changed).", KIND_GAUGE },
     [OT_G_SEARCH_FEED_UP] = { "ordertrack_search_feed_up",
                               "1 while the search indexer's Kafka consumer has its partitions.", KIND_GAUGE },
     [OT_C_SEARCH_FEED_CONSUMED] = { "ordertrack_search_feed_consumed_total",

@@ -205,6 +205,32 @@ def test_without_kafka_brokers_nothing_is_published_and_no_relay_runs(server, db
     assert prefix not in listing.stdout
 
 
+def test_a_topic_that_exists_with_other_settings_is_reported_and_left_as_it_is(server, db, prefix):
+    """The relay creates its topics with the flags' settings; a second start
+    with other flags finds them existing: each difference is logged and
+    counted (ordertrack_kafka_topic_mismatches), and the topics keep theirs."""
+    srv = server(workers=1, env=kafka_env(prefix))
+    workload(srv.port, db, 1)
+    wait_published(db, prefix)
+    assert gauge(srv.port, "ordertrack_kafka_topic_mismatches") == 0
+    srv.kill()
+    srv2 = server(workers=1, env=kafka_env(prefix, ORDERTRACK_KAFKA_PARTITIONS=4,
+                                           ORDERTRACK_KAFKA_RETENTION_MS=3600000))
+    deadline = time.monotonic() + scaled(30)
+    while gauge(srv2.port, "ordertrack_kafka_topic_mismatches") != 5:
+        assert time.monotonic() < deadline, "mismatches %r\n%s" % (
+            gauge(srv2.port, "ordertrack_kafka_topic_mismatches"), srv2.log_tail())
+        time.sleep(0.3)
+    log = srv2.log_text()
+    assert ("%sorder.events has 3 partitions, replication 1, retention.ms 604800000 (the flags say 4, 1, 3600000)"
+            % prefix) in log, log
+    listing = json.loads(subprocess.run(["kcat", "-L", "-b", BROKER, "-J", "-t", prefix + "order.events"],
+                                        capture_output=True, text=True, timeout=20).stdout)
+    assert len(listing["topics"][0]["partitions"]) == 3  # never changed
+    workload(srv2.port, db, 1)  # and the relay goes on publishing into them
+    wait_published(db, prefix)
+
+
 # ---------------------------------------------------------------- crashes and outages
 
 def test_kill_9_during_the_workload_loses_no_committed_event(server, db, prefix):

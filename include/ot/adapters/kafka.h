@@ -84,6 +84,10 @@ int ot_kafka_create_topics(ot_kafka *k, const char *const *names, int n, int par
 bool ot_kafka_up(const ot_kafka *k);
 /* Messages queued or in flight inside librdkafka. */
 int ot_kafka_outq(const ot_kafka *k);
+/* Of the topics ot_kafka_create_topics found existing, how many differ from
+ * what it asked for (partitions, replication, retention.ms), as a check on
+ * the work pool found (each logged once; 0 until it is back). */
+int ot_kafka_topic_mismatches(const ot_kafka *k);
 
 /* ---- consumer ---- */
 

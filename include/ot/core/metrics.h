@@ -102,6 +102,7 @@ typedef enum {
     OT_C_KAFKA_FEED_FRESH,      /* ... carrying an event this worker had not delivered yet */
     OT_C_KAFKA_FEED_DUPLICATES, /* ... carrying one already delivered (dropped) */
     OT_C_KAFKA_FEED_REJECTED,   /* ... without a valid seal or unparsable (dropped) */
+    OT_G_KAFKA_TOPIC_MISMATCHES, /* existing topics whose settings differ from the flags (left as they are) */
     /* The search indexer's Kafka input (app/search_feed.h). */
     OT_G_SEARCH_FEED_UP,         /* 1 while its consumer is in group ordertrack-search with partitions */
     OT_C_SEARCH_FEED_CONSUMED,   /* messages of order.events received */
