@@ -665,6 +665,11 @@ def test_reindex_under_live_writes_rebuilds_from_postgres_and_swaps_the_alias(se
     assert len(live) >= 5  # writes went on during the whole run (more under ASan: a longer copy)
     st, body = es("GET", "/_alias/%s-orders" % prefix)
     assert st == 200 and list(body) == [out["new"]]
+    # Made by the orders template, its index sort included: the way an
+    # orders index from before the sort gets one.
+    st, body = es("GET", "/%s/_settings" % out["new"])
+    index_sort = body[out["new"]]["settings"]["index"].get("sort") if st == 200 else body
+    assert index_sort == {"field": ["createdUs", "orderId"], "order": ["desc", "desc"]}, index_sort
     assert es("GET", "/_alias/%s-orders-next" % prefix)[0] == 404
     assert es("GET", "/%s" % old)[0] == 404
     if notice_ms:
