@@ -8,7 +8,8 @@
 # 10-20 minutes (the catch-up of ~2.5 million events dominates).
 #   scripts/bench-search-scale.sh [orders=1000000] [conns=8] [secs=10]
 # OT_BENCH_KEEP=1 leaves the database, the indices and both servers up, to
-# look at a query by hand.
+# look at a query by hand. OT_BENCH_ES_SRV (18186) and OT_BENCH_PG_SRV (18187)
+# are the two servers' ports, for running beside another bench.
 # Elasticsearch: ES_PORT (9200) through scripts/elasticsearch.sh (started if
 # it is not running, stopped again then).
 set -euo pipefail
@@ -21,7 +22,7 @@ make -s build/ordertrack
 scripts/services.sh
 command -v wrk >/dev/null || { echo "bench-search-scale: wrk missing (scripts/setup-deps.sh)" >&2; exit 1; }
 
-tmp=$(mktemp -d); es_srv=18186; pg_srv=18187
+tmp=$(mktemp -d); es_srv=${OT_BENCH_ES_SRV:-18186}; pg_srv=${OT_BENCH_PG_SRV:-18187}
 db=ot_bench_scale_$$
 prefix=ot-scale-$$
 pg=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres)
@@ -37,7 +38,7 @@ cleanup() {
   # and indices left behind slowed every later run on the node.
   local ix; ix=$(curl -s "$es/_cat/indices/$prefix-*?h=index" 2>/dev/null | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
   [ -n "$ix" ] && curl -s -XDELETE "$es/$ix" >/dev/null 2>&1 || true
-  curl -s -XDELETE "$es/_index_template/$prefix" >/dev/null 2>&1 || true
+  for t in "$prefix" "$prefix-orders"; do curl -s -XDELETE "$es/_index_template/$t" >/dev/null 2>&1 || true; done
   "${pg[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   [ -n "$es_started" ] && ES_PORT=$es_port scripts/elasticsearch.sh stop >/dev/null 2>&1 || true
   rm -rf "$tmp"

@@ -27,7 +27,7 @@ cleanup() {
   # and indices left behind slowed every later run on the node.
   local ix; ix=$(curl -s "$es/_cat/indices/$prefix-*?h=index" 2>/dev/null | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
   [ -n "$ix" ] && curl -s -XDELETE "$es/$ix" >/dev/null 2>&1 || true
-  curl -s -XDELETE "$es/_index_template/$prefix" >/dev/null 2>&1 || true
+  for t in "$prefix" "$prefix-orders"; do curl -s -XDELETE "$es/_index_template/$t" >/dev/null 2>&1 || true; done
   "${pg[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   [ -n "$es_started" ] && ES_PORT=$es_port scripts/elasticsearch.sh stop >/dev/null 2>&1 || true
   rm -rf "$tmp"

@@ -82,7 +82,7 @@ typedef struct {
 /* What the batch in flight does next (or is doing). */
 enum { F_IDLE, F_LOOKUP, F_SEND, F_PARK };
 /* Index setup steps, in order. */
-enum { S_TEMPLATE, S_EVENTS_ALIAS, S_EVENTS_CREATE, S_ORDERS_ALIAS, S_ORDERS_CREATE, S_DONE };
+enum { S_EVENTS_TEMPLATE, S_ORDERS_TEMPLATE, S_EVENTS_ALIAS, S_EVENTS_CREATE, S_ORDERS_ALIAS, S_ORDERS_CREATE, S_DONE };
 
 struct ot_indexer {
     ot_loop *loop;
@@ -212,20 +212,37 @@ static bool send(ot_indexer *ix, const char *method, const char *path, const cha
     return ix->req != NULL;
 }
 
-static const char mapping_fmt[] =
-    "{\"index_patterns\":[\"%s-events-*\",\"%s-orders-*\"],\"priority\":200,"
-    "\"template\":{\"settings\":{\"number_of_shards\":1},"
-    "\"mappings\":{\"dynamic\":false,\"properties\":{"
-    "\"seq\":{\"type\":\"long\"},\"version\":{\"type\":\"long\"},"
-    "\"eventId\":{\"type\":\"keyword\"},\"orderId\":{\"type\":\"keyword\"},\"id\":{\"type\":\"keyword\"},"
-    "\"userId\":{\"type\":\"keyword\"},\"status\":{\"type\":\"keyword\"},\"type\":{\"type\":\"keyword\"},"
-    "\"actor\":{\"type\":\"keyword\"},\"timestamp\":{\"type\":\"date\"},"
-    "\"createdAt\":{\"type\":\"date\"},\"updatedAt\":{\"type\":\"date\"},\"createdUs\":{\"type\":\"long\"},"
-    "\"createdHour\":{\"type\":\"integer\"},\"createdDow\":{\"type\":\"integer\"},\"tsUs\":{\"type\":\"long\"},"
-    "\"prevStatus\":{\"type\":\"keyword\"},\"prevUs\":{\"type\":\"long\"},\"stintSeconds\":{\"type\":\"double\"},"
-    "\"items\":{\"type\":\"nested\",\"properties\":{\"productId\":{\"type\":\"keyword\"},\"qty\":{\"type\":\"integer\"}}},"
-    "\"payload\":{\"properties\":{\"items\":{\"type\":\"nested\",\"properties\":"
-    "{\"productId\":{\"type\":\"keyword\"},\"qty\":{\"type\":\"integer\"}}}}}}}}}";
+/* Both indices map the same fields (dynamic off: nothing else is indexed). */
+#define OT_ES_MAPPINGS                                                                                             \
+    "{\"dynamic\":false,\"properties\":{"                                                                         \
+    "\"seq\":{\"type\":\"long\"},\"version\":{\"type\":\"long\"},"                                                  \
+    "\"eventId\":{\"type\":\"keyword\"},\"orderId\":{\"type\":\"keyword\"},\"id\":{\"type\":\"keyword\"},"           \
+    "\"userId\":{\"type\":\"keyword\"},\"status\":{\"type\":\"keyword\"},\"type\":{\"type\":\"keyword\"},"           \
+    "\"actor\":{\"type\":\"keyword\"},\"timestamp\":{\"type\":\"date\"},"                                            \
+    "\"createdAt\":{\"type\":\"date\"},\"updatedAt\":{\"type\":\"date\"},\"createdUs\":{\"type\":\"long\"},"        \
+    "\"createdHour\":{\"type\":\"integer\"},\"createdDow\":{\"type\":\"integer\"},\"tsUs\":{\"type\":\"long\"},"     \
+    "\"prevStatus\":{\"type\":\"keyword\"},\"prevUs\":{\"type\":\"long\"},\"stintSeconds\":{\"type\":\"double\"},"   \
+    "\"items\":{\"type\":\"nested\",\"properties\":{\"productId\":{\"type\":\"keyword\"},\"qty\":{\"type\":\"integer\"}}}," \
+    "\"payload\":{\"properties\":{\"items\":{\"type\":\"nested\",\"properties\":"                                    \
+    "{\"productId\":{\"type\":\"keyword\"},\"qty\":{\"type\":\"integer\"}}}}}}}"
+
+static const char events_template_fmt[] =
+    "{\"index_patterns\":[\"%s-events-*\"],\"priority\":200,"
+    "\"template\":{\"settings\":{\"number_of_shards\":1},\"mappings\":" OT_ES_MAPPINGS "}}";
+
+/* Orders arrive oldest first, so in document order every order beats the
+ * newest-first page collected so far: without an index sort the unfiltered
+ * first page visits and ranks all of them (1M orders: seconds per request,
+ * docs/BENCHMARKS.md). Sorted the way every list reads (search_es.c: createdUs
+ * desc, then orderId desc), a page stops after its first `size` matches. Own
+ * template, a higher priority than the events one: an index sort is fixed at
+ * index creation, and the events index has no use for it. An index created
+ * before this keeps its order until `ordertrack search reindex`. */
+static const char orders_template_fmt[] =
+    "{\"index_patterns\":[\"%s-orders-*\"],\"priority\":201,"
+    "\"template\":{\"settings\":{\"number_of_shards\":1,"
+    "\"sort.field\":[\"createdUs\",\"orderId\"],\"sort.order\":[\"desc\",\"desc\"]},"
+    "\"mappings\":" OT_ES_MAPPINGS "}}";
 
 static void setup_step(ot_indexer *ix)
 {
@@ -233,9 +250,13 @@ static void setup_step(ot_indexer *ix)
     const char *kind = ix->setup <= S_EVENTS_CREATE ? "events" : "orders";
     bool ok = true;
     switch (ix->setup) {
-    case S_TEMPLATE:
-        snprintf(path, sizeof path, "/_index_template/%s", ix->prefix);
-        snprintf(body, sizeof body, mapping_fmt, ix->prefix, ix->prefix);
+    case S_EVENTS_TEMPLATE:
+    case S_ORDERS_TEMPLATE:
+        /* The events template keeps the bare prefix as its name: it is the
+         * one that matched both kinds before the orders had their own. */
+        snprintf(path, sizeof path, "/_index_template/%s%s", ix->prefix, ix->setup == S_ORDERS_TEMPLATE ? "-orders" : "");
+        snprintf(body, sizeof body, ix->setup == S_ORDERS_TEMPLATE ? orders_template_fmt : events_template_fmt,
+                 ix->prefix);
         ok = send(ix, "PUT", path, "application/json", body, strlen(body), on_setup);
         break;
     case S_EVENTS_ALIAS:

@@ -90,7 +90,8 @@ def es_index(es_node, fixed, db_url):
     prefix = "ot-c%s" % uuid.uuid4().hex[:10]
     yield prefix
     es("DELETE", "/%s-*" % prefix)
-    es("DELETE", "/_index_template/%s" % prefix)
+    for t in ("", "-orders"):  # the events and the orders templates
+        es("DELETE", "/_index_template/%s%s" % (prefix, t))
 
 
 def max_seq(db_url):

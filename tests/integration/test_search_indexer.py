@@ -81,7 +81,8 @@ def prefix(es_node, db):
     p = "ot-t%s" % uuid.uuid4().hex[:10]
     yield p
     es("DELETE", "/%s-*" % p)
-    es("DELETE", "/_index_template/%s" % p)
+    for t in ("", "-orders"):  # the events and the orders templates
+        es("DELETE", "/_index_template/%s%s" % (p, t))
 
 
 def es_env(prefix, url=ES, **extra):
@@ -544,6 +545,49 @@ def test_freshness_follows_the_index_down_when_it_loses_its_newest_documents(ser
     proxy.down()
 
 
+def test_the_orders_index_is_sorted_as_a_list_reads_so_the_unfiltered_first_page_stops_after_its_page(
+        server, db, prefix):
+    """Orders are indexed oldest first and a list reads newest first: in
+    document order each order beats the page collected so far, so on an
+    unsorted index the unfiltered first page visited and ranked every order
+    (a million: seconds a request, docs/BENCHMARKS.md). The orders index is
+    sorted by the list's own sort, and the node stops after the page."""
+    proxy = Proxy(ES_PORT, record=True)
+    srv = server(workers=1, args=NO_LIMITS, env=es_env(prefix, url="http://127.0.0.1:%d" % proxy.port))
+    # Created only: an update leaves the old version in the segment (soft
+    # deletes), which the query visits too.
+    tok = make_token(mk_user(db))
+    ids = [api_create(srv.port, tok)["id"] for _ in range(8)]
+    wait_cursor(db, events_since(db, FLOOR[0])[-1][0])
+    # One segment: the node stops early within a segment, and the batches
+    # may have left several.
+    st, body = es("POST", "/%s-orders/_forcemerge?max_num_segments=1" % prefix)
+    assert st == 200, body
+    es("POST", "/%s-orders/_refresh" % prefix)
+    admin = make_token(mk_user(db, role="ADMIN"), role="ADMIN")
+    st, _, page = request(srv.port, "GET", "/search/orders?limit=1", headers={"Authorization": "Bearer " + admin})
+    assert st == 200, page
+    assert [o["id"] for o in page["orders"]] == ids[-1:]
+    sent = [b for b in proxy.bodies("/_msearch") if b.startswith(b'{"index":"%s-orders"}' % prefix.encode())]
+    search = json.loads(sent[-1].split(b"\n")[1])
+    sort = [next(iter(f.items())) for f in search["sort"]]
+    st, body = es("GET", "/%s-orders/_settings" % prefix)
+    assert st == 200, body
+    index_sort = next(iter(body.values()))["settings"]["index"].get("sort")
+    assert index_sort == {"field": [f for f, _ in sort], "order": [o["order"] for _, o in sort]}, (index_sort, sort)
+    # What the query visited (the profiler turns off the skipping by
+    # points, not the stop of a sorted index): the page and one more, not
+    # all eight orders.
+    st, ans = es("POST", "/%s-orders/_search" % prefix, dict(search, profile=True))
+    assert st == 200, ans
+    assert [h["_id"] for h in ans["hits"]["hits"]] == ids[::-1][:search["size"]]
+    (shard,) = ans["profile"]["shards"]
+    visited = sum(q["breakdown"]["next_doc_count"] + q["breakdown"]["advance_count"]
+                  for q in shard["searches"][0]["query"])
+    assert visited <= search["size"] + 1 < len(ids), shard["searches"][0]["query"]
+    proxy.down()
+
+
 # ---------------------------------------------------------------- the search endpoints without Elasticsearch
 
 @pytest.mark.parametrize("way", ["refused", "silent"])
@@ -621,6 +665,11 @@ def test_reindex_under_live_writes_rebuilds_from_postgres_and_swaps_the_alias(se
     assert len(live) >= 5  # writes went on during the whole run (more under ASan: a longer copy)
     st, body = es("GET", "/_alias/%s-orders" % prefix)
     assert st == 200 and list(body) == [out["new"]]
+    # Made by the orders template, its index sort included: the way an
+    # orders index from before the sort gets one.
+    st, body = es("GET", "/%s/_settings" % out["new"])
+    index_sort = body[out["new"]]["settings"]["index"].get("sort") if st == 200 else body
+    assert index_sort == {"field": ["createdUs", "orderId"], "order": ["desc", "desc"]}, index_sort
     assert es("GET", "/_alias/%s-orders-next" % prefix)[0] == 404
     assert es("GET", "/%s" % old)[0] == 404
     if notice_ms:
