@@ -119,10 +119,12 @@ static void check_work(void *data)
             rd_kafka_topic_destroy(rkt);
         bool off = (parts >= 0 && parts != c->partitions) || (reps >= 0 && reps != c->replication) ||
                    (ret[i][0] && strcmp(ret[i], want_ret) != 0);
-        if (off)
-            snprintf(c->why[c->mismatches++], sizeof c->why[0],
-                     "%s has %d partitions, replication %d, retention.ms %s (the flags say %d, %d, %s)", c->names[i],
-                     parts, reps, ret[i][0] ? ret[i] : "?", c->partitions, c->replication, want_ret);
+        if (off) {
+            char why[sizeof c->why[0]];
+            snprintf(why, sizeof why, "%s has %d partitions, replication %d, retention.ms %s (the flags say %d, %d, %s)",
+                     c->names[i], parts, reps, ret[i][0] ? ret[i] : "?", c->partitions, c->replication, want_ret);
+            memcpy(c->why[c->mismatches++], why, sizeof why);
+        }
     }
     rd_kafka_destroy(rk);
 }
