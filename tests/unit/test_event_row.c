@@ -178,7 +178,7 @@ Test(event_row, random_columns_round_trip_through_the_parser)
             ot_buf_init(&b);
             cr_assert_eq(ot_json_get_str(&d, t, &b), 0);
             cr_assert_eq(b.len, strs[c]->len, "iteration %d, %s", iter, keys[c]);
-            cr_assert_eq(memcmp(b.data, strs[c]->base, b.len), 0, "iteration %d, %s", iter, keys[c]);
+            cr_assert(b.len == 0 || memcmp(b.data, strs[c]->base, b.len) == 0, "iteration %d, %s", iter, keys[c]);
             ot_buf_free(&b);
         }
         free(toks);
