@@ -39,8 +39,9 @@ phases=,${PHASES:-relay,push},
 [[ $phases == *,relay,* ]] || exit 0
 
 # A port nobody listens on: the server binds with SO_REUSEPORT, so on a fixed
-# port another benchmark's server would silently share our scrapes.
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# port another benchmark's server would silently share our scrapes
+# (OT_BENCH_PORT: one of your own instead).
+port=${OT_BENCH_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 . "$root/scripts/lib/benchdb.sh"
 bench_db ot_bench_kafka_$$
 

@@ -292,14 +292,12 @@ static void consumer_drain(ot_kafka *k)
         any = true;
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             k->up = true;
-            rd_kafka_headers_t *hs = NULL;
-            rd_kafka_message_headers(m, &hs);
             ot_kafka_msg km = { .topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "",
                                 .partition = m->partition,
                                 .offset = m->offset,
                                 .key = ot_str_make(m->key ? m->key : "", m->key ? m->key_len : 0),
                                 .value = ot_str_make(m->payload ? m->payload : "", m->payload ? m->len : 0),
-                                .hdrs = hs };
+                                .rk_msg = m };
             if (k->cops.message)
                 k->cops.message(k->data, &km);
         } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -512,7 +510,11 @@ bool ot_kafka_msg_header(const ot_kafka_msg *m, const char *name, ot_str *out)
 {
     const void *v = NULL;
     size_t n = 0;
-    if (!m->hdrs || rd_kafka_header_get_last((rd_kafka_headers_t *)m->hdrs, name, &v, &n) || !v)
+    rd_kafka_headers_t *hs = NULL;
+    /* librdkafka keeps what it parsed in the message: a second header costs
+     * no second parse. */
+    if (!m->rk_msg || rd_kafka_message_headers((rd_kafka_message_t *)m->rk_msg, &hs) || !hs ||
+        rd_kafka_header_get_last(hs, name, &v, &n) || !v)
         return false;
     *out = ot_str_make(v, n);
     return true;

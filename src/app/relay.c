@@ -276,24 +276,14 @@ static int topic_of(ot_str type)
     return -1;
 }
 
-/* The hex MAC of `json` (pointing into the scratch buffer, valid until the
- * next call). false without a key or memory: published unsealed, which the
- * feed drops (its tail still delivers the event). */
+/* The hex MAC of `json` (in o->seal_hex, until the next call). false
+ * without a key: published unsealed, which the feed drops (its tail still
+ * delivers the event). */
 static bool seal(ot_relay_out *o, ot_str json, ot_str *mac)
 {
-    if (!o->have_key)
+    if (!o->have_key || ot_event_seal_hex(o->mac_key, ot_str_c(OT_EVENT_KAFKA_CHANNEL), json, o->seal_hex) < 0)
         return false;
-    size_t need = json.len + OT_EVENT_SEAL_OVERHEAD;
-    if (need > o->sealcap) {
-        char *b = realloc(o->sealbuf, need);
-        if (!b)
-            return false;
-        o->sealbuf = b;
-        o->sealcap = need;
-    }
-    if (!ot_event_seal(o->mac_key, ot_str_c(OT_EVENT_KAFKA_CHANNEL), json, o->sealbuf, o->sealcap))
-        return false;
-    *mac = ot_str_make(o->sealbuf + 4, OT_EVENT_SEAL_HEX); /* "ot1:" <hex> ":" json */
+    *mac = ot_str_make(o->seal_hex, OT_EVENT_SEAL_HEX);
     return true;
 }
 
@@ -306,12 +296,9 @@ void ot_relay_out_init(ot_relay_out *o, const ot_config *cfg)
         snprintf(o->topics[i], sizeof o->topics[i], "%s%s", prefix, topic_suffix[i]);
 }
 
-void ot_relay_out_free(ot_relay_out *o)
-{
-    free(o->sealbuf);
-    o->sealbuf = NULL;
-    o->sealcap = 0;
-}
+/* Nothing on the heap since the seal needs no copy of the event; the key is
+ * not left behind in the caller's memory. */
+void ot_relay_out_free(ot_relay_out *o) { memset(o, 0, sizeof(*o)); }
 
 int ot_relay_out_produce(ot_relay_out *o, ot_kafka *k, const ot_event *ev, void *opaque, int *rc_events,
                          int *rc_type)
@@ -346,7 +333,11 @@ static size_t relay_deliver(void *data, const ot_event *evs, size_t n)
         uint64_t id = r->tail_id;
         inflight *f = slot(r, id);
         *f = (inflight){ .seq = ev->seq, .ts_ms = event_ms(ev->timestamp) };
-        snprintf(f->order, sizeof f->order, "%.*s", (int)ev->order_id.len, ev->order_id.base);
+        /* Not snprintf: per event, it was ~3 % of the loop (callgrind). */
+        size_t olen = ev->order_id.len < sizeof f->order ? ev->order_id.len : sizeof f->order - 1;
+        if (olen)
+            memcpy(f->order, ev->order_id.base, olen);
+        f->order[olen] = 0;
         if (is_parked(r, ev->order_id)) {
             /* Behind a parked event of its order: publishing it would show
              * consumers a history with a hole. */

@@ -122,16 +122,24 @@ static int mac(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str j
     return ot_hmac_sha256(&keys, ot_str_make((const char *)key, OT_EVENT_MAC_KEY_LEN), parts, 3, out);
 }
 
-size_t ot_event_seal(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str json, char *out, size_t cap)
+int ot_event_seal_hex(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str json, char hex[MAC_HEX])
 {
     uint8_t m[32];
-    if (cap < OT_EVENT_SEAL_OVERHEAD || cap - OT_EVENT_SEAL_OVERHEAD < json.len || mac(key, channel, json, m) < 0)
+    if (mac(key, channel, json, m) < 0)
+        return OT_ERR;
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = ot_hex_lower[m[i] >> 4];
+        hex[2 * i + 1] = ot_hex_lower[m[i] & 15];
+    }
+    return 0;
+}
+
+size_t ot_event_seal(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str json, char *out, size_t cap)
+{
+    if (cap < OT_EVENT_SEAL_OVERHEAD || cap - OT_EVENT_SEAL_OVERHEAD < json.len ||
+        ot_event_seal_hex(key, channel, json, out + PREFIX_LEN) < 0)
         return 0;
     memcpy(out, PREFIX, PREFIX_LEN);
-    for (int i = 0; i < 32; i++) {
-        out[PREFIX_LEN + 2 * i] = ot_hex_lower[m[i] >> 4];
-        out[PREFIX_LEN + 2 * i + 1] = ot_hex_lower[m[i] & 15];
-    }
     out[PREFIX_LEN + MAC_HEX] = ':';
     if (json.len)
         memcpy(out + OT_EVENT_SEAL_OVERHEAD, json.base, json.len);

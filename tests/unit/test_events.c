@@ -463,6 +463,22 @@ Test(event_json, a_sealed_event_opens_only_with_its_key_channel_and_bytes)
     cr_assert_eq(ot_event_seal(key, OT_STR("ot:admin"), ot_str_c(j), buf, strlen(j) + 68), 0);
 }
 
+Test(event_json, the_seal_hex_alone_is_the_mac_in_the_envelope)
+{
+    uint8_t key[OT_EVENT_MAC_KEY_LEN];
+    cr_assert(ot_event_mac_key(OT_STR("secret-one"), key) == 0);
+    const char *j = "{\"seq\" : 7, \"orderId\" : \"x\"}";
+    char buf[256], hex[OT_EVENT_SEAL_HEX], other[OT_EVENT_SEAL_HEX];
+    size_t n = ot_event_seal(key, OT_STR(OT_EVENT_KAFKA_CHANNEL), ot_str_c(j), buf, sizeof(buf));
+    cr_assert_eq(n, strlen(j) + OT_EVENT_SEAL_OVERHEAD);
+    cr_assert_eq(ot_event_seal_hex(key, OT_STR(OT_EVENT_KAFKA_CHANNEL), ot_str_c(j), hex), 0);
+    cr_assert_eq(memcmp(hex, buf + 4, OT_EVENT_SEAL_HEX), 0);
+    for (int i = 0; i < OT_EVENT_SEAL_HEX; i++)
+        cr_assert((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f'));
+    cr_assert_eq(ot_event_seal_hex(key, OT_STR("ot:admin"), ot_str_c(j), other), 0);
+    cr_assert_neq(memcmp(hex, other, OT_EVENT_SEAL_HEX), 0, "the channel is covered");
+}
+
 Test(event_json, peek_seq_reads_only_a_leading_seq_member)
 {
     int64_t s = -1;

@@ -46,8 +46,7 @@ typedef struct {
     char topics[OT_RELAY_NTOPICS][OT_RELAY_TOPIC_MAX]; /* [0]: order.events */
     uint8_t mac_key[OT_EVENT_MAC_KEY_LEN];
     bool have_key;
-    char *sealbuf;
-    size_t sealcap;
+    char seal_hex[OT_EVENT_SEAL_HEX]; /* the last event's, for its two messages */
 } ot_relay_out;
 
 void ot_relay_out_init(ot_relay_out *o, const ot_config *cfg);

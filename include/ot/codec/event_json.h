@@ -43,6 +43,10 @@ int ot_event_mac_key(ot_str secret, uint8_t key[OT_EVENT_MAC_KEY_LEN]);
  * length, or 0 if cap < json.len + OT_EVENT_SEAL_OVERHEAD. */
 size_t ot_event_seal(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str json, char *out,
                      size_t cap);
+/* The 64 lower-case hex digits of that envelope's MAC alone, for a carrier
+ * with a field of its own for it (the relay's Kafka header): the JSON is not
+ * copied. 0, or OT_ERR (OpenSSL). */
+int ot_event_seal_hex(const uint8_t key[OT_EVENT_MAC_KEY_LEN], ot_str channel, ot_str json, char hex[64]);
 /* Checks an envelope received on `channel` (constant-time MAC compare); on
  * success *json points at the event inside `msg`. OT_ERR: not an envelope or
  * the MAC does not match. */
