@@ -356,11 +356,19 @@ static int retry_lookup(PGconn *pg, retry_doc *d, int n)
 
 /* Sends the documents in one _bulk; the accepted ones (2xx, or 409: the
  * event, or a newer order state, is there) are marked sent, the others'
- * reasons printed. Counts into n[0] indexed, n[1] newer, n[2] refused. */
-static int retry_send(cli *c, retry_doc *d, int nd, int n[3])
+ * reasons printed. An order document goes also to `next` (the index a
+ * running reindex builds, as the indexer writes it there; NULL: none) and is
+ * sent only once both took it. Counts into n[0] indexed, n[1] newer, n[2]
+ * refused, per document. */
+static int retry_send(cli *c, retry_doc *d, int nd, const char *next, int n[3])
 {
     ot_buf body = OT_BUF_INIT;
-    int *act = calloc((size_t)nd + 1, sizeof *act), nact = 0, rc = act ? 0 : OT_ERR;
+    int *act = calloc((size_t)nd * 2 + 1, sizeof *act), nact = 0, rc = act ? 0 : OT_ERR;
+    /* Per document: actions sent, accepted, accepted as done (not newer). */
+    int *want = calloc((size_t)nd + 1, sizeof *want), *got = calloc((size_t)nd + 1, sizeof *got),
+        *done = calloc((size_t)nd + 1, sizeof *done);
+    if (!want || !got || !done)
+        rc = OT_ERR;
     char index[OT_ES_PREFIX_MAX + 16];
     for (int i = 0; rc == 0 && i < nd; i++) {
         if (!d[i].ev.json.base)
@@ -368,13 +376,16 @@ static int retry_send(cli *c, retry_doc *d, int nd, int n[3])
         ot_str json = d[i].ev.json;
         bool ev = !strcmp(d[i].kind, "events");
         snprintf(index, sizeof index, "%s-%s", c->prefix, ev ? "events" : "orders");
-        if ((ev ? ot_search_bulk_event(&body, index, d[i].event, &d[i].m, json)
-                : ot_search_bulk_order(&body, index, &d[i].m, json)) == 0) {
-            act[nact++] = i;
-        } else {
+        int before = nact;
+        for (int k = 0; k < (ev || !next ? 1 : 2); k++)
+            if ((ev ? ot_search_bulk_event(&body, index, d[i].event, &d[i].m, json)
+                    : ot_search_bulk_order(&body, k ? next : index, &d[i].m, json)) == 0)
+                act[nact++] = i;
+        if (nact == before) {
             fprintf(stderr, "ordertrack search: seq %s (%s): %s\n", d[i].seq, d[i].kind, OT_SEARCH_NOT_AN_EVENT);
             n[2]++;
         }
+        want[i] = nact - before;
     }
     if (rc == 0 && nact > 0)
         rc = es(c, "POST", "/_bulk?filter_path=items.*.status,items.*.error", "application/x-ndjson", body.data,
@@ -394,16 +405,27 @@ static int retry_send(cli *c, retry_doc *d, int nd, int n[3])
         int64_t st;
         char why[400];
         for (int a = 0; ot_search_bulk_next(&ans, &v, &st, why, sizeof why) > 0; a++) {
-            retry_doc *x = &d[act[a]];
-            x->sent = v == OT_SEARCH_DONE || v == OT_SEARCH_NEWER;
-            n[v == OT_SEARCH_DONE ? 0 : v == OT_SEARCH_NEWER ? 1 : 2]++;
-            if (!x->sent)
-                fprintf(stderr, "ordertrack search: seq %s (%s) refused again: %lld %s%s\n", x->seq, x->kind,
+            int i = act[a];
+            if (v == OT_SEARCH_DONE || v == OT_SEARCH_NEWER) {
+                got[i]++;
+                done[i] += v == OT_SEARCH_DONE;
+            } else {
+                fprintf(stderr, "ordertrack search: seq %s (%s) refused again: %lld %s%s\n", d[i].seq, d[i].kind,
                         (long long)st, why, v == OT_SEARCH_RETRY ? " (Elasticsearch busy: try again later)" : "");
+            }
         }
         ot_search_bulk_free(&ans);
+        for (int i = 0; i < nd; i++) {
+            if (!want[i])
+                continue;
+            d[i].sent = got[i] == want[i];
+            n[!d[i].sent ? 2 : done[i] ? 0 : 1]++;
+        }
     }
     free(act);
+    free(want);
+    free(got);
+    free(done);
     return rc;
 }
 
@@ -471,7 +493,13 @@ static int retry(cli *c, PGconn *pg, const char *const sel[2])
         ot_indexer_meta(&d[i].m, d[i].event, &d[i].ev);
     }
     int rc = retry_lookup(pg, d, nd);
-    rc = rc == 0 ? retry_send(c, d, nd, n) : rc;
+    /* A reindex running: its new index gets the order documents too. */
+    char alias[OT_ES_PREFIX_MAX + 16], next[OT_ES_PREFIX_MAX + 64];
+    snprintf(alias, sizeof alias, "%s-orders-next", c->prefix);
+    int has_next = rc == 0 ? alias_index(c, alias, next, sizeof next) : 0;
+    if (has_next < 0)
+        rc = OT_ERR;
+    rc = rc == 0 ? retry_send(c, d, nd, has_next == 1 ? next : NULL, n) : rc;
     rc |= unpark(pg, d, nd);
     free(d);
     PQclear(r);

@@ -358,6 +358,32 @@ def test_parked_documents_are_listed_and_retried_once_the_cause_is_fixed_a_refus
     assert cli("parked", "--order", "nope").returncode == 2
 
 
+def test_a_parked_order_document_retried_during_a_reindex_goes_to_the_new_index_too(server, db, db_url, prefix):
+    """While `search reindex` builds <p>-orders-next, the indexer writes
+    order documents to both; `search retry` must as well, or the swap would
+    drop the retried state."""
+    from conftest import run_cli
+    srv = server(workers=1, args=NO_LIMITS, env=es_env(prefix))
+    good = api_create(srv.port, make_token(mk_user(db)))["id"]
+    wait_cursor(db, events_since(db, FLOOR[0])[-1][0])
+    st, body = es("PUT", "/%s-orders-000002" % prefix, {"aliases": {"%s-orders-next" % prefix: {}}})
+    assert st == 200, body
+    with db.cursor() as cur:
+        cur.execute("SELECT seq FROM order_events WHERE order_id = %s AND version = 1", (good,))
+        seq = cur.fetchone()[0]
+        cur.execute("INSERT INTO search_parked (seq, kind, order_id, reason) VALUES (%s, 'orders', %s, 'test')",
+                    (seq, good))
+    p = run_cli("search", "retry", "--order", good, "--database-url", db_url, "--elasticsearch-url", ES,
+                "--es-index-prefix", prefix, timeout=60)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    # The live index had it (409), the new one took it: indexed.
+    assert json.loads(p.stdout) == {"retried": 1, "indexed": 1, "newer": 0, "refused": 0, "parked": 0}
+    es("POST", "/%s-orders-000002/_refresh" % prefix)
+    st, body = es("GET", "/%s-orders-000002/_doc/%s" % (prefix, good))
+    assert st == 200 and body["_version"] == 1 and body["_source"]["orderId"] == good, body
+    assert parked_rows(db, seq) == []
+
+
 class Proxy:
     """127.0.0.1:port -> the node, until down(): then connections are refused
     (the listener closes) and open ones are cut."""
