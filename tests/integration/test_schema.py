@@ -426,3 +426,75 @@ def test_tail_query_reads_events_in_seq_order(db):
     mine = [json.loads(j) for s, j in rows if json.loads(j)["userId"] == user]
     assert mine == made
     assert all(s == json.loads(j)["seq"] for s, j in rows)
+
+
+# ---------------------------------------------------------------- 011: the stint each event ends
+
+STINT_CHECK = ("SELECT count(*) FROM order_events n LEFT JOIN order_events e "
+               "ON e.order_id = n.order_id AND e.version = n.version - 1 "
+               "WHERE n.prev_status IS DISTINCT FROM e.status OR n.prev_at IS DISTINCT FROM e.created_at")
+
+
+def test_011_backfills_the_stint_columns_and_every_writer_fills_them_after(db_url, tmp_path):
+    """Events written before 011 get prev_status / prev_at from their
+    previous version (the events themselves untouched, the table still
+    append-only); events written after get them on insert, through the API's
+    functions or straight into the table."""
+    import shutil
+    import uuid as _uuid
+    import psycopg2
+    name = "ot_it_stint_%s" % _uuid.uuid4().hex[:10]
+    base, _, _ = db_url.rpartition("/")
+    admin = psycopg2.connect(base + "/postgres")
+    admin.autocommit = True
+    admin.cursor().execute("CREATE DATABASE " + name)
+    url = base + "/" + name
+    old = tmp_path / "sql"
+    old.mkdir()
+    for f in sorted(os.listdir(os.path.join(ROOT, "sql"))):
+        if f.endswith(".sql") and f < "011":
+            shutil.copy(os.path.join(ROOT, "sql", f), old / f)
+    conn = None
+    try:
+        r = run_cli("migrate", "--database-url", url, "--sql-dir", str(old))
+        assert r.returncode == 0, r.stderr
+        conn = psycopg2.connect(url)
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute("INSERT INTO users (name, email, password_hash, role) VALUES ('s', 's@x', 'x', 'CUSTOMER') RETURNING id")
+        user = cur.fetchone()[0]
+        ids = []
+        for _ in range(3):
+            cur.execute("SELECT (order_json::json->>'id') FROM ot_create_order(%s, '[]', NULL, NULL)", (user,))
+            ids.append(cur.fetchone()[0])
+        for oid in ids:
+            for st in ("ACCEPTED", "PREPARED"):
+                cur.execute("SELECT result FROM ot_update_status(%s, %s, NULL, NULL)", (oid, st))
+                assert cur.fetchone()[0] == "ok"
+        cur.execute("SELECT string_agg(ot_event_json(e), ',' ORDER BY seq) FROM order_events e")
+        before = cur.fetchone()[0]
+        r = run_cli("migrate", "--database-url", url)
+        assert r.returncode == 0, r.stderr
+        cur.execute("SELECT string_agg(ot_event_json(e), ',' ORDER BY seq) FROM order_events e")
+        assert cur.fetchone()[0] == before, "the events are unchanged"
+        cur.execute("SELECT count(*) FROM order_events WHERE prev_at IS NOT NULL")
+        assert cur.fetchone()[0] == 6
+        cur.execute(STINT_CHECK)
+        assert cur.fetchone()[0] == 0
+        # After: the API's function, and a bare INSERT (a bulk load, a faulty writer).
+        cur.execute("SELECT result FROM ot_update_status(%s, 'SHIPPED', NULL, NULL)", (ids[0],))
+        cur.execute("INSERT INTO order_events (order_id, version, user_id, type, status, payload) "
+                    "SELECT order_id, 4, user_id, 'order.updated', 'SHIPPED', '{}' FROM order_events "
+                    "WHERE order_id = %s AND version = 3", (ids[1],))
+        cur.execute("SELECT count(*) FROM order_events WHERE prev_at IS NOT NULL")
+        assert cur.fetchone()[0] == 8
+        cur.execute(STINT_CHECK)
+        assert cur.fetchone()[0] == 0
+        with pytest.raises(psycopg2.Error) as exc:
+            cur.execute("UPDATE order_events SET prev_at = NULL")
+        assert "append-only" in exc.value.pgerror
+    finally:
+        if conn:
+            conn.close()
+        admin.cursor().execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+        admin.close()
