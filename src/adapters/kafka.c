@@ -213,7 +213,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         rd_kafka_fatal_error(rk, why, sizeof why);
         if (!k->fatal_seen) {
             k->fatal_seen = true;
-            ot_logf(OT_LOG_ERROR, "kafka: fatal producer error: %s", why);
+            ot_logf(OT_LOG_ERROR, "kafka: fatal %s error: %s", k->consumer ? "consumer" : "producer", why);
             if (k->ops.fatal)
                 k->ops.fatal(k->data, why);
         }
