@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,6 +39,7 @@ static ot_master *g_master;
 
 static void spawn(ot_master *m, int i)
 {
+    pid_t master = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         ot_logf(OT_LOG_ERROR, "fork failed: %s", strerror(errno));
@@ -52,7 +54,13 @@ static void spawn(ot_master *m, int i)
         sigprocmask(SIG_SETMASK, &none, NULL);
         ot_log_set_worker(i);
         ot_metrics_worker(i);
-        _exit(ot_worker_main(m->cfg, i));
+        /* A master killed without its SIGTERM round (SIGKILL, the OOM killer)
+         * must not leave workers on the port: the next server would share it
+         * with them through SO_REUSEPORT. The kernel drains this one then;
+         * a master gone before the prctl took effect is seen by getppid(). */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
+            _exit(1);
+        _exit(ot_worker_main(m->cfg, i, master));
     }
     m->slots[i].pid = pid;
     m->slots[i].started_ms = ot_loop_now_ms(m->loop);

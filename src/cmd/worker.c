@@ -106,7 +106,10 @@ static void on_term(ot_loop *loop, int signo, void *data)
     if (w->draining)
         return;
     w->draining = true;
-    ot_logf(OT_LOG_INFO, "draining (signal %d)", signo);
+    if (getppid() != w->master)
+        ot_logf(OT_LOG_WARN, "the master is gone: draining (signal %d)", signo);
+    else
+        ot_logf(OT_LOG_INFO, "draining (signal %d)", signo);
     if (w->listen_fd >= 0) {
         ot_loop_del_fd(loop, w->listen_fd);
         close(w->listen_fd);
@@ -153,13 +156,14 @@ static ot_defer log_flush_defer;
 static void on_log_flush(ot_loop *loop, ot_defer *d) { ot_log_flush(); }
 static void on_log_wake(void *data) { ot_defer_queue(data, &log_flush_defer); }
 
-int ot_worker_main(const ot_config *cfg, int idx)
+int ot_worker_main(const ot_config *cfg, int idx, pid_t master)
 {
     ot_worker *w = calloc(1, sizeof(*w));
     if (!w)
         return 1;
     w->cfg = cfg;
     w->idx = idx;
+    w->master = master;
     signal(SIGPIPE, SIG_IGN);
     struct rlimit rl;
     int maxfd = 65536;

@@ -108,6 +108,28 @@ def test_master_exits_0_on_sigterm_and_takes_its_workers_along(server):
         socket.create_connection(("127.0.0.1", srv.port), timeout=1).close()
 
 
+def test_workers_of_a_master_killed_with_sigkill_drain_and_exit(server):
+    """A master that cannot clean up (SIGKILL, the OOM killer) must not leave
+    orphaned workers holding the port: a new server would share it with them
+    through SO_REUSEPORT and half the connections would reach the old code."""
+    srv = server(workers=2)
+    workers = wait_workers(srv, 2)
+    assert request(srv.port, "GET", "/healthz")[0] == 200
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait(timeout=5)
+    deadline = time.monotonic() + scaled(10)
+    while any(pid_alive(p) for p in workers):
+        if time.monotonic() > deadline:
+            for p in workers:
+                if pid_alive(p):
+                    os.kill(p, signal.SIGKILL)
+            pytest.fail("workers still running 10 s after their master was killed")
+        time.sleep(0.05)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", srv.port), timeout=1).close()
+    assert "master is gone" in srv.log_text()
+
+
 def test_killed_worker_is_restarted_and_service_continues(server):
     srv = server(workers=2)
     workers = wait_workers(srv, 2)

@@ -46,11 +46,15 @@ export class Server {
     throw new Error("server did not become ready");
   }
   async stop() {
-    if (!this.proc || this.proc.exitCode !== null) return;
-    const done = new Promise((r) => this.proc.once("exit", r));
-    this.proc.kill("SIGTERM");
-    await Promise.race([done, sleep(5000).then(() => this.proc.kill("SIGKILL"))]);
+    // This process, not this.proc: a start() after a quick stop replaces
+    // this.proc, and a backstop still armed would kill the new server.
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null) return;
+    const done = new Promise((r) => proc.once("exit", r));
+    proc.kill("SIGTERM");
+    const backstop = setTimeout(() => proc.kill("SIGKILL"), 5000);
     await done;
+    clearTimeout(backstop);
   }
 }
 

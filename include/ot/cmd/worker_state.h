@@ -4,6 +4,8 @@
 #ifndef OT_WORKER_STATE_H
 #define OT_WORKER_STATE_H
 
+#include <sys/types.h>
+
 #include "ot/core/config.h"
 #include "ot/event/loop.h"
 #include "ot/event/service.h"
@@ -17,6 +19,7 @@ typedef struct ot_worker {
     ot_loop *loop;
     const ot_config *cfg;
     int idx;
+    pid_t master;        /* the parent; another getppid() means it died */
     ot_http_server http; /* router, TLS, connections and their limits */
     int listen_fd;
     bool draining;
