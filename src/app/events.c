@@ -52,6 +52,10 @@ struct ot_events {
     uint8_t mac_key[OT_EVENT_MAC_KEY_LEN];
     bool have_key;
     uint64_t forged;
+    /* Wake-ups after our commits (sql/012): one in flight; the highest seq
+     * committed meanwhile goes in the next. */
+    ot_pg_query *wake_q;
+    int64_t wake_pending; /* 0: none */
 };
 
 /* The fields the reader routes by, as columns beside the event's JSON: a
@@ -86,6 +90,8 @@ const ot_pg_stmt ot_events_stmts[] = {
       "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j, " TAIL_COLS " FROM order_events oe WHERE oe.seq >= $1 "
       "ORDER BY oe.seq LIMIT " OT_EV_PAGE_STR ") e ON true ORDER BY e.seq",
       1, true },
+    /* A write of its own (a NOTIFY commits), never batched with reads. */
+    { "ev_wake", "SELECT ot_wake_listeners($1::bigint)", 1, false },
 };
 const size_t ot_events_nstmts = OT_ARRAY_LEN(ot_events_stmts);
 
@@ -409,6 +415,8 @@ void ot_events_free(ot_events *e)
     ot_timer_stop(e->w.loop, &e->timer);
     if (e->q)
         ot_pg_cancel(e->q);
+    if (e->wake_q)
+        ot_pg_cancel(e->wake_q);
     if (e->listener)
         ot_pg_listener_free(e->listener);
     if (e->redis)
@@ -453,6 +461,35 @@ static void publish(ot_events *e, const ot_event *ev, ot_str event_json)
     free(buf);
 }
 
+static void send_wake(ot_events *e, int64_t seq);
+
+static void on_wake(void *data, int status, PGresult *res)
+{
+    ot_events *e = data;
+    e->wake_q = NULL;
+    /* A failed wake is not retried: the readers' idle tail finds the rows. */
+    if (e->wake_pending) {
+        int64_t seq = e->wake_pending;
+        e->wake_pending = 0;
+        send_wake(e, seq);
+    }
+}
+
+static void send_wake(ot_events *e, int64_t seq)
+{
+    if (e->wake_q) {
+        if (seq > e->wake_pending)
+            e->wake_pending = seq;
+        return;
+    }
+    char s[OT_FMT_U64_MAX + 1];
+    s[ot_fmt_u64(s, (uint64_t)seq)] = '\0';
+    const char *vals[1] = { s };
+    e->wake_q = ot_pg_exec(e->w.pg, "ev_wake", 1, vals, NULL, on_wake, e);
+    if (e->wake_q)
+        ot_metrics_inc(OT_C_EVENTS_WAKES, 1);
+}
+
 int ot_events_committed(ot_events *e, ot_str event_json, ot_event *out)
 {
     ot_event ev;
@@ -466,6 +503,8 @@ int ot_events_committed(ot_events *e, ot_str event_json, ot_event *out)
         return 0;
     if (e->redis && e->have_key)
         publish(e, &ev, event_json);
+    else if (e->w.pg && ev.seq > 0)
+        send_wake(e, ev.seq); /* with Redis nobody LISTENs: its message is the wake-up */
     feed_live(e, &ev);
     return 0;
 }

@@ -19,10 +19,15 @@ ITEMS = '[{"productId":"sku-ev","qty":1}]'
 CREATE = "SELECT order_json, event_json FROM ot_create_order(%s::uuid, %s::jsonb, NULL, NULL)"
 
 
-def create(cur, user):
+def create(cur, user, wake=True):
+    """An order written by hand; `wake`: then wakes the readers the way the
+    server does after its commits (sql/012), as a writer outside it should."""
     cur.execute(CREATE, (user, ITEMS))
     o, e = cur.fetchone()
-    return json.loads(o)["id"], json.loads(e)["seq"]
+    oid, seq = json.loads(o)["id"], json.loads(e)["seq"]
+    if wake:
+        cur.execute("SELECT ot_wake_listeners(%s)", (seq,))
+    return oid, seq
 
 
 def pushes_until(ws, oid, timeout):
@@ -174,7 +179,8 @@ def test_an_event_larger_than_any_api_order_is_delivered_promptly_not_skipped(se
     """400 items (the API takes 100) written directly: more JSON tokens than the
     parser's stack array held, so every reader used to skip the committed row
     as if it were a rolled-back gap. Its NOTIFY is a {"seq":N} stub (over 8000
-    bytes); the tail it wakes reads the row."""
+    bytes); the tail it wakes reads the row. A writer outside the server
+    wakes the readers as the server does after its commits (sql/012)."""
     srv = server(workers=1, args=NO_LIMITS)
     admin, a = mk_user(db, "ADMIN"), mk_user(db)
     dash = WS.connect(srv.port, make_token(admin, "ADMIN"))
@@ -183,7 +189,9 @@ def test_an_event_larger_than_any_api_order_is_delivered_promptly_not_skipped(se
             pushes_until(dash, create(cur, a)[0], scaled(5))
             big = json.dumps([{"productId": "sku-%05d" % i, "qty": 1} for i in range(400)])  # ~12 KB
             cur.execute(CREATE, (a, big))
-            oid = json.loads(cur.fetchone()[0])["id"]
+            order_json, event_json = cur.fetchone()
+            oid = json.loads(order_json)["id"]
+            cur.execute("SELECT ot_wake_listeners(%s)", (json.loads(event_json)["seq"],))
         t0 = time.monotonic()
         got = pushes_until(dash, oid, scaled(5))
         assert time.monotonic() - t0 < scaled(0.5)  # woken, not the 1 s safety-net poll
@@ -327,3 +335,67 @@ def test_random_commits_rollbacks_and_restarts_reach_a_resuming_client_exactly_o
             t.join(scaled(20))
         if source == "redis":
             r.kill()
+
+
+# ---------------------------------------------------------------- wake-ups after commits (sql/012)
+
+def test_api_writes_wake_the_readers_after_their_commit_one_wake_in_flight(server, db, db_url):
+    """The writes send no NOTIFY (it serialized every commit); the worker
+    wakes the readers after each COMMIT with ot_wake_listeners, one call in
+    flight, the next naming the highest seq committed meanwhile. So a burst
+    costs at most one wake per write, a wake names the burst's last seq (no reader is left waiting for its idle tail), and every wake sent
+    reaches a listener."""
+    import threading
+
+    srv = server(workers=1, args=NO_LIMITS)
+    lconn = psycopg2.connect(db_url)
+    lconn.autocommit = True
+    with lconn.cursor() as cur:
+        cur.execute("LISTEN ot_events")
+    heard = []
+
+    def hear_until(seq, timeout):
+        deadline = time.monotonic() + scaled(timeout)
+        while not heard or max(heard) < seq:
+            left = deadline - time.monotonic()
+            assert left > 0, "no wake naming seq %d; heard %r" % (seq, heard[-5:])
+            import select
+            if select.select([lconn], [], [], left) != ([], [], []):
+                lconn.poll()
+                heard.extend(json.loads(n.payload)["seq"] for n in lconn.notifies)
+                lconn.notifies.clear()
+
+    try:
+        tok = make_token(mk_user(db))
+        api_create(srv.port, tok)
+        hear_until(max_seq(db), 5)
+        assert len(heard) == 1
+        writes, errors = 400, []
+
+        def writer(n):
+            try:
+                for _ in range(n):
+                    api_create(srv.port, tok)
+            except Exception as e:  # noqa: BLE001 (reported below)
+                errors.append(e)
+        ts = [threading.Thread(target=writer, args=(writes // 32 + (1 if i < writes % 32 else 0),))
+              for i in range(32)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert not errors, errors[:3]
+        top = max_seq(db)
+        hear_until(top, 5)
+        time.sleep(scaled(0.3))  # nothing after the last one
+        lconn.poll()
+        heard.extend(json.loads(n.payload)["seq"] for n in lconn.notifies)
+        # Commits on the pool's connections may return out of seq order: the
+        # highest heard, not the last, is the burst's last seq.
+        assert max(heard) == top
+        wakes = sum(metric(srv.port, "ordertrack_events_wakes_total"))
+        assert wakes == len(heard)
+        assert 2 <= wakes <= writes  # at least two writes shared one
+        print("wakes for %d concurrent writes: %d" % (writes, wakes - 1))
+    finally:
+        lconn.close()

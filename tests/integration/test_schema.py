@@ -359,25 +359,31 @@ def _drain(conn, wait):
     return out
 
 
-def test_commit_notifies_with_the_event_json(db, db_url):
+def test_a_write_commits_without_a_notify_and_the_wake_names_its_seq(db, db_url):
+    """sql/012: a NOTIFY in the writing transaction serialized every commit
+    behind one lock, so the writes send none; ot_wake_listeners, called after
+    the COMMIT, sends {"seq":N} from a transaction of its own that skips the
+    flush, and the caller's session keeps its synchronous_commit."""
     lconn = _listen(db_url)
     try:
         _, order, ev = create(db, mk_user(db))
-        payloads = _drain(lconn, 5.0)
-        assert [json.loads(p) for p in payloads] == [ev]
-        res, _, ev2 = update(db, order["id"], "CANCELED")
-        assert [json.loads(p) for p in _drain(lconn, 5.0)] == [ev2]
-    finally:
-        lconn.close()
-
-
-def test_large_event_notifies_only_its_seq(db, db_url):
-    lconn = _listen(db_url)
-    try:
-        items = [{"sku": "S%05d" % i, "qty": 1, "note": "x" * 40} for i in range(300)]
-        _, _, ev = create(db, mk_user(db), items=items)
-        payloads = _drain(lconn, 5.0)
-        assert [json.loads(p) for p in payloads] == [{"seq": ev["seq"]}]
+        _, _, ev2 = update(db, order["id"], "CANCELED")
+        assert _drain(lconn, 0.5) == []
+        with db.cursor() as cur:
+            cur.execute("SHOW synchronous_commit")
+            before = cur.fetchone()[0]
+            cur.execute("SELECT ot_wake_listeners(%s)", (ev2["seq"],))
+            cur.execute("SHOW synchronous_commit")
+            assert cur.fetchone()[0] == before
+        assert [json.loads(p) for p in _drain(lconn, 5.0)] == [{"seq": ev2["seq"]}]
+        # Inside the call's transaction the commit is asynchronous.
+        with db.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT ot_wake_listeners(%s)", (ev["seq"],))
+            cur.execute("SHOW synchronous_commit")
+            assert cur.fetchone()[0] == "off"
+            cur.execute("COMMIT")
+        assert [json.loads(p) for p in _drain(lconn, 5.0)] == [{"seq": ev["seq"]}]
     finally:
         lconn.close()
 
