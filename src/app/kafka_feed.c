@@ -253,7 +253,8 @@ ot_kafka_feed *ot_kafka_feed_new(ot_loop *loop, const ot_config *cfg, ot_events 
     const char *topics[1] = { f->topic };
     ot_kafka_consumer_config kc = { .brokers = cfg->kafka_brokers, .client_id = "ordertrack-ws",
                                     .group_id = f->group, .topics = topics, .ntopics = 1,
-                                    .stats_interval_ms = OT_FEED_STATS_MS, .from_latest = true };
+                                    .stats_interval_ms = OT_FEED_STATS_MS, .from_latest = true,
+                                    .queue_max_kbytes = cfg->kafka_consumer_queue_kb };
     static const ot_kafka_consumer_ops ops = { .message = on_message, .drained = on_drained, .stats = on_stats,
                                                .down = on_down };
     char err[512];

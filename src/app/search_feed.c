@@ -18,27 +18,25 @@
 
 #define SF_STATS_MS 1000
 #define SF_NAME_MAX 256
-/* Events held behind a gap; beyond it the highest are forgotten and the
- * PostgreSQL fill reads them (evseq.h): bounded, nothing lost. */
-#define SF_PENDING_MAX 16384
-/* How long Kafka gets to bring a missing seq before PostgreSQL is asked.
- * Partitions are produced in separate batches (linger) and fetched at their
- * own pace, a few ms apart, tens under load (20 ms read some from PostgreSQL
- * in tests on a busy machine); index lag is budgeted in hundreds. Doubles
- * while it lasts. */
-#define SF_GAP_FIRST_MS 100
-#define SF_GAP_MAX_MS 500
+/* Limits and waits are flags (config.h: kafka_search_*), their reasons here:
+ * - pending: events held behind a gap; beyond it the highest are forgotten
+ *   and the PostgreSQL fill reads them (evseq.h): bounded, nothing lost.
+ * - gap: how long Kafka gets to bring a missing seq before PostgreSQL is
+ *   asked. Partitions are produced in separate batches (linger) and fetched
+ *   at their own pace, a few ms apart, tens under load (20 ms read some from
+ *   PostgreSQL in tests on a busy machine); index lag is budgeted in
+ *   hundreds. Doubles while it lasts, up to SF_GAP_GROWTH times.
+ * - stall: samples (1 s apart) without progress while the reader knows of
+ *   later events before PostgreSQL is read instead: longer than a new topic
+ *   takes to get its leaders (the relay's first messages wait for them),
+ *   short enough that a parked order's last event is not long missing;
+ *   SF_DOWN_STALL_FACTOR times that while the consumer has no partitions
+ *   (joining takes a few seconds, an outage longer). */
+#define SF_GAP_GROWTH 5
+#define SF_DOWN_STALL_FACTOR 3
 #define SF_RETRY_MS 500
-/* Samples (1 s apart) without progress while the reader knows of later
- * events before PostgreSQL is read instead: longer than a new topic takes to
- * get its leaders (the relay's first messages wait for them), short enough
- * that a parked order's last event is not long missing. */
-#define SF_STALL_SAMPLES 3
-/* ... while the consumer has no partitions: joining takes a few seconds (a
- * restarted member's first fetch, a rebalance), an outage longer. */
-#define SF_DOWN_STALL_SAMPLES 10
-/* librdkafka's prefetch per partition (its default is 64 MB). */
-#define SF_QUEUE_KB 4096
+#define SF_GAP_FIRST_MS(f) ((f)->cfg->kafka_search_gap_ms)
+#define SF_GAP_MAX_MS(f) ((f)->cfg->kafka_search_gap_ms * SF_GAP_GROWTH)
 
 /* An event the sequencer released that the indexer did not take yet. */
 typedef struct {
@@ -98,7 +96,7 @@ static void schedule_tail(ot_search_feed *f, uint32_t ms)
 static void feed(ot_search_feed *f, const ot_event *ev)
 {
     if (ot_evseq_feed(&f->seq, ev)) {
-        f->gap_ms = SF_GAP_FIRST_MS;
+        f->gap_ms = SF_GAP_FIRST_MS(f);
         schedule_tail(f, f->gap_ms);
     }
 }
@@ -124,9 +122,9 @@ static void on_tail(void *data, int status, PGresult *res)
         f->tail_again = false;
         schedule_tail(f, 0);
     } else if (f->seq.npending > 0 || ot_events_watermark(f->events) > f->seq.next) {
-        f->gap_ms = f->gap_ms ? f->gap_ms * 2 : SF_GAP_FIRST_MS;
-        if (f->gap_ms > SF_GAP_MAX_MS)
-            f->gap_ms = SF_GAP_MAX_MS;
+        f->gap_ms = f->gap_ms ? f->gap_ms * 2 : SF_GAP_FIRST_MS(f);
+        if (f->gap_ms > SF_GAP_MAX_MS(f))
+            f->gap_ms = SF_GAP_MAX_MS(f);
         schedule_tail(f, f->gap_ms);
     }
 }
@@ -230,7 +228,7 @@ static void on_wake(ot_loop *loop, ot_timer *t)
         /* The first fetch after a resume takes longer than the usual skew
          * between partitions. */
         if (f->seq.npending > 0) {
-            f->gap_ms = SF_GAP_MAX_MS;
+            f->gap_ms = SF_GAP_MAX_MS(f);
             schedule_tail(f, f->gap_ms);
         }
     }
@@ -342,7 +340,7 @@ static bool start_consumer(ot_search_feed *f)
     ot_kafka_consumer_config kc = { .brokers = f->cfg->kafka_brokers, .client_id = OT_SEARCH_GROUP,
                                     .group_id = f->group, .topics = topics, .ntopics = 1,
                                     .stats_interval_ms = SF_STATS_MS, .from_latest = false,
-                                    .queue_max_kbytes = SF_QUEUE_KB, .instance_id = f->instance };
+                                    .queue_max_kbytes = f->cfg->kafka_consumer_queue_kb, .instance_id = f->instance };
     static const ot_kafka_consumer_ops ops = { .message = on_message, .drained = on_drained, .stats = on_stats,
                                                .down = on_down };
     char err[512];
@@ -378,7 +376,7 @@ static void on_retry(ot_loop *loop, ot_timer *t)
             free(f->q[f->qhead + i].json);
         f->qhead = f->qn = 0;
         ot_evseq_free(&f->seq);
-        if (ot_evseq_init(&f->seq, SF_PENDING_MAX, on_release, f) < 0) {
+        if (ot_evseq_init(&f->seq, f->cfg->kafka_search_pending, on_release, f) < 0) {
             ot_timer_start(loop, t, SF_RETRY_MS);
             return;
         }
@@ -411,7 +409,7 @@ ot_search_feed *ot_search_feed_new(ot_loop *loop, const ot_config *cfg, ot_pg *p
     ot_search_feed *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
-    if (ot_evseq_init(&f->seq, SF_PENDING_MAX, on_release, f) < 0) {
+    if (ot_evseq_init(&f->seq, cfg->kafka_search_pending, on_release, f) < 0) {
         free(f);
         return NULL;
     }
@@ -477,7 +475,8 @@ void ot_search_feed_sample(ot_search_feed *f)
      * moves next on its own and never gets here. */
     bool behind = ot_evseq_started(&f->seq) && f->qn == 0 && ot_events_watermark(f->events) > f->seq.next;
     f->stalled = behind && f->seq.next == f->stalled_at ? f->stalled + 1 : 0;
-    if (f->stalled >= (f->up ? SF_STALL_SAMPLES : SF_DOWN_STALL_SAMPLES))
+    uint32_t stall = f->cfg->kafka_search_stall_s;
+    if ((uint32_t)f->stalled >= (f->up ? stall : stall * SF_DOWN_STALL_FACTOR))
         schedule_tail(f, 0);
     f->stalled_at = f->seq.next;
     store_offsets(f);

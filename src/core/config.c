@@ -91,6 +91,10 @@ static const opt_def opts[] = {
     { "--kafka-max-inflight", "ORDERTRACK_KAFKA_MAX_INFLIGHT", T_U32, O(kafka_max_inflight), "events the relay has handed to librdkafka without a delivery report; beyond it waits (default 50000)", 1, 1000000 },
     { "--kafka-max-message-bytes", "ORDERTRACK_KAFKA_MAX_MESSAGE_BYTES", T_U32, O(kafka_max_message_bytes), "largest message the producer sends (librdkafka message.max.bytes); a larger event parks its order (default 1000000)", 1000, 1000000000 },
     { "--kafka-max-parked", "ORDERTRACK_KAFKA_MAX_PARKED", T_U32, O(kafka_max_parked), "orders the relay may park (events it cannot publish); beyond, it stops at the next one and retries it (default 1000)", 1, 1000000 },
+    { "--kafka-search-gap-ms", "ORDERTRACK_KAFKA_SEARCH_GAP_MS", T_U32, O(kafka_search_gap_ms), "how long Kafka gets to bring a seq the search indexer misses (partitions arrive apart) before it is read from PostgreSQL; the wait doubles up to 5x while the gap lasts (default 100)", 1, 60000 },
+    { "--kafka-search-pending", "ORDERTRACK_KAFKA_SEARCH_PENDING", T_U32, O(kafka_search_pending), "events the search indexer holds behind a missing seq; beyond, the highest are dropped and read from PostgreSQL once it fills (default 16384)", 16, 1048576 },
+    { "--kafka-search-stall-seconds", "ORDERTRACK_KAFKA_SEARCH_STALL_SECONDS", T_U32, O(kafka_search_stall_s), "seconds the search indexer's Kafka input may make no progress while later events are committed before it reads them from PostgreSQL (3x that while its consumer has no partitions; default 3)", 1, 3600 },
+    { "--kafka-consumer-queue-kb", "ORDERTRACK_KAFKA_CONSUMER_QUEUE_KB", T_U32, O(kafka_consumer_queue_kb), "KB each Kafka consumer (push feed, search indexer) prefetches per partition (librdkafka queued.max.messages.kbytes; default 4096)", 64, 2097151 },
     { "--sink-buffer-events", "ORDERTRACK_SINK_BUFFER_EVENTS", T_SIZE, O(sink_buffer_events), "events held in memory for one slow event sink (Kafka relay, search indexer) before it falls back to replaying from PostgreSQL (default 4096)", 1, 1048576 },
     { "--sink-buffer-bytes", "ORDERTRACK_SINK_BUFFER_BYTES", T_SIZE, O(sink_buffer_bytes), "event bytes held in memory for one slow event sink before it falls back to replaying (default 8388608)", 64 * KiB, GiB },
     { "--sink-page-events", "ORDERTRACK_SINK_PAGE_EVENTS", T_SIZE, O(sink_page_events), "events per query when an event sink (Kafka relay, search indexer) replays order_events; the next page is read while one is delivered, so two pages may be in memory (default 2000)", 1, 20000 },
@@ -170,6 +174,10 @@ void ot_config_defaults(ot_config *c)
     c->kafka_max_inflight = 50000;
     c->kafka_max_message_bytes = 1000000;
     c->kafka_max_parked = 1000;
+    c->kafka_search_gap_ms = 100;
+    c->kafka_search_pending = 16384;
+    c->kafka_search_stall_s = 3;
+    c->kafka_consumer_queue_kb = 4096;
     c->sink_buffer_events = 4096;
     c->sink_buffer_bytes = 8u << 20;
     c->sink_page_events = 2000;

@@ -172,6 +172,30 @@ def test_an_order_the_relay_parked_is_indexed_from_postgresql_in_seq_order(serve
     assert gauge(srv.port, "ordertrack_search_feed_consumed_total") - consumed == len(rows) - 1 - 2
 
 
+def test_the_gap_wait_before_postgresql_is_read_is_the_flag(server, db, pfx):
+    """--kafka-search-gap-ms: a seq Kafka does not bring (a parked order's)
+    is read from PostgreSQL only once that wait is over, not at the 100 ms
+    default (the stall bound, set far off, does not read it either)."""
+    from test_kafka import big_order
+    srv = server(workers=1, args=NO_LIMITS, env=env_for(pfx, ORDERTRACK_KAFKA_MAX_MESSAGE_BYTES=2000,
+                                                        ORDERTRACK_KAFKA_SEARCH_GAP_MS=2500,
+                                                        ORDERTRACK_KAFKA_SEARCH_STALL_SECONDS=600))
+    consumed, filled = feed_up(srv, db)
+    big_order(srv, db, workload_before=0)
+    workload(srv.port, db, n=1)  # behind the parked two: the gap shows
+    wait_for("the event after the gap", lambda: gauge(srv.port, "ordertrack_search_feed_consumed_total") > consumed, 20)
+    time.sleep(1.0)  # well inside the 2.5 s, which began before the event was counted
+    assert gauge(srv.port, "ordertrack_search_feed_filled_total") == filled
+    wait_for("the parked two from PostgreSQL",
+             lambda: gauge(srv.port, "ordertrack_search_feed_filled_total") - filled >= 2, 15)
+    rows = events_since(db, FLOOR[0])
+    wait_cursor(db, rows[-1][0], timeout=30)
+    expect_in_step(db, pfx[0], FLOOR[0])
+    with db.cursor() as cur:
+        cur.execute("DELETE FROM relay_parked WHERE order_id IN (SELECT order_id FROM order_events WHERE seq > %s)",
+                    (FLOOR[0],))
+
+
 def test_a_full_indexer_pauses_the_partitions_and_resumes_where_it_stopped(server, db, pfx):
     """With Elasticsearch away and batches of 2, the indexer fills at once:
     the consumer pauses its partitions (librdkafka drops its prefetch) and,

@@ -115,6 +115,22 @@ Test(config_args, values_at_the_bounds_are_accepted)
     cr_assert_eq(parse_one("--max-conns-per-ip=0", err, sizeof(err), &c), 0, "%s", err);
     cr_assert_eq(c.max_conns_per_ip, 0);
     cr_assert_eq(ot_config_check("--ws-max-message", "67108865"), OT_ERR);
+    /* The search indexer's Kafka input (defaults, then both bounds). */
+    cr_assert_eq(parse_one("--kafka-search-gap-ms=1", err, sizeof(err), &c), 0, "%s", err);
+    cr_assert_eq(c.kafka_search_gap_ms, 1);
+    cr_assert_eq(c.kafka_search_pending, 16384);
+    cr_assert_eq(c.kafka_search_stall_s, 3);
+    cr_assert_eq(c.kafka_consumer_queue_kb, 4096);
+    cr_assert_eq(parse_one("--kafka-search-pending=1048576", err, sizeof(err), &c), 0, "%s", err);
+    cr_assert_eq(c.kafka_search_pending, 1048576);
+    cr_assert_eq(parse_one("--kafka-consumer-queue-kb=64", err, sizeof(err), &c), 0, "%s", err);
+    cr_assert_eq(c.kafka_consumer_queue_kb, 64);
+    cr_assert_eq(ot_config_check("--kafka-search-gap-ms", "0"), OT_ERR);
+    cr_assert_eq(ot_config_check("--kafka-search-gap-ms", "60001"), OT_ERR);
+    cr_assert_eq(ot_config_check("--kafka-search-pending", "15"), OT_ERR);
+    cr_assert_eq(ot_config_check("--kafka-search-stall-seconds", "0"), OT_ERR);
+    cr_assert_eq(ot_config_check("--kafka-search-stall-seconds", "3601"), OT_ERR);
+    cr_assert_eq(ot_config_check("--kafka-consumer-queue-kb", "63"), OT_ERR);
 }
 
 Test(config_env, a_bad_environment_value_is_refused_naming_the_variable)

@@ -64,6 +64,11 @@ typedef struct {
     int kafka_partitions, kafka_replication;
     size_t kafka_retention_ms;
     uint32_t kafka_message_timeout_ms, kafka_max_inflight, kafka_max_message_bytes, kafka_max_parked;
+    /* The search indexer's Kafka input (app/search_feed.c). */
+    uint32_t kafka_search_gap_ms;     /* Kafka's time to bring a missing seq before PostgreSQL is read */
+    uint32_t kafka_search_pending;    /* events held behind a gap; the rest are read from PostgreSQL */
+    uint32_t kafka_search_stall_s;    /* seconds without progress, later events known: read PostgreSQL */
+    uint32_t kafka_consumer_queue_kb; /* librdkafka's prefetch per partition, each consumer */
 
     /* Event sinks (app/sink.h): what a full sink may hold before replaying */
     size_t sink_buffer_events, sink_buffer_bytes;
