@@ -81,6 +81,15 @@ const ot_pg_stmt ot_events_stmts[] = {
       "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j, " TAIL_COLS " FROM order_events oe WHERE oe.seq >= $1 "
       "ORDER BY oe.seq LIMIT " OT_EV_PAGE_STR ") e ON true ORDER BY e.seq",
       1, true },
+    /* ev_tail up to the highest event seen ($2), for a reader that gets
+     * events as data (Redis, Kafka): past it they are on their way there,
+     * and reading them here would bring most of them from PostgreSQL first. */
+    { "ev_tail_to",
+      "SELECT s.xmin::text, s.xid::text, e.seq, e.j, " TAIL_OUT " FROM "
+      "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, pg_current_xact_id() AS xid) s "
+      "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j, " TAIL_COLS " FROM order_events oe WHERE oe.seq >= $1 "
+      "AND oe.seq <= $2 ORDER BY oe.seq LIMIT " OT_EV_PAGE_STR ") e ON true ORDER BY e.seq",
+      2, true },
     /* The same read without an xid, while no gap waits for a bound: a tail
      * runs per NOTIFY burst, and an xid each would burn the xid space at the
      * commit rate (and bring anti-wraparound vacuums that much closer). */
@@ -250,12 +259,25 @@ static void run_tail(ot_events *e)
             e->init_inflight = false;
         return;
     }
-    char from[OT_FMT_U64_MAX + 1];
+    char from[OT_FMT_U64_MAX + 1], to[OT_FMT_U64_MAX + 1];
     from[ot_fmt_u64(from, (uint64_t)e->seq.next)] = '\0'; /* next > 0 once started */
-    const char *vals[1] = { from };
+    const char *vals[2] = { from, to };
+    /* Without LISTEN the other workers' events come as data (Redis, the
+     * Kafka feed), so a gap's tail stops at what is held; with LISTEN the
+     * tail is how they come, and reads on. */
+    const char *stmt = "ev_read";
+    int nparams = 1;
+    if (e->seq.npending && !e->listener) {
+        /* The highest fed, not held: those over max_pending were forgotten. */
+        to[ot_fmt_u64(to, (uint64_t)e->seq.seen_max)] = '\0';
+        stmt = "ev_tail_to";
+        nparams = 2;
+    } else if (e->seq.npending) {
+        stmt = "ev_tail";
+    }
     e->tail_inflight = true;
     ot_evseq_tail_sent(&e->seq);
-    e->q = ot_pg_exec(pg, e->seq.npending ? "ev_tail" : "ev_read", 1, vals, NULL, on_tail, e);
+    e->q = ot_pg_exec(pg, stmt, nparams, vals, NULL, on_tail, e);
     if (!e->q)
         e->tail_inflight = false;
 }

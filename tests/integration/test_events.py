@@ -399,3 +399,38 @@ def test_api_writes_wake_the_readers_after_their_commit_one_wake_in_flight(serve
         print("wakes for %d concurrent writes: %d" % (writes, wakes - 1))
     finally:
         lconn.close()
+
+
+def test_a_gap_tail_of_a_reader_fed_as_data_stops_at_what_it_has_seen(server, db, db_url, private_redis):
+    """With Redis (or the Kafka feed) the other writers' events come as data,
+    so the tail that fills a gap reads up to the highest seq seen, not on:
+    past it the events are on their way, and reading them from PostgreSQL
+    first made the feed's own delivery mostly duplicates. Here s is held open,
+    s + 1 is the server's own commit (held behind s), s + 2 a commit nobody
+    announced: closing s delivers s and s + 1 from the gap tail, and s + 2
+    comes with the next idle tail, a second later, not with them."""
+    r = private_redis
+    srv = server(workers=1, args=NO_LIMITS + ["--redis-url", r.url])
+    admin, a = mk_user(db, "ADMIN"), mk_user(db)
+    wait_subscribers(r, 1, scaled(10))
+    dash = WS.connect(srv.port, make_token(admin, "ADMIN"))
+    slow = psycopg2.connect(db_url)
+    try:
+        pushes_until(dash, api_create(srv.port, make_token(a))["id"], scaled(5))
+        with slow.cursor() as cur:
+            held, s = create(cur, a, wake=False)         # seq s taken, not committed
+        own = api_create(srv.port, make_token(a))["id"]  # s + 1: held behind s
+        with db.cursor() as cur:
+            silent, s2 = create(cur, a, wake=False)      # s + 2: committed, not announced
+        assert s2 == s + 2
+        time.sleep(scaled(0.3))  # the gap's tails have run (2 ms, doubling)
+        slow.commit()
+        got = pushes_until(dash, own, scaled(5))
+        t_own = time.monotonic()
+        assert [g["orderId"] for g in got] == [held, own], got
+        rest = pushes_until(dash, silent, scaled(5))
+        assert [g["orderId"] for g in rest] == [silent]
+        assert time.monotonic() - t_own > 0.3, "s + 2 came with the gap's tail"
+    finally:
+        slow.close()
+        dash.shutdown()
