@@ -35,6 +35,7 @@ struct ot_pg_query {
     int where;
     bool readonly;        /* may share a Sync, may be re-run */
     bool last;            /* in flight: its group's Sync follows it */
+    bool after;           /* ot_pg_exec_next: goes out right behind the write queued before it */
     int nparams;
     uint32_t lost_at; /* pg->losses when first re-run after a connection loss; 0: never */
     const char *stmt;
@@ -472,12 +473,32 @@ static void dispatch(ot_pg *pg)
             conn_fail(c, "send");
             continue;
         }
+        bool wrote = !grp.head->readonly;
         grp.tail->last = true;
         ot_pg_query *q;
         while ((q = ql_pop(&grp))) {
             q->where = Q_INFLIGHT;
             q->deadline_ms = now + pg->cfg.query_timeout_ms;
             ql_push(&c->inflight, q);
+            pg->in_flight++;
+        }
+        /* A statement bound to this write follows it on the same connection,
+         * under a Sync of its own: it runs once the write's transaction has
+         * ended. The write is in flight already (its Sync may have gone out:
+         * never re-sent); a failure here fails the connection, the write's
+         * outcome unknown as for any loss, and the follower goes out later. */
+        if (wrote && pg->pending.head && pg->pending.head->after && room >= 2) {
+            ot_pg_query *f = pg->pending.head;
+            if (!PQsendQueryPrepared(conn, f->stmt, f->nparams, f->values, NULL, NULL, 0) ||
+                !PQpipelineSync(conn)) {
+                conn_fail(c, "send");
+                continue;
+            }
+            ql_pop(&pg->pending);
+            f->where = Q_INFLIGHT;
+            f->last = true;
+            f->deadline_ms = now + pg->cfg.query_timeout_ms;
+            ql_push(&c->inflight, f);
             pg->in_flight++;
         }
         c->dirty = true;
@@ -618,8 +639,8 @@ void ot_pg_free(ot_pg *pg)
     free(pg);
 }
 
-ot_pg_query *ot_pg_exec(ot_pg *pg, const char *stmt, int nparams, const char *const *values, const int *lengths,
-                        ot_pg_cb *cb, void *data)
+static ot_pg_query *queue(ot_pg *pg, const char *stmt, int nparams, const char *const *values, const int *lengths,
+                          ot_pg_cb *cb, void *data, bool after)
 {
     /* The protocol carries the parameter count in 16 bits. */
     if (nparams < 0 || nparams > 65535 || (nparams > 0 && !values))
@@ -636,7 +657,7 @@ ot_pg_query *ot_pg_exec(ot_pg *pg, const char *stmt, int nparams, const char *co
     ot_pg_query *q = malloc(sizeof(*q) + ptrs + bytes);
     if (!q)
         return NULL;
-    *q = (ot_pg_query){ .pg = pg, .cb = cb, .data = data, .nparams = nparams };
+    *q = (ot_pg_query){ .pg = pg, .cb = cb, .data = data, .nparams = nparams, .after = after };
     for (size_t i = 0; i < pg->nstmts; i++) {
         if (strcmp(pg->stmts[i].name, stmt) == 0) {
             q->readonly = pg->stmts[i].readonly;
@@ -682,6 +703,27 @@ ot_pg_query *ot_pg_exec(ot_pg *pg, const char *stmt, int nparams, const char *co
     /* Sending from the loop, never from here: no callback can run inside
      * ot_pg_exec, and queries submitted in one round share a flush. */
     ot_defer_queue(pg->loop, &pg->kick);
+    return q;
+}
+
+ot_pg_query *ot_pg_exec(ot_pg *pg, const char *stmt, int nparams, const char *const *values, const int *lengths,
+                        ot_pg_cb *cb, void *data)
+{
+    return queue(pg, stmt, nparams, values, lengths, cb, data, false);
+}
+
+ot_pg_query *ot_pg_exec_next(ot_pg_query *prev, const char *stmt, int nparams, const char *const *values,
+                             const int *lengths, ot_pg_cb *cb, void *data)
+{
+    if (!prev || prev->where != Q_PENDING || prev->readonly || prev->pg->pending.tail != prev)
+        return NULL;
+    ot_pg_query *q = queue(prev->pg, stmt, nparams, values, lengths, cb, data, true);
+    /* Refused at submit (queue full, database down): it would not follow. */
+    if (q && q->where != Q_PENDING) {
+        ql_unlink(&prev->pg->failed, q);
+        free(q);
+        return NULL;
+    }
     return q;
 }
 

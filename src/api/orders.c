@@ -155,7 +155,8 @@ void ot_h_order_create(ot_req *r)
     }
     const char *vals[4] = { uid.base, ot_buf_rptr(&items), idem.len ? idem.base : NULL, r->auth.sub };
     int lens[4] = { (int)uid.len, (int)ot_buf_rlen(&items), (int)idem.len, (int)strlen(r->auth.sub) };
-    ot_api_exec(c, "order_create", 4, vals, lens, created_cb);
+    if (ot_api_exec(c, "order_create", 4, vals, lens, created_cb))
+        ot_events_write_queued(ot_api_of(r)->events, c->base.q);
     ot_buf_free(&items);
 }
 
@@ -384,5 +385,6 @@ void ot_h_order_status(ot_req *r)
     snprintf(c->status, sizeof(c->status), "%.*s", (int)st.len, st.base);
     const char *vals[4] = { r->params[0].base, c->status, ver[0] ? ver : NULL, r->auth.sub };
     int lens[4] = { 36, (int)strlen(c->status), (int)strlen(ver), (int)strlen(r->auth.sub) };
-    ot_api_exec(c, "order_status", 4, vals, lens, status_cb);
+    if (ot_api_exec(c, "order_status", 4, vals, lens, status_cb))
+        ot_events_write_queued(ot_api_of(r)->events, c->base.q);
 }

@@ -55,6 +55,7 @@ struct ot_events {
     /* Wake-ups after our commits (sql/012): one in flight; the highest seq
      * committed meanwhile goes in the next. */
     ot_pg_query *wake_q;
+    int64_t wake_seq;     /* what the wake in flight names (0: a ev_wake_last, told by its answer) */
     int64_t wake_pending; /* 0: none */
 };
 
@@ -101,6 +102,9 @@ const ot_pg_stmt ot_events_stmts[] = {
       1, true },
     /* A write of its own (a NOTIFY commits), never batched with reads. */
     { "ev_wake", "SELECT ot_wake_listeners($1::bigint)", 1, false },
+    /* Behind a write on its connection (ot_events_write_queued): names the
+     * seq that write took; returns it. */
+    { "ev_wake_last", "SELECT ot_wake_listeners_last()", 0, false },
 };
 const size_t ot_events_nstmts = OT_ARRAY_LEN(ot_events_stmts);
 
@@ -489,12 +493,18 @@ static void on_wake(void *data, int status, PGresult *res)
 {
     ot_events *e = data;
     e->wake_q = NULL;
-    /* A failed wake is not retried: the readers' idle tail finds the rows. */
-    if (e->wake_pending) {
-        int64_t seq = e->wake_pending;
-        e->wake_pending = 0;
-        send_wake(e, seq);
+    int64_t covered = e->wake_seq;
+    if (status == OT_PG_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+        int64_t named = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        if (named > covered)
+            covered = named;
     }
+    /* A failed wake is not retried: the readers' idle tail finds the rows.
+     * Commits it did not cover (they ended after it was sent) get one more. */
+    int64_t seq = e->wake_pending;
+    e->wake_pending = 0;
+    if (seq > covered)
+        send_wake(e, seq);
 }
 
 static void send_wake(ot_events *e, int64_t seq)
@@ -508,6 +518,19 @@ static void send_wake(ot_events *e, int64_t seq)
     s[ot_fmt_u64(s, (uint64_t)seq)] = '\0';
     const char *vals[1] = { s };
     e->wake_q = ot_pg_exec(e->w.pg, "ev_wake", 1, vals, NULL, on_wake, e);
+    e->wake_seq = seq;
+    if (e->wake_q)
+        ot_metrics_inc(OT_C_EVENTS_WAKES, 1);
+}
+
+void ot_events_write_queued(ot_events *e, ot_pg_query *write)
+{
+    /* One wake in flight: a write queued meanwhile is covered at its commit
+     * (ot_events_committed), by the next wake. With Redis, none. */
+    if (!e || e->redis || !e->w.pg || e->wake_q || !write)
+        return;
+    e->wake_q = ot_pg_exec_next(write, "ev_wake_last", 0, NULL, NULL, on_wake, e);
+    e->wake_seq = 0;
     if (e->wake_q)
         ot_metrics_inc(OT_C_EVENTS_WAKES, 1);
 }

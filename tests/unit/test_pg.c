@@ -931,3 +931,74 @@ Test(pg_group, reads_in_flight_on_a_lost_connection_are_rerun_once)
     ot_pg_free(pg);
     ot_loop_free(loop);
 }
+
+/* ---- ot_pg_exec_next: a statement right behind its write ---- */
+
+Test(pg_next, follows_its_write_on_the_same_connection_and_sees_it_committed)
+{
+    char dsn[256], tbl[64], ins[200], see[240], sql[200];
+    ot_loop *loop = ot_loop_new(1024);
+    ot_pg_config cfg;
+    make_cfg(&cfg, dsn, sizeof(dsn));
+    cfg.pool_size = 3; /* a follower on any other connection could run before the commit */
+    snprintf(tbl, sizeof(tbl), "ot_pg_n_%s", app);
+    snprintf(ins, sizeof(ins), "INSERT INTO %s(id) SELECT $1::int FROM pg_sleep(0.002) "
+             "RETURNING pg_backend_pid()::text, now()::text", tbl);
+    snprintf(see, sizeof(see), "SELECT (SELECT count(*) FROM %s WHERE id = $1::int)::text || ':' || pg_backend_pid(), "
+             "now()::text", tbl);
+    PGconn *sc = sync_conn();
+    snprintf(sql, sizeof(sql), "CREATE TABLE %s (id int PRIMARY KEY)", tbl);
+    sync_exec(sc, sql);
+    const ot_pg_stmt stmts[] = {
+        { "ins", ins, 1, false },
+        { "see", see, 1, false },
+        { "cnt", "SELECT '0', now()::text", 0, true },
+    };
+    ot_pg *pg = ot_pg_new(loop, &cfg, stmts, 3);
+    cr_assert(run_until(loop, is_ready, pg, 5000), "pool did not come up");
+    enum { N = 30 };
+    counter ctr = { 2 * N, 0 };
+    rec2 w[N] = { 0 }, f[N] = { 0 };
+    rec2_seq = 0;
+    for (int i = 0; i < N; i++) {
+        char id[16], vid[16];
+        snprintf(id, sizeof(id), "%d", i + 1);
+        snprintf(vid, sizeof(vid), "%d", i + 1);
+        ot_pg_query *q = exec2(pg, "ins", id, &w[i], &ctr);
+        const char *vals[1] = { vid };
+        f[i].ctr = &ctr;
+        cr_assert_not_null(ot_pg_exec_next(q, "see", 1, vals, NULL, on_rec2, &f[i]));
+    }
+    cr_assert(run_until(loop, counter_done, &ctr, 10000));
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(w[i].status, OT_PG_OK, "write %d: %d", i, w[i].status);
+        cr_assert_eq(f[i].status, OT_PG_OK, "follower %d: %d", i, f[i].status);
+        char want[80];
+        snprintf(want, sizeof(want), "1:%s", w[i].value);
+        cr_assert_str_eq(f[i].value, want, "follower %d: the write committed, on its connection", i);
+        cr_assert_str_neq(f[i].xact, w[i].xact, "a transaction of its own");
+        cr_assert_gt(f[i].seq, w[i].seq);
+    }
+
+    /* Refused: behind a read, behind a write that is not the last queued,
+     * behind one already sent. Nothing is queued then. */
+    counter c2 = { 3, 0 };
+    rec2 r = { 0 }, a = { 0 }, b = { 0 };
+    const char *v1[1] = { "1" };
+    ot_pg_query *rq = exec2(pg, "cnt", NULL, &r, &c2);
+    cr_assert_null(ot_pg_exec_next(rq, "see", 1, v1, NULL, on_rec2, &(rec2){ 0 }));
+    ot_pg_query *qa = exec2(pg, "ins", "1001", &a, &c2);
+    ot_pg_query *qb = exec2(pg, "ins", "1002", &b, &c2);
+    cr_assert_null(ot_pg_exec_next(qa, "see", 1, v1, NULL, on_rec2, &(rec2){ 0 }));
+    cr_assert(run_until(loop, counter_done, &c2, 5000));
+    (void)qb;
+    ot_pg_stats st;
+    ot_pg_get_stats(pg, &st);
+    cr_assert_eq(st.in_flight + st.queued, 0, "a refused follower was queued");
+
+    ot_pg_free(pg);
+    ot_loop_free(loop);
+    snprintf(sql, sizeof(sql), "DROP TABLE %s", tbl);
+    sync_exec(sc, sql);
+    PQfinish(sc);
+}

@@ -96,6 +96,16 @@ void ot_pg_free(ot_pg *pg);
  * here, is reported through cb from the loop. */
 ot_pg_query *ot_pg_exec(ot_pg *pg, const char *stmt, int nparams, const char *const *values, const int *lengths,
                         ot_pg_cb *cb, void *data);
+/* Like ot_pg_exec, for a statement that must see `prev` committed: `prev`, a
+ * write just queued (the last query queued, not sent yet), goes out with it
+ * right behind on the same connection, each under its own Sync, so the pair
+ * costs one round trip and this one runs in a transaction of its own after
+ * prev's has ended (committed or not). Should prev be cancelled before it is
+ * sent, or the connection have no room for both, this one goes out alone.
+ * NULL (nothing queued) when prev is not such a write, or on the failures of
+ * ot_pg_exec, including one it would report through the callback. */
+ot_pg_query *ot_pg_exec_next(ot_pg_query *prev, const char *stmt, int nparams, const char *const *values,
+                             const int *lengths, ot_pg_cb *cb, void *data);
 /* The callback will not be called; the pool frees the query when its result
  * arrives (or at once if it was not sent yet). Use when the requester dies.
  * Must not be called after the callback ran. */

@@ -47,6 +47,11 @@ ot_sink *ot_events_add_sink(ot_events *e, const char *name, const ot_sink_ops *o
  * event_json) so the handler need not parse it again. e may be NULL (no event
  * stream): the event is still parsed into *out. OT_ERR if unparsable (logged). */
 int ot_events_committed(ot_events *e, ot_str event_json, ot_event *out);
+/* A write that may append an event was just queued (ot_pg_exec): without
+ * Redis, the other readers' wake-up goes right behind it on its connection
+ * (sql/013), unless one is in flight already (then its commit is covered by
+ * the next). e or write may be NULL. */
+void ot_events_write_queued(ot_events *e, ot_pg_query *write);
 /* Every event with seq < watermark has been handed to the sink (or proven
  * never to exist). A resuming client replays (since, watermark) from the
  * database and then continues live, with no gap and no duplicate. */
