@@ -5,10 +5,12 @@ Run through scripts/test-integration.sh (`make integration`), which creates a
 fresh database, migrates it and exports OT_DATABASE_URL and OT_BIN.
 
 Fixtures:   db_url, db, server (a factory: srv = server(workers=2, args=[...], env={...}))
-Helpers:    from conftest import free_port, http_raw, request, make_token, mk_user, scaled, JWT_SECRET
+Helpers:    from conftest import free_port, http_raw, request, make_token, mk_user, scaled, JWT_SECRET,
+            own_database (a database of a test's own: `with own_database(db_url, "kafka") as (url, conn)`)
 """
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -294,6 +296,32 @@ def server(request, tmp_path, db_url):
 
 
 # ---------------------------------------------------------------- the CLI
+
+@contextlib.contextmanager
+def own_database(db_url, tag, sql_dir=None):
+    """(url, autocommit connection) of a new database on the same server,
+    migrated (from `sql_dir` instead of sql/ when given), dropped afterwards:
+    for tests whose rows would weigh on the shared database (order_events
+    cannot be emptied) or that need a schema of an older migration."""
+    name = "ot_it_%s_%s" % (tag, uuid.uuid4().hex[:10])
+    base, _, _ = db_url.rpartition("/")
+    admin = psycopg2.connect(base + "/postgres")
+    admin.autocommit = True
+    admin.cursor().execute("CREATE DATABASE " + name)
+    url = base + "/" + name
+    conn = None
+    try:
+        r = run_cli("migrate", "--database-url", url, *(["--sql-dir", str(sql_dir)] if sql_dir else []))
+        assert r.returncode == 0, r.stderr
+        conn = psycopg2.connect(url)
+        conn.autocommit = True
+        yield url, conn
+    finally:
+        if conn:
+            conn.close()
+        admin.cursor().execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+        admin.close()
+
 
 def run_cli(*args, env=None, input=None, timeout=30.0):
     """Runs `$OT_BIN args...`; returns CompletedProcess with text stdout/stderr."""

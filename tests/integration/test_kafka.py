@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import JWT_SECRET, ROOT, make_token, mk_user, request, run_cli, scaled
+from conftest import JWT_SECRET, ROOT, make_token, mk_user, own_database, request, run_cli, scaled
 
 KAFKA_PORT = int(os.environ.get("OT_KAFKA_PORT", "9092"))
 KAFKA_CONTROLLER_PORT = int(os.environ.get("KAFKA_CONTROLLER_PORT", str(KAFKA_PORT + 1)))
@@ -572,28 +572,11 @@ def test_publish_latency_histogram_measures_from_the_commit_not_from_the_publish
 
 @pytest.fixture
 def own_db(db_url):
-    """(url, connection) of a database of this test's own, migrated, dropped
-    afterwards: order_events cannot be emptied, and 44,000 more events in the
-    shared database would slow every later test that replays since=0."""
-    import psycopg2
-    name = "ot_it_kafka_%s" % uuid.uuid4().hex[:10]
-    base, _, _ = db_url.rpartition("/")
-    admin = psycopg2.connect(base + "/postgres")
-    admin.autocommit = True
-    admin.cursor().execute("CREATE DATABASE " + name)
-    url = base + "/" + name
-    conn = None
-    try:
-        r = run_cli("migrate", "--database-url", url)
-        assert r.returncode == 0, r.stderr
-        conn = psycopg2.connect(url)
-        conn.autocommit = True
-        yield url, conn
-    finally:
-        if conn:
-            conn.close()
-        admin.cursor().execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
-        admin.close()
+    """A database of this test's own: order_events cannot be emptied, and
+    44,000 more events in the shared database would slow every later test
+    that replays since=0."""
+    with own_database(db_url, "kafka") as d:
+        yield d
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["clean", "kill-9-midway"])

@@ -12,7 +12,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from conftest import ROOT, mk_user, run_cli
+from conftest import ROOT, mk_user, own_database, run_cli
 from lifecycle import ALLOWED, PATH_TO, STATUSES
 
 ORDER_KEYS = {"id", "userId", "status", "items", "createdAt", "updatedAt", "version"}
@@ -447,25 +447,13 @@ def test_011_backfills_the_stint_columns_and_every_writer_fills_them_after(db_ur
     append-only); events written after get them on insert, through the API's
     functions or straight into the table."""
     import shutil
-    import uuid as _uuid
     import psycopg2
-    name = "ot_it_stint_%s" % _uuid.uuid4().hex[:10]
-    base, _, _ = db_url.rpartition("/")
-    admin = psycopg2.connect(base + "/postgres")
-    admin.autocommit = True
-    admin.cursor().execute("CREATE DATABASE " + name)
-    url = base + "/" + name
     old = tmp_path / "sql"
     old.mkdir()
     for f in sorted(os.listdir(os.path.join(ROOT, "sql"))):
         if f.endswith(".sql") and f < "011":
             shutil.copy(os.path.join(ROOT, "sql", f), old / f)
-    conn = None
-    try:
-        r = run_cli("migrate", "--database-url", url, "--sql-dir", str(old))
-        assert r.returncode == 0, r.stderr
-        conn = psycopg2.connect(url)
-        conn.autocommit = True
+    with own_database(db_url, "stint", sql_dir=old) as (url, conn):
         cur = conn.cursor()
         cur.execute("INSERT INTO users (name, email, password_hash, role) VALUES ('s', 's@x', 'x', 'CUSTOMER') RETURNING id")
         user = cur.fetchone()[0]
@@ -499,8 +487,3 @@ def test_011_backfills_the_stint_columns_and_every_writer_fills_them_after(db_ur
         with pytest.raises(psycopg2.Error) as exc:
             cur.execute("UPDATE order_events SET prev_at = NULL")
         assert "append-only" in exc.value.pgerror
-    finally:
-        if conn:
-            conn.close()
-        admin.cursor().execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
-        admin.close()
