@@ -76,16 +76,11 @@ const ot_pg_stmt ot_events_stmts[] = {
     { "ev_tail",
       /* The query's own xid, not pg_snapshot_xmax: that is only the latest
        * completed xid + 1, and a writer still running may hold a higher one.
-       * An xid that writes no WAL commits without a flush: cheap. */
-      "SELECT s.xmin::text, s.xid::text, e.seq, e.j, " TAIL_OUT " FROM "
-      "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, pg_current_xact_id() AS xid) s "
-      "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j, " TAIL_COLS " FROM order_events oe WHERE oe.seq >= $1 "
-      "ORDER BY oe.seq LIMIT " OT_EV_PAGE_STR ") e ON true ORDER BY e.seq",
-      1, true },
-    /* ev_tail up to the highest event seen ($2), for a reader that gets
-     * events as data (Redis, Kafka): past it they are on their way there,
-     * and reading them here would bring most of them from PostgreSQL first. */
-    { "ev_tail_to",
+       * An xid that writes no WAL commits without a flush: cheap. $2 bounds
+       * the rows (OT_EVENTS_TAIL_ALL: none): a reader that gets events as
+       * data (Redis, Kafka) stops at the highest seen, past it they are on
+       * their way there, and reading them here would bring most of them from
+       * PostgreSQL first. */
       "SELECT s.xmin::text, s.xid::text, e.seq, e.j, " TAIL_OUT " FROM "
       "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, pg_current_xact_id() AS xid) s "
       "LEFT JOIN LATERAL (SELECT oe.seq, ot_event_json(oe) AS j, " TAIL_COLS " FROM order_events oe WHERE oe.seq >= $1 "
@@ -269,19 +264,12 @@ static void run_tail(ot_events *e)
     /* Without LISTEN the other workers' events come as data (Redis, the
      * Kafka feed), so a gap's tail stops at what is held; with LISTEN the
      * tail is how they come, and reads on. */
-    const char *stmt = "ev_read";
-    int nparams = 1;
-    if (e->seq.npending && !e->listener) {
-        /* The highest fed, not held: those over max_pending were forgotten. */
-        to[ot_fmt_u64(to, (uint64_t)e->seq.seen_max)] = '\0';
-        stmt = "ev_tail_to";
-        nparams = 2;
-    } else if (e->seq.npending) {
-        stmt = "ev_tail";
-    }
+    /* The highest fed, not held: those over max_pending were forgotten. */
+    uint64_t upto = e->listener ? OT_EVENTS_TAIL_ALL : (uint64_t)e->seq.seen_max;
+    to[ot_fmt_u64(to, upto)] = '\0';
     e->tail_inflight = true;
     ot_evseq_tail_sent(&e->seq);
-    e->q = ot_pg_exec(pg, stmt, nparams, vals, NULL, on_tail, e);
+    e->q = ot_pg_exec(pg, e->seq.npending ? "ev_tail" : "ev_read", e->seq.npending ? 2 : 1, vals, NULL, on_tail, e);
     if (!e->q)
         e->tail_inflight = false;
 }

@@ -143,13 +143,15 @@ static void run_tail(ot_search_feed *f)
         return;
     if (f->seq.npending == 0 && ot_events_watermark(f->events) <= f->seq.next)
         return; /* Kafka filled it meanwhile */
-    char from[OT_FMT_U64_MAX + 1];
+    char from[OT_FMT_U64_MAX + 1], all[OT_FMT_U64_MAX + 1];
     from[ot_fmt_u64(from, (uint64_t)f->seq.next)] = '\0';
-    const char *vals[1] = { from };
+    all[ot_fmt_u64(all, OT_EVENTS_TAIL_ALL)] = '\0';
+    const char *vals[2] = { from, all };
     ot_evseq_tail_sent(&f->seq);
     /* ev_tail takes an xid (the bound of a gap's owner) only when an event
      * waits behind the gap. */
-    f->tail_q = ot_pg_exec(f->pg, f->seq.npending ? "ev_tail" : "ev_read", 1, vals, NULL, on_tail, f);
+    f->tail_q = ot_pg_exec(f->pg, f->seq.npending ? "ev_tail" : "ev_read", f->seq.npending ? 2 : 1, vals, NULL,
+                           on_tail, f);
     if (!f->tail_q)
         schedule_tail(f, SF_RETRY_MS);
 }

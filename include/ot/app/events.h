@@ -78,11 +78,13 @@ bool ot_events_listening(const ot_events *e);
 void ot_events_sample(ot_events *e);
 
 /* An answer of the tail statements ev_tail / ev_read (ot_events_stmts, $1 =
- * the sequencer's next): each event row to `each` (which feeds it to s), in
+ * the sequencer's next; ev_tail's $2 = the highest seq to read, or
+ * OT_EVENTS_TAIL_ALL): each event row to `each` (which feeds it to s), in
  * seq order, then ot_evseq_tail_done with the query's xmin and xid. Returns
  * the event rows it held (a full page is OT_EVENTS_TAIL_PAGE: read again).
  * The search indexer's Kafka input fills its gaps the same way. */
 #define OT_EVENTS_TAIL_PAGE 32
+#define OT_EVENTS_TAIL_ALL ((uint64_t)INT64_MAX)
 int ot_events_tail_feed(ot_evseq *s, const PGresult *res, void (*each)(void *data, const ot_event *ev), void *data);
 /* Prepared statements this module needs in the worker's pool. */
 extern const ot_pg_stmt ot_events_stmts[];
